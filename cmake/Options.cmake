@@ -1,0 +1,12 @@
+# Compile options and warnings shared by every target (INTERFACE targets, linked PRIVATE).
+add_library(thinksteer_options INTERFACE)
+add_library(thinksteer_warnings INTERFACE)
+target_compile_options(thinksteer_warnings INTERFACE -Wall -Wextra -Wno-unused-parameter)
+if(THINKSTEER_ASAN)
+  target_compile_options(thinksteer_options INTERFACE -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_link_options(thinksteer_options INTERFACE -fsanitize=address,undefined)
+endif()
+find_program(CCACHE_PROGRAM ccache)
+if(CCACHE_PROGRAM)
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${CCACHE_PROGRAM})
+endif()

@@ -1,0 +1,213 @@
+#include "core/config.h"
+
+#include <algorithm>
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace po = boost::program_options;
+
+namespace ts {
+namespace {
+
+std::string to_text(const std::string& v) { return v; }
+std::string to_text(int64_t v) { return std::to_string(v); }
+std::string to_text(uint64_t v) { return std::to_string(v); }
+std::string to_text(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+std::string to_text(const std::vector<std::string>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? "," : "") + v[i];
+  return out;
+}
+
+std::vector<std::string> split_csv(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == ',') {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur.push_back(c);
+    }
+  }
+  if (!cur.empty() || !out.empty()) out.push_back(cur);
+  for (auto& item : out) {
+    auto b = item.find_first_not_of(" \t"), e = item.find_last_not_of(" \t");
+    item = b == std::string::npos ? "" : item.substr(b, e - b + 1);
+  }
+  return out;
+}
+
+// The option table: one entry per key, bound to its Config field.
+struct OptionTable {
+  std::map<std::string, po::options_description> sections;
+  std::map<std::string, std::string> section_help;
+  std::vector<std::pair<std::string, std::function<std::string()>>> printers;
+  std::vector<std::function<void(const po::variables_map&)>> finishers;
+
+  template <class T>
+  void add(const std::string& key, T* field, const char* help) {
+    const std::string section = key.substr(0, key.find('.'));
+    auto& desc = section_desc(section);
+    desc.add_options()(key.c_str(), po::value<T>(field)->default_value(*field, to_text(*field)), help);
+    printers.emplace_back(key, [field] { return to_text(*field); });
+  }
+  void add_list(const std::string& key, std::vector<std::string>* field, const char* help) {
+    const std::string section = key.substr(0, key.find('.'));
+    auto& desc = section_desc(section);
+    desc.add_options()(key.c_str(), po::value<std::string>()->default_value(to_text(*field)), help);
+    printers.emplace_back(key, [field] { return to_text(*field); });
+    finishers.emplace_back([key, field](const po::variables_map& vm) { *field = split_csv(vm[key].as<std::string>()); });
+  }
+  po::options_description& section_desc(const std::string& section) {
+    auto it = sections.find(section);
+    if (it == sections.end()) it = sections.emplace(section, po::options_description("[" + section + "] " + section_help[section])).first;
+    return it->second;
+  }
+};
+
+OptionTable make_table(Config& c) {
+  OptionTable t;
+  t.section_help = {{"model", "checkpoint"}, {"run", "run directory and resources"}, {"data", "input prompts"},
+                    {"generate", "generation"}, {"log", "logging and progress"}};
+  t.add("model.path", &c.model.path, "HF checkpoint directory (config.json, safetensors, tokenizer.json)");
+  t.add("model.dtype", &c.model.dtype, "compute dtype: auto|float32|bfloat16|float16 (auto: float32 on CPU, the checkpoint's on GPU)");
+  t.add("model.device", &c.model.device, "cpu|cuda|cuda:N");
+  t.add("run.dir", &c.run.dir, "run directory: every output of the run goes here");
+  t.add("run.threads", &c.run.threads, "CPU intra-op threads (0: library default)");
+  t.add("data.prompts", &c.data.prompts, "prompts: a JSONL file, one object per line");
+  t.add("data.prompt_field", &c.data.prompt_field, "JSONL field holding the prompt text");
+  t.add("data.id_field", &c.data.id_field, "JSONL field holding the prompt id (absent: line number)");
+  t.add("data.answer_field", &c.data.answer_field, "JSONL field holding the reference answer (optional)");
+  t.add("data.limit", &c.data.limit, "use only the first N prompts (0: all)");
+  t.add("generate.max_new_tokens", &c.generate.max_new_tokens, "new tokens per prompt at most");
+  t.add("generate.temperature", &c.generate.temperature, "sampling temperature (0: greedy)");
+  t.add("generate.top_p", &c.generate.top_p, "nucleus sampling mass (1: off)");
+  t.add("generate.top_k", &c.generate.top_k, "top-k sampling (0: off)");
+  t.add("generate.seed", &c.generate.seed, "sampling seed; each prompt's stream depends only on (seed, prompt id)");
+  t.add("generate.batch_size", &c.generate.batch_size, "prompts per batch");
+  t.add_list("generate.stop", &c.generate.stop, "stop strings, comma-separated (generation also stops at EOS)");
+  t.add("generate.chat_format", &c.generate.chat_format, "prompt format: raw|deepseek_r1|chatml|llama3");
+  t.add("generate.system", &c.generate.system, "system prompt for chat formats that take one");
+  t.add("log.level", &c.log.level, "trace|debug|info|warn|error");
+  t.add("log.progress_seconds", &c.log.progress_seconds, "seconds between progress lines in batch logs");
+  return t;
+}
+
+const std::map<std::string, std::vector<std::string>>& subcommand_sections() {
+  static const std::map<std::string, std::vector<std::string>> m = {
+      {"generate", {"model", "run", "data", "generate", "log"}},
+      {"inspect", {"model", "log"}},
+  };
+  return m;
+}
+
+}  // namespace
+
+std::vector<std::string> config_sections(const std::string& subcommand) {
+  auto it = subcommand_sections().find(subcommand);
+  return it == subcommand_sections().end() ? std::vector<std::string>{} : it->second;
+}
+
+std::string config_help(const std::string& subcommand) {
+  Config scratch;
+  OptionTable t = make_table(scratch);
+  std::ostringstream out;
+  out << "Options (command line --section.key value, or key = value under [section] in --config FILE):\n"
+      << "  --config FILE   INI config file\n  --help          this help\n\n";
+  for (const auto& s : config_sections(subcommand)) out << t.sections.at(s) << "\n";
+  return out.str();
+}
+
+bool config_parse(int argc, const char* const* argv, const std::string& subcommand, Config& cfg) {
+  OptionTable t = make_table(cfg);
+  po::options_description all("options");
+  all.add_options()("help,h", "help")("config", po::value<std::string>(&cfg.config_file), "INI config file");
+  for (auto& [name, desc] : t.sections) all.add(desc);
+
+  po::variables_map vm;
+  try {
+    // Command line first: Boost.PO keeps the first stored value, so the command line beats the file.
+    po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+  } catch (const po::unknown_option& e) {
+    throw InputError("<command line>", e.get_option_name(), "unknown option (see thinksteer " + subcommand + " --help)");
+  } catch (const po::error& e) {
+    throw InputError("<command line>", subcommand, e.what());
+  }
+  if (vm.count("help")) {
+    std::cout << "thinksteer " << subcommand << "\n\n" << config_help(subcommand);
+    return false;
+  }
+  if (vm.count("config")) {
+    const std::string file = vm["config"].as<std::string>();
+    std::ifstream in(file);
+    if (!in) throw InputError(file, "--config", "cannot open config file");
+    try {
+      po::store(po::parse_config_file(in, all, /*allow_unregistered=*/false), vm);
+    } catch (const po::unknown_option& e) {
+      throw InputError(file, e.get_option_name(), "unknown config key");
+    } catch (const po::invalid_option_value& e) {
+      throw InputError(file, e.get_option_name(), e.what());
+    } catch (const po::error& e) {
+      throw InputError(file, "<syntax>", e.what());
+    }
+  }
+  try {
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw InputError(cfg.config_file.empty() ? "<command line>" : cfg.config_file, "<value>", e.what());
+  }
+  for (auto& f : t.finishers) f(vm);
+  config_validate(cfg);
+  return true;
+}
+
+std::string config_to_ini(const Config& cfg, const std::vector<std::string>& sections) {
+  Config copy = cfg;
+  OptionTable t = make_table(copy);
+  std::ostringstream out;
+  std::string section;
+  for (const auto& [key, print] : t.printers) {
+    const std::string s = key.substr(0, key.find('.'));
+    if (!sections.empty() && std::find(sections.begin(), sections.end(), s) == sections.end()) continue;
+    if (s != section) {
+      out << (section.empty() ? "" : "\n") << "[" << s << "]\n";
+      section = s;
+    }
+    out << key.substr(key.find('.') + 1) << " = " << print() << "\n";
+  }
+  return out.str();
+}
+
+void config_validate(const Config& c) {
+  const std::string src = c.config_file.empty() ? "<config>" : c.config_file;
+  auto fail = [&](const char* key, const std::string& what) { throw InputError(src, key, what); };
+  if (c.model.dtype != "auto" && c.model.dtype != "float32" && c.model.dtype != "bfloat16" && c.model.dtype != "float16")
+    fail("model.dtype", "must be auto, float32, bfloat16 or float16, got '" + c.model.dtype + "'");
+  if (c.model.device != "cpu" && c.model.device.rfind("cuda", 0) != 0) fail("model.device", "must be cpu, cuda or cuda:N");
+  if (c.run.threads < 0) fail("run.threads", "must be >= 0");
+  if (c.data.limit < 0) fail("data.limit", "must be >= 0");
+  if (c.generate.max_new_tokens <= 0) fail("generate.max_new_tokens", "must be positive");
+  if (c.generate.temperature < 0) fail("generate.temperature", "must be >= 0");
+  if (!(c.generate.top_p > 0 && c.generate.top_p <= 1)) fail("generate.top_p", "must be in (0, 1]");
+  if (c.generate.top_k < 0) fail("generate.top_k", "must be >= 0");
+  if (c.generate.batch_size <= 0) fail("generate.batch_size", "must be positive");
+  for (const auto& s : c.generate.stop)
+    if (s.empty()) fail("generate.stop", "empty stop string");
+  static const char* levels[] = {"trace", "debug", "info", "warn", "error"};
+  if (std::find(std::begin(levels), std::end(levels), c.log.level) == std::end(levels)) fail("log.level", "must be trace, debug, info, warn or error");
+  if (c.log.progress_seconds <= 0) fail("log.progress_seconds", "must be positive");
+}
+
+}  // namespace ts

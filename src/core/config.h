@@ -1,0 +1,64 @@
+// The one Config of thinksteer. Every key is declared once, in config.cpp's option table, with its
+// default and help text. The same dotted name works as `--section.key value` on the command line and as
+// `key = value` under `[section]` in an INI file. Command line beats file beats default; unknown keys
+// are errors. Lists are comma-separated.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace ts {
+
+struct Config {
+  struct Model {
+    std::string path;              // HF checkpoint directory (config.json, *.safetensors, tokenizer.json)
+    std::string dtype = "auto";    // auto | float32 | bfloat16 | float16 (auto: fp32 on CPU, checkpoint dtype on GPU)
+    std::string device = "cpu";    // cpu | cuda | cuda:N
+  } model;
+  struct Run {
+    std::string dir = "runs/default";
+    int64_t threads = 0;           // intra-op CPU threads (0: torch default)
+  } run;
+  struct Data {
+    std::string prompts;           // JSONL file, one object per line
+    std::string prompt_field = "question";
+    std::string id_field = "id";
+    std::string answer_field = "answer";
+    int64_t limit = 0;             // 0: all
+  } data;
+  struct Generate {
+    int64_t max_new_tokens = 256;
+    double temperature = 0.0;      // 0: greedy
+    double top_p = 1.0;
+    int64_t top_k = 0;             // 0: off
+    uint64_t seed = 0;             // sampling stream = f(seed, prompt id, step)
+    int64_t batch_size = 8;
+    std::vector<std::string> stop; // stop strings
+    std::string chat_format = "deepseek_r1";  // raw | deepseek_r1 | chatml | llama3
+    std::string system;            // system prompt (chat formats that take one)
+  } generate;
+  struct Log {
+    std::string level = "info";    // trace | debug | info | warn | error
+    double progress_seconds = 30;  // batch logs: one progress line per interval
+  } log;
+
+  std::string config_file;         // the --config file, if any
+};
+
+// Parses argv for `subcommand` (argv[0] is the subcommand name). Returns false when --help was
+// printed. Throws InputError on unknown keys, bad values, or an unreadable config file.
+bool config_parse(int argc, const char* const* argv, const std::string& subcommand, Config& cfg);
+
+// The resolved config as INI text (every key, defaults included), restricted to `sections` if given.
+std::string config_to_ini(const Config& cfg, const std::vector<std::string>& sections = {});
+
+// Checks value ranges; throws InputError naming the key.
+void config_validate(const Config& cfg);
+
+// Help text for the sections a subcommand reads.
+std::string config_help(const std::string& subcommand);
+
+// Sections each subcommand reads ("model", "run", ...). Unknown subcommand: empty.
+std::vector<std::string> config_sections(const std::string& subcommand);
+
+}  // namespace ts

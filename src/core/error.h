@@ -1,0 +1,24 @@
+// Typed errors. Library code throws; main() turns them into one log line and an exit code.
+//   InputError  : a file or option the user gave is malformed. Message "<file>: <field>: <what>", exit 2.
+// Anything else reaching main() is a bug or an environment failure (exit 1).
+#pragma once
+#include <stdexcept>
+#include <string>
+
+namespace ts {
+
+inline constexpr int EXIT_BAD_INPUT = 2;
+
+class InputError : public std::runtime_error {
+ public:
+  InputError(std::string file, std::string field, const std::string& what)
+      : std::runtime_error(file + ": " + field + ": " + what), file_(std::move(file)), field_(std::move(field)) {}
+  const std::string& file() const { return file_; }
+  const std::string& field() const { return field_; }
+
+ private:
+  std::string file_;
+  std::string field_;
+};
+
+}  // namespace ts

@@ -1,0 +1,47 @@
+#include "io/prompts.h"
+
+#include <fstream>
+#include <set>
+
+#include "core/error.h"
+#include "core/json.h"
+
+namespace ts {
+
+std::vector<Prompt> prompts_read_jsonl(const std::filesystem::path& path, const std::string& prompt_field,
+                                       const std::string& id_field, const std::string& answer_field, int64_t limit) {
+  std::ifstream in(path);
+  if (!in) throw InputError(path.string(), "data.prompts", "cannot open prompts file");
+  std::vector<Prompt> out;
+  std::set<std::string> ids;
+  std::string line;
+  int64_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = path.string() + ":" + std::to_string(lineno);
+    json obj = json_parse_strict(line, where);
+    if (!obj.is_object()) throw InputError(where, "<line>", "each line must be a JSON object");
+    Prompt p;
+    p.text = json_string(obj, prompt_field, where);
+    if (obj.contains(id_field)) {
+      const json& id = obj[id_field];
+      if (id.is_string()) p.id = id.get<std::string>();
+      else if (id.is_number_integer()) p.id = std::to_string(id.get<int64_t>());
+      else throw InputError(where, id_field, "id must be a string or an integer");
+    } else {
+      p.id = std::to_string(lineno - 1);
+    }
+    if (!ids.insert(p.id).second) throw InputError(where, id_field, "duplicate prompt id '" + p.id + "'");
+    if (obj.contains(answer_field)) {
+      const json& a = obj[answer_field];
+      p.answer = a.is_string() ? a.get<std::string>() : a.dump();
+    }
+    out.push_back(std::move(p));
+    if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
+  }
+  if (out.empty()) throw InputError(path.string(), "data.prompts", "no prompts in file");
+  return out;
+}
+
+}  // namespace ts

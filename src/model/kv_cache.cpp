@@ -1,0 +1,29 @@
+#include "model/kv_cache.h"
+
+#include <ATen/ATen.h>
+
+#include <stdexcept>
+#include <string>
+
+namespace ts {
+
+KVCache::KVCache(int64_t n_layer, int64_t batch, int64_t n_kv_head, int64_t capacity, int64_t d_head, const at::TensorOptions& options)
+    : capacity_(capacity), batch_(batch) {
+  for (int64_t l = 0; l < n_layer; ++l) {
+    k_.push_back(at::zeros({batch, n_kv_head, capacity, d_head}, options));
+    v_.push_back(at::zeros({batch, n_kv_head, capacity, d_head}, options));
+  }
+}
+
+std::pair<at::Tensor, at::Tensor> KVCache::update(int64_t layer, int64_t slot_start, const at::Tensor& k, const at::Tensor& v) {
+  const int64_t n = k.size(2);
+  if (slot_start + n > capacity_)
+    throw std::runtime_error("KV cache overflow: slot " + std::to_string(slot_start + n) + " > capacity " + std::to_string(capacity_));
+  at::Tensor& kc = k_[static_cast<size_t>(layer)];
+  at::Tensor& vc = v_[static_cast<size_t>(layer)];
+  kc.narrow(2, slot_start, n).copy_(k);
+  vc.narrow(2, slot_start, n).copy_(v);
+  return {kc.narrow(2, 0, slot_start + n), vc.narrow(2, 0, slot_start + n)};
+}
+
+}  // namespace ts

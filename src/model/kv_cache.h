@@ -1,0 +1,30 @@
+// Preallocated key/value cache: one [B, K, S_max, E] pair per layer, allocated once. The model writes
+// positions [slot_start, slot_start+T) and reads [0, slot_start+T); it never computes offsets itself.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <utility>
+#include <vector>
+
+namespace ts {
+
+class KVCache {
+ public:
+  // n_layer layers of [batch, n_kv_head, capacity, d_head].
+  KVCache(int64_t n_layer, int64_t batch, int64_t n_kv_head, int64_t capacity, int64_t d_head, const at::TensorOptions& options);
+
+  // Stores k, v ([B, K, T, E]) at slots [slot_start, slot_start+T) of `layer` (index into this cache)
+  // and returns views of all keys/values so far: [B, K, slot_start+T, E].
+  std::pair<at::Tensor, at::Tensor> update(int64_t layer, int64_t slot_start, const at::Tensor& k, const at::Tensor& v);
+
+  int64_t capacity() const { return capacity_; }
+  int64_t batch() const { return batch_; }
+
+ private:
+  int64_t capacity_;
+  int64_t batch_;
+  std::vector<at::Tensor> k_;  // [B, K, S_max, E]
+  std::vector<at::Tensor> v_;  // [B, K, S_max, E]
+};
+
+}  // namespace ts

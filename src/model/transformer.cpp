@@ -1,0 +1,136 @@
+#include "model/transformer.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+namespace ts {
+
+at::Tensor rope_inv_freq(const ModelConfig& c) {
+  // HF: inv_freq = 1 / theta ** (arange(0, E, 2).float() / E), all in fp32.
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  at::Tensor exponent = at::arange(0, c.d_head, 2, at::TensorOptions().dtype(at::kLong)).to(at::kFloat) / static_cast<double>(c.d_head);
+  at::Tensor inv_freq = 1.0 / at::pow(at::scalar_tensor(c.rope.theta, f32), exponent);
+  if (c.rope.type == "linear") {
+    inv_freq = inv_freq / c.rope.factor;
+  } else if (c.rope.type == "llama3") {
+    // Llama 3.1: keep high frequencies, divide low ones by `factor`, interpolate in between.
+    const double factor = c.rope.factor, low = c.rope.low_freq_factor, high = c.rope.high_freq_factor;
+    const double old_ctx = static_cast<double>(c.rope.original_max_position_embeddings);
+    const double low_freq_wavelen = old_ctx / low, high_freq_wavelen = old_ctx / high;
+    at::Tensor wavelen = 2 * M_PI / inv_freq;
+    at::Tensor scaled = at::where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq);
+    at::Tensor smooth = (old_ctx / wavelen - low) / (high - low);
+    at::Tensor smoothed = (1 - smooth) * scaled / factor + smooth * scaled;
+    at::Tensor is_medium = (wavelen >= high_freq_wavelen).logical_and(wavelen <= low_freq_wavelen);
+    inv_freq = at::where(is_medium, smoothed, scaled);
+  }
+  return inv_freq;
+}
+
+namespace {
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// x: [B, T, n, E]; cos, sin: [B, T, 1, E]
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) { return x * cos + rotate_half(x) * sin; }
+
+}  // namespace
+
+Transformer::Transformer(ModelWeights weights) : w_(std::move(weights)) {
+  const at::Tensor& any = w_.layers.empty() ? (w_.embed.defined() ? w_.embed : w_.lm_head) : w_.layers[0].w_qkv;
+  inv_freq_ = rope_inv_freq(w_.config).to(any.device());
+}
+
+Transformer Transformer::load(const std::filesystem::path& dir, const LoadOptions& opts) {
+  CheckpointFiles ck = checkpoint_open(dir, opts.layer_begin, opts.layer_end, opts.with_embed, opts.with_head);
+  return Transformer(weights_load(ck, opts));
+}
+
+at::TensorOptions Transformer::options() const {
+  const at::Tensor& any = w_.layers.empty() ? (w_.embed.defined() ? w_.embed : w_.lm_head) : w_.layers[0].w_qkv;
+  return any.options();
+}
+
+at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
+  // HF: normalise in fp32, cast back, then scale.
+  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
+  return weight * (xf * at::rsqrt(var + w_.config.rms_norm_eps)).to(x.scalar_type());
+}
+
+at::Tensor Transformer::attention(int64_t il, const at::Tensor& x, const ForwardArgs& a, const at::Tensor& cos, const at::Tensor& sin,
+                                  const at::Tensor& mask, bool causal, const HookContext& ctx) const {
+  const ModelConfig& c = w_.config;
+  const LayerWeights& lw = w_.layers[static_cast<size_t>(il)];
+  const int64_t B = x.size(0), T = x.size(1), H = c.n_head, K = c.n_kv_head, E = c.d_head;
+  at::Tensor qkv = at::linear(x, lw.w_qkv, lw.b_qkv);  // [B, T, (H+2K)E]
+  std::vector<at::Tensor> parts = qkv.split_with_sizes({H * E, K * E, K * E}, -1);
+  at::Tensor q = apply_rope(parts[0].view({B, T, H, E}), cos, sin).transpose(1, 2);  // [B, H, T, E]
+  at::Tensor k = apply_rope(parts[1].view({B, T, K, E}), cos, sin).transpose(1, 2);  // [B, K, T, E]
+  at::Tensor v = parts[2].view({B, T, K, E}).transpose(1, 2);                         // [B, K, T, E]
+  if (a.cache != nullptr) std::tie(k, v) = a.cache->update(il, a.slot_start, k, v);  // [B, K, S, E]
+  at::Tensor z = at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,
+                                                  /*dropout_p=*/0.0, /*is_causal=*/causal, /*scale=*/std::nullopt,
+                                                  /*enable_gqa=*/K != H);  // [B, H, T, E]
+  z = hook(a.hooks, HookSite::ATTN_Z, w_.layer_begin + il, z.transpose(1, 2), ctx);  // [B, T, H, E]
+  return at::linear(z.reshape({B, T, H * E}), lw.w_o, lw.b_o);                      // [B, T, D]
+}
+
+at::Tensor Transformer::mlp(int64_t il, const at::Tensor& x) const {
+  const LayerWeights& lw = w_.layers[static_cast<size_t>(il)];
+  const int64_t F = w_.config.d_mlp;
+  at::Tensor gate_up = at::linear(x, lw.w_gate_up, lw.b_gate_up);  // [B, T, 2F]
+  return at::linear(at::silu(gate_up.narrow(-1, 0, F)) * gate_up.narrow(-1, F, F), lw.w_down, lw.b_down);
+}
+
+at::Tensor Transformer::block(int64_t il, at::Tensor x, const ForwardArgs& a, const at::Tensor& cos, const at::Tensor& sin,
+                              const at::Tensor& mask, bool causal, const HookContext& ctx) const {
+  const LayerWeights& lw = w_.layers[static_cast<size_t>(il)];
+  const int64_t l = w_.layer_begin + il;
+  x = hook(a.hooks, HookSite::RESID_PRE, l, x, ctx);
+  at::Tensor attn_out = hook(a.hooks, HookSite::ATTN_OUT, l, attention(il, rms_norm(x, lw.attn_norm), a, cos, sin, mask, causal, ctx), ctx);
+  x = hook(a.hooks, HookSite::RESID_MID, l, x + attn_out, ctx);
+  at::Tensor mlp_out = hook(a.hooks, HookSite::MLP_OUT, l, mlp(il, rms_norm(x, lw.mlp_norm)), ctx);
+  return hook(a.hooks, HookSite::RESID_POST, l, x + mlp_out, ctx);
+}
+
+at::Tensor Transformer::forward(const ForwardArgs& a) const {
+  at::Tensor x = a.hidden_in.defined() ? a.hidden_in : at::embedding(w_.embed, a.tokens);  // [B, T, D]
+  const int64_t T = x.size(1), S = a.slot_start + T;
+  HookContext ctx{{}, a.slot_start, T, a.prompt_end};
+
+  // Rotary tables for this call's positions (HF: fp32 angles, cos/sin cast to the compute dtype).
+  at::Tensor freqs = a.positions.to(at::kFloat).unsqueeze(-1) * inv_freq_;  // [B, T, E/2]
+  at::Tensor angles = at::cat({freqs, freqs}, -1).unsqueeze(2);              // [B, T, 1, E]
+  at::Tensor cos = angles.cos().to(x.scalar_type()), sin = angles.sin().to(x.scalar_type());
+
+  // Attention mask. Fast paths: a single new token with no padding sees every cached key; an unpadded
+  // prefill from slot 0 is plain causal. Otherwise allowed[b, t, s] = key_valid[b, s] && s <= slot(t),
+  // plus the diagonal so padding queries never see an empty row (their outputs are never used).
+  at::Tensor mask;
+  bool causal = false;
+  if (!a.key_valid.defined() && T == 1) {
+  } else if (!a.key_valid.defined() && a.slot_start == 0) {
+    causal = true;
+  } else {
+    const auto long_opts = at::TensorOptions().dtype(at::kLong).device(x.device());
+    at::Tensor key_slot = at::arange(S, long_opts).unsqueeze(0);                    // [1, S]
+    at::Tensor query_slot = at::arange(a.slot_start, S, long_opts).unsqueeze(1);    // [T, 1]
+    at::Tensor allowed = key_slot.le(query_slot).unsqueeze(0);                      // [1, T, S]
+    if (a.key_valid.defined()) allowed = allowed.logical_and(a.key_valid.to(x.device()).unsqueeze(1));  // [B, T, S]
+    mask = allowed.logical_or(key_slot.eq(query_slot).unsqueeze(0)).unsqueeze(1);  // [B|1, 1, T, S]
+  }
+
+  for (int64_t il = 0; il < n_layer_held(); ++il) x = block(il, x, a, cos, sin, mask, causal, ctx);
+  if (a.logits == LogitsMode::NONE || !w_.final_norm.defined()) return x;
+
+  x = hook(a.hooks, HookSite::LN_FINAL, 0, rms_norm(x, w_.final_norm), ctx);
+  if (a.logits == LogitsMode::LAST) x = x.narrow(1, T - 1, 1);
+  return at::linear(x, w_.lm_head);  // [B, T|1, V]
+}
+
+}  // namespace ts

@@ -1,0 +1,58 @@
+// The decoder-only transformer shared by Qwen2 and Llama (one generic block; qkv bias and rope scaling
+// come from the config, never from an architecture check). Dimension names: see model_config.h.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <filesystem>
+#include <limits>
+
+#include "model/hooks.h"
+#include "model/kv_cache.h"
+#include "model/weights.h"
+
+namespace ts {
+
+enum class LogitsMode { ALL, LAST, NONE };
+
+struct ForwardArgs {
+  at::Tensor tokens;     // [B, T] int64
+  at::Tensor positions;  // [B, T] int64 rotary positions (per row: left padding shifts them)
+  at::Tensor key_valid;  // [B, slot_start+T] bool: false marks padding keys; undefined: all valid
+  int64_t slot_start = 0;                                     // slot of tokens[:, 0]
+  int64_t prompt_end = std::numeric_limits<int64_t>::max();   // slots < prompt_end are prompt (for hooks)
+  KVCache* cache = nullptr;  // nullptr: attend within this call only
+  HookSet* hooks = nullptr;
+  LogitsMode logits = LogitsMode::ALL;
+  at::Tensor hidden_in;  // [B, T, D]: start from this residual stream instead of embedding tokens (pipeline stages)
+};
+
+class Transformer {
+ public:
+  explicit Transformer(ModelWeights weights);
+  static Transformer load(const std::filesystem::path& dir, const LoadOptions& opts);
+
+  // Logits [B, T, V] (ALL), [B, 1, V] (LAST) in the compute dtype; NONE returns the residual stream
+  // after the last held layer ([B, T, D], before the final norm).
+  at::Tensor forward(const ForwardArgs& args) const;
+
+  const ModelConfig& config() const { return w_.config; }
+  const ModelWeights& weights() const { return w_; }
+  at::TensorOptions options() const;
+  int64_t n_layer_held() const { return static_cast<int64_t>(w_.layers.size()); }
+
+ private:
+  at::Tensor block(int64_t il, at::Tensor x, const ForwardArgs& args, const at::Tensor& cos, const at::Tensor& sin,
+                   const at::Tensor& mask, bool causal, const HookContext& ctx) const;
+  at::Tensor attention(int64_t il, const at::Tensor& x, const ForwardArgs& args, const at::Tensor& cos, const at::Tensor& sin,
+                       const at::Tensor& mask, bool causal, const HookContext& ctx) const;
+  at::Tensor mlp(int64_t il, const at::Tensor& x) const;
+  at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
+
+  ModelWeights w_;
+  at::Tensor inv_freq_;  // [E/2] fp32, rope scaling applied
+};
+
+// Rotary inverse frequencies exactly as HF computes them (fp32), with default, linear or llama3 scaling.
+at::Tensor rope_inv_freq(const ModelConfig& cfg);
+
+}  // namespace ts

@@ -1,0 +1,90 @@
+#include "model/weights.h"
+
+#include <ATen/ATen.h>
+
+#include <cstring>
+
+#include "core/error.h"
+
+namespace ts {
+
+at::Tensor tensor_from_safetensors(const TensorInfo& info, std::span<const std::byte> bytes) {
+  c10::ScalarType st;
+  switch (info.dtype) {
+    case DType::F32: st = at::kFloat; break;
+    case DType::F16: st = at::kHalf; break;
+    case DType::BF16: st = at::kBFloat16; break;
+    case DType::F64: st = at::kDouble; break;
+    case DType::I64: st = at::kLong; break;
+    case DType::I32: st = at::kInt; break;
+    case DType::I16: st = at::kShort; break;
+    case DType::I8: st = at::kChar; break;
+    case DType::U8: st = at::kByte; break;
+    case DType::BOOL: st = at::kBool; break;
+    default: throw InputError(info.name, "dtype", std::string("cannot load dtype ") + dtype_name(info.dtype) + " into a tensor");
+  }
+  at::Tensor t = at::empty(info.shape, at::TensorOptions().dtype(st));
+  // Copy rather than alias the map: offsets are not guaranteed aligned by every writer.
+  if (!bytes.empty()) std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  return t;
+}
+
+c10::ScalarType dtype_resolve(const std::string& name, const ModelConfig& cfg, const c10::Device& device) {
+  if (name == "float32") return at::kFloat;
+  if (name == "bfloat16") return at::kBFloat16;
+  if (name == "float16") return at::kHalf;
+  if (device.is_cpu()) return at::kFloat;
+  if (cfg.torch_dtype == "float16") return at::kHalf;
+  if (cfg.torch_dtype == "float32") return at::kFloat;
+  return at::kBFloat16;
+}
+
+ModelWeights weights_load(const CheckpointFiles& ck, const LoadOptions& opts) {
+  const ModelConfig& c = ck.config;
+  ModelWeights w;
+  w.config = c;
+  const int64_t layer_end = opts.layer_end < 0 ? c.n_layer : opts.layer_end;
+  w.layer_begin = opts.layer_begin;
+  const auto target = at::TensorOptions().dtype(opts.dtype).device(opts.device);
+  auto load = [&](const std::string& name) { return tensor_from_safetensors(ck.info(name), ck.bytes(name)).to(target).contiguous(); };
+  auto load_cat = [&](std::initializer_list<std::string> names) {
+    std::vector<at::Tensor> parts;
+    for (const auto& n : names) parts.push_back(tensor_from_safetensors(ck.info(n), ck.bytes(n)));
+    return at::cat(parts, 0).to(target).contiguous();
+  };
+  auto bytes_of = [](const at::Tensor& t) { return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : int64_t{0}; };
+
+  if (opts.with_embed || (opts.with_head && c.tie_word_embeddings)) w.embed = load("model.embed_tokens.weight");
+  for (int64_t l = opts.layer_begin; l < layer_end; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights lw;
+    lw.attn_norm = load(p + "input_layernorm.weight");
+    lw.w_qkv = load_cat({p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"});
+    if (c.qkv_bias) lw.b_qkv = load_cat({p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"});
+    lw.w_o = load(p + "self_attn.o_proj.weight");
+    if (c.o_bias) lw.b_o = load(p + "self_attn.o_proj.bias");
+    lw.mlp_norm = load(p + "post_attention_layernorm.weight");
+    lw.w_gate_up = load_cat({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
+    if (c.mlp_bias) lw.b_gate_up = load_cat({p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"});
+    lw.w_down = load(p + "mlp.down_proj.weight");
+    if (c.mlp_bias) lw.b_down = load(p + "mlp.down_proj.bias");
+    for (const at::Tensor* t : {&lw.attn_norm, &lw.w_qkv, &lw.b_qkv, &lw.w_o, &lw.b_o, &lw.mlp_norm, &lw.w_gate_up, &lw.b_gate_up, &lw.w_down, &lw.b_down})
+      w.parameter_bytes += bytes_of(*t);
+    w.layers.push_back(std::move(lw));
+  }
+  if (opts.with_head) {
+    w.final_norm = load("model.norm.weight");
+    if (c.tie_word_embeddings) {
+      w.lm_head = w.embed;
+    } else {
+      w.lm_head = load("lm_head.weight");
+      w.parameter_bytes += bytes_of(w.lm_head);
+    }
+    w.parameter_bytes += bytes_of(w.final_norm);
+  }
+  w.parameter_bytes += bytes_of(w.embed);
+  if (!opts.with_embed && !c.tie_word_embeddings) w.embed = at::Tensor();
+  return w;
+}
+
+}  // namespace ts

@@ -1,0 +1,58 @@
+// Model weights as named tensors, one struct per layer (shapes in comments; names in model_config.h).
+// Checkpoint-format translation happens here, at load time: q/k/v are fused into one [(H+2K)E, D]
+// matrix and gate/up into one [2F, D] matrix so the forward pass does one matmul for each.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
+
+#include <filesystem>
+#include <vector>
+
+#include "model/checkpoint_files.h"
+#include "model/model_config.h"
+
+namespace ts {
+
+struct LayerWeights {
+  at::Tensor attn_norm;   // [D]
+  at::Tensor w_qkv;       // [(H+2K)*E, D]  rows: q (H*E), k (K*E), v (K*E)
+  at::Tensor b_qkv;       // [(H+2K)*E] or undefined
+  at::Tensor w_o;         // [D, H*E]
+  at::Tensor b_o;         // [D] or undefined
+  at::Tensor mlp_norm;    // [D]
+  at::Tensor w_gate_up;   // [2F, D]  rows: gate (F), up (F)
+  at::Tensor b_gate_up;   // [2F] or undefined
+  at::Tensor w_down;      // [D, F]
+  at::Tensor b_down;      // [D] or undefined
+};
+
+struct ModelWeights {
+  ModelConfig config;
+  int64_t layer_begin = 0;          // this object holds layers [layer_begin, layer_begin + layers.size())
+  at::Tensor embed;                 // [V, D] (undefined when not loaded)
+  std::vector<LayerWeights> layers;
+  at::Tensor final_norm;            // [D]
+  at::Tensor lm_head;               // [V, D] (same storage as embed when tied)
+  int64_t parameter_bytes = 0;      // resident bytes of the tensors above (tied counted once)
+};
+
+struct LoadOptions {
+  c10::ScalarType dtype = c10::ScalarType::Float;
+  c10::Device device = c10::Device(c10::DeviceType::CPU);
+  int64_t layer_begin = 0;
+  int64_t layer_end = -1;  // -1: all
+  bool with_embed = true;
+  bool with_head = true;
+};
+
+// Loads validated checkpoint tensors, converting to opts.dtype on opts.device. Weights never require grad.
+ModelWeights weights_load(const CheckpointFiles& ck, const LoadOptions& opts);
+
+// A CPU tensor holding a copy of a safetensors tensor in its stored dtype.
+at::Tensor tensor_from_safetensors(const TensorInfo& info, std::span<const std::byte> bytes);
+
+// Resolves "auto|float32|bfloat16|float16" for a device (auto: fp32 on CPU, the checkpoint's dtype on GPU).
+c10::ScalarType dtype_resolve(const std::string& name, const ModelConfig& cfg, const c10::Device& device);
+
+}  // namespace ts

@@ -1,0 +1,11 @@
+// One entry point per pipeline stage; main() parses the Config, builds the Runtime and dispatches.
+#pragma once
+#include "core/config.h"
+#include "core/runtime.h"
+
+namespace ts::stages {
+
+namespace generate { void run(const Config& cfg, Runtime& rt); }  // thinking traces from prompts
+namespace inspect { void run(const Config& cfg, Runtime& rt); }   // validate and describe a checkpoint
+
+}  // namespace ts::stages

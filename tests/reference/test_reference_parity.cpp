@@ -1,0 +1,204 @@
+// Parity with HF transformers on tiny random checkpoints (tests/reference/make_reference.py).
+// Tolerances (symmetric, fp32 on CPU):
+//   logits and every hook activation : max |a - b| <= 1e-4
+//   gradients                         : |a - b| <= 1e-4 + 1e-4 * |b| elementwise
+//   greedy continuations              : identical token ids
+#include <ATen/ATen.h>
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/json.h"
+#include "model/generate.h"
+#include "model/safetensors.h"
+#include "model/transformer.h"
+
+namespace fs = std::filesystem;
+using namespace ts;
+
+namespace {
+
+constexpr double kTol = 1e-4;
+
+fs::path reference_dir() { return fs::path(THINKSTEER_TEST_DATA) / "reference"; }
+
+std::vector<std::string> cases() {
+  std::vector<std::string> out;
+  json m = json_read_file(reference_dir() / "MANIFEST.json");
+  for (const auto& c : m.at("cases")) out.push_back(c.is_string() ? c.get<std::string>() : c.at("name").get<std::string>());
+  return out;
+}
+
+struct Golden {
+  SafetensorsFile file;
+  explicit Golden(const fs::path& p) : file(p) {}
+  bool has(const std::string& name) const { return file.find(name) != nullptr; }
+  at::Tensor get(const std::string& name) const {
+    const TensorInfo* info = file.find(name);
+    if (!info) throw std::runtime_error("golden tensor missing: " + name);
+    return tensor_from_safetensors(*info, file.bytes(*info));
+  }
+};
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+std::vector<int32_t> to_ids(const at::Tensor& t) {
+  at::Tensor c = t.to(at::kLong).contiguous();
+  std::vector<int32_t> out;
+  for (int64_t i = 0; i < c.numel(); ++i) out.push_back(static_cast<int32_t>(c.data_ptr<int64_t>()[i]));
+  return out;
+}
+
+ForwardArgs single(const at::Tensor& ids) {
+  ForwardArgs a;
+  a.tokens = ids.unsqueeze(0);
+  a.positions = at::arange(ids.size(0), at::kLong).unsqueeze(0);
+  return a;
+}
+
+class Parity : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    dir_ = reference_dir() / GetParam();
+    model_ = std::make_unique<Transformer>(Transformer::load(dir_, LoadOptions{}));
+    golden_ = std::make_unique<Golden>(dir_ / "golden.safetensors");
+  }
+  fs::path dir_;
+  std::unique_ptr<Transformer> model_;
+  std::unique_ptr<Golden> golden_;
+};
+
+TEST_P(Parity, LogitsAndEveryHookMatchHF) {
+  c10::InferenceMode guard;
+  const auto& c = model_->config();
+  for (int i = 0; golden_->has("p" + std::to_string(i) + ".input_ids"); ++i) {
+    const std::string p = "p" + std::to_string(i) + ".";
+    HookSet hooks(c.n_layer);
+    std::vector<HookPoint> points;
+    for (int64_t l = 0; l < c.n_layer; ++l)
+      for (HookSite s : {HookSite::RESID_PRE, HookSite::ATTN_OUT, HookSite::RESID_MID, HookSite::MLP_OUT, HookSite::RESID_POST, HookSite::ATTN_Z})
+        points.push_back({s, l});
+    points.push_back({HookSite::LN_FINAL, 0});
+    for (const auto& pt : points) hooks.record(pt);
+    ForwardArgs a = single(golden_->get(p + "input_ids"));
+    a.hooks = &hooks;
+    at::Tensor logits = model_->forward(a)[0];
+    EXPECT_LE(max_abs_diff(logits, golden_->get(p + "logits")), kTol) << p << "logits";
+    for (const auto& pt : points) {
+      const std::string name = hook_name(pt);
+      EXPECT_LE(max_abs_diff(hooks.recorded(pt)[0], golden_->get(p + name)), kTol) << p << name;
+    }
+  }
+}
+
+TEST_P(Parity, Greedy64TokensIdentical) {
+  for (int i = 0; golden_->has("p" + std::to_string(i) + ".greedy"); ++i) {
+    const std::string p = "p" + std::to_string(i) + ".";
+    GenerateOptions opt;
+    opt.max_new_tokens = 64;
+    auto out = generate_batch(*model_, {{to_ids(golden_->get(p + "input_ids")), 0}}, opt);
+    EXPECT_EQ(out[0].tokens, to_ids(golden_->get(p + "greedy"))) << p << "greedy";
+  }
+}
+
+TEST_P(Parity, PaddedBatchEqualsHFAndOneByOne) {
+  at::Tensor ids = golden_->get("batch.input_ids"), mask = golden_->get("batch.attention_mask");
+  at::Tensor expected = golden_->get("batch.greedy");
+  std::vector<GenerateRequest> reqs;
+  for (int64_t b = 0; b < ids.size(0); ++b) reqs.push_back({to_ids(ids[b].masked_select(mask[b].to(at::kBool))), 0});
+  GenerateOptions opt;
+  opt.max_new_tokens = expected.size(1);
+  auto batched = generate_batch(*model_, reqs, opt);
+  for (size_t b = 0; b < reqs.size(); ++b) {
+    EXPECT_EQ(batched[b].tokens, to_ids(expected[static_cast<int64_t>(b)])) << "row " << b << " vs HF batched generate";
+    auto alone = generate_batch(*model_, {reqs[b]}, opt);
+    EXPECT_EQ(batched[b].tokens, alone[0].tokens) << "row " << b << " batched vs alone";
+  }
+  // Prefill logits of each padded row equal the unpadded run.
+  c10::InferenceMode guard;
+  const int64_t T = ids.size(1);
+  ForwardArgs a;
+  a.tokens = ids;
+  a.positions = (mask.cumsum(1) - 1).clamp_min(0);
+  a.key_valid = mask.to(at::kBool);
+  at::Tensor logits = model_->forward(a);
+  for (int64_t b = 0; b < ids.size(0); ++b) {
+    const int64_t n = mask[b].sum().item<int64_t>();
+    at::Tensor alone = model_->forward(single(ids[b].narrow(0, T - n, n)))[0];
+    EXPECT_LE(max_abs_diff(logits[b].narrow(0, T - n, n), alone), kTol) << "row " << b;
+  }
+}
+
+TEST_P(Parity, SteeringVectorAtResidPostMatchesHFHook) {
+  const auto& c = model_->config();
+  const int64_t layer = golden_->get("steer.layer").item<int64_t>();
+  const double coef = golden_->get("steer.coef").item<double>();
+  at::Tensor vec = golden_->get("steer.vector");
+  HookSet hooks(c.n_layer);
+  hooks.add_vector({HookSite::RESID_POST, layer}, vec, coef);
+  {
+    c10::InferenceMode guard;
+    ForwardArgs a = single(golden_->get("p0.input_ids"));
+    a.hooks = &hooks;
+    EXPECT_LE(max_abs_diff(model_->forward(a)[0], golden_->get("p0.steer.logits")), kTol);
+  }
+  GenerateOptions opt;
+  opt.max_new_tokens = golden_->get("p0.steer.greedy").numel();
+  auto out = generate_batch(*model_, {{to_ids(golden_->get("p0.input_ids")), 0}}, opt, &hooks);
+  EXPECT_EQ(out[0].tokens, to_ids(golden_->get("p0.steer.greedy")));
+}
+
+at::Tensor next_token_logprob(const at::Tensor& logits, const at::Tensor& ids) {
+  // sum_{t < T-1} log_softmax(logits[t])[ids[t+1]]
+  const int64_t T = ids.size(0);
+  at::Tensor lp = at::log_softmax(logits.narrow(0, 0, T - 1), -1);
+  return lp.gather(1, ids.narrow(0, 1, T - 1).unsqueeze(1)).sum();
+}
+
+void expect_grad_close(const at::Tensor& a, const at::Tensor& b, const std::string& what) {
+  at::Tensor diff = (a.to(at::kDouble) - b.to(at::kDouble)).abs();
+  at::Tensor bound = kTol + kTol * b.to(at::kDouble).abs();
+  EXPECT_TRUE(diff.le(bound).all().item<bool>()) << what << ": max |diff| " << diff.max().item<double>();
+}
+
+TEST_P(Parity, GradientsAtHooksMatchAutograd) {
+  const auto& c = model_->config();
+  at::Tensor ids = golden_->get("p1.input_ids");
+  HookSet hooks(c.n_layer);
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    hooks.grad_probe({HookSite::RESID_PRE, l});
+    hooks.grad_probe({HookSite::RESID_POST, l});
+  }
+  ForwardArgs a = single(ids);
+  a.hooks = &hooks;
+  at::Tensor metric = next_token_logprob(model_->forward(a)[0], ids);
+  EXPECT_NEAR(metric.item<double>(), golden_->get("p1.grad.metric").item<double>(), kTol);
+  metric.backward();
+  for (int64_t l = 0; l < c.n_layer; ++l)
+    for (HookSite s : {HookSite::RESID_PRE, HookSite::RESID_POST}) {
+      const std::string name = hook_name({s, l});
+      expect_grad_close(hooks.grad({s, l})[0], golden_->get("p1.grad." + name), name);
+    }
+}
+
+TEST_P(Parity, GradientWithRespectToAddedVector) {
+  const auto& c = model_->config();
+  at::Tensor ids = golden_->get("p1.input_ids");
+  const int64_t layer = golden_->get("steer.layer").item<int64_t>();
+  at::Tensor vec = golden_->get("steer.vector").clone().requires_grad_(true);
+  HookSet hooks(c.n_layer);
+  hooks.add_vector({HookSite::RESID_POST, layer}, vec, 1.0);
+  ForwardArgs a = single(ids);
+  a.hooks = &hooks;
+  at::Tensor metric = next_token_logprob(model_->forward(a)[0], ids);
+  EXPECT_NEAR(metric.item<double>(), golden_->get("p1.grad.steer_metric").item<double>(), kTol);
+  metric.backward();
+  expect_grad_close(vec.grad(), golden_->get("p1.grad.steer_vector"), "d metric / d vector");
+}
+
+INSTANTIATE_TEST_SUITE_P(Reference, Parity, ::testing::ValuesIn(cases()), [](const auto& info) { return info.param; });
+
+}  // namespace
