@@ -1,0 +1,88 @@
+// Config: one option table, command line beats file beats default, unknown keys are errors naming
+// the file and key, lists are comma-separated, the resolved INI round-trips.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/config.h"
+#include "core/error.h"
+
+using namespace ts;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path write_ini(const std::string& name, const std::string& text) {
+  fs::path p = fs::temp_directory_path() / ("thinksteer_test_" + std::to_string(::getpid()) + "_" + name);
+  std::ofstream(p) << text;
+  return p;
+}
+
+bool parse(std::vector<std::string> args, Config& cfg) {
+  std::vector<const char*> argv;
+  for (auto& a : args) argv.push_back(a.c_str());
+  return config_parse(static_cast<int>(argv.size()), argv.data(), args[0], cfg);
+}
+
+TEST(Config, DefaultsFileAndCommandLinePrecedence) {
+  fs::path ini = write_ini("a.ini", "[generate]\nmax_new_tokens = 77\ntop_p = 0.5\n[model]\npath = /ckpt\n");
+  Config cfg;
+  ASSERT_TRUE(parse({"generate", "--config", ini.string(), "--generate.top_p", "0.9"}, cfg));
+  EXPECT_EQ(cfg.generate.max_new_tokens, 77);  // file beats default
+  EXPECT_DOUBLE_EQ(cfg.generate.top_p, 0.9);   // command line beats file
+  EXPECT_EQ(cfg.model.path, "/ckpt");
+  EXPECT_EQ(cfg.generate.batch_size, 8);       // default
+}
+
+TEST(Config, UnknownKeyInFileNamesFileAndKey) {
+  fs::path ini = write_ini("b.ini", "[generate]\nmax_new_tokenz = 5\n");
+  Config cfg;
+  try {
+    parse({"generate", "--config", ini.string()}, cfg);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.file(), ini.string());
+    EXPECT_NE(std::string(e.what()).find("generate.max_new_tokenz"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Config, UnknownCommandLineOptionAndBadValues) {
+  Config cfg;
+  EXPECT_THROW(parse({"generate", "--generate.nope", "1"}, cfg), InputError);
+  Config c2;
+  EXPECT_THROW(parse({"generate", "--generate.top_p", "2"}, c2), InputError);
+  Config c3;
+  EXPECT_THROW(parse({"generate", "--generate.max_new_tokens", "many"}, c3), InputError);
+  Config c4;
+  EXPECT_THROW(parse({"generate", "--model.dtype", "int4"}, c4), InputError);
+}
+
+TEST(Config, ListsAreCommaSeparated) {
+  Config cfg;
+  ASSERT_TRUE(parse({"generate", "--generate.stop", "</think>, \\boxed,END"}, cfg));
+  ASSERT_EQ(cfg.generate.stop.size(), 3u);
+  EXPECT_EQ(cfg.generate.stop[0], "</think>");
+  EXPECT_EQ(cfg.generate.stop[1], "\\boxed");
+  EXPECT_EQ(cfg.generate.stop[2], "END");
+}
+
+TEST(Config, ResolvedIniRoundTrips) {
+  Config cfg;
+  ASSERT_TRUE(parse({"generate", "--generate.seed", "42", "--generate.stop", "a,b", "--model.path", "/m"}, cfg));
+  fs::path ini = write_ini("c.ini", config_to_ini(cfg));
+  Config again;
+  ASSERT_TRUE(parse({"generate", "--config", ini.string()}, again));
+  EXPECT_EQ(config_to_ini(again), config_to_ini(cfg));
+  EXPECT_NE(config_to_ini(cfg).find("[generate]"), std::string::npos);
+  EXPECT_EQ(config_to_ini(cfg, {"model"}).find("[generate]"), std::string::npos);
+}
+
+TEST(Config, HelpListsTheSubcommandsSections) {
+  const std::string help = config_help("generate");
+  EXPECT_NE(help.find("generate.max_new_tokens"), std::string::npos);
+  EXPECT_NE(help.find("model.path"), std::string::npos);
+  EXPECT_EQ(config_help("inspect").find("generate.max_new_tokens"), std::string::npos);
+}
+
+}  // namespace
