@@ -7,10 +7,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <algorithm>
 #include <fstream>
 
 #include "core/json.h"
 #include "model/generate.h"
+#include "model/sampling.h"
 #include "model/safetensors.h"
 #include "model/transformer.h"
 
@@ -197,6 +199,55 @@ TEST_P(Parity, GradientWithRespectToAddedVector) {
   EXPECT_NEAR(metric.item<double>(), golden_->get("p1.grad.steer_metric").item<double>(), kTol);
   metric.backward();
   expect_grad_close(vec.grad(), golden_->get("p1.grad.steer_vector"), "d metric / d vector");
+}
+
+TEST_P(Parity, SampledOutputIndependentOfBatchAndOrder) {
+  at::Tensor ids = golden_->get("batch.input_ids"), mask = golden_->get("batch.attention_mask");
+  std::vector<GenerateRequest> reqs;
+  for (int64_t b = 0; b < ids.size(0); ++b)
+    reqs.push_back({to_ids(ids[b].masked_select(mask[b].to(at::kBool))), stream_id_of("prompt-" + std::to_string(b))});
+  GenerateOptions opt;
+  opt.max_new_tokens = 24;
+  opt.sampling = {1.0, 0.9, 0};
+  opt.seed = 7;
+  auto batched = generate_batch(*model_, reqs, opt);
+  std::vector<GenerateRequest> reversed(reqs.rbegin(), reqs.rend());
+  auto rev = generate_batch(*model_, reversed, opt);
+  for (size_t b = 0; b < reqs.size(); ++b) {
+    auto alone = generate_batch(*model_, {reqs[b]}, opt);
+    EXPECT_EQ(batched[b].tokens, alone[0].tokens) << "row " << b;
+    EXPECT_EQ(batched[b].tokens, rev[reqs.size() - 1 - b].tokens) << "row " << b;
+  }
+  opt.seed = 8;
+  EXPECT_NE(generate_batch(*model_, {reqs[0]}, opt)[0].tokens, batched[0].tokens) << "seed has no effect";
+}
+
+TEST_P(Parity, StopsAtEosAndStopStrings) {
+  const std::vector<int32_t> prompt = to_ids(golden_->get("p0.input_ids"));
+  const std::vector<int32_t> greedy = to_ids(golden_->get("p0.greedy"));
+  GenerateOptions opt;
+  opt.max_new_tokens = 64;
+  opt.eos_ids = {greedy[10]};
+  auto first = std::find(greedy.begin(), greedy.end(), greedy[10]) - greedy.begin();
+  auto out = generate_batch(*model_, {{prompt, 0}}, opt);
+  EXPECT_EQ(out[0].finish, FinishReason::EOS);
+  EXPECT_EQ(out[0].tokens, std::vector<int32_t>(greedy.begin(), greedy.begin() + first + 1));
+  // Stop string: a fake detokenizer spelling each id as "<id>"; stop on the text of tokens 20..21.
+  GenerateOptions stop;
+  stop.max_new_tokens = 64;
+  stop.decode = [](std::span<const int32_t> ids) {
+    std::string s;
+    for (int32_t id : ids) s += "<" + std::to_string(id) + ">";
+    return s;
+  };
+  stop.stop_strings = {"<" + std::to_string(greedy[20]) + "><" + std::to_string(greedy[21]) + ">"};
+  auto stopped = generate_batch(*model_, {{prompt, 0}}, stop);
+  EXPECT_EQ(stopped[0].finish, FinishReason::STOP_STRING);
+  EXPECT_LE(stopped[0].tokens.size(), 22u);
+  EXPECT_EQ(std::vector<int32_t>(greedy.begin(), greedy.begin() + static_cast<long>(stopped[0].tokens.size())), stopped[0].tokens);
+  opt.max_new_tokens = 5;
+  opt.eos_ids = {};
+  EXPECT_EQ(generate_batch(*model_, {{prompt, 0}}, opt)[0].finish, FinishReason::LENGTH);
 }
 
 INSTANTIATE_TEST_SUITE_P(Reference, Parity, ::testing::ValuesIn(cases()), [](const auto& info) { return info.param; });
