@@ -6,6 +6,8 @@ Deterministic for a given --seed; skips work when OUT already holds a model made
 
 Usage: make_demo_model.py --out DIR [--seed 0]
 """
+import os
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 import argparse
 import hashlib
 import json

@@ -7,9 +7,11 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "core/error.h"
+#include "tokenizer/chat_format.h"
 
 namespace po = boost::program_options;
 
@@ -137,9 +139,12 @@ bool config_parse(int argc, const char* const* argv, const std::string& subcomma
   for (auto& [name, desc] : t.sections) all.add(desc);
 
   po::variables_map vm;
+  std::set<std::string> from_command_line;
   try {
     // Command line first: Boost.PO keeps the first stored value, so the command line beats the file.
-    po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+    po::parsed_options parsed = po::command_line_parser(argc, argv).options(all).run();
+    for (const auto& o : parsed.options) from_command_line.insert(o.string_key);
+    po::store(parsed, vm);
   } catch (const po::unknown_option& e) {
     throw InputError("<command line>", e.get_option_name(), "unknown option (see thinksteer " + subcommand + " --help)");
   } catch (const po::error& e) {
@@ -169,7 +174,11 @@ bool config_parse(int argc, const char* const* argv, const std::string& subcomma
     throw InputError(cfg.config_file.empty() ? "<command line>" : cfg.config_file, "<value>", e.what());
   }
   for (auto& f : t.finishers) f(vm);
-  config_validate(cfg);
+  config_validate(cfg, [&](const std::string& key) -> std::string {
+    if (from_command_line.count(key)) return "<command line>";
+    if (!cfg.config_file.empty() && vm.count(key) && !vm[key].defaulted()) return cfg.config_file;
+    return "<default>";
+  });
   return true;
 }
 
@@ -190,9 +199,10 @@ std::string config_to_ini(const Config& cfg, const std::vector<std::string>& sec
   return out.str();
 }
 
-void config_validate(const Config& c) {
-  const std::string src = c.config_file.empty() ? "<config>" : c.config_file;
-  auto fail = [&](const char* key, const std::string& what) { throw InputError(src, key, what); };
+void config_validate(const Config& c, const std::function<std::string(const std::string&)>& source_of) {
+  auto fail = [&](const char* key, const std::string& what) {
+    throw InputError(source_of ? source_of(key) : (c.config_file.empty() ? "<config>" : c.config_file), key, what);
+  };
   if (c.model.dtype != "auto" && c.model.dtype != "float32" && c.model.dtype != "bfloat16" && c.model.dtype != "float16")
     fail("model.dtype", "must be auto, float32, bfloat16 or float16, got '" + c.model.dtype + "'");
   if (c.model.device != "cpu" && c.model.device.rfind("cuda", 0) != 0) fail("model.device", "must be cpu, cuda or cuda:N");
@@ -205,6 +215,11 @@ void config_validate(const Config& c) {
   if (c.generate.batch_size <= 0) fail("generate.batch_size", "must be positive");
   for (const auto& s : c.generate.stop)
     if (s.empty()) fail("generate.stop", "empty stop string");
+  try {
+    chat_format_from_name(c.generate.chat_format);
+  } catch (const InputError&) {
+    fail("generate.chat_format", "must be raw, deepseek_r1, chatml or llama3, got '" + c.generate.chat_format + "'");
+  }
   static const char* levels[] = {"trace", "debug", "info", "warn", "error"};
   if (std::find(std::begin(levels), std::end(levels), c.log.level) == std::end(levels)) fail("log.level", "must be trace, debug, info, warn or error");
   if (c.log.progress_seconds <= 0) fail("log.progress_seconds", "must be positive");

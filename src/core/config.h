@@ -4,6 +4,7 @@
 // are errors. Lists are comma-separated.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -52,8 +53,9 @@ bool config_parse(int argc, const char* const* argv, const std::string& subcomma
 // The resolved config as INI text (every key, defaults included), restricted to `sections` if given.
 std::string config_to_ini(const Config& cfg, const std::vector<std::string>& sections = {});
 
-// Checks value ranges; throws InputError naming the key.
-void config_validate(const Config& cfg);
+// Checks value ranges; throws InputError naming the key and where its value came from
+// (`source_of(key)`: "<command line>", the INI file, or "<default>").
+void config_validate(const Config& cfg, const std::function<std::string(const std::string&)>& source_of = {});
 
 // Help text for the sections a subcommand reads.
 std::string config_help(const std::string& subcommand);

@@ -35,7 +35,7 @@ json json_parse_strict(std::string_view text, const std::string& file) {
   json result;
   try {
     result = json::parse(text.begin(), text.end(), callback, /*allow_exceptions=*/true, /*ignore_comments=*/false);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for numbers like 1e400
     throw InputError(file, "<json>", std::string("not valid JSON: ") + e.what());
   }
   if (!duplicate.empty()) throw InputError(file, duplicate, "duplicate key in JSON object");
@@ -43,6 +43,8 @@ json json_parse_strict(std::string_view text, const std::string& file) {
 }
 
 json json_read_file(const std::filesystem::path& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) throw InputError(path.string(), "<file>", ec ? "cannot stat: " + ec.message() : "missing or not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path.string(), "<file>", "cannot open for reading");
   std::ostringstream buffer;

@@ -26,6 +26,13 @@ const fs::path& CheckpointFiles::shard_path(const std::string& name) const {
 
 namespace {
 
+// Non-throwing: a path the OS rejects (e.g. a shard name longer than NAME_MAX) counts as absent, so it
+// becomes an InputError below instead of an escaping std::filesystem::filesystem_error.
+bool path_exists(const fs::path& p) {
+  std::error_code ec;
+  return fs::exists(p, ec);
+}
+
 std::string shape_str(const std::vector<int64_t>& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
@@ -37,9 +44,10 @@ std::string shape_str(const std::vector<int64_t>& s) {
 CheckpointFiles checkpoint_open(const fs::path& dir, int64_t layer_begin, int64_t layer_end, bool with_embed, bool with_head) {
   CheckpointFiles ck;
   ck.dir = dir;
-  if (!fs::is_directory(dir)) throw InputError(dir.string(), "model.path", "not a directory");
+  std::error_code dir_ec;
+  if (!fs::is_directory(dir, dir_ec)) throw InputError(dir.string(), "model.path", "not a directory");
   const fs::path config_path = dir / "config.json";
-  if (!fs::exists(config_path)) throw InputError(config_path.string(), "<file>", "missing config.json in the checkpoint directory");
+  if (!path_exists(config_path)) throw InputError(config_path.string(), "<file>", "missing config.json in the checkpoint directory");
   ck.config = model_config_read(config_path);
   if (layer_end < 0) layer_end = ck.config.n_layer;
   if (layer_begin < 0 || layer_end > ck.config.n_layer || layer_begin > layer_end)
@@ -50,7 +58,7 @@ CheckpointFiles checkpoint_open(const fs::path& dir, int64_t layer_begin, int64_
   const fs::path single_path = dir / "model.safetensors";
   std::map<std::string, std::string> weight_map;  // tensor -> shard file name (sharded only)
   std::vector<std::string> shard_names;
-  if (fs::exists(index_path)) {
+  if (path_exists(index_path)) {
     json index = json_read_file(index_path);
     const json& wm = json_require(index, "weight_map", index_path.string());
     if (!wm.is_object()) throw InputError(index_path.string(), "weight_map", "must be an object of tensor name -> shard file");
@@ -63,7 +71,7 @@ CheckpointFiles checkpoint_open(const fs::path& dir, int64_t layer_begin, int64_
       weight_map[name] = s;
       if (seen.insert(s).second) shard_names.push_back(s);
     }
-  } else if (fs::exists(single_path)) {
+  } else if (path_exists(single_path)) {
     shard_names.push_back("model.safetensors");
   } else {
     throw InputError(dir.string(), "model.safetensors", "no model.safetensors or model.safetensors.index.json in the checkpoint directory");
@@ -71,7 +79,7 @@ CheckpointFiles checkpoint_open(const fs::path& dir, int64_t layer_begin, int64_
 
   for (const auto& name : shard_names) {
     const fs::path p = dir / name;
-    if (!fs::exists(p)) throw InputError(index_path.string(), "weight_map", "shard '" + name + "' does not exist");
+    if (!path_exists(p)) throw InputError(index_path.string(), "weight_map", "shard '" + name + "' does not exist");
     ck.shards.emplace_back(p);
   }
   for (size_t s = 0; s < ck.shards.size(); ++s) {

@@ -1,13 +1,21 @@
 #include "model/model_config.h"
 
+#include <limits>
+
 #include "core/error.h"
 
 namespace ts {
 namespace {
 
-int64_t positive_int(const json& j, std::string_view key, const std::string& file) {
+// Upper bounds far above any real model, so that the products the engine forms (heads x head_dim,
+// weight element counts) cannot overflow int64 and the tensor inventory stays small.
+constexpr int64_t MAX_DIM = int64_t{1} << 24;
+constexpr int64_t MAX_LAYERS = 4096;
+
+int64_t positive_int(const json& j, std::string_view key, const std::string& file, int64_t max = MAX_DIM) {
   int64_t v = json_int(j, key, file);
   if (v <= 0) throw InputError(file, std::string(key), "must be a positive integer, got " + std::to_string(v));
+  if (v > max) throw InputError(file, std::string(key), std::to_string(v) + " is out of range (at most " + std::to_string(max) + ")");
   return v;
 }
 
@@ -84,13 +92,13 @@ ModelConfig model_config_from_json(const json& j, const std::string& file) {
   if (!is_qwen2 && !is_llama)
     throw InputError(file, "architectures", "unsupported architecture '" + c.architecture + "' (supported: Qwen2ForCausalLM, LlamaForCausalLM)");
 
-  c.n_layer = positive_int(j, "num_hidden_layers", file);
+  c.n_layer = positive_int(j, "num_hidden_layers", file, MAX_LAYERS);
   c.d_model = positive_int(j, "hidden_size", file);
   c.n_head = positive_int(j, "num_attention_heads", file);
   c.n_kv_head = j.contains("num_key_value_heads") && !j["num_key_value_heads"].is_null() ? positive_int(j, "num_key_value_heads", file) : c.n_head;
   c.d_mlp = positive_int(j, "intermediate_size", file);
   c.n_vocab = positive_int(j, "vocab_size", file);
-  c.max_position = j.contains("max_position_embeddings") ? positive_int(j, "max_position_embeddings", file) : 4096;
+  c.max_position = j.contains("max_position_embeddings") ? positive_int(j, "max_position_embeddings", file, std::numeric_limits<int64_t>::max()) : 4096;
   if (j.contains("head_dim") && !j["head_dim"].is_null()) c.d_head = positive_int(j, "head_dim", file);
   else {
     if (c.d_model % c.n_head != 0) throw InputError(file, "num_attention_heads", "does not divide hidden_size");
@@ -120,6 +128,10 @@ ModelConfig model_config_from_json(const json& j, const std::string& file) {
   c.eos_token_ids = token_ids(j, "eos_token_id", file);
   auto pad = token_ids(j, "pad_token_id", file);
   if (!pad.empty()) c.pad_token_id = pad[0];
+  for (const char* key : {"bos_token_id", "eos_token_id", "pad_token_id"})
+    for (int64_t id : token_ids(j, key, file))
+      if (id < 0 || id >= c.n_vocab)
+        throw InputError(file, key, "token id " + std::to_string(id) + " outside the vocabulary [0, " + std::to_string(c.n_vocab) + ")");
   return c;
 }
 

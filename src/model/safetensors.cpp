@@ -92,7 +92,9 @@ SafetensorsHeader safetensors_parse(std::span<const std::byte> bytes, const std:
     for (const auto& dim : shape) {
       if (!dim.is_number_integer() || dim.get<int64_t>() < 0 || dim.get<uint64_t>() > (1ull << 48))
         throw InputError(file, name + ".shape", "must be an array of non-negative integers, got " + shape.dump());
-      if (mul_overflows(numel, dim.get<uint64_t>(), &numel)) throw InputError(file, name + ".shape", "element count overflows");
+      // Every partial product must fit in int64 too: TensorInfo::numel() multiplies in int64.
+      if (mul_overflows(numel, dim.get<uint64_t>(), &numel) || numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
+        throw InputError(file, name + ".shape", "element count overflows");
       info.shape.push_back(dim.get<int64_t>());
     }
     const json& offsets = json_require(value, "data_offsets", file, name);
@@ -130,7 +132,8 @@ SafetensorsHeader safetensors_parse(std::span<const std::byte> bytes, const std:
 }
 
 SafetensorsFile::SafetensorsFile(const std::filesystem::path& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: a FIFO (or other special file) must reach the regular-file check below instead of blocking open().
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw InputError(path.string(), "<file>", std::string("cannot open: ") + std::strerror(errno));
   struct stat st{};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

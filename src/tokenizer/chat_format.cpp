@@ -1,0 +1,67 @@
+#include "tokenizer/chat_format.h"
+
+#include "core/error.h"
+
+namespace ts {
+
+namespace {
+
+constexpr std::string_view kQwenDefaultSystem = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
+
+}  // namespace
+
+ChatFormat chat_format_from_name(std::string_view name) {
+  if (name == "raw") return ChatFormat::raw;
+  if (name == "deepseek_r1") return ChatFormat::deepseek_r1;
+  if (name == "chatml") return ChatFormat::chatml;
+  if (name == "llama3") return ChatFormat::llama3;
+  throw InputError("<options>", "chat_format",
+                   "unknown chat format '" + std::string(name) + "' (valid: raw, deepseek_r1, chatml, llama3)");
+}
+
+std::string chat_format_name(ChatFormat format) {
+  switch (format) {
+    case ChatFormat::raw: return "raw";
+    case ChatFormat::deepseek_r1: return "deepseek_r1";
+    case ChatFormat::chatml: return "chatml";
+    case ChatFormat::llama3: return "llama3";
+  }
+  return "raw";
+}
+
+std::string chat_format_apply(ChatFormat format, std::string_view user, std::string_view system) {
+  std::string out;
+  switch (format) {
+    case ChatFormat::raw:
+      out = user;
+      break;
+    case ChatFormat::deepseek_r1:
+      out += "<｜begin▁of▁sentence｜>";
+      out += system;
+      out += "<｜User｜>";
+      out += user;
+      out += "<｜Assistant｜><think>\n";
+      break;
+    case ChatFormat::chatml:
+      out += "<|im_start|>system\n";
+      out += system.empty() ? kQwenDefaultSystem : system;
+      out += "<|im_end|>\n<|im_start|>user\n";
+      out += user;
+      out += "<|im_end|>\n<|im_start|>assistant\n";
+      break;
+    case ChatFormat::llama3:
+      out += "<|begin_of_text|>";
+      if (!system.empty()) {
+        out += "<|start_header_id|>system<|end_header_id|>\n\n";
+        out += system;
+        out += "<|eot_id|>";
+      }
+      out += "<|start_header_id|>user<|end_header_id|>\n\n";
+      out += user;
+      out += "<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n";
+      break;
+  }
+  return out;
+}
+
+}  // namespace ts
