@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "io/prompts.h"
 #include "model/checkpoint_files.h"
+#include "model/checkpoint_summary.h"
 #include "model/model_config.h"
 #include "model/safetensors.h"
 #include "tokenizer/chat_format.h"
@@ -76,35 +77,8 @@ std::string single_arg(int argc, char** argv, const char* command, const char* w
 int cmd_checkpoint(int argc, char** argv) {
   const fs::path dir = single_arg(argc, argv, "checkpoint", "the checkpoint directory");
   ts::CheckpointFiles ck = ts::checkpoint_open(dir);
-  const ts::ModelConfig& c = ck.config;
-  int64_t params = 0;
-  for (const auto& [name, e] : ck.tensors) params += e.info->numel();
   for (const auto& name : ck.unexpected) print_warning("checkpoint tensor " + name + " is not used by the model");
-
-  // The tokenizer is validated before anything is printed, so a bad input produces no summary.
-  std::string tokenizer_line = "(no tokenizer.json)";
-  const fs::path tok_path = dir / "tokenizer.json";
-  std::error_code ec;
-  if (fs::exists(tok_path, ec)) {
-    const int64_t vocab = ts::Tokenizer::from_file(tok_path).vocab_size();
-    if (vocab > c.n_vocab)
-      throw ts::InputError(tok_path.string(), "model.vocab",
-                           "tokenizer has " + std::to_string(vocab) + " tokens but config.json vocab_size is " + std::to_string(c.n_vocab));
-    tokenizer_line = std::to_string(vocab) + " tokens";
-  }
-  std::cout << "checkpoint   " << dir.string() << "\n"
-            << "architecture " << c.architecture << "\n"
-            << "layers       " << c.n_layer << "\n"
-            << "d_model      " << c.d_model << "\n"
-            << "heads        " << c.n_head << " (kv " << c.n_kv_head << ", d_head " << c.d_head << ")\n"
-            << "d_mlp        " << c.d_mlp << "\n"
-            << "vocab        " << c.n_vocab << "\n"
-            << "rope         " << c.rope.type << " theta " << c.rope.theta << "\n"
-            << "tied embed   " << (c.tie_word_embeddings ? "yes" : "no") << "\n"
-            << "shards       " << ck.shards.size() << "\n"
-            << "tensors      " << ck.tensors.size() << " (" << params << " parameters)\n"
-            << "tokenizer    " << tokenizer_line << "\n"
-            << "ok\n";
+  std::cout << ts::checkpoint_summary(ck) << "ok\n";
   return 0;
 }
 

@@ -68,10 +68,11 @@ at::Tensor Transformer::attention(int64_t il, const at::Tensor& x, const Forward
   const LayerWeights& lw = w_.layers[static_cast<size_t>(il)];
   const int64_t B = x.size(0), T = x.size(1), H = c.n_head, K = c.n_kv_head, E = c.d_head;
   at::Tensor qkv = at::linear(x, lw.w_qkv, lw.b_qkv);  // [B, T, (H+2K)E]
-  std::vector<at::Tensor> parts = qkv.split_with_sizes({H * E, K * E, K * E}, -1);
-  at::Tensor q = apply_rope(parts[0].view({B, T, H, E}), cos, sin).transpose(1, 2);  // [B, H, T, E]
-  at::Tensor k = apply_rope(parts[1].view({B, T, K, E}), cos, sin).transpose(1, 2);  // [B, K, T, E]
-  at::Tensor v = parts[2].view({B, T, K, E}).transpose(1, 2);                         // [B, K, T, E]
+  // q and k are adjacent columns of qkv: rotate both heads at once.
+  at::Tensor qk = apply_rope(qkv.narrow(-1, 0, (H + K) * E).view({B, T, H + K, E}), cos, sin);  // [B, T, H+K, E]
+  at::Tensor q = qk.narrow(2, 0, H).transpose(1, 2);                                          // [B, H, T, E]
+  at::Tensor k = qk.narrow(2, H, K).transpose(1, 2);                                          // [B, K, T, E]
+  at::Tensor v = qkv.narrow(-1, (H + K) * E, K * E).view({B, T, K, E}).transpose(1, 2);        // [B, K, T, E]
   if (a.cache != nullptr) std::tie(k, v) = a.cache->update(il, a.slot_start, k, v);  // [B, K, S, E]
   at::Tensor z = at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,
                                                   /*dropout_p=*/0.0, /*is_causal=*/causal, /*scale=*/std::nullopt,
@@ -82,9 +83,9 @@ at::Tensor Transformer::attention(int64_t il, const at::Tensor& x, const Forward
 
 at::Tensor Transformer::mlp(int64_t il, const at::Tensor& x) const {
   const LayerWeights& lw = w_.layers[static_cast<size_t>(il)];
-  const int64_t F = w_.config.d_mlp;
-  at::Tensor gate_up = at::linear(x, lw.w_gate_up, lw.b_gate_up);  // [B, T, 2F]
-  return at::linear(at::silu(gate_up.narrow(-1, 0, F)) * gate_up.narrow(-1, F, F), lw.w_down, lw.b_down);
+  at::Tensor gate = at::linear(x, lw.w_gate, lw.b_gate);  // [B, T, F]
+  at::Tensor up = at::linear(x, lw.w_up, lw.b_up);        // [B, T, F]
+  return at::linear(at::silu(gate) * up, lw.w_down, lw.b_down);
 }
 
 at::Tensor Transformer::block(int64_t il, at::Tensor x, const ForwardArgs& a, const at::Tensor& cos, const at::Tensor& sin,

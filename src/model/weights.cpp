@@ -64,11 +64,15 @@ ModelWeights weights_load(const CheckpointFiles& ck, const LoadOptions& opts) {
     lw.w_o = load(p + "self_attn.o_proj.weight");
     if (c.o_bias) lw.b_o = load(p + "self_attn.o_proj.bias");
     lw.mlp_norm = load(p + "post_attention_layernorm.weight");
-    lw.w_gate_up = load_cat({p + "mlp.gate_proj.weight", p + "mlp.up_proj.weight"});
-    if (c.mlp_bias) lw.b_gate_up = load_cat({p + "mlp.gate_proj.bias", p + "mlp.up_proj.bias"});
+    lw.w_gate = load(p + "mlp.gate_proj.weight");
+    lw.w_up = load(p + "mlp.up_proj.weight");
+    if (c.mlp_bias) {
+      lw.b_gate = load(p + "mlp.gate_proj.bias");
+      lw.b_up = load(p + "mlp.up_proj.bias");
+    }
     lw.w_down = load(p + "mlp.down_proj.weight");
     if (c.mlp_bias) lw.b_down = load(p + "mlp.down_proj.bias");
-    for (const at::Tensor* t : {&lw.attn_norm, &lw.w_qkv, &lw.b_qkv, &lw.w_o, &lw.b_o, &lw.mlp_norm, &lw.w_gate_up, &lw.b_gate_up, &lw.w_down, &lw.b_down})
+    for (const at::Tensor* t : {&lw.attn_norm, &lw.w_qkv, &lw.b_qkv, &lw.w_o, &lw.b_o, &lw.mlp_norm, &lw.w_gate, &lw.b_gate, &lw.w_up, &lw.b_up, &lw.w_down, &lw.b_down})
       w.parameter_bytes += bytes_of(*t);
     w.layers.push_back(std::move(lw));
   }

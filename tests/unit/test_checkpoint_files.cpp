@@ -2,6 +2,8 @@
 // string (no Python): tensor inventory, shapes against config.json, tied embeddings, sharded index
 // consistency, layer ranges; and the config.json checks of model_config_from_json.
 #include <gtest/gtest.h>
+
+#include "temp_dir.h"
 #include <unistd.h>
 
 #include <filesystem>
@@ -23,22 +25,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "thinksteer_ck_XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using ts_test::TempDir;
 
 // L=2, D=8, H=2, K=1, E=4, F=16, V=32.
 json base_config(const std::string& arch = "Qwen2ForCausalLM", bool tied = false) {

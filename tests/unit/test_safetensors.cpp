@@ -3,6 +3,8 @@
 // coverage, overflow, metadata strings, unknown tensor fields). Every failure must be an InputError
 // naming the file and the field; nothing may read outside the given bytes (run under ASan to check).
 #include <gtest/gtest.h>
+
+#include "temp_dir.h"
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -41,22 +43,7 @@ Bytes read_all(const fs::path& p) {
   return out;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "thinksteer_st_XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using ts_test::TempDir;
 
 struct Failure {
   std::string file, field, message;
