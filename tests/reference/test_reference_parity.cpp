@@ -250,6 +250,29 @@ TEST_P(Parity, StopsAtEosAndStopStrings) {
   EXPECT_EQ(generate_batch(*model_, {{prompt, 0}}, opt)[0].finish, FinishReason::LENGTH);
 }
 
+// bf16 compute (the GPU default) against the fp32 goldens. Tolerance: max |Δlogit| <= 0.05 * max |logit|
+// (bf16 keeps 8 mantissa bits; errors compound over layers), and the top-1 token agrees wherever HF's
+// top-2 margin exceeds that bound.
+TEST_P(Parity, Bfloat16ComputeCloseToFp32) {
+  LoadOptions opts;
+  opts.dtype = at::kBFloat16;
+  Transformer bf16 = Transformer::load(dir_, opts);
+  c10::InferenceMode guard;
+  for (int i = 0; golden_->has("p" + std::to_string(i) + ".input_ids"); ++i) {
+    const std::string p = "p" + std::to_string(i) + ".";
+    at::Tensor ref = golden_->get(p + "logits");
+    at::Tensor got = bf16.forward(single(golden_->get(p + "input_ids")))[0].to(at::kFloat);
+    const double bound = 0.05 * ref.abs().max().item<double>();
+    const double diff = max_abs_diff(got, ref);
+    EXPECT_LE(diff, bound) << p << "bf16 logits";
+    at::Tensor top2 = std::get<0>(ref.topk(2, -1));
+    at::Tensor clear = (top2.select(1, 0) - top2.select(1, 1)).gt(2 * bound);
+    at::Tensor agree = got.argmax(-1).eq(ref.argmax(-1));
+    EXPECT_TRUE(agree.masked_select(clear).all().item<bool>()) << p << "bf16 top-1 differs where the margin is clear";
+    std::cout << "[bf16] " << GetParam() << " " << p << " max |dlogit| " << diff << " (bound " << bound << ")\n";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Reference, Parity, ::testing::ValuesIn(cases()), [](const auto& info) { return info.param; });
 
 }  // namespace
