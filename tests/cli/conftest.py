@@ -17,6 +17,8 @@ def pytest_addoption(parser):
     group.addoption("--check-binary", default=os.environ.get("THINKSTEER_CHECK_BIN"), help="thinksteer-check executable")
     group.addoption("--reference", default=os.environ.get("THINKSTEER_REFERENCE_DIR"),
                     help="directory written by tests/reference/make_reference.py")
+    group.addoption("--demo-model", default=os.environ.get("THINKSTEER_DEMO_MODEL"),
+                    help="where test_generate.py makes the demo checkpoint (default: a temp dir)")
     group.addoption("--only-check", action="store_true", default=os.environ.get("THINKSTEER_ONLY_CHECK") == "1",
                     help="test thinksteer-check only")
 
