@@ -14,13 +14,9 @@ void parse_into(const json& value, const tokjson::Where& where, int& byte_level_
   if (type == "ByteLevel") {
     ++byte_level_steps;
   } else if (type == "Sequence") {
-    tokjson::check_nesting(where);
-    const json& list = tokjson::require_array(value, "decoders", where);
-    tokjson::Where list_where = where.field("decoders");
-    for (size_t i = 0; i < list.size(); ++i) {
-      if (list[i].is_null()) list_where.index(i).fail("expected a decoder object, got null");
-      parse_into(list[i], list_where.index(i), byte_level_steps);
-    }
+    tokjson::for_each_sequence_item(value, "decoders", "decoder", where, [&](const json& item, const tokjson::Where& item_where) {
+      parse_into(item, item_where, byte_level_steps);
+    });
   } else {
     where.field("type").fail("unsupported decoder type '" + type + "' (supported: ByteLevel, Sequence)");
   }

@@ -32,4 +32,18 @@ std::string component_type(const json& obj, const Where& where);
 // Guards recursion over nested Sequence components (the depth is read from the JSON path).
 void check_nesting(const Where& where);
 
+// Calls fn(item, item_where) for each entry of a `Sequence` component's list `list_key`
+// (e.g. "pretokenizers"); null entries are errors naming the `noun` expected.
+template <class Fn>
+void for_each_sequence_item(const json& value, std::string_view list_key, std::string_view noun, const Where& where, Fn&& fn) {
+  check_nesting(where);
+  const json& list = require_array(value, list_key, where);
+  const Where list_where = where.field(list_key);
+  for (size_t i = 0; i < list.size(); ++i) {
+    const Where item = list_where.index(i);
+    if (list[i].is_null()) item.fail("expected a " + std::string(noun) + " object, got null");
+    fn(list[i], item);
+  }
+}
+
 }  // namespace ts::tokjson

@@ -19,13 +19,9 @@ void parse_into(const json& value, const tokjson::Where& where, std::vector<Unic
   } else if (type == "NFKD") {
     steps.push_back(UnicodeForm::nfkd);
   } else if (type == "Sequence") {
-    tokjson::check_nesting(where);
-    const json& list = tokjson::require_array(value, "normalizers", where);
-    tokjson::Where list_where = where.field("normalizers");
-    for (size_t i = 0; i < list.size(); ++i) {
-      if (list[i].is_null()) list_where.index(i).fail("expected a normalizer object, got null");
-      parse_into(list[i], list_where.index(i), steps);
-    }
+    tokjson::for_each_sequence_item(value, "normalizers", "normalizer", where, [&](const json& item, const tokjson::Where& item_where) {
+      parse_into(item, item_where, steps);
+    });
   } else {
     where.field("type").fail("unsupported normalizer type '" + type +
                              "' (supported: NFC, NFD, NFKC, NFKD, Sequence)");

@@ -64,13 +64,9 @@ void PreTokenizer::parse_into(const json& value, const std::string& file, const 
   if (value.is_null()) return;
   std::string type = tokjson::component_type(value, where);
   if (type == "Sequence") {
-    tokjson::check_nesting(where);
-    const json& list = tokjson::require_array(value, "pretokenizers", where);
-    tokjson::Where list_where = where.field("pretokenizers");
-    for (size_t i = 0; i < list.size(); ++i) {
-      if (list[i].is_null()) list_where.index(i).fail("expected a pre-tokenizer object, got null");
-      parse_into(list[i], file, list_where.index(i).path, steps);
-    }
+    tokjson::for_each_sequence_item(value, "pretokenizers", "pre-tokenizer", where, [&](const json& item, const tokjson::Where& item_where) {
+      parse_into(item, file, item_where.path, steps);
+    });
   } else if (type == "Split") {
     Step step{Step::Kind::split, nullptr};
     const json& pattern = json_require(value, "pattern", file, path);
