@@ -273,6 +273,34 @@ TEST_P(Parity, Bfloat16ComputeCloseToFp32) {
   }
 }
 
+// GPU tier: the same goldens on CUDA when a device is present (skipped with a reason otherwise).
+// fp32: max |Δlogit| <= 1e-4 (TF32 is off by default in libtorch); bf16: the bound of the CPU bf16 test.
+TEST_P(Parity, CudaMatchesGoldens) {
+  if (!at::hasCUDA()) GTEST_SKIP() << "no CUDA device on this machine";
+  for (c10::ScalarType dtype : {at::kFloat, at::kBFloat16}) {
+    LoadOptions opts;
+    opts.device = c10::Device(c10::DeviceType::CUDA, 0);
+    opts.dtype = dtype;
+    Transformer gpu = Transformer::load(dir_, opts);
+    c10::InferenceMode guard;
+    for (int i = 0; golden_->has("p" + std::to_string(i) + ".input_ids"); ++i) {
+      const std::string p = "p" + std::to_string(i) + ".";
+      at::Tensor ref = golden_->get(p + "logits");
+      ForwardArgs a = single(golden_->get(p + "input_ids").to(opts.device));
+      a.positions = a.positions.to(opts.device);
+      at::Tensor got = gpu.forward(a)[0].to(at::kFloat).to(at::kCPU);
+      const double bound = dtype == at::kFloat ? kTol : 0.05 * ref.abs().max().item<double>();
+      EXPECT_LE(max_abs_diff(got, ref), bound) << p << c10::toString(dtype);
+    }
+    if (dtype == at::kFloat) {
+      GenerateOptions opt;
+      opt.max_new_tokens = 64;
+      auto out = generate_batch(gpu, {{to_ids(golden_->get("p0.input_ids")), 0}}, opt);
+      EXPECT_EQ(out[0].tokens, to_ids(golden_->get("p0.greedy"))) << "greedy on CUDA";
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Reference, Parity, ::testing::ValuesIn(cases()), [](const auto& info) { return info.param; });
 
 }  // namespace
