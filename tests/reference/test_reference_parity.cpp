@@ -88,11 +88,16 @@ TEST_P(Parity, LogitsAndEveryHookMatchHF) {
     ForwardArgs a = single(golden_->get(p + "input_ids"));
     a.hooks = &hooks;
     at::Tensor logits = model_->forward(a)[0];
-    EXPECT_LE(max_abs_diff(logits, golden_->get(p + "logits")), kTol) << p << "logits";
+    const double logit_diff = max_abs_diff(logits, golden_->get(p + "logits"));
+    EXPECT_LE(logit_diff, kTol) << p << "logits";
+    double worst_hook = 0;
     for (const auto& pt : points) {
       const std::string name = hook_name(pt);
-      EXPECT_LE(max_abs_diff(hooks.recorded(pt)[0], golden_->get(p + name)), kTol) << p << name;
+      const double d = max_abs_diff(hooks.recorded(pt)[0], golden_->get(p + name));
+      worst_hook = std::max(worst_hook, d);
+      EXPECT_LE(d, kTol) << p << name;
     }
+    std::cout << "[parity] " << GetParam() << " " << p << " max |dlogit| " << logit_diff << ", worst hook " << worst_hook << "\n";
   }
 }
 
