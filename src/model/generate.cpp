@@ -4,6 +4,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <numeric>
 #include <stdexcept>
 
 namespace ts {
@@ -77,29 +78,39 @@ std::vector<GenerateResult> generate_batch(const Transformer& model, const std::
   size_t max_stop = 0;
   for (const auto& s : opt.stop_strings) max_stop = std::max(max_stop, s.size());
   const bool greedy = opt.sampling.temperature <= 0.0;
+  // Batch row -> request. Without hooks, finished rows are dropped from the batch (and the KV cache)
+  // once a quarter of it has finished; with hooks the batch keeps its rows, because hook masks,
+  // replacement values and records are indexed by the original row.
+  std::vector<size_t> rows(static_cast<size_t>(B));
+  std::iota(rows.begin(), rows.end(), size_t{0});
 
   for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
-    std::vector<int64_t> next(static_cast<size_t>(B), opt.pad_id);
+    const int64_t n = static_cast<int64_t>(rows.size());
+    std::vector<int64_t> next(static_cast<size_t>(n), opt.pad_id);
     if (greedy) {
       at::Tensor ids = logits.select(1, 0).argmax(-1).to(at::kCPU);
       auto acc = ids.accessor<int64_t, 1>();
-      for (int64_t b = 0; b < B; ++b) next[static_cast<size_t>(b)] = acc[b];
+      for (int64_t j = 0; j < n; ++j) next[static_cast<size_t>(j)] = acc[j];
     } else {
-      at::Tensor rows = logits.select(1, 0).to(at::kFloat).to(at::kCPU).contiguous();
-      const int64_t V = rows.size(1);
-      for (int64_t b = 0; b < B; ++b) {
-        if (done[static_cast<size_t>(b)]) continue;
-        const double u = stream_uniform(opt.seed, requests[static_cast<size_t>(b)].stream, static_cast<uint64_t>(step));
-        next[static_cast<size_t>(b)] = sample_from_logits(rows.data_ptr<float>() + b * V, V, opt.sampling, u);
+      at::Tensor probs = logits.select(1, 0).to(at::kFloat).to(at::kCPU).contiguous();
+      const int64_t V = probs.size(1);
+      for (int64_t j = 0; j < n; ++j) {
+        const size_t i = rows[static_cast<size_t>(j)];
+        if (done[i]) continue;
+        const double u = stream_uniform(opt.seed, requests[i].stream, static_cast<uint64_t>(step));
+        next[static_cast<size_t>(j)] = sample_from_logits(probs.data_ptr<float>() + j * V, V, opt.sampling, u);
       }
     }
-    bool all_done = true;
-    for (int64_t b = 0; b < B; ++b) {
-      const size_t i = static_cast<size_t>(b);
-      if (done[i]) continue;
+    int64_t n_done = 0;
+    for (int64_t j = 0; j < n; ++j) {
+      const size_t i = rows[static_cast<size_t>(j)];
+      if (done[i]) {
+        ++n_done;
+        continue;
+      }
       GenerateResult& r = results[i];
-      r.tokens.push_back(static_cast<int32_t>(next[i]));
-      if (std::find(opt.eos_ids.begin(), opt.eos_ids.end(), next[i]) != opt.eos_ids.end()) {
+      r.tokens.push_back(static_cast<int32_t>(next[static_cast<size_t>(j)]));
+      if (std::find(opt.eos_ids.begin(), opt.eos_ids.end(), next[static_cast<size_t>(j)]) != opt.eos_ids.end()) {
         r.finish = FinishReason::EOS;
         done[i] = true;
       } else if (max_stop > 0) {
@@ -113,16 +124,33 @@ std::vector<GenerateResult> generate_batch(const Transformer& model, const std::
             break;
           }
       }
-      all_done = all_done && done[i];
+      n_done += done[i] ? 1 : 0;
     }
-    if (all_done || step + 1 == opt.max_new_tokens) break;
+    if (n_done == n || step + 1 == opt.max_new_tokens) break;
 
-    // Feed the chosen tokens (finished rows keep computing on padding; their outputs are ignored).
-    at::Tensor step_tokens = at::from_blob(next.data(), {B, 1}, at::kLong).clone().to(device);
-    std::vector<int64_t> pos(next_position);
-    for (auto& p : next_position) ++p;
-    args.tokens = step_tokens;
-    args.positions = at::from_blob(pos.data(), {B, 1}, at::kLong).clone().to(device);
+    if (hooks == nullptr && n_done * 4 >= n) {
+      std::vector<int64_t> keep;
+      std::vector<size_t> kept_rows;
+      std::vector<int64_t> kept_next;
+      for (int64_t j = 0; j < n; ++j)
+        if (!done[rows[static_cast<size_t>(j)]]) {
+          keep.push_back(j);
+          kept_rows.push_back(rows[static_cast<size_t>(j)]);
+          kept_next.push_back(next[static_cast<size_t>(j)]);
+        }
+      at::Tensor index = at::from_blob(keep.data(), {static_cast<int64_t>(keep.size())}, at::kLong).clone().to(device);
+      cache.keep_rows(index);
+      key_valid = key_valid.index_select(0, index);
+      rows = std::move(kept_rows);
+      next = std::move(kept_next);
+    }
+
+    // Feed the chosen tokens (finished rows still in the batch compute on; their outputs are ignored).
+    const int64_t m = static_cast<int64_t>(rows.size());
+    std::vector<int64_t> pos(static_cast<size_t>(m));
+    for (int64_t j = 0; j < m; ++j) pos[static_cast<size_t>(j)] = next_position[rows[static_cast<size_t>(j)]]++;
+    args.tokens = at::from_blob(next.data(), {m, 1}, at::kLong).clone().to(device);
+    args.positions = at::from_blob(pos.data(), {m, 1}, at::kLong).clone().to(device);
     args.slot_start = prompt_len + step;
     args.key_valid = padded ? key_valid.narrow(1, 0, args.slot_start + 1) : at::Tensor();
     logits = model.forward(args);

@@ -26,4 +26,10 @@ std::pair<at::Tensor, at::Tensor> KVCache::update(int64_t layer, int64_t slot_st
   return {kc.narrow(2, 0, slot_start + n), vc.narrow(2, 0, slot_start + n)};
 }
 
+void KVCache::keep_rows(const at::Tensor& rows) {
+  for (auto& t : k_) t = t.index_select(0, rows);
+  for (auto& t : v_) t = t.index_select(0, rows);
+  batch_ = rows.size(0);
+}
+
 }  // namespace ts

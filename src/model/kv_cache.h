@@ -17,6 +17,9 @@ class KVCache {
   // and returns views of all keys/values so far: [B, K, slot_start+T, E].
   std::pair<at::Tensor, at::Tensor> update(int64_t layer, int64_t slot_start, const at::Tensor& k, const at::Tensor& v);
 
+  // Keeps only batch rows `rows` ([B'] int64 on the cache's device), in that order (drops finished rows).
+  void keep_rows(const at::Tensor& rows);
+
   int64_t capacity() const { return capacity_; }
   int64_t batch() const { return batch_; }
 

@@ -139,6 +139,27 @@ TEST_P(Parity, PaddedBatchEqualsHFAndOneByOne) {
   }
 }
 
+// Rows that finish early are dropped from the batch and the KV cache; the others must not notice.
+TEST_P(Parity, FinishedRowsLeaveTheBatchWithoutChangingOthers) {
+  at::Tensor ids = golden_->get("batch.input_ids"), mask = golden_->get("batch.attention_mask");
+  at::Tensor expected = golden_->get("batch.greedy");
+  std::vector<GenerateRequest> reqs;
+  for (int64_t b = 0; b < ids.size(0); ++b) reqs.push_back({to_ids(ids[b].masked_select(mask[b].to(at::kBool))), 0});
+  GenerateOptions opt;
+  opt.max_new_tokens = expected.size(1);
+  opt.eos_ids = {expected[0][2].item<int64_t>()};  // row 0 stops by its third token
+  auto batched = generate_batch(*model_, reqs, opt);
+  ASSERT_EQ(batched[0].finish, FinishReason::EOS);
+  HookSet no_op(model_->config().n_layer);  // hooks attached: rows stay in the batch
+  no_op.add_vector({HookSite::RESID_POST, 0}, at::zeros({model_->config().d_model}), 0.0);
+  auto with_hooks = generate_batch(*model_, reqs, opt, &no_op);
+  for (size_t b = 0; b < reqs.size(); ++b) {
+    auto alone = generate_batch(*model_, {reqs[b]}, opt);
+    EXPECT_EQ(batched[b].tokens, alone[0].tokens) << "row " << b;
+    EXPECT_EQ(with_hooks[b].tokens, alone[0].tokens) << "row " << b << " (hooks attached)";
+  }
+}
+
 TEST_P(Parity, SteeringVectorAtResidPostMatchesHFHook) {
   const auto& c = model_->config();
   const int64_t layer = golden_->get("steer.layer").item<int64_t>();
