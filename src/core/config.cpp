@@ -82,7 +82,7 @@ struct OptionTable {
 OptionTable make_table(Config& c) {
   OptionTable t;
   t.section_help = {{"model", "checkpoint"}, {"run", "run directory and resources"}, {"data", "input prompts"},
-                    {"generate", "generation"}, {"log", "logging and progress"}};
+                    {"generate", "generation"}, {"toy", "toy reasoning world"}, {"log", "logging and progress"}};
   t.add("model.path", &c.model.path, "HF checkpoint directory (config.json, safetensors, tokenizer.json)");
   t.add("model.dtype", &c.model.dtype, "compute dtype: auto|float32|bfloat16|float16 (auto: float32 on CPU, the checkpoint's on GPU)");
   t.add("model.device", &c.model.device, "cpu|cuda|cuda:N");
@@ -102,6 +102,16 @@ OptionTable make_table(Config& c) {
   t.add_list("generate.stop", &c.generate.stop, "stop strings, comma-separated (generation also stops at EOS)");
   t.add("generate.chat_format", &c.generate.chat_format, "prompt format: raw|deepseek_r1|chatml|llama3");
   t.add("generate.system", &c.generate.system, "system prompt for chat formats that take one");
+  t.add("toy.seed", &c.toy.seed, "corpus seed; problem i depends only on (seed, i)");
+  t.add("toy.n_problems", &c.toy.n_problems, "number of problems in the toy corpus");
+  t.add("toy.style", &c.toy.style, "trace style: thinker (slips corrected by backtracking) | base (direct, slips stay)");
+  t.add("toy.slip_rate", &c.toy.slip_rate, "share of problems with one wrong deduction (a slip)");
+  t.add("toy.example_testing_rate", &c.toy.example_testing_rate, "share of problems with an example-testing check (thinker)");
+  t.add("toy.uncertainty_rate", &c.toy.uncertainty_rate, "share of problems with an uncertainty remark (thinker)");
+  t.add("toy.adding_knowledge_rate", &c.toy.adding_knowledge_rate, "share of problems stating a recalled fact");
+  t.add("toy.min_steps", &c.toy.min_steps, "fewest arithmetic steps per problem (1..4)");
+  t.add("toy.max_steps", &c.toy.max_steps, "most arithmetic steps per problem (1..4)");
+  t.add("toy.test_fraction", &c.toy.test_fraction, "share of problems in the test split (by a hash of the id)");
   t.add("log.level", &c.log.level, "trace|debug|info|warn|error");
   t.add("log.progress_seconds", &c.log.progress_seconds, "seconds between progress lines in batch logs");
   return t;
@@ -111,6 +121,7 @@ const std::map<std::string, std::vector<std::string>>& subcommand_sections() {
   static const std::map<std::string, std::vector<std::string>> m = {
       {"generate", {"model", "run", "data", "generate", "log"}},
       {"inspect", {"model", "log"}},
+      {"toy corpus", {"toy", "run", "log"}},
   };
   return m;
 }
@@ -220,6 +231,18 @@ void config_validate(const Config& c, const std::function<std::string(const std:
   } catch (const InputError&) {
     fail("generate.chat_format", "must be raw, deepseek_r1, chatml or llama3, got '" + c.generate.chat_format + "'");
   }
+  if (c.toy.n_problems <= 0) fail("toy.n_problems", "must be positive");
+  if (c.toy.style != "thinker" && c.toy.style != "base") fail("toy.style", "must be thinker or base, got '" + c.toy.style + "'");
+  const std::pair<const char*, double> toy_rates[] = {{"toy.slip_rate", c.toy.slip_rate},
+                                                      {"toy.example_testing_rate", c.toy.example_testing_rate},
+                                                      {"toy.uncertainty_rate", c.toy.uncertainty_rate},
+                                                      {"toy.adding_knowledge_rate", c.toy.adding_knowledge_rate},
+                                                      {"toy.test_fraction", c.toy.test_fraction}};
+  for (const auto& [key, rate] : toy_rates)
+    if (!(rate >= 0 && rate <= 1)) fail(key, "must be in [0, 1]");
+  if (c.toy.min_steps < 1 || c.toy.min_steps > 4) fail("toy.min_steps", "must be in 1..4");
+  if (c.toy.max_steps < 1 || c.toy.max_steps > 4) fail("toy.max_steps", "must be in 1..4");
+  if (c.toy.min_steps > c.toy.max_steps) fail("toy.max_steps", "must be >= toy.min_steps");
   static const char* levels[] = {"trace", "debug", "info", "warn", "error"};
   if (std::find(std::begin(levels), std::end(levels), c.log.level) == std::end(levels)) fail("log.level", "must be trace, debug, info, warn or error");
   if (c.log.progress_seconds <= 0) fail("log.progress_seconds", "must be positive");

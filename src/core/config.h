@@ -38,6 +38,18 @@ struct Config {
     std::string chat_format = "deepseek_r1";  // raw | deepseek_r1 | chatml | llama3
     std::string system;            // system prompt (chat formats that take one)
   } generate;
+  struct Toy {                     // planted-truth reasoning world (src/toy)
+    uint64_t seed = 0;             // problem i depends only on (seed, i)
+    int64_t n_problems = 2000;
+    std::string style = "thinker"; // thinker | base
+    double slip_rate = 0.3;        // per problem: one deduction with a wrong value
+    double example_testing_rate = 0.4;
+    double uncertainty_rate = 0.3;
+    double adding_knowledge_rate = 0.3;
+    int64_t min_steps = 1;         // arithmetic steps per problem, 1..4
+    int64_t max_steps = 4;
+    double test_fraction = 0.1;    // share of problems in the test split (by a hash of the id)
+  } toy;
   struct Log {
     std::string level = "info";    // trace | debug | info | warn | error
     double progress_seconds = 30;  // batch logs: one progress line per interval

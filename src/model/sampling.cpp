@@ -1,21 +1,13 @@
 #include "model/sampling.h"
 
+#include "core/splitmix.h"
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
 #include <vector>
 
 namespace ts {
-namespace {
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
 
 uint64_t stream_id_of(std::string_view prompt_id) {
   uint64_t h = 0xcbf29ce484222325ull;

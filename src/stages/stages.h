@@ -7,5 +7,6 @@ namespace ts::stages {
 
 namespace generate { void run(const Config& cfg, Runtime& rt); }  // thinking traces from prompts
 namespace inspect { void run(const Config& cfg, Runtime& rt); }   // validate and describe a checkpoint
+namespace toy_corpus { void run(const Config& cfg, Runtime& rt); }  // planted-truth toy corpus (src/toy)
 
 }  // namespace ts::stages
