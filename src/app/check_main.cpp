@@ -22,7 +22,6 @@
 #include "model/checkpoint_summary.h"
 #include "model/model_config.h"
 #include "model/safetensors.h"
-#include "tokenizer/chat_format.h"
 #include "tokenizer/tokenizer.h"
 
 namespace fs = std::filesystem;
@@ -45,26 +44,9 @@ constexpr const char* USAGE =
     "                        a JSONL prompts file as `thinksteer generate` reads it (FILE or --data.prompts)\n"
     "  --help                this help\n";
 
-// One line, whatever the message holds (file names and JSON snippets may contain newlines).
-std::string one_line(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char c : s) {
-    if (c == '\n') out += "\\n";
-    else if (c == '\r') out += "\\r";
-    else out.push_back(c);
-  }
-  return out;
-}
+void print_error(const std::string& message) { std::cerr << "[error] " << ts::error_one_line(message) << std::endl; }
+void print_warning(const std::string& message) { std::cerr << "[warn] " << ts::error_one_line(message) << std::endl; }
 
-void print_error(const std::string& message) { std::cerr << "[error] " << one_line(message) << std::endl; }
-void print_warning(const std::string& message) { std::cerr << "[warn] " << one_line(message) << std::endl; }
-
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
 
 // Exactly one positional argument after the command; anything else is a usage error.
 std::string single_arg(int argc, char** argv, const char* command, const char* what) {
@@ -99,9 +81,9 @@ int cmd_safetensors(int argc, char** argv) {
   std::cout << "dtypes      ";
   for (const auto& [name, n] : dtypes) std::cout << " " << name << " x" << n;
   std::cout << "\n";
-  for (const auto& [k, v] : h.metadata) std::cout << "metadata     " << one_line(k) << " = " << one_line(v) << "\n";
+  for (const auto& [k, v] : h.metadata) std::cout << "metadata     " << ts::error_one_line(k) << " = " << ts::error_one_line(v) << "\n";
   for (const auto& t : h.tensors)
-    std::cout << "  " << one_line(t.name) << " " << ts::dtype_name(t.dtype) << " " << shape_str(t.shape) << " [" << t.begin << ", "
+    std::cout << "  " << ts::error_one_line(t.name) << " " << ts::dtype_name(t.dtype) << " " << ts::shape_to_string(t.shape) << " [" << t.begin << ", "
               << t.end << ")\n";
   std::cout << "ok\n";
   return 0;
@@ -124,7 +106,6 @@ int cmd_config(int argc, char** argv) {
   ts::Config cfg;
   // config_parse wants argv[0] to be the subcommand name.
   if (!ts::config_parse(argc - 2, argv + 2, sub, cfg)) return 0;  // --help was printed
-  if (sub == "generate") ts::chat_format_from_name(cfg.generate.chat_format);  // generate checks it only later
   std::cout << ts::config_to_ini(cfg, sections);
   return 0;
 }

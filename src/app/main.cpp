@@ -75,10 +75,10 @@ int main(int argc, char** argv) {
     it->second.run(cfg, rt);
     return 0;
   } catch (const ts::InputError& e) {
-    spdlog::error("{}", e.what());
+    spdlog::error("{}", ts::error_one_line(e.what()));
     return ts::EXIT_BAD_INPUT;
   } catch (const std::exception& e) {
-    spdlog::error("{} failed: {}", name, e.what());
+    spdlog::error("{} failed: {}", name, ts::error_one_line(e.what()));
     return 1;
   }
 }

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <stdexcept>
 #include <string>
 
@@ -42,6 +43,22 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
     ::fsync(dfd);
     ::close(dfd);
   }
+}
+
+std::filesystem::path done_marker_path(const std::filesystem::path& output) { return output.string() + ".done"; }
+
+bool done_marker_matches(const std::filesystem::path& output, std::string_view hash) {
+  std::error_code ec;
+  const std::filesystem::path marker = done_marker_path(output);
+  if (!std::filesystem::is_regular_file(output, ec) || !std::filesystem::is_regular_file(marker, ec)) return false;
+  std::ifstream in(marker);
+  std::string line;
+  std::getline(in, line);
+  return line == hash;
+}
+
+void done_marker_write(const std::filesystem::path& output, std::string_view hash) {
+  write_file_atomic(done_marker_path(output), std::string(hash) + "\n");
 }
 
 }  // namespace ts

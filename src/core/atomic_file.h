@@ -8,4 +8,11 @@ namespace ts {
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
 
+// Done markers (DECISIONS.md, "Outputs and runs"): "<output>.done" holds the hash of the config that
+// produced <output>; it is written after <output> is committed, so its presence means complete.
+std::filesystem::path done_marker_path(const std::filesystem::path& output);
+// True when <output> and its marker exist and the marker holds `hash` (the work can be skipped).
+bool done_marker_matches(const std::filesystem::path& output, std::string_view hash);
+void done_marker_write(const std::filesystem::path& output, std::string_view hash);
+
 }  // namespace ts

@@ -9,6 +9,18 @@ namespace ts {
 
 inline constexpr int EXIT_BAD_INPUT = 2;
 
+// An error message as one log line: newlines from file names or JSON snippets are escaped.
+inline std::string error_one_line(const std::string& message) {
+  std::string out;
+  out.reserve(message.size());
+  for (char c : message) {
+    if (c == '\n') out += "\\n";
+    else if (c == '\r') out += "\\r";
+    else out.push_back(c);
+  }
+  return out;
+}
+
 class InputError : public std::runtime_error {
  public:
   InputError(std::string file, std::string field, const std::string& what)

@@ -33,12 +33,6 @@ bool path_exists(const fs::path& p) {
   return fs::exists(p, ec);
 }
 
-std::string shape_str(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
-
 }  // namespace
 
 CheckpointFiles checkpoint_open(const fs::path& dir, int64_t layer_begin, int64_t layer_end, bool with_embed, bool with_head) {
@@ -103,12 +97,12 @@ CheckpointFiles checkpoint_open(const fs::path& dir, int64_t layer_begin, int64_
     auto it = ck.tensors.find(e.name);
     if (it == ck.tensors.end()) {
       if (e.optional) continue;
-      throw InputError(dir.string(), e.name, "missing tensor (expected shape " + shape_str(e.shape) + " from config.json)");
+      throw InputError(dir.string(), e.name, "missing tensor (expected shape " + shape_to_string(e.shape) + " from config.json)");
     }
     const TensorInfo& t = *it->second.info;
     const std::string file = ck.shards[it->second.shard].path().string();
     if (t.shape != e.shape)
-      throw InputError(file, e.name, "shape " + shape_str(t.shape) + " disagrees with config.json, which implies " + shape_str(e.shape));
+      throw InputError(file, e.name, "shape " + shape_to_string(t.shape) + " disagrees with config.json, which implies " + shape_to_string(e.shape));
     if (t.dtype != DType::F32 && t.dtype != DType::F16 && t.dtype != DType::BF16)
       throw InputError(file, e.name + ".dtype", std::string("unsupported weight dtype ") + dtype_name(t.dtype) + " (supported: F32, F16, BF16)");
     used.insert(e.name);

@@ -62,7 +62,9 @@ void read_rope(const json& j, const std::string& file, RopeConfig& rope) {
   if (rope.factor <= 0) throw InputError(file, scaling_field + ".factor", "must be positive");
 }
 
-std::vector<int64_t> token_ids(const json& j, std::string_view key, const std::string& file) {
+}  // namespace
+
+std::vector<int64_t> json_token_ids(const json& j, std::string_view key, const std::string& file) {
   std::vector<int64_t> ids;
   if (!j.contains(key) || j[std::string(key)].is_null()) return ids;
   const json& v = j[std::string(key)];
@@ -77,8 +79,6 @@ std::vector<int64_t> token_ids(const json& j, std::string_view key, const std::s
   }
   return ids;
 }
-
-}  // namespace
 
 ModelConfig model_config_from_json(const json& j, const std::string& file) {
   if (!j.is_object()) throw InputError(file, "<root>", "config.json must be a JSON object");
@@ -123,15 +123,19 @@ ModelConfig model_config_from_json(const json& j, const std::string& file) {
   }
   if (j.contains("torch_dtype") && j["torch_dtype"].is_string()) c.torch_dtype = j["torch_dtype"].get<std::string>();
   else if (j.contains("dtype") && j["dtype"].is_string()) c.torch_dtype = j["dtype"].get<std::string>();
-  auto bos = token_ids(j, "bos_token_id", file);
-  if (!bos.empty()) c.bos_token_id = bos[0];
-  c.eos_token_ids = token_ids(j, "eos_token_id", file);
-  auto pad = token_ids(j, "pad_token_id", file);
-  if (!pad.empty()) c.pad_token_id = pad[0];
-  for (const char* key : {"bos_token_id", "eos_token_id", "pad_token_id"})
-    for (int64_t id : token_ids(j, key, file))
+  // Every id (bos and pad lists too, though only their first entry is used) must be in the vocabulary.
+  auto token_ids_in_vocab = [&](const char* key) {
+    std::vector<int64_t> ids = json_token_ids(j, key, file);
+    for (int64_t id : ids)
       if (id < 0 || id >= c.n_vocab)
         throw InputError(file, key, "token id " + std::to_string(id) + " outside the vocabulary [0, " + std::to_string(c.n_vocab) + ")");
+    return ids;
+  };
+  const std::vector<int64_t> bos = token_ids_in_vocab("bos_token_id");
+  if (!bos.empty()) c.bos_token_id = bos[0];
+  c.eos_token_ids = token_ids_in_vocab("eos_token_id");
+  const std::vector<int64_t> pad = token_ids_in_vocab("pad_token_id");
+  if (!pad.empty()) c.pad_token_id = pad[0];
   return c;
 }
 

@@ -49,6 +49,10 @@ struct ModelConfig {
 ModelConfig model_config_from_json(const json& config, const std::string& file);
 ModelConfig model_config_read(const std::filesystem::path& config_json);
 
+// A token-id field (config.json, generation_config.json): an integer or a list of integers; absent or
+// null gives an empty list. Throws InputError naming `file` and `key` otherwise.
+std::vector<int64_t> json_token_ids(const json& obj, std::string_view key, const std::string& file);
+
 struct ExpectedTensor {
   std::string name;  // HF checkpoint name, e.g. model.layers.3.self_attn.q_proj.weight
   std::vector<int64_t> shape;

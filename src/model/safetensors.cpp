@@ -45,6 +45,12 @@ const char* dtype_name(DType d) { return entry(d).name; }
 int dtype_bits(DType d) { return entry(d).bits; }
 bool dtype_is_float(DType d) { return entry(d).is_float; }
 
+std::string shape_to_string(const std::vector<int64_t>& shape) {
+  std::string out = "[";
+  for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+  return out + "]";
+}
+
 int64_t TensorInfo::numel() const {
   int64_t n = 1;
   for (int64_t s : shape) n *= s;

@@ -19,6 +19,9 @@ const char* dtype_name(DType dtype);
 int dtype_bits(DType dtype);
 bool dtype_is_float(DType dtype);
 
+// "[2, 3]": a shape as error messages and summaries print it.
+std::string shape_to_string(const std::vector<int64_t>& shape);
+
 struct TensorInfo {
   std::string name;
   DType dtype = DType::F32;

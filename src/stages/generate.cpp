@@ -53,20 +53,14 @@ void run(const Config& cfg, Runtime& rt) {
   if (cfg.data.prompts.empty()) throw InputError("<config>", "data.prompts", "no prompts file given");
   const fs::path out_dir = fs::path(cfg.run.dir) / "generate";
   const fs::path out_file = out_dir / "generations.jsonl";
-  const fs::path done_file = out_dir / "generations.jsonl.done";
 
-  const std::string config_hash =
-      sha256_hex(config_to_ini(cfg, {"model", "data", "generate"}) + sha256_file(cfg.data.prompts) + git_commit());
-  if (fs::exists(done_file) && fs::exists(out_file)) {
-    std::ifstream in(done_file);
-    std::string marker;
-    std::getline(in, marker);
-    if (marker == config_hash) {
-      spdlog::info("generate: {} is complete for this config ({}), skipping", out_file.string(), config_hash.substr(0, 12));
-      return;
-    }
-    spdlog::info("generate: existing output has another config hash; regenerating");
+  const std::string prompts_sha256 = sha256_file(cfg.data.prompts);
+  const std::string config_hash = sha256_hex(config_to_ini(cfg, {"model", "data", "generate"}) + prompts_sha256 + git_commit());
+  if (done_marker_matches(out_file, config_hash)) {
+    spdlog::info("generate: {} is complete for this config ({}), skipping", out_file.string(), config_hash.substr(0, 12));
+    return;
   }
+  if (std::filesystem::exists(done_marker_path(out_file))) spdlog::info("generate: existing output has another config hash; regenerating");
 
   // Inputs first: every input error surfaces before any work or output.
   const std::vector<Prompt> prompts =
@@ -92,17 +86,7 @@ void run(const Config& cfg, Runtime& rt) {
   const fs::path gen_config = model_dir / "generation_config.json";
   if (fs::exists(gen_config)) {
     json g = json_read_file(gen_config);
-    if (g.contains("eos_token_id")) {
-      const json& e = g["eos_token_id"];
-      if (e.is_number_integer()) gen.eos_ids = {e.get<int64_t>()};
-      else if (e.is_array()) {
-        gen.eos_ids.clear();
-        for (const auto& v : e) {
-          if (!v.is_number_integer()) throw InputError(gen_config.string(), "eos_token_id", "must be an integer or a list of integers");
-          gen.eos_ids.push_back(v.get<int64_t>());
-        }
-      }
-    }
+    if (g.contains("eos_token_id") && !g["eos_token_id"].is_null()) gen.eos_ids = json_token_ids(g, "eos_token_id", gen_config.string());
   }
   gen.stop_strings = cfg.generate.stop;
   gen.decode = [&tokenizer](std::span<const int32_t> ids) { return tokenizer.decode(ids); };
@@ -172,12 +156,12 @@ void run(const Config& cfg, Runtime& rt) {
   prov["stage"] = "generate";
   prov["model_config_sha256"] = sha256_file(model_dir / "config.json");
   prov["tokenizer_sha256"] = sha256_file(model_dir / "tokenizer.json");
-  prov["prompts_sha256"] = sha256_file(cfg.data.prompts);
+  prov["prompts_sha256"] = prompts_sha256;
   prov["compute_dtype"] = c10::toString(load.dtype);
   prov["device"] = rt.device.str();
   write_file_atomic(out_dir / "provenance.json", prov.dump(2));
   write_file_atomic(out_file, jsonl);
-  write_file_atomic(done_file, config_hash + "\n");
+  done_marker_write(out_file, config_hash);
   spdlog::info("generate: wrote {} traces ({} new tokens, {:.1f} tok/s) to {}", prompts.size(), new_tokens,
                static_cast<double>(new_tokens) / secs, out_file.string());
 }

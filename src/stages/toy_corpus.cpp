@@ -22,19 +22,13 @@ namespace fs = std::filesystem;
 void run(const Config& cfg, Runtime& /*rt*/) {
   const fs::path out_dir = fs::path(cfg.run.dir) / "toy";
   const fs::path out_file = out_dir / "corpus.jsonl";
-  const fs::path done_file = out_dir / "corpus.jsonl.done";
 
   const std::string config_hash = sha256_hex(config_to_ini(cfg, {"toy"}) + git_commit());
-  if (fs::exists(done_file) && fs::exists(out_file)) {
-    std::ifstream in(done_file);
-    std::string marker;
-    std::getline(in, marker);
-    if (marker == config_hash) {
-      spdlog::info("toy corpus: {} is complete for this config ({}), skipping", out_file.string(), config_hash.substr(0, 12));
-      return;
-    }
-    spdlog::info("toy corpus: existing output has another config hash; regenerating");
+  if (done_marker_matches(out_file, config_hash)) {
+    spdlog::info("toy corpus: {} is complete for this config ({}), skipping", out_file.string(), config_hash.substr(0, 12));
+    return;
   }
+  if (std::filesystem::exists(done_marker_path(out_file))) spdlog::info("toy corpus: existing output has another config hash; regenerating");
 
   ToyCorpusOptions opt;
   opt.seed = cfg.toy.seed;
@@ -77,7 +71,7 @@ void run(const Config& cfg, Runtime& /*rt*/) {
   prov["split_counts"] = per_split;
   write_file_atomic(out_dir / "provenance.json", prov.dump(2));
   write_file_atomic(out_file, jsonl);
-  write_file_atomic(done_file, config_hash + "\n");
+  done_marker_write(out_file, config_hash);
 
   const double total = static_cast<double>(std::max<int64_t>(1, n_sentences));
   const double n = static_cast<double>(std::max<size_t>(1, problems.size()));

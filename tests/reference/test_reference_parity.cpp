@@ -68,6 +68,14 @@ class Parity : public ::testing::TestWithParam<std::string> {
     model_ = std::make_unique<Transformer>(Transformer::load(dir_, LoadOptions{}));
     golden_ = std::make_unique<Golden>(dir_ / "golden.safetensors");
   }
+  // The golden left-padded batch as unpadded requests; row b samples from stream "prompt-<b>".
+  std::vector<GenerateRequest> batch_requests() const {
+    at::Tensor ids = golden_->get("batch.input_ids"), mask = golden_->get("batch.attention_mask");
+    std::vector<GenerateRequest> reqs;
+    for (int64_t b = 0; b < ids.size(0); ++b)
+      reqs.push_back({to_ids(ids[b].masked_select(mask[b].to(at::kBool))), stream_id_of("prompt-" + std::to_string(b))});
+    return reqs;
+  }
   fs::path dir_;
   std::unique_ptr<Transformer> model_;
   std::unique_ptr<Golden> golden_;
@@ -114,8 +122,7 @@ TEST_P(Parity, Greedy64TokensIdentical) {
 TEST_P(Parity, PaddedBatchEqualsHFAndOneByOne) {
   at::Tensor ids = golden_->get("batch.input_ids"), mask = golden_->get("batch.attention_mask");
   at::Tensor expected = golden_->get("batch.greedy");
-  std::vector<GenerateRequest> reqs;
-  for (int64_t b = 0; b < ids.size(0); ++b) reqs.push_back({to_ids(ids[b].masked_select(mask[b].to(at::kBool))), 0});
+  const std::vector<GenerateRequest> reqs = batch_requests();
   GenerateOptions opt;
   opt.max_new_tokens = expected.size(1);
   auto batched = generate_batch(*model_, reqs, opt);
@@ -141,10 +148,8 @@ TEST_P(Parity, PaddedBatchEqualsHFAndOneByOne) {
 
 // Rows that finish early are dropped from the batch and the KV cache; the others must not notice.
 TEST_P(Parity, FinishedRowsLeaveTheBatchWithoutChangingOthers) {
-  at::Tensor ids = golden_->get("batch.input_ids"), mask = golden_->get("batch.attention_mask");
   at::Tensor expected = golden_->get("batch.greedy");
-  std::vector<GenerateRequest> reqs;
-  for (int64_t b = 0; b < ids.size(0); ++b) reqs.push_back({to_ids(ids[b].masked_select(mask[b].to(at::kBool))), 0});
+  const std::vector<GenerateRequest> reqs = batch_requests();
   GenerateOptions opt;
   opt.max_new_tokens = expected.size(1);
   opt.eos_ids = {expected[0][2].item<int64_t>()};  // row 0 stops by its third token
@@ -228,10 +233,7 @@ TEST_P(Parity, GradientWithRespectToAddedVector) {
 }
 
 TEST_P(Parity, SampledOutputIndependentOfBatchAndOrder) {
-  at::Tensor ids = golden_->get("batch.input_ids"), mask = golden_->get("batch.attention_mask");
-  std::vector<GenerateRequest> reqs;
-  for (int64_t b = 0; b < ids.size(0); ++b)
-    reqs.push_back({to_ids(ids[b].masked_select(mask[b].to(at::kBool))), stream_id_of("prompt-" + std::to_string(b))});
+  const std::vector<GenerateRequest> reqs = batch_requests();
   GenerateOptions opt;
   opt.max_new_tokens = 24;
   opt.sampling = {1.0, 0.9, 0};
