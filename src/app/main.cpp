@@ -1,5 +1,8 @@
-// thinksteer: one executable, a subcommand per stage. main() only parses the Config, builds the
-// Runtime and dispatches; errors become one log line and an exit code (2: bad input, 1: failure).
+// thinksteer: one executable, a subcommand per stage. main() only initialises MPI, parses the Config,
+// builds the Runtime and dispatches. Exit codes: 0 done (or already complete), 2 bad input, 75
+// stopped early on request with progress saved (rerun continues), 1 any other failure. With more than
+// one rank, a failure on one rank is logged there and ends every rank (MPI_Abort), so no rank waits
+// in a collective for a peer that is gone.
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -8,7 +11,9 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "core/runtime.h"
+#include "dist/mpi.h"
+#include "dist/runtime.h"
+#include "dist/stop.h"
 #include "stages/stages.h"
 
 namespace {
@@ -21,6 +26,7 @@ struct Subcommand {
 const std::map<std::string, Subcommand>& subcommands() {
   static const std::map<std::string, Subcommand> m = {
       {"generate", {ts::stages::generate::run, "generate thinking traces for a prompt dataset"}},
+      {"collect", {ts::stages::collect::run, "activations at named hook points, written to parallel HDF5"}},
       {"inspect", {ts::stages::inspect::run, "validate and describe a checkpoint directory"}},
       {"toy corpus", {ts::stages::toy_corpus::run, "planted-truth toy corpus: word problems with labelled traces"}},
   };
@@ -60,25 +66,38 @@ int main(int argc, char** argv) {
     first = 2;
   }
   auto it = subcommands().find(name);
-  ts::log_init("info", ts::env_rank(), ts::env_world_size());
+  ts::mpi::Env mpi_env(&argc, &argv);
+  int rank = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  ts::log_init("info", rank, world);
   if (it == subcommands().end()) {
     spdlog::error("<command line>: subcommand: unknown subcommand '{}'", name);
-    usage(std::cerr);
+    if (rank == 0) usage(std::cerr);
     return ts::EXIT_BAD_INPUT;
   }
+  // A failure on one rank ends them all; a lone rank just returns its code.
+  auto fail = [world](int code) {
+    if (world > 1) ts::mpi::abort_world(code);
+    return code;
+  };
   try {
     ts::Config cfg;
     if (!ts::config_parse(argc - first, argv + first, name, cfg)) return 0;
     spdlog::set_level(spdlog::level::from_str(cfg.log.level));
+    ts::stop_install(cfg.run.dir, cfg.parallel.term_grace_seconds);
     ts::Runtime rt = ts::runtime_init(cfg);
     spdlog::debug("resolved config:\n{}", ts::config_to_ini(cfg));
     it->second.run(cfg, rt);
     return 0;
+  } catch (const ts::StopRequested& e) {
+    spdlog::warn("{}: {}", name, e.what());  // every rank stops at the same batch boundary
+    return ts::EXIT_RESUMABLE;
   } catch (const ts::InputError& e) {
     spdlog::error("{}", ts::error_one_line(e.what()));
-    return ts::EXIT_BAD_INPUT;
+    return fail(ts::EXIT_BAD_INPUT);
   } catch (const std::exception& e) {
     spdlog::error("{} failed: {}", name, ts::error_one_line(e.what()));
-    return 1;
+    return fail(1);
   }
 }

@@ -82,7 +82,8 @@ struct OptionTable {
 OptionTable make_table(Config& c) {
   OptionTable t;
   t.section_help = {{"model", "checkpoint"}, {"run", "run directory and resources"}, {"data", "input prompts"},
-                    {"generate", "generation"}, {"toy", "toy reasoning world"}, {"log", "logging and progress"}};
+                    {"generate", "generation"}, {"parallel", "ranks: data parallel x pipeline stages"},
+                    {"output", "HDF5 outputs"}, {"collect", "activation collection"}, {"toy", "toy reasoning world"}, {"log", "logging and progress"}};
   t.add("model.path", &c.model.path, "HF checkpoint directory (config.json, safetensors, tokenizer.json)");
   t.add("model.dtype", &c.model.dtype, "compute dtype: auto|float32|bfloat16|float16 (auto: float32 on CPU, the checkpoint's on GPU)");
   t.add("model.device", &c.model.device, "cpu|cuda|cuda:N");
@@ -102,6 +103,19 @@ OptionTable make_table(Config& c) {
   t.add_list("generate.stop", &c.generate.stop, "stop strings, comma-separated (generation also stops at EOS)");
   t.add("generate.chat_format", &c.generate.chat_format, "prompt format: raw|deepseek_r1|chatml|llama3");
   t.add("generate.system", &c.generate.system, "system prompt for chat formats that take one");
+  t.add("parallel.pipeline_stages", &c.parallel.pipeline_stages, "pipeline stages P (ranks = data-parallel replicas x P); each stage holds a contiguous range of layers");
+  t.add("parallel.micro_batches", &c.parallel.micro_batches, "micro-batches per batch in a pipeline (0: one per stage)");
+  t.add("parallel.timeout_seconds", &c.parallel.timeout_seconds, "GPU collectives (NCCL) that take longer abort the job");
+  t.add("parallel.term_grace_seconds", &c.parallel.term_grace_seconds, "after SIGTERM a rank exits (code 75) at the latest this many seconds later");
+  t.add("output.dtype", &c.output.dtype, "stored activations: float32|float16|bfloat16 (bfloat16 as uint16 bits, attribute encoding)");
+  t.add("output.compression", &c.output.compression, "gzip level for HDF5 datasets, 0..9 (needs parallel filtered writes in the HDF5 build)");
+  t.add("collect.source", &c.collect.source, "prompts (data.prompts, chat-formatted) | generations (prompt + generated tokens of collect.input)");
+  t.add("collect.input", &c.collect.input, "generations JSONL for source=generations (default <run.dir>/generate/generations.jsonl)");
+  t.add_list("collect.hooks", &c.collect.hooks, "hook names (TransformerLens), comma-separated; blocks.*.X expands over collect.layers");
+  t.add_list("collect.layers", &c.collect.layers, "layers for blocks.* hooks (empty: all)");
+  t.add("collect.positions", &c.collect.positions, "all|last|prompt|generated|spans (spans: mean over each span of collect.spans_field)");
+  t.add("collect.spans_field", &c.collect.spans_field, "JSONL field with spans [{begin, end, label}] in code points of the prompt text");
+  t.add("collect.batch_size", &c.collect.batch_size, "sequences per forward batch");
   t.add("toy.seed", &c.toy.seed, "corpus seed; problem i depends only on (seed, i)");
   t.add("toy.n_problems", &c.toy.n_problems, "number of problems in the toy corpus");
   t.add("toy.style", &c.toy.style, "trace style: thinker (slips corrected by backtracking) | base (direct, slips stay)");
@@ -119,7 +133,8 @@ OptionTable make_table(Config& c) {
 
 const std::map<std::string, std::vector<std::string>>& subcommand_sections() {
   static const std::map<std::string, std::vector<std::string>> m = {
-      {"generate", {"model", "run", "data", "generate", "log"}},
+      {"generate", {"model", "run", "data", "generate", "parallel", "output", "log"}},
+      {"collect", {"model", "run", "data", "generate", "collect", "parallel", "output", "log"}},
       {"inspect", {"model", "log"}},
       {"toy corpus", {"toy", "run", "log"}},
   };
@@ -231,6 +246,24 @@ void config_validate(const Config& c, const std::function<std::string(const std:
   } catch (const InputError&) {
     fail("generate.chat_format", "must be raw, deepseek_r1, chatml or llama3, got '" + c.generate.chat_format + "'");
   }
+  if (c.parallel.pipeline_stages < 1) fail("parallel.pipeline_stages", "must be >= 1");
+  if (c.parallel.micro_batches < 0) fail("parallel.micro_batches", "must be >= 0");
+  if (!(c.parallel.timeout_seconds > 0)) fail("parallel.timeout_seconds", "must be positive");
+  if (!(c.parallel.term_grace_seconds > 0)) fail("parallel.term_grace_seconds", "must be positive");
+  if (c.output.dtype != "float32" && c.output.dtype != "float16" && c.output.dtype != "bfloat16")
+    fail("output.dtype", "must be float32, float16 or bfloat16, got '" + c.output.dtype + "'");
+  if (c.output.compression < 0 || c.output.compression > 9) fail("output.compression", "must be in 0..9");
+  if (c.collect.source != "prompts" && c.collect.source != "generations")
+    fail("collect.source", "must be prompts or generations, got '" + c.collect.source + "'");
+  static const char* positions[] = {"all", "last", "prompt", "generated", "spans"};
+  if (std::find(std::begin(positions), std::end(positions), c.collect.positions) == std::end(positions))
+    fail("collect.positions", "must be all, last, prompt, generated or spans, got '" + c.collect.positions + "'");
+  if (c.collect.positions == "generated" && c.collect.source != "generations")
+    fail("collect.positions", "generated positions need collect.source = generations");
+  if (c.collect.hooks.empty()) fail("collect.hooks", "no hooks given");
+  for (const auto& l : c.collect.layers)
+    if (l.empty() || l.find_first_not_of("0123456789") != std::string::npos) fail("collect.layers", "not a layer index: '" + l + "'");
+  if (c.collect.batch_size <= 0) fail("collect.batch_size", "must be positive");
   if (c.toy.n_problems <= 0) fail("toy.n_problems", "must be positive");
   if (c.toy.style != "thinker" && c.toy.style != "base") fail("toy.style", "must be thinker or base, got '" + c.toy.style + "'");
   const std::pair<const char*, double> toy_rates[] = {{"toy.slip_rate", c.toy.slip_rate},

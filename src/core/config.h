@@ -38,6 +38,25 @@ struct Config {
     std::string chat_format = "deepseek_r1";  // raw | deepseek_r1 | chatml | llama3
     std::string system;            // system prompt (chat formats that take one)
   } generate;
+  struct Parallel {                // ranks = data-parallel replicas x pipeline stages (dist/runtime.h)
+    int64_t pipeline_stages = 1;   // P: decoder layers split into P contiguous ranges on P ranks
+    int64_t micro_batches = 0;     // micro-batches per batch in a pipeline (0: P, so stages overlap)
+    double timeout_seconds = 600;  // NCCL operations that take longer abort the job
+    double term_grace_seconds = 20;  // after SIGTERM, exit (code 75) at the latest this much later
+  } parallel;
+  struct Output {                  // HDF5 outputs
+    std::string dtype = "float32"; // activations: float32 | float16 | bfloat16 (stored as uint16, encoding attribute)
+    int64_t compression = 0;       // gzip level 0..9 (needs an HDF5 build with parallel filtered writes)
+  } output;
+  struct Collect {
+    std::string source = "prompts";  // prompts (data.prompts, chat-formatted) | generations (prompt + generated tokens)
+    std::string input;               // generations JSONL (default <run.dir>/generate/generations.jsonl)
+    std::vector<std::string> hooks = {"blocks.*.hook_resid_post"};  // TransformerLens names; * = every layer in collect.layers
+    std::vector<std::string> layers; // layers for * (empty: all)
+    std::string positions = "all";   // all | last | prompt | generated | spans (mean over each span)
+    std::string spans_field = "spans";  // JSONL field: [{"begin":, "end":, "label":}] code-point ranges of the prompt text
+    int64_t batch_size = 8;
+  } collect;
   struct Toy {                     // planted-truth reasoning world (src/toy)
     uint64_t seed = 0;             // problem i depends only on (seed, i)
     int64_t n_problems = 2000;

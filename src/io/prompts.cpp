@@ -9,7 +9,8 @@
 namespace ts {
 
 std::vector<Prompt> prompts_read_jsonl(const std::filesystem::path& path, const std::string& prompt_field,
-                                       const std::string& id_field, const std::string& answer_field, int64_t limit) {
+                                       const std::string& id_field, const std::string& answer_field, int64_t limit,
+                                       const std::string& spans_field) {
   std::ifstream in(path);
   if (!in) throw InputError(path.string(), "data.prompts", "cannot open prompts file");
   std::vector<Prompt> out;
@@ -37,11 +38,34 @@ std::vector<Prompt> prompts_read_jsonl(const std::filesystem::path& path, const 
       const json& a = obj[answer_field];
       p.answer = a.is_string() ? a.get<std::string>() : a.dump();
     }
+    if (!spans_field.empty()) {
+      const json& spans = json_require(obj, spans_field, where);
+      if (!spans.is_array()) throw InputError(where, spans_field, "spans must be an array of {begin, end, label}");
+      const int64_t length = utf8_length(p.text);
+      for (size_t i = 0; i < spans.size(); ++i) {
+        const std::string field = spans_field + "[" + std::to_string(i) + "]";
+        if (!spans[i].is_object()) throw InputError(where, field, "a span must be an object {begin, end, label}");
+        PromptSpan s;
+        s.begin = json_int(spans[i], "begin", where, field);
+        s.end = json_int(spans[i], "end", where, field);
+        if (spans[i].contains("label")) s.label = json_string(spans[i], "label", where, field);
+        if (s.begin < 0 || s.end <= s.begin || s.end > length)
+          throw InputError(where, field, "span [" + std::to_string(s.begin) + ", " + std::to_string(s.end) + ") is empty or outside the text (" +
+                                             std::to_string(length) + " code points)");
+        p.spans.push_back(std::move(s));
+      }
+    }
     out.push_back(std::move(p));
     if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
   }
   if (out.empty()) throw InputError(path.string(), "data.prompts", "no prompts in file");
   return out;
+}
+
+int64_t utf8_length(std::string_view text) {
+  int64_t n = 0;
+  for (unsigned char c : text) n += (c & 0xC0) != 0x80;
+  return n;
 }
 
 }  // namespace ts

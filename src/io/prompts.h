@@ -7,13 +7,25 @@
 
 namespace ts {
 
+struct PromptSpan {
+  std::string label;
+  int64_t begin = 0, end = 0;  // code points of Prompt::text, 0 <= begin < end <= length
+};
+
 struct Prompt {
   std::string id;      // from id_field (string or integer), else the 0-based line number
   std::string text;    // from prompt_field
   std::string answer;  // from answer_field if present, else empty
+  std::vector<PromptSpan> spans;  // from spans_field when one is asked for: [{"begin", "end", "label"}]
 };
 
+// With a non-empty `spans_field`, every line must carry that field (an array, possibly empty) whose
+// ranges lie inside the text; a bad span is an InputError naming the line and "<field>[i]".
 std::vector<Prompt> prompts_read_jsonl(const std::filesystem::path& path, const std::string& prompt_field,
-                                       const std::string& id_field, const std::string& answer_field, int64_t limit = 0);
+                                       const std::string& id_field, const std::string& answer_field, int64_t limit = 0,
+                                       const std::string& spans_field = "");
+
+// Number of Unicode code points of valid UTF-8 text.
+int64_t utf8_length(std::string_view text);
 
 }  // namespace ts

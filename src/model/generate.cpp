@@ -18,144 +18,147 @@ const char* finish_reason_name(FinishReason r) {
   return "?";
 }
 
-std::vector<GenerateResult> generate_batch(const Transformer& model, const std::vector<GenerateRequest>& requests,
-                                           const GenerateOptions& opt, HookSet* hooks) {
+Decoder::Decoder(const std::vector<GenerateRequest>& requests, const GenerateOptions& opt, const ModelConfig& c,
+                 int64_t n_layer_held, const at::TensorOptions& cache_options, HookSet* hooks)
+    : requests_(requests), opt_(opt), hooks_(hooks), results_(requests.size()), done_(requests.size(), false),
+      rows_(requests.size()), next_position_(requests.size()) {
   const int64_t B = static_cast<int64_t>(requests.size());
-  std::vector<GenerateResult> results(static_cast<size_t>(B));
-  if (B == 0) return results;
-  if (!opt.stop_strings.empty() && !opt.decode) throw std::invalid_argument("generate_batch: stop strings need a decoder");
-  c10::InferenceMode inference;
-
-  const ModelConfig& c = model.config();
-  const auto device = model.options().device();
-  int64_t prompt_len = 0;
+  if (B == 0) throw std::invalid_argument("Decoder: empty batch");
+  if (!opt.stop_strings.empty() && !opt.decode) throw std::invalid_argument("Decoder: stop strings need a decoder");
   for (const auto& r : requests) {
-    if (r.prompt.empty()) throw std::invalid_argument("generate_batch: empty prompt");
-    prompt_len = std::max<int64_t>(prompt_len, static_cast<int64_t>(r.prompt.size()));
+    if (r.prompt.empty()) throw std::invalid_argument("Decoder: empty prompt");
+    prompt_len_ = std::max<int64_t>(prompt_len_, static_cast<int64_t>(r.prompt.size()));
   }
-  const int64_t capacity = prompt_len + opt.max_new_tokens;
+  for (const auto& s : opt.stop_strings) max_stop_ = std::max(max_stop_, s.size());
+  std::iota(rows_.begin(), rows_.end(), size_t{0});
+  const int64_t capacity = prompt_len_ + opt.max_new_tokens;
+  const auto device = cache_options.device();
 
   // Left-padded prompt slots, per-row positions and key validity (built on the CPU, moved once).
-  at::Tensor tokens = at::full({B, prompt_len}, opt.pad_id, at::kLong);
-  at::Tensor positions = at::zeros({B, prompt_len}, at::kLong);
+  at::Tensor tokens = at::full({B, prompt_len_}, opt.pad_id, at::kLong);
+  at::Tensor positions = at::zeros({B, prompt_len_}, at::kLong);
   at::Tensor key_valid = at::zeros({B, capacity}, at::kBool);
-  std::vector<int64_t> next_position(static_cast<size_t>(B));
-  bool padded = false;
   {
     auto tok = tokens.accessor<int64_t, 2>();
     auto pos = positions.accessor<int64_t, 2>();
     auto valid = key_valid.accessor<bool, 2>();
     for (int64_t b = 0; b < B; ++b) {
       const auto& p = requests[static_cast<size_t>(b)].prompt;
-      const int64_t pad = prompt_len - static_cast<int64_t>(p.size());
-      padded = padded || pad > 0;
-      for (int64_t s = pad; s < prompt_len; ++s) {
+      const int64_t pad = prompt_len_ - static_cast<int64_t>(p.size());
+      padded_ = padded_ || pad > 0;
+      for (int64_t s = pad; s < prompt_len_; ++s) {
         tok[b][s] = p[static_cast<size_t>(s - pad)];
         pos[b][s] = s - pad;
         valid[b][s] = true;
       }
-      for (int64_t s = prompt_len; s < capacity; ++s) valid[b][s] = true;  // generated slots
-      next_position[static_cast<size_t>(b)] = static_cast<int64_t>(p.size());
+      for (int64_t s = prompt_len_; s < capacity; ++s) valid[b][s] = true;  // generated slots
+      next_position_[static_cast<size_t>(b)] = static_cast<int64_t>(p.size());
     }
   }
-  tokens = tokens.to(device);
-  positions = positions.to(device);
-  key_valid = key_valid.to(device);
+  key_valid_ = key_valid.to(device);
+  cache_ = std::make_unique<KVCache>(n_layer_held, B, c.n_kv_head, capacity, c.d_head, cache_options);
+  args_.tokens = tokens.to(device);
+  args_.positions = positions.to(device);
+  args_.key_valid = padded_ ? key_valid_.narrow(1, 0, prompt_len_) : at::Tensor();
+  args_.slot_start = 0;
+  args_.prompt_end = prompt_len_;
+  args_.cache = cache_.get();
+  args_.hooks = hooks;
+  args_.logits = LogitsMode::LAST;
+}
 
-  KVCache cache(model.n_layer_held(), B, c.n_kv_head, capacity, c.d_head, model.options());
-  ForwardArgs args;
-  args.tokens = tokens;
-  args.positions = positions;
-  args.key_valid = padded ? key_valid.narrow(1, 0, prompt_len) : at::Tensor();
-  args.slot_start = 0;
-  args.prompt_end = prompt_len;
-  args.cache = &cache;
-  args.hooks = hooks;
-  args.logits = LogitsMode::LAST;
-  at::Tensor logits = model.forward(args);  // [B, 1, V]
+std::vector<int64_t> Decoder::choose(const at::Tensor& logits) const {
+  const int64_t n = rows();
+  std::vector<int64_t> next(static_cast<size_t>(n), opt_.pad_id);
+  if (opt_.sampling.temperature <= 0.0) {
+    at::Tensor ids = logits.select(1, 0).argmax(-1).to(at::kCPU);
+    auto acc = ids.accessor<int64_t, 1>();
+    for (int64_t j = 0; j < n; ++j) next[static_cast<size_t>(j)] = acc[j];
+    return next;
+  }
+  at::Tensor probs = logits.select(1, 0).to(at::kFloat).to(at::kCPU).contiguous();
+  const int64_t V = probs.size(1);
+  for (int64_t j = 0; j < n; ++j) {
+    const size_t i = rows_[static_cast<size_t>(j)];
+    if (done_[i]) continue;
+    const double u = stream_uniform(opt_.seed, requests_[i].stream, static_cast<uint64_t>(step_));
+    next[static_cast<size_t>(j)] = sample_from_logits(probs.data_ptr<float>() + j * V, V, opt_.sampling, u);
+  }
+  return next;
+}
 
-  std::vector<bool> done(static_cast<size_t>(B), false);
-  size_t max_stop = 0;
-  for (const auto& s : opt.stop_strings) max_stop = std::max(max_stop, s.size());
-  const bool greedy = opt.sampling.temperature <= 0.0;
-  // Batch row -> request. Without hooks, finished rows are dropped from the batch (and the KV cache)
-  // once a quarter of it has finished; with hooks the batch keeps its rows, because hook masks,
-  // replacement values and records are indexed by the original row.
-  std::vector<size_t> rows(static_cast<size_t>(B));
-  std::iota(rows.begin(), rows.end(), size_t{0});
-
-  for (int64_t step = 0; step < opt.max_new_tokens; ++step) {
-    const int64_t n = static_cast<int64_t>(rows.size());
-    std::vector<int64_t> next(static_cast<size_t>(n), opt.pad_id);
-    if (greedy) {
-      at::Tensor ids = logits.select(1, 0).argmax(-1).to(at::kCPU);
-      auto acc = ids.accessor<int64_t, 1>();
-      for (int64_t j = 0; j < n; ++j) next[static_cast<size_t>(j)] = acc[j];
-    } else {
-      at::Tensor probs = logits.select(1, 0).to(at::kFloat).to(at::kCPU).contiguous();
-      const int64_t V = probs.size(1);
-      for (int64_t j = 0; j < n; ++j) {
-        const size_t i = rows[static_cast<size_t>(j)];
-        if (done[i]) continue;
-        const double u = stream_uniform(opt.seed, requests[i].stream, static_cast<uint64_t>(step));
-        next[static_cast<size_t>(j)] = sample_from_logits(probs.data_ptr<float>() + j * V, V, opt.sampling, u);
-      }
+bool Decoder::advance(const std::vector<int64_t>& chosen) {
+  std::vector<int64_t> next = chosen;
+  const int64_t n = rows();
+  if (static_cast<int64_t>(next.size()) != n) throw std::invalid_argument("Decoder::advance: one token per row expected");
+  int64_t n_done = 0;
+  for (int64_t j = 0; j < n; ++j) {
+    const size_t i = rows_[static_cast<size_t>(j)];
+    if (done_[i]) {
+      ++n_done;
+      continue;
     }
-    int64_t n_done = 0;
-    for (int64_t j = 0; j < n; ++j) {
-      const size_t i = rows[static_cast<size_t>(j)];
-      if (done[i]) {
-        ++n_done;
-        continue;
-      }
-      GenerateResult& r = results[i];
-      r.tokens.push_back(static_cast<int32_t>(next[static_cast<size_t>(j)]));
-      if (std::find(opt.eos_ids.begin(), opt.eos_ids.end(), next[static_cast<size_t>(j)]) != opt.eos_ids.end()) {
-        r.finish = FinishReason::EOS;
-        done[i] = true;
-      } else if (max_stop > 0) {
-        // Decode only a tail long enough to contain any stop string ending at this token.
-        const size_t tail = std::min(r.tokens.size(), max_stop + 2);
-        const std::string text = opt.decode(std::span<const int32_t>(r.tokens.data() + r.tokens.size() - tail, tail));
-        for (const auto& s : opt.stop_strings)
-          if (text.find(s) != std::string::npos) {
-            r.finish = FinishReason::STOP_STRING;
-            done[i] = true;
-            break;
-          }
-      }
-      n_done += done[i] ? 1 : 0;
-    }
-    if (n_done == n || step + 1 == opt.max_new_tokens) break;
-
-    if (hooks == nullptr && n_done * 4 >= n) {
-      std::vector<int64_t> keep;
-      std::vector<size_t> kept_rows;
-      std::vector<int64_t> kept_next;
-      for (int64_t j = 0; j < n; ++j)
-        if (!done[rows[static_cast<size_t>(j)]]) {
-          keep.push_back(j);
-          kept_rows.push_back(rows[static_cast<size_t>(j)]);
-          kept_next.push_back(next[static_cast<size_t>(j)]);
+    GenerateResult& r = results_[i];
+    r.tokens.push_back(static_cast<int32_t>(next[static_cast<size_t>(j)]));
+    if (std::find(opt_.eos_ids.begin(), opt_.eos_ids.end(), next[static_cast<size_t>(j)]) != opt_.eos_ids.end()) {
+      r.finish = FinishReason::EOS;
+      done_[i] = true;
+    } else if (max_stop_ > 0) {
+      // Decode only a tail long enough to contain any stop string ending at this token.
+      const size_t tail = std::min(r.tokens.size(), max_stop_ + 2);
+      const std::string text = opt_.decode(std::span<const int32_t>(r.tokens.data() + r.tokens.size() - tail, tail));
+      for (const auto& s : opt_.stop_strings)
+        if (text.find(s) != std::string::npos) {
+          r.finish = FinishReason::STOP_STRING;
+          done_[i] = true;
+          break;
         }
-      at::Tensor index = at::from_blob(keep.data(), {static_cast<int64_t>(keep.size())}, at::kLong).clone().to(device);
-      cache.keep_rows(index);
-      key_valid = key_valid.index_select(0, index);
-      rows = std::move(kept_rows);
-      next = std::move(kept_next);
     }
-
-    // Feed the chosen tokens (finished rows still in the batch compute on; their outputs are ignored).
-    const int64_t m = static_cast<int64_t>(rows.size());
-    std::vector<int64_t> pos(static_cast<size_t>(m));
-    for (int64_t j = 0; j < m; ++j) pos[static_cast<size_t>(j)] = next_position[rows[static_cast<size_t>(j)]]++;
-    args.tokens = at::from_blob(next.data(), {m, 1}, at::kLong).clone().to(device);
-    args.positions = at::from_blob(pos.data(), {m, 1}, at::kLong).clone().to(device);
-    args.slot_start = prompt_len + step;
-    args.key_valid = padded ? key_valid.narrow(1, 0, args.slot_start + 1) : at::Tensor();
-    logits = model.forward(args);
+    n_done += done_[i] ? 1 : 0;
   }
-  return results;
+  if (n_done == n || step_ + 1 == opt_.max_new_tokens) return false;
+
+  // Without hooks, finished rows leave the batch (and the KV cache) once a quarter of it has finished;
+  // with hooks the batch keeps its rows, because hook masks, replacement values and records are
+  // indexed by the original row.
+  const auto device = key_valid_.device();
+  if (hooks_ == nullptr && n_done * 4 >= n) {
+    std::vector<int64_t> keep;
+    std::vector<size_t> kept_rows;
+    std::vector<int64_t> kept_next;
+    for (int64_t j = 0; j < n; ++j)
+      if (!done_[rows_[static_cast<size_t>(j)]]) {
+        keep.push_back(j);
+        kept_rows.push_back(rows_[static_cast<size_t>(j)]);
+        kept_next.push_back(next[static_cast<size_t>(j)]);
+      }
+    at::Tensor index = at::from_blob(keep.data(), {static_cast<int64_t>(keep.size())}, at::kLong).clone().to(device);
+    cache_->keep_rows(index);
+    key_valid_ = key_valid_.index_select(0, index);
+    rows_ = std::move(kept_rows);
+    next = std::move(kept_next);
+  }
+
+  // Feed the chosen tokens (finished rows still in the batch compute on; their outputs are ignored).
+  const int64_t m = rows();
+  std::vector<int64_t> pos(static_cast<size_t>(m));
+  for (int64_t j = 0; j < m; ++j) pos[static_cast<size_t>(j)] = next_position_[rows_[static_cast<size_t>(j)]]++;
+  args_.tokens = at::from_blob(next.data(), {m, 1}, at::kLong).clone().to(device);
+  args_.positions = at::from_blob(pos.data(), {m, 1}, at::kLong).clone().to(device);
+  args_.slot_start = prompt_len_ + step_;
+  args_.key_valid = padded_ ? key_valid_.narrow(1, 0, args_.slot_start + 1) : at::Tensor();
+  ++step_;
+  return true;
+}
+
+std::vector<GenerateResult> generate_batch(const Transformer& model, const std::vector<GenerateRequest>& requests,
+                                           const GenerateOptions& opt, HookSet* hooks) {
+  if (requests.empty()) return {};
+  c10::InferenceMode inference;
+  Decoder decoder(requests, opt, model.config(), model.n_layer_held(), model.options(), hooks);
+  at::Tensor logits = model.forward(decoder.args());
+  while (decoder.advance(decoder.choose(logits))) logits = model.forward(decoder.args());
+  return decoder.take_results();
 }
 
 }  // namespace ts

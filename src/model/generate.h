@@ -5,6 +5,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -37,6 +38,43 @@ const char* finish_reason_name(FinishReason r);
 struct GenerateResult {
   std::vector<int32_t> tokens;  // new tokens, including the EOS token or the tokens completing a stop string
   FinishReason finish = FinishReason::LENGTH;
+};
+
+// The decoding state of one batch, apart from where the forward pass runs: generate_batch drives it
+// with one Transformer; a pipeline of stages (dist/pipeline.h) drives one Decoder per stage and
+// micro-batch, the last stage choosing the tokens and every stage advancing with the same tokens, so
+// all stages agree on the batch's rows, positions and cache slots without further messages.
+class Decoder {
+ public:
+  // `n_layer_held` and `cache_options` describe the KV cache of the layers this process holds.
+  Decoder(const std::vector<GenerateRequest>& requests, const GenerateOptions& options, const ModelConfig& config,
+          int64_t n_layer_held, const at::TensorOptions& cache_options, HookSet* hooks);
+
+  // Arguments of the next forward pass: the prefill first, then one token per remaining row.
+  const ForwardArgs& args() const { return args_; }
+  // Rows of the next forward pass (batch dimension of args().tokens).
+  int64_t rows() const { return static_cast<int64_t>(rows_.size()); }
+  // Picks each row's next token from the last position's logits [rows(), 1, V] (the last stage).
+  std::vector<int64_t> choose(const at::Tensor& logits) const;
+  // Appends the tokens, applies EOS and stop strings, drops finished rows (without hooks) and
+  // prepares args(). Returns false when every request has finished.
+  bool advance(const std::vector<int64_t>& next);
+  std::vector<GenerateResult> take_results() { return std::move(results_); }
+
+ private:
+  const std::vector<GenerateRequest>& requests_;
+  const GenerateOptions& opt_;
+  HookSet* hooks_;
+  std::vector<GenerateResult> results_;
+  std::vector<bool> done_;
+  std::vector<size_t> rows_;  // batch row -> request
+  std::vector<int64_t> next_position_;
+  int64_t prompt_len_ = 0, step_ = 0;
+  size_t max_stop_ = 0;
+  bool padded_ = false;
+  at::Tensor key_valid_;
+  std::unique_ptr<KVCache> cache_;
+  ForwardArgs args_;
 };
 
 // Generates for every request in one batch. `hooks` may be null.

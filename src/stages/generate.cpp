@@ -1,30 +1,37 @@
-// Stage `generate`: thinking traces from a prompt dataset.
-//   in : model.path (checkpoint + tokenizer.json), data.prompts (JSONL)
-//   out: <run.dir>/generate/generations.jsonl (+ .done marker with the config hash), provenance.json
-// Prompts are batched by token length (results do not depend on the batch; see model/generate.h).
-// A rerun whose marker matches the config hash skips the work.
+// Stage `generate`: thinking traces from a prompt dataset, data parallel over replicas and layer
+// sharded over pipeline stages (dist/runtime.h).
+//   in : model.path (checkpoint + tokenizer.json), data.prompts (JSONL or builtin:...)
+//   out: <run.dir>/generate/generations.h5 (format thinksteer.generations, layout in README.md),
+//        generations.jsonl (the same for people to read), provenance.json, .done marker with the
+//        config hash; <run.dir>/config.resolved.ini
+// Each replica takes a contiguous share of the prompts balanced by estimated tokens (prompt +
+// max_new_tokens); results do not depend on the rank layout, the batch or the order (per-prompt
+// sampling streams). A rerun whose marker matches skips the work. On SIGUSR1/SIGTERM the ranks stop
+// at a batch boundary and store finished prompts in generations.progress.jsonl; the rerun goes on
+// from there.
 #include <ATen/ATen.h>
 
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
+#include <sstream>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "core/provenance.h"
-#include "core/sha256.h"
-#include "io/prompts.h"
-#include "model/generate.h"
+#include "dist/pipeline.h"
+#include "dist/stop.h"
+#include "stages/common.h"
 #include "stages/stages.h"
-#include "tokenizer/chat_format.h"
-#include "tokenizer/tokenizer.h"
 
 namespace ts::stages::generate {
 namespace fs = std::filesystem;
 
 namespace {
+
+constexpr const char* FORMAT = "thinksteer.generations";
 
 // Splits "thinking</think>answer". Without a closing tag the whole text is (unfinished) thinking.
 struct ThinkSplit {
@@ -46,124 +53,276 @@ ThinkSplit split_thinking(const std::string& text) {
   return s;
 }
 
+FinishReason finish_from_name(const std::string& name, const std::string& file) {
+  for (FinishReason r : {FinishReason::EOS, FinishReason::STOP_STRING, FinishReason::LENGTH})
+    if (name == finish_reason_name(r)) return r;
+  throw InputError(file, "finish_reason", "unknown finish reason '" + name + "'");
+}
+
+// One finished prompt as a progress line: {"index", "token_ids", "finish_reason"}.
+std::string progress_line(int64_t index, const GenerateResult& r) {
+  return json{{"index", index}, {"token_ids", r.tokens}, {"finish_reason", finish_reason_name(r.finish)}}.dump();
+}
+
 }  // namespace
 
 void run(const Config& cfg, Runtime& rt) {
-  if (cfg.model.path.empty()) throw InputError("<config>", "model.path", "no checkpoint directory given");
-  if (cfg.data.prompts.empty()) throw InputError("<config>", "data.prompts", "no prompts file given");
   const fs::path out_dir = fs::path(cfg.run.dir) / "generate";
-  const fs::path out_file = out_dir / "generations.jsonl";
-
-  const std::string prompts_sha256 = sha256_file(cfg.data.prompts);
-  const std::string config_hash = sha256_hex(config_to_ini(cfg, {"model", "data", "generate"}) + prompts_sha256 + git_commit());
-  if (done_marker_matches(out_file, config_hash)) {
-    spdlog::info("generate: {} is complete for this config ({}), skipping", out_file.string(), config_hash.substr(0, 12));
+  const fs::path out_h5 = out_dir / "generations.h5", out_jsonl = out_dir / "generations.jsonl";
+  const fs::path progress_file = out_dir / "generations.progress.jsonl";
+  const std::string config_hash = output_config_hash(cfg, {"model", "data", "generate"}, prompts_identity(cfg));
+  const bool complete = rt.rank == 0 && done_marker_matches(out_h5, config_hash) && fs::exists(out_jsonl);
+  if (rt.world_comm.allreduce_max(complete ? 1 : 0)) {
+    spdlog::info("generate: {} is complete for this config ({}), skipping", out_h5.string(), config_hash.substr(0, 12));
     return;
   }
-  if (std::filesystem::exists(done_marker_path(out_file))) spdlog::info("generate: existing output has another config hash; regenerating");
 
   // Inputs first: every input error surfaces before any work or output.
-  const std::vector<Prompt> prompts =
-      prompts_read_jsonl(cfg.data.prompts, cfg.data.prompt_field, cfg.data.id_field, cfg.data.answer_field, cfg.data.limit);
-  const fs::path model_dir = cfg.model.path;
-  const Tokenizer tokenizer = Tokenizer::from_file(model_dir / "tokenizer.json");
+  const std::vector<Prompt> prompts = load_prompts(cfg);
+  const int64_t n = static_cast<int64_t>(prompts.size());
+  StageModel m = load_stage_model(cfg, rt);
+  const GenerateOptions gen = generate_options(cfg, m);
   const ChatFormat format = chat_format_from_name(cfg.generate.chat_format);
-  CheckpointFiles ck = checkpoint_open(model_dir);
-  for (const auto& name : ck.unexpected) spdlog::warn("checkpoint tensor {} is not used by the model", name);
-  LoadOptions load;
-  load.device = rt.device;
-  load.dtype = dtype_resolve(cfg.model.dtype, ck.config, rt.device);
-  Transformer model(weights_load(ck, load));
-  spdlog::info("model {}: {} layers, d_model {}, {} heads ({} kv), vocab {}, {} MB of parameters as {} on {}", model_dir.string(),
-               ck.config.n_layer, ck.config.d_model, ck.config.n_head, ck.config.n_kv_head, ck.config.n_vocab,
-               model.weights().parameter_bytes >> 20, c10::toString(load.dtype), rt.device.str());
-
-  GenerateOptions gen;
-  gen.max_new_tokens = cfg.generate.max_new_tokens;
-  gen.sampling = {cfg.generate.temperature, cfg.generate.top_p, cfg.generate.top_k};
-  gen.seed = cfg.generate.seed;
-  gen.eos_ids = ck.config.eos_token_ids;
-  const fs::path gen_config = model_dir / "generation_config.json";
-  if (fs::exists(gen_config)) {
-    json g = json_read_file(gen_config);
-    if (g.contains("eos_token_id") && !g["eos_token_id"].is_null()) gen.eos_ids = json_token_ids(g, "eos_token_id", gen_config.string());
+  std::vector<std::string> prompt_texts(static_cast<size_t>(n));
+  std::vector<std::vector<int32_t>> prompt_ids(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    prompt_texts[static_cast<size_t>(i)] = chat_format_apply(format, prompts[static_cast<size_t>(i)].text, cfg.generate.system);
+    prompt_ids[static_cast<size_t>(i)] = m.tokenizer->encode_ids(prompt_texts[static_cast<size_t>(i)]);
+    if (prompt_ids[static_cast<size_t>(i)].empty())
+      throw InputError(cfg.data.prompts, "prompt " + prompts[static_cast<size_t>(i)].id, "prompt encodes to no tokens");
   }
-  gen.stop_strings = cfg.generate.stop;
-  gen.decode = [&tokenizer](std::span<const int32_t> ids) { return tokenizer.decode(ids); };
-  gen.pad_id = ck.config.pad_token_id >= 0 ? ck.config.pad_token_id : (gen.eos_ids.empty() ? 0 : gen.eos_ids[0]);
-  const auto think_close = tokenizer.token_to_id("</think>");
 
-  std::vector<std::string> prompt_texts;
-  std::vector<std::vector<int32_t>> prompt_ids;
-  for (const auto& p : prompts) {
-    prompt_texts.push_back(chat_format_apply(format, p.text, cfg.generate.system));
-    prompt_ids.push_back(tokenizer.encode_ids(prompt_texts.back()));
-    if (prompt_ids.back().empty()) throw InputError(cfg.data.prompts, "prompt " + p.id, "prompt encodes to no tokens");
+  // Progress of an interrupted run with the same config: rank 0 reads it, every rank parses it.
+  std::vector<std::optional<GenerateResult>> results(static_cast<size_t>(n));
+  std::vector<char> restored(static_cast<size_t>(n), 0);
+  std::string progress_text;
+  if (rt.rank == 0 && fs::exists(progress_file)) {
+    std::ifstream in(progress_file);
+    progress_text.assign(std::istreambuf_iterator<char>(in), {});
   }
-  // Longest first, so batches hold prompts of similar length (less padding).
-  std::vector<size_t> order(prompts.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return prompt_ids[a].size() > prompt_ids[b].size(); });
-
-  std::vector<GenerateResult> results(prompts.size());
-  Progress progress("generate", static_cast<int64_t>(prompts.size()), cfg.log.progress_seconds);
-  int64_t done = 0, new_tokens = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (size_t start = 0; start < order.size(); start += static_cast<size_t>(cfg.generate.batch_size)) {
-    const size_t end = std::min(order.size(), start + static_cast<size_t>(cfg.generate.batch_size));
-    std::vector<GenerateRequest> batch;
-    for (size_t i = start; i < end; ++i) batch.push_back({prompt_ids[order[i]], stream_id_of(prompts[order[i]].id)});
-    std::vector<GenerateResult> out = generate_batch(model, batch, gen);
-    for (size_t i = start; i < end; ++i) {
-      new_tokens += static_cast<int64_t>(out[i - start].tokens.size());
-      results[order[i]] = std::move(out[i - start]);
+  rt.world_comm.bcast(progress_text, 0);
+  if (!progress_text.empty()) {
+    std::istringstream in(progress_text);
+    std::string line;
+    std::getline(in, line);
+    const json head = json_parse_strict(line, progress_file.string());
+    if (head.value("config_sha256", "") != config_hash) {
+      spdlog::info("generate: {} belongs to another config; starting over", progress_file.string());
+    } else {
+      int64_t count = 0;
+      while (std::getline(in, line)) {
+        const json row = json_parse_strict(line, progress_file.string());
+        const int64_t i = json_int(row, "index", progress_file.string());
+        if (i < 0 || i >= n) throw InputError(progress_file.string(), "index", "prompt index out of range");
+        GenerateResult r;
+        r.tokens = row.at("token_ids").get<std::vector<int32_t>>();
+        r.finish = finish_from_name(json_string(row, "finish_reason", progress_file.string()), progress_file.string());
+        results[static_cast<size_t>(i)] = std::move(r);
+        restored[static_cast<size_t>(i)] = 1;
+        ++count;
+      }
+      spdlog::info("generate: resuming, {} of {} prompts finished before", count, n);
     }
-    done += static_cast<int64_t>(end - start);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    progress.update(done, fmt::format("{:.1f} new tok/s", static_cast<double>(new_tokens) / secs));
   }
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  progress.finish(fmt::format("{:.1f} new tok/s", static_cast<double>(new_tokens) / secs));
 
-  std::string jsonl;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    const GenerateResult& r = results[i];
-    const std::string text = tokenizer.decode(r.tokens, /*skip_special_tokens=*/false);
-    const ThinkSplit parts = split_thinking(tokenizer.decode(r.tokens, /*skip_special_tokens=*/true));
-    int64_t thinking_tokens = static_cast<int64_t>(r.tokens.size());
+  // This replica's share of the remaining prompts, longest first (batches of similar length).
+  std::vector<int64_t> remaining, costs;
+  for (int64_t i = 0; i < n; ++i)
+    if (!restored[static_cast<size_t>(i)]) {
+      remaining.push_back(i);
+      costs.push_back(static_cast<int64_t>(prompt_ids[static_cast<size_t>(i)].size()) + cfg.generate.max_new_tokens);
+    }
+  const Range share = partition_contiguous(costs, rt.n_replicas)[static_cast<size_t>(rt.replica)];
+  std::vector<int64_t> mine(remaining.begin() + share.begin, remaining.begin() + share.end);
+  std::stable_sort(mine.begin(), mine.end(), [&](int64_t a, int64_t b) {
+    return prompt_ids[static_cast<size_t>(a)].size() > prompt_ids[static_cast<size_t>(b)].size();
+  });
+  const int64_t bs = cfg.generate.batch_size;
+  const int64_t my_batches = (static_cast<int64_t>(mine.size()) + bs - 1) / bs;
+  // Which rank writes a prompt's rows: the first stage of the replica that generated it; rank 0 for
+  // prompts restored from the progress file.
+  auto holds = [&](int64_t i) {
+    return restored[static_cast<size_t>(i)] ? rt.rank == 0 : (rt.first_stage() && results[static_cast<size_t>(i)].has_value());
+  };
+
+  Pipeline pipeline(*m.model, rt);
+  const int64_t micro = cfg.parallel.micro_batches > 0 ? cfg.parallel.micro_batches : rt.n_stages;
+  int64_t new_tokens = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto work = [&](int64_t b) {
+    std::vector<GenerateRequest> batch;
+    const size_t begin = static_cast<size_t>(b * bs), end = std::min(mine.size(), begin + static_cast<size_t>(bs));
+    for (size_t k = begin; k < end; ++k) batch.push_back({prompt_ids[static_cast<size_t>(mine[k])], stream_id_of(prompts[static_cast<size_t>(mine[k])].id)});
+    std::vector<GenerateResult> out =
+        rt.n_stages > 1 ? generate_pipelined(pipeline, batch, gen, micro) : generate_batch(*m.model, batch, gen);
+    for (size_t k = begin; k < end; ++k) {
+      new_tokens += static_cast<int64_t>(out[k - begin].tokens.size());
+      results[static_cast<size_t>(mine[k])] = std::move(out[k - begin]);
+    }
+  };
+  auto rate = [&] {
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return fmt::format("{:.1f} new tok/s on this rank", static_cast<double>(new_tokens) / std::max(secs, 1e-9));
+  };
+  // On a stop request: every finished prompt (held results) to rank 0, which commits the progress file.
+  auto save = [&] {
+    std::vector<std::string> lines;
+    for (int64_t i = 0; i < n; ++i)
+      if (holds(i)) lines.push_back(progress_line(i, *results[static_cast<size_t>(i)]));
+    std::vector<std::string> all = rt.world_comm.gather_strings(lines, 0);
+    if (rt.rank == 0) {
+      std::string text = json{{"config_sha256", config_hash}}.dump() + "\n";
+      for (const auto& l : all) text += l + "\n";
+      fs::create_directories(out_dir);
+      write_file_atomic(progress_file, text);
+      spdlog::info("generate: saved {} finished prompts of {} to {}", all.size(), n, progress_file.string());
+    }
+    rt.world_comm.barrier();
+  };
+  run_batches(rt, my_batches, work, {}, save, "generate", cfg.log.progress_seconds, rate);
+
+  // ---- Output: numeric datasets written collectively, strings and provenance by rank 0, then commit.
+  std::vector<int64_t> n_new(static_cast<size_t>(n), 0);
+  for (int64_t i = 0; i < n; ++i)
+    if (holds(i)) n_new[static_cast<size_t>(i)] = static_cast<int64_t>(results[static_cast<size_t>(i)]->tokens.size());
+  rt.world_comm.allreduce_sum(std::span<int64_t>(n_new));
+  std::vector<int64_t> token_offset(static_cast<size_t>(n) + 1, 0), prompt_token_offset(static_cast<size_t>(n) + 1, 0);
+  for (int64_t i = 0; i < n; ++i) {
+    token_offset[static_cast<size_t>(i) + 1] = token_offset[static_cast<size_t>(i)] + n_new[static_cast<size_t>(i)];
+    prompt_token_offset[static_cast<size_t>(i) + 1] =
+        prompt_token_offset[static_cast<size_t>(i)] + static_cast<int64_t>(prompt_ids[static_cast<size_t>(i)].size());
+  }
+  const auto think_close = m.tokenizer->token_to_id("</think>");
+
+  using h5::DType;
+  const std::vector<int64_t> per_prompt = {n};
+  std::vector<h5::DatasetSpec> specs = {
+      {"/prompts/n_prompt_tokens", DType::I64, per_prompt, {"prompt"}, {{"description", "tokens of the formatted prompt"}}},
+      {"/prompts/n_new_tokens", DType::I64, per_prompt, {"prompt"}, {{"description", "generated tokens (including EOS)"}}},
+      {"/prompts/n_thinking_tokens", DType::I64, per_prompt, {"prompt"}, {{"description", "generated tokens before </think> (all if unclosed)"}}},
+      {"/prompts/thinking_closed", DType::U8, per_prompt, {"prompt"}, {{"description", "1 if the trace closed </think>"}}},
+      {"/prompts/token_offset", DType::I64, per_prompt, {"prompt"}, {{"description", "first row of this prompt in /tokens"}}},
+      {"/prompts/prompt_token_offset", DType::I64, per_prompt, {"prompt"}, {{"description", "first row of this prompt in /prompt_tokens"}}},
+      {"/tokens/id", DType::I32, {token_offset.back()}, {"token"}, {{"description", "generated token ids of every prompt, back to back"}}},
+      {"/tokens/prompt_index", DType::I64, {token_offset.back()}, {"token"}, {{"description", "row in /prompts"}}},
+      {"/prompt_tokens/id", DType::I32, {prompt_token_offset.back()}, {"prompt_token"}, {{"description", "formatted prompt token ids, back to back"}}},
+  };
+  std::vector<int64_t> rows;
+  for (int64_t i = 0; i < n; ++i)
+    if (holds(i)) rows.push_back(i);
+  std::vector<int64_t> c_prompt, c_new, c_think, c_off, c_poff, tok_index;
+  std::vector<uint8_t> c_closed;
+  std::vector<int32_t> tok_ids, ptok_ids;
+  std::vector<h5::RowRange> tok_ranges, ptok_ranges;
+  for (int64_t i : rows) {
+    const GenerateResult& r = *results[static_cast<size_t>(i)];
+    const auto& p = prompt_ids[static_cast<size_t>(i)];
+    int64_t thinking = static_cast<int64_t>(r.tokens.size());
+    bool closed = false;
     if (think_close) {
       auto it = std::find(r.tokens.begin(), r.tokens.end(), *think_close);
-      if (it != r.tokens.end()) thinking_tokens = it - r.tokens.begin();
+      if (it != r.tokens.end()) {
+        thinking = it - r.tokens.begin();
+        closed = true;
+      }
     }
-    json row = {{"id", prompts[i].id},
-                {"prompt", prompts[i].text},
-                {"prompt_text", prompt_texts[i]},
-                {"prompt_tokens", prompt_ids[i].size()},
-                {"token_ids", r.tokens},
-                {"text", text},
-                {"thinking", parts.thinking},
-                {"answer_text", parts.answer},
-                {"thinking_closed", parts.closed},
-                {"n_new_tokens", r.tokens.size()},
-                {"n_thinking_tokens", thinking_tokens},
-                {"finish_reason", finish_reason_name(r.finish)},
-                {"reference_answer", prompts[i].answer}};
-    jsonl += row.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+    c_prompt.push_back(static_cast<int64_t>(p.size()));
+    c_new.push_back(static_cast<int64_t>(r.tokens.size()));
+    c_think.push_back(thinking);
+    c_closed.push_back(closed ? 1 : 0);
+    c_off.push_back(token_offset[static_cast<size_t>(i)]);
+    c_poff.push_back(prompt_token_offset[static_cast<size_t>(i)]);
+    tok_ids.insert(tok_ids.end(), r.tokens.begin(), r.tokens.end());
+    tok_index.insert(tok_index.end(), r.tokens.size(), i);
+    if (!r.tokens.empty()) tok_ranges.push_back({token_offset[static_cast<size_t>(i)], static_cast<int64_t>(r.tokens.size())});
+    ptok_ids.insert(ptok_ids.end(), p.begin(), p.end());
+    ptok_ranges.push_back({prompt_token_offset[static_cast<size_t>(i)], static_cast<int64_t>(p.size())});
   }
-  fs::create_directories(out_dir);
-  write_file_atomic(fs::path(cfg.run.dir) / "config.resolved.ini", config_to_ini(cfg));
-  json prov = provenance_json(cfg, config_hash);
-  prov["stage"] = "generate";
-  prov["model_config_sha256"] = sha256_file(model_dir / "config.json");
-  prov["tokenizer_sha256"] = sha256_file(model_dir / "tokenizer.json");
-  prov["prompts_sha256"] = prompts_sha256;
-  prov["compute_dtype"] = c10::toString(load.dtype);
-  prov["device"] = rt.device.str();
-  write_file_atomic(out_dir / "provenance.json", prov.dump(2));
-  write_file_atomic(out_file, jsonl);
-  done_marker_write(out_file, config_hash);
-  spdlog::info("generate: wrote {} traces ({} new tokens, {:.1f} tok/s) to {}", prompts.size(), new_tokens,
-               static_cast<double>(new_tokens) / secs, out_file.string());
+  const fs::path tmp = out_dir / "generations.h5.partial";
+  if (rt.rank == 0) fs::create_directories(out_dir);
+  rt.world_comm.barrier();
+  {
+    h5::ParallelFile f(tmp, rt.world_comm.get());
+    for (const auto& s : specs) f.create(s);
+    const auto prompt_ranges = row_ranges(rows);
+    f.write_rows("/prompts/n_prompt_tokens", prompt_ranges, c_prompt.data());
+    f.write_rows("/prompts/n_new_tokens", prompt_ranges, c_new.data());
+    f.write_rows("/prompts/n_thinking_tokens", prompt_ranges, c_think.data());
+    f.write_rows("/prompts/thinking_closed", prompt_ranges, c_closed.data());
+    f.write_rows("/prompts/token_offset", prompt_ranges, c_off.data());
+    f.write_rows("/prompts/prompt_token_offset", prompt_ranges, c_poff.data());
+    fault_point("write", rt.rank);
+    f.write_rows("/tokens/id", tok_ranges, tok_ids.data());
+    f.write_rows("/tokens/prompt_index", tok_ranges, tok_index.data());
+    f.write_rows("/prompt_tokens/id", ptok_ranges, ptok_ids.data());
+    f.close();
+  }
+  std::vector<std::string> lines;
+  for (int64_t i : rows) lines.push_back(progress_line(i, *results[static_cast<size_t>(i)]));
+  const std::vector<std::string> gathered = rt.world_comm.gather_strings(lines, 0);
+  if (rt.rank == 0) {
+    std::vector<std::string> text(static_cast<size_t>(n)), thinking(static_cast<size_t>(n)), answer(static_cast<size_t>(n)),
+        finish(static_cast<size_t>(n)), ids(static_cast<size_t>(n)), raw(static_cast<size_t>(n)), reference(static_cast<size_t>(n));
+    std::vector<std::string> jsonl_rows(static_cast<size_t>(n));
+    for (const auto& l : gathered) {
+      const json row = json::parse(l);
+      const int64_t i = row["index"].get<int64_t>();
+      const auto tokens = row["token_ids"].get<std::vector<int32_t>>();
+      const size_t k = static_cast<size_t>(i);
+      text[k] = m.tokenizer->decode(tokens, /*skip_special_tokens=*/false);
+      const ThinkSplit parts = split_thinking(m.tokenizer->decode(tokens, /*skip_special_tokens=*/true));
+      thinking[k] = parts.thinking;
+      answer[k] = parts.answer;
+      finish[k] = row["finish_reason"].get<std::string>();
+      int64_t n_thinking = static_cast<int64_t>(tokens.size());
+      if (think_close)
+        if (auto it = std::find(tokens.begin(), tokens.end(), *think_close); it != tokens.end()) n_thinking = it - tokens.begin();
+      jsonl_rows[k] = json{{"id", prompts[k].id},
+                           {"prompt", prompts[k].text},
+                           {"prompt_text", prompt_texts[k]},
+                           {"prompt_tokens", prompt_ids[k].size()},
+                           {"token_ids", tokens},
+                           {"text", text[k]},
+                           {"thinking", parts.thinking},
+                           {"answer_text", parts.answer},
+                           {"thinking_closed", parts.closed},
+                           {"n_new_tokens", tokens.size()},
+                           {"n_thinking_tokens", n_thinking},
+                           {"finish_reason", finish[k]},
+                           {"reference_answer", prompts[k].answer}}
+                          .dump(-1, ' ', false, json::error_handler_t::replace);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      ids[static_cast<size_t>(i)] = prompts[static_cast<size_t>(i)].id;
+      raw[static_cast<size_t>(i)] = prompts[static_cast<size_t>(i)].text;
+      reference[static_cast<size_t>(i)] = prompts[static_cast<size_t>(i)].answer;
+    }
+    const json prov = stage_provenance(cfg, rt, "generate", config_hash, m.dir);
+    {
+      h5::SerialFile f(tmp, h5::SerialFile::Mode::READ_WRITE);
+      f.write_strings("/prompts/id", ids, "prompt");
+      f.write_strings("/prompts/user_prompt", raw, "prompt");
+      f.write_strings("/prompts/prompt_text", prompt_texts, "prompt");
+      f.write_strings("/prompts/reference_answer", reference, "prompt");
+      f.write_strings("/prompts/text", text, "prompt");
+      f.write_strings("/prompts/thinking", thinking, "prompt");
+      f.write_strings("/prompts/answer_text", answer, "prompt");
+      f.write_strings("/prompts/finish_reason", finish, "prompt");
+      for (const auto& s : specs) f.describe(s);
+      write_h5_provenance(f, prov, FORMAT);
+    }
+    std::string jsonl;
+    for (const auto& r : jsonl_rows) jsonl += r + "\n";
+    write_file_atomic(fs::path(cfg.run.dir) / "config.resolved.ini", config_to_ini(cfg));
+    write_file_atomic(out_dir / "provenance.json", prov.dump(2));
+    write_file_atomic(out_jsonl, jsonl);
+    h5::commit_h5(tmp, out_h5, FORMAT, specs, config_hash);
+    fs::remove(progress_file);
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    spdlog::info("generate: wrote {} traces ({} new tokens in {:.1f} s on {} ranks) to {} and {}", n, token_offset.back(), secs, rt.world,
+                 out_h5.string(), out_jsonl.filename().string());
+  }
+  rt.world_comm.barrier();
 }
 
 }  // namespace ts::stages::generate

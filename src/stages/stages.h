@@ -1,11 +1,12 @@
 // One entry point per pipeline stage; main() parses the Config, builds the Runtime and dispatches.
 #pragma once
 #include "core/config.h"
-#include "core/runtime.h"
+#include "dist/runtime.h"
 
 namespace ts::stages {
 
 namespace generate { void run(const Config& cfg, Runtime& rt); }  // thinking traces from prompts
+namespace collect { void run(const Config& cfg, Runtime& rt); }   // activations at hook points -> parallel HDF5
 namespace inspect { void run(const Config& cfg, Runtime& rt); }   // validate and describe a checkpoint
 namespace toy_corpus { void run(const Config& cfg, Runtime& rt); }  // planted-truth toy corpus (src/toy)
 

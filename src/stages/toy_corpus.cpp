@@ -4,6 +4,7 @@
 // One JSON object per problem: question, exact answer, R1-format trace, and the label and code-point
 // range of every sentence. A rerun whose marker matches the config hash skips the work.
 #include <algorithm>
+#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -19,7 +20,18 @@
 namespace ts::stages::toy_corpus {
 namespace fs = std::filesystem;
 
-void run(const Config& cfg, Runtime& /*rt*/) {
+void run(const Config& cfg, Runtime& rt) {
+  // One writer: rank 0 writes the corpus while the other ranks (if any) wait for it.
+  if (rt.rank != 0) {
+    rt.world_comm.barrier();
+    return;
+  }
+  struct Release {
+    Runtime& rt;
+    ~Release() {
+      if (std::uncaught_exceptions() == 0) rt.world_comm.barrier();
+    }
+  } release{rt};
   const fs::path out_dir = fs::path(cfg.run.dir) / "toy";
   const fs::path out_file = out_dir / "corpus.jsonl";
 

@@ -2,7 +2,7 @@
 (`thinksteer inspect|generate` and `thinksteer-check checkpoint|config|prompts|...`) exit with status
 exactly 2, print exactly one error line naming the offending file and field, and never crash (no
 signal, sanitizer report, "terminate called" or core dump). `thinksteer generate` must also leave no
-output that looks valid (generations.jsonl, .done marker) in its run directory.
+output that looks valid (generations.jsonl/.h5, .done marker) in its run directory.
 
 Each case copies a valid tiny checkpoint from tests/reference (qwen2_gqa_tied: single file, tied;
 qwen2_untied_sharded: 5 shards + index), adds a valid byte-level tokenizer.json, and corrupts one
@@ -640,7 +640,7 @@ def generate_cmd(opts, env, *extra, prompts=None):
 def assert_no_output(run_dir):
     if not run_dir.exists():
         return
-    found = [p for p in run_dir.rglob("*") if p.name.startswith("generations.jsonl") or p.name.endswith(".done")]
+    found = [p for p in run_dir.rglob("*") if p.name.startswith("generations.") or p.name.endswith(".done")]
     assert not found, f"output left behind after a bad-input error: {found}"
 
 
@@ -668,7 +668,7 @@ def test_generate_valid_input_writes_output(opts, gen_env):
     assert_no_crash(rc, out, err, cmd)
     assert rc == 0, f"{cmd}\n{out}\n{err}"
     out_file = gen_env["run"] / "generate" / "generations.jsonl"
-    assert out_file.is_file() and (gen_env["run"] / "generate" / "generations.jsonl.done").is_file()
+    assert out_file.is_file() and (gen_env["run"] / "generate" / "generations.h5.done").is_file()
     assert len(out_file.read_text().splitlines()) == 2
 
 

@@ -58,9 +58,9 @@ def test_output_contract(binary, demo_model, tmp_path):
     for key in ("git_commit", "config_sha256", "versions", "model_config_sha256", "tokenizer_sha256", "prompts_sha256", "seed"):
         assert key in prov
     assert "[generate]" in (tmp_path / "config.resolved.ini").read_text()
-    done = (tmp_path / "generate" / "generations.jsonl.done").read_text().strip()
+    done = (tmp_path / "generate" / "generations.h5.done").read_text().strip()
     assert done == prov["config_sha256"]
-    assert not list((tmp_path / "generate").glob("*.tmp.*"))
+    assert not list((tmp_path / "generate").glob("*.tmp.*")) and not list((tmp_path / "generate").glob("*.partial"))
 
 
 def test_rerun_skips_and_config_change_redoes(binary, demo_model, tmp_path):

@@ -1,0 +1,70 @@
+// What the model stages (generate, collect) share: their inputs, this rank's slice of the model,
+// the batch-round loop with the stop agreement, and the provenance every output carries.
+#pragma once
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "dist/runtime.h"
+#include "io/h5store.h"
+#include "io/prompts.h"
+#include "model/generate.h"
+#include "model/transformer.h"
+#include "tokenizer/chat_format.h"
+#include "tokenizer/tokenizer.h"
+
+namespace ts::stages {
+
+// data.prompts: a JSONL file, or a built-in set: "builtin:toy" / "builtin:toy-train" /
+// "builtin:toy-test" (the toy world's word problems per [toy], question + exact answer).
+std::vector<Prompt> load_prompts(const Config& cfg, const std::string& spans_field = "");
+// What identifies the prompts for config hashes: the file's SHA-256, or the set name + [toy] keys.
+std::string prompts_identity(const Config& cfg);
+
+// This rank's part of the model: the layers of its pipeline stage (embeddings on the first stage,
+// final norm and lm_head on the last), read from the checkpoint and nothing else.
+struct StageModel {
+  std::filesystem::path dir;
+  std::shared_ptr<const Tokenizer> tokenizer;
+  std::unique_ptr<Transformer> model;
+  ModelConfig config;
+  Range layers;
+  c10::ScalarType dtype = c10::ScalarType::Float;
+  std::vector<int64_t> eos_ids;  // generation_config.json's, else config.json's
+  int64_t pad_id = 0;
+};
+StageModel load_stage_model(const Config& cfg, const Runtime& rt);
+
+// Generation options from [generate] and the model (EOS, pad, stop strings through the tokenizer).
+GenerateOptions generate_options(const Config& cfg, const StageModel& m);
+
+// The config hash of a stage's output: the given sections, the inputs' identity, the code version.
+// [parallel] is never part of it: results do not depend on the rank layout.
+std::string output_config_hash(const Config& cfg, const std::vector<std::string>& sections, const std::string& inputs);
+
+// Provenance of an output (DECISIONS.md "Outputs and runs"): resolved config and hash, git commit,
+// library versions (torch, MPI, HDF5, NCCL), seeds, rank layout, model path and checkpoint hashes.
+json stage_provenance(const Config& cfg, const Runtime& rt, const std::string& stage, const std::string& config_hash,
+                      const std::filesystem::path& model_dir);
+// Root attributes of an HDF5 output: format, schema_version, stage, config, config_sha256,
+// git_commit, created_utc, world_size, pipeline_stages, seed, model_path, and the full provenance
+// JSON as the attribute `provenance`.
+void write_h5_provenance(h5::SerialFile& file, const json& prov, const std::string& format);
+
+// The batch loop of a stage. COLLECTIVE over rt.world_comm. Every rank runs `rounds` rounds (the
+// maximum of my_batches over ranks) and calls work(b) in round b < my_batches, then round_end()
+// (COLLECTIVE, every round, e.g. the collective HDF5 write; may be empty); after each round the
+// ranks agree on a stop request (dist/stop.h); on one, `save()` (COLLECTIVE) stores the progress and
+// StopRequested is thrown on every rank. Progress: a line per interval (bar on a terminal) per rank.
+void run_batches(Runtime& rt, int64_t my_batches, const std::function<void(int64_t)>& work, const std::function<void()>& round_end,
+                 const std::function<void()>& save, const std::string& what, double progress_seconds, const std::function<std::string()>& detail);
+
+// Row ranges covering sorted, distinct row indices (consecutive rows merged).
+std::vector<h5::RowRange> row_ranges(const std::vector<int64_t>& sorted_rows);
+
+}  // namespace ts::stages
