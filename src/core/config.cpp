@@ -109,6 +109,7 @@ OptionTable make_table(Config& c) {
   t.add("parallel.term_grace_seconds", &c.parallel.term_grace_seconds, "after SIGTERM a rank exits (code 75) at the latest this many seconds later");
   t.add("output.dtype", &c.output.dtype, "stored activations: float32|float16|bfloat16 (bfloat16 as uint16 bits, attribute encoding)");
   t.add("output.compression", &c.output.compression, "gzip level for HDF5 datasets, 0..9 (needs parallel filtered writes in the HDF5 build)");
+  t.add("output.buffer_mb", &c.output.buffer_mb, "collect: MB of rows a rank buffers before the ranks write them collectively");
   t.add("collect.source", &c.collect.source, "prompts (data.prompts, chat-formatted) | generations (prompt + generated tokens of collect.input)");
   t.add("collect.input", &c.collect.input, "generations JSONL for source=generations (default <run.dir>/generate/generations.jsonl)");
   t.add_list("collect.hooks", &c.collect.hooks, "hook names (TransformerLens), comma-separated; blocks.*.X expands over collect.layers");
@@ -253,6 +254,7 @@ void config_validate(const Config& c, const std::function<std::string(const std:
   if (c.output.dtype != "float32" && c.output.dtype != "float16" && c.output.dtype != "bfloat16")
     fail("output.dtype", "must be float32, float16 or bfloat16, got '" + c.output.dtype + "'");
   if (c.output.compression < 0 || c.output.compression > 9) fail("output.compression", "must be in 0..9");
+  if (c.output.buffer_mb < 0) fail("output.buffer_mb", "must be >= 0");
   if (c.collect.source != "prompts" && c.collect.source != "generations")
     fail("collect.source", "must be prompts or generations, got '" + c.collect.source + "'");
   static const char* positions[] = {"all", "last", "prompt", "generated", "spans"};

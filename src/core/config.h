@@ -47,6 +47,7 @@ struct Config {
   struct Output {                  // HDF5 outputs
     std::string dtype = "float32"; // activations: float32 | float16 | bfloat16 (stored as uint16, encoding attribute)
     int64_t compression = 0;       // gzip level 0..9 (needs an HDF5 build with parallel filtered writes)
+    int64_t buffer_mb = 256;       // collect: rows buffered per rank before a collective write
   } output;
   struct Collect {
     std::string source = "prompts";  // prompts (data.prompts, chat-formatted) | generations (prompt + generated tokens)

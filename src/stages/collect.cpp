@@ -65,21 +65,26 @@ int64_t chat_prefix_code_points(ChatFormat format, const std::string& system) {
   return utf8_length(std::string_view(formatted).substr(0, formatted.find(sentinel)));
 }
 
-// Code-point ranges of generated tokens inside decode(tokens), in O(n): decode from the last point
-// where the text ended on a complete character; a piece ending in U+FFFD (an incomplete UTF-8
-// sequence) waits for the next token.
+// Code-point ranges of generated tokens inside decode(tokens), with the tokenizer's convention for
+// prompt tokens (HF `offsets`): a token covers every character it contributes bytes to, so the tokens
+// of a character split across tokens all cover it. O(n): each piece is decoded from the last point
+// where the text ended on a complete character; a piece ending in U+FFFD ends inside a character.
 std::vector<std::pair<int64_t, int64_t>> generated_offsets(const Tokenizer& tok, const std::vector<int32_t>& ids, int64_t base) {
   std::vector<std::pair<int64_t, int64_t>> out(ids.size());
   size_t clean = 0;
-  int64_t clean_len = base;
+  int64_t clean_len = base, prev_end = base;
+  bool prev_partial = false;
   for (size_t j = 0; j < ids.size(); ++j) {
     const std::string piece = tok.decode(std::span<const int32_t>(ids.data() + clean, j + 1 - clean));
     const bool partial = piece.size() >= 3 && piece.compare(piece.size() - 3, 3, "\xEF\xBF\xBD") == 0;
-    const int64_t len = clean_len + utf8_length(piece) - (partial ? 1 : 0);
-    out[j] = {j > 0 ? out[j - 1].second : base, len};
+    const int64_t end = clean_len + utf8_length(piece);
+    const int64_t begin = std::min(end, prev_partial ? prev_end - 1 : prev_end);  // a split character starts before
+    out[j] = {begin, end};
+    prev_end = end;
+    prev_partial = partial;
     if (!partial) {
       clean = j + 1;
-      clean_len = len;
+      clean_len = end;
     }
   }
   return out;
@@ -318,7 +323,8 @@ void run(const Config& cfg, Runtime& rt) {
   const bool need_logits = std::any_of(hooks.begin(), hooks.end(), [](const HookPoint& h) { return h.site == HookSite::LN_FINAL; });
   const int64_t micro = cfg.parallel.micro_batches > 0 ? cfg.parallel.micro_batches : rt.n_stages;
   int64_t tokens_done = 0;
-  double compute_s = 0, write_s = 0;
+  double compute_s = 0, write_s = 0, wait_s = 0;
+  int64_t pending_bytes = 0;
   const auto t0 = std::chrono::steady_clock::now();
 
   auto work = [&](int64_t b) {
@@ -364,6 +370,7 @@ void run(const Config& cfg, Runtime& rt) {
           at::Tensor out = weights.defined() ? at::matmul(weights, flat.to(at::kDouble)) : flat.index_select(0, index);
           if (hooks[h].site == HookSite::ATTN_Z) out = out.view({out.size(0), c.n_head, c.d_head});
           pending[h].push_back(to_storage(out.to(at::kCPU), dtype));
+          pending_bytes += static_cast<int64_t>(pending[h].back().nbytes());
           return x;
         });
       }
@@ -379,8 +386,11 @@ void run(const Config& cfg, Runtime& rt) {
     compute_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - tb).count();
   };
   // Collective: one write per dataset, in the same order on every rank; the rows go to their sequence's offset.
-  auto round_end = [&] {
+  auto flush = [&] {
+    const auto tb = std::chrono::steady_clock::now();
+    rt.world_comm.barrier();  // time spent waiting for slower ranks is not writing
     const auto tw = std::chrono::steady_clock::now();
+    wait_s += std::chrono::duration<double>(tw - tb).count();
     std::vector<h5::RowRange> ranges;
     for (int64_t s : pending_seqs)  // pending rows are in batch order, so are the ranges
       if (row_offset[static_cast<size_t>(s) + 1] > row_offset[static_cast<size_t>(s)])
@@ -394,9 +404,11 @@ void run(const Config& cfg, Runtime& rt) {
     }
     for (int64_t s : pending_seqs) done[static_cast<size_t>(s)] = 1;
     pending_seqs.clear();
+    pending_bytes = 0;
     write_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - tw).count();
   };
   auto save = [&] {
+    flush();
     file.close();
     rt.world_comm.allreduce_max_inplace(std::span<int64_t>(done));
     if (rt.rank == 0) {
@@ -413,10 +425,20 @@ void run(const Config& cfg, Runtime& rt) {
     return fmt::format("{:.0f} tok/s on this rank, {:.0f}% of the time writing", static_cast<double>(tokens_done) / std::max(secs, 1e-9),
                        100 * write_s / std::max(secs, 1e-9));
   };
-  run_batches(rt, my_batches, work, round_end, save, "collect", cfg.log.progress_seconds, detail);
+  BatchLoop loop;
+  loop.work = work;
+  loop.pending_bytes = [&] { return pending_bytes; };
+  loop.flush = flush;
+  loop.save = save;
+  loop.flush_bytes = cfg.output.buffer_mb << 20;
+  loop.what = "collect";
+  loop.progress_seconds = cfg.log.progress_seconds;
+  loop.detail = detail;
+  run_batches(rt, my_batches, loop);
   file.close();
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  spdlog::info("collect: {} tokens in {:.2f} s on this rank ({:.2f} s forward, {:.2f} s writing)", tokens_done, wall, compute_s, write_s);
+  spdlog::info("collect: {} tokens in {:.3f} s on this rank ({:.3f} s forward, {:.3f} s writing, {:.3f} s waiting for other ranks)",
+               tokens_done, wall, compute_s, write_s, wait_s);
 
   // Phase 2 (rank 0): token and row metadata, strings, dimension scales, provenance; then commit.
   if (rt.rank == 0) {

@@ -183,21 +183,35 @@ void write_h5_provenance(h5::SerialFile& f, const json& prov, const std::string&
   f.set_attr("/", "provenance", prov.dump());
 }
 
-void run_batches(Runtime& rt, int64_t my_batches, const std::function<void(int64_t)>& work, const std::function<void()>& round_end,
-                 const std::function<void()>& save, const std::string& what, double progress_seconds, const std::function<std::string()>& detail) {
+void run_batches(Runtime& rt, int64_t my_batches, const BatchLoop& loop) {
   const int64_t rounds = rt.world_comm.allreduce_max(my_batches);
-  Progress progress(what, rounds, progress_seconds);
+  Progress progress(loop.what, rounds, loop.progress_seconds);
+  MPI_Request pending = MPI_REQUEST_NULL;
+  int64_t vote[2] = {0, 0}, result[2] = {0, 0};  // {stop requested, bytes buffered}: MAX over ranks
+  auto finish_vote = [&] {
+    if (pending != MPI_REQUEST_NULL) mpi::check(MPI_Wait(&pending, MPI_STATUS_IGNORE), "MPI_Wait(batch vote)");
+  };
   for (int64_t b = 0; b < rounds; ++b) {
-    if (b < my_batches) work(b);
-    if (round_end) round_end();
+    if (b < my_batches) loop.work(b);
     fault_point("batch", rt.rank);
-    if (stop_agree(rt.world_comm) > 0) {
-      save();
-      throw StopRequested();
+    if (pending != MPI_REQUEST_NULL) {
+      finish_vote();  // the previous round's vote: the same on every rank
+      if (result[0] > 0) {
+        spdlog::warn("{}: stop requested ({}); stopping after round {} of {}", loop.what, result[0] == 2 ? "SIGTERM" : "SIGUSR1 or STOP file",
+                     b + 1, rounds);
+        loop.save();
+        throw StopRequested();
+      }
+      if (loop.flush && result[1] >= loop.flush_bytes) loop.flush();
     }
-    progress.update(b + 1, detail());
+    vote[0] = stop_local();
+    vote[1] = loop.pending_bytes ? loop.pending_bytes() : 0;
+    mpi::check(MPI_Iallreduce(vote, result, 2, MPI_INT64_T, MPI_MAX, rt.world_comm.get(), &pending), "MPI_Iallreduce(batch vote)");
+    progress.update(b + 1, loop.detail ? loop.detail() : "");
   }
-  progress.finish(detail());
+  finish_vote();
+  if (loop.flush) loop.flush();
+  progress.finish(loop.detail ? loop.detail() : "");
 }
 
 std::vector<h5::RowRange> row_ranges(const std::vector<int64_t>& rows) {

@@ -56,13 +56,25 @@ json stage_provenance(const Config& cfg, const Runtime& rt, const std::string& s
 // JSON as the attribute `provenance`.
 void write_h5_provenance(h5::SerialFile& file, const json& prov, const std::string& format);
 
-// The batch loop of a stage. COLLECTIVE over rt.world_comm. Every rank runs `rounds` rounds (the
-// maximum of my_batches over ranks) and calls work(b) in round b < my_batches, then round_end()
-// (COLLECTIVE, every round, e.g. the collective HDF5 write; may be empty); after each round the
-// ranks agree on a stop request (dist/stop.h); on one, `save()` (COLLECTIVE) stores the progress and
-// StopRequested is thrown on every rank. Progress: a line per interval (bar on a terminal) per rank.
-void run_batches(Runtime& rt, int64_t my_batches, const std::function<void(int64_t)>& work, const std::function<void()>& round_end,
-                 const std::function<void()>& save, const std::string& what, double progress_seconds, const std::function<std::string()>& detail);
+// The batch loop of a stage: every rank runs `rounds` rounds (the maximum of my_batches over ranks)
+// and calls work(b) in round b < my_batches. Ranks do not run in lockstep: at the end of each round
+// a rank starts a non-blocking MPI_Iallreduce(MAX) of {stop requested, bytes buffered} and reads the
+// previous round's result, so a rank is at most one round ahead of the slowest, and every rank acts on
+// the same result in the same round: a stop request (dist/stop.h) makes every rank call save()
+// (COLLECTIVE) and throw StopRequested; buffered bytes over flush_bytes on any rank make every rank call
+// flush() (COLLECTIVE, e.g. the HDF5 writes). After the last round flush() runs once more.
+struct BatchLoop {
+  std::function<void(int64_t)> work;      // local
+  std::function<int64_t()> pending_bytes;  // local; empty: nothing is buffered
+  std::function<void()> flush;            // COLLECTIVE; may be empty
+  std::function<void()> save;             // COLLECTIVE: store progress after a stop request
+  int64_t flush_bytes = int64_t{256} << 20;
+  std::string what;                       // progress label
+  double progress_seconds = 30;
+  std::function<std::string()> detail;    // progress detail
+};
+// COLLECTIVE over rt.world_comm.
+void run_batches(Runtime& rt, int64_t my_batches, const BatchLoop& loop);
 
 // Row ranges covering sorted, distinct row indices (consecutive rows merged).
 std::vector<h5::RowRange> row_ranges(const std::vector<int64_t>& sorted_rows);

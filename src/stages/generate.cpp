@@ -179,7 +179,13 @@ void run(const Config& cfg, Runtime& rt) {
     }
     rt.world_comm.barrier();
   };
-  run_batches(rt, my_batches, work, {}, save, "generate", cfg.log.progress_seconds, rate);
+  BatchLoop loop;
+  loop.work = work;
+  loop.save = save;
+  loop.what = "generate";
+  loop.progress_seconds = cfg.log.progress_seconds;
+  loop.detail = rate;
+  run_batches(rt, my_batches, loop);
 
   // ---- Output: numeric datasets written collectively, strings and provenance by rank 0, then commit.
   std::vector<int64_t> n_new(static_cast<size_t>(n), 0);

@@ -1,4 +1,5 @@
 // One entry point per pipeline stage; main() parses the Config, builds the Runtime and dispatches.
+// Every run() is COLLECTIVE over rt.world_comm: all ranks call it with the same Config.
 #pragma once
 #include "core/config.h"
 #include "dist/runtime.h"

@@ -143,6 +143,16 @@ def test_hdf5_layout_h5py_and_xarray(baseline):
         assert f["activations/blocks.1.attn.hook_z"].shape == (n_rows, 4, 32)
         assert n_rows == f["tokens/id"].shape[0] == int(f["sequences/n_tokens"][()].sum())
         assert f["tokens/char_end"][()].max() > 0
+    # Character offsets cover each text in order (prompt tokens from the tokenizer, generated tokens
+    # from decoding); like HF offsets, the tokens of a character split across tokens all cover it.
+    with h5py.File(baseline / "gen" / "collect" / "activations.h5", "r") as f:
+        texts = [t.decode() for t in f["sequences/text"][()]]
+        seq, cb, ce = f["tokens/sequence"][()], f["tokens/char_begin"][()], f["tokens/char_end"][()]
+        for s_index, text in enumerate(texts):
+            b, e = cb[seq == s_index], ce[seq == s_index]
+            assert (b <= e).all() and (np.diff(b) >= 0).all() and (np.diff(e) >= 0).all(), s_index
+            assert (b[1:] <= e[:-1]).all(), s_index  # no gaps
+            assert b[0] == 0 and e[-1] == len(text), s_index
     ds = xr.open_dataset(baseline / "collect" / "activations.h5", engine="h5netcdf", group="activations")
     assert ds["blocks.3.hook_resid_post"].dims == ("row", "d_model")
     assert ds["blocks.1.attn.hook_z"].dims == ("row", "head", "d_head")
