@@ -15,9 +15,14 @@ void check(int rc, const char* what) {
   throw std::runtime_error(std::string(what) + ": " + std::string(msg, static_cast<size_t>(len)));
 }
 
+namespace {
+int g_provided = MPI_THREAD_SINGLE;
+}
+
+bool thread_multiple() { return g_provided >= MPI_THREAD_MULTIPLE; }
+
 Env::Env(int* argc, char*** argv) {
-  int provided = 0;
-  check(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread");
+  check(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &g_provided), "MPI_Init_thread");
   // Errors in MPI calls come back as return codes and become exceptions (then abort_world), so the
   // failing rank logs what failed before the job ends.
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);

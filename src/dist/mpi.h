@@ -12,7 +12,8 @@
 
 namespace ts::mpi {
 
-// Initialises MPI (MPI_THREAD_FUNNELED: only the main thread calls MPI). Works without a launcher
+// Initialises MPI, asking for MPI_THREAD_MULTIPLE (the HDF5 writer thread does collective I/O on its
+// own communicator while the main thread computes; see io/h5writer.h). Works without a launcher
 // (singleton). COLLECTIVE over MPI_COMM_WORLD, as are the constructor and the destructor.
 class Env {
  public:
@@ -24,6 +25,8 @@ class Env {
 
 // True between MPI_Init and MPI_Finalize.
 bool active();
+// True when MPI granted MPI_THREAD_MULTIPLE (else only the main thread may call MPI).
+bool thread_multiple();
 
 // Ends every rank of MPI_COMM_WORLD with `code` (Open MPI: SIGTERM to all, then SIGKILL). Flushes the
 // logs first. Use when one rank fails and the others may be waiting in a collective.

@@ -77,8 +77,12 @@ void fault_point(const char* point, int rank) {
   const int n = std::atoi(spec.substr(c1 + 1, c2 == std::string::npos ? std::string::npos : c2 - c1 - 1).c_str());
   const int target = c2 == std::string::npos ? 0 : std::atoi(spec.substr(c2 + 1).c_str());
   if (rank != target) return;
+  static std::mutex mu;  // points are passed on the main thread and on the HDF5 writer thread
   static std::map<std::string, int> counts;
-  if (++counts[point] != n) return;
+  {
+    std::lock_guard lock(mu);
+    if (++counts[point] != n) return;
+  }
   const std::string action = spec.substr(0, at);
   spdlog::warn("THINKSTEER_FAULT: {} at {} #{}", action, point, n);
   spdlog::default_logger()->flush();

@@ -27,6 +27,7 @@
 #include "core/sha256.h"
 #include "dist/pipeline.h"
 #include "dist/stop.h"
+#include "io/h5writer.h"
 #include "stages/common.h"
 #include "stages/stages.h"
 
@@ -323,7 +324,7 @@ void run(const Config& cfg, Runtime& rt) {
   const bool need_logits = std::any_of(hooks.begin(), hooks.end(), [](const HookPoint& h) { return h.site == HookSite::LN_FINAL; });
   const int64_t micro = cfg.parallel.micro_batches > 0 ? cfg.parallel.micro_batches : rt.n_stages;
   int64_t tokens_done = 0;
-  double compute_s = 0, write_s = 0, wait_s = 0;
+  double compute_s = 0, write_s = 0;
   int64_t pending_bytes = 0;
   const auto t0 = std::chrono::steady_clock::now();
 
@@ -385,23 +386,23 @@ void run(const Config& cfg, Runtime& rt) {
     pending_seqs.insert(pending_seqs.end(), batch.begin(), batch.end());
     compute_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - tb).count();
   };
-  // Collective: one write per dataset, in the same order on every rank; the rows go to their sequence's offset.
+  // One write per dataset, in the same order on every rank, handed to the writer thread (the next
+  // rows are computed meanwhile); the rows go to their sequence's offset.
+  h5::BackgroundWriter writer(file, rt.rank);
   auto flush = [&] {
-    const auto tb = std::chrono::steady_clock::now();
-    rt.world_comm.barrier();  // time spent waiting for slower ranks is not writing
     const auto tw = std::chrono::steady_clock::now();
-    wait_s += std::chrono::duration<double>(tw - tb).count();
     std::vector<h5::RowRange> ranges;
     for (int64_t s : pending_seqs)  // pending rows are in batch order, so are the ranges
       if (row_offset[static_cast<size_t>(s) + 1] > row_offset[static_cast<size_t>(s)])
         ranges.push_back({row_offset[static_cast<size_t>(s)], row_offset[static_cast<size_t>(s) + 1] - row_offset[static_cast<size_t>(s)]});
+    std::vector<h5::RowWrite> writes;
     for (size_t h = 0; h < hooks.size(); ++h) {
-      at::Tensor data = pending[h].empty() ? at::Tensor() : at::cat(pending[h], 0);
-      const bool mine_to_write = held(hooks[h]) && data.defined();
-      file.write_rows(specs[h].path, mine_to_write ? ranges : std::vector<h5::RowRange>{}, mine_to_write ? data.data_ptr() : nullptr);
+      auto data = std::make_shared<at::Tensor>(pending[h].empty() ? at::Tensor() : at::cat(pending[h], 0));
+      const bool mine_to_write = held(hooks[h]) && data->defined();
+      writes.push_back({specs[h].path, mine_to_write ? ranges : std::vector<h5::RowRange>{}, mine_to_write ? data->data_ptr() : nullptr, data});
       pending[h].clear();
-      fault_point("write", rt.rank);
     }
+    writer.submit(std::move(writes));  // waits for the previous flush first
     for (int64_t s : pending_seqs) done[static_cast<size_t>(s)] = 1;
     pending_seqs.clear();
     pending_bytes = 0;
@@ -409,6 +410,7 @@ void run(const Config& cfg, Runtime& rt) {
   };
   auto save = [&] {
     flush();
+    writer.wait();
     file.close();
     rt.world_comm.allreduce_max_inplace(std::span<int64_t>(done));
     if (rt.rank == 0) {
@@ -422,7 +424,7 @@ void run(const Config& cfg, Runtime& rt) {
   };
   auto detail = [&] {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return fmt::format("{:.0f} tok/s on this rank, {:.0f}% of the time writing", static_cast<double>(tokens_done) / std::max(secs, 1e-9),
+    return fmt::format("{:.0f} tok/s on this rank, {:.0f}% of the time blocked on writes", static_cast<double>(tokens_done) / std::max(secs, 1e-9),
                        100 * write_s / std::max(secs, 1e-9));
   };
   BatchLoop loop;
@@ -435,10 +437,15 @@ void run(const Config& cfg, Runtime& rt) {
   loop.progress_seconds = cfg.log.progress_seconds;
   loop.detail = detail;
   run_batches(rt, my_batches, loop);
+  {
+    const auto tw = std::chrono::steady_clock::now();
+    writer.wait();
+    write_s += std::chrono::duration<double>(std::chrono::steady_clock::now() - tw).count();
+  }
   file.close();
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  spdlog::info("collect: {} tokens in {:.3f} s on this rank ({:.3f} s forward, {:.3f} s writing, {:.3f} s waiting for other ranks)",
-               tokens_done, wall, compute_s, write_s, wait_s);
+  spdlog::info("collect: {} tokens in {:.3f} s on this rank ({:.3f} s forward, {:.3f} s blocked on writes; {:.3f} s of writes, {})", tokens_done,
+               wall, compute_s, write_s, writer.seconds_writing(), writer.background() ? "in the background" : "synchronous");
 
   // Phase 2 (rank 0): token and row metadata, strings, dimension scales, provenance; then commit.
   if (rt.rank == 0) {
