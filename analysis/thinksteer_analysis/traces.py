@@ -12,8 +12,8 @@ def load_traces(run_dir):
     """Returns the list of trace dicts of a finished generate stage (raises if it is not finished)."""
     stage = pathlib.Path(run_dir) / "generate"
     path = stage / "generations.jsonl"
-    if not (stage / "generations.jsonl.done").exists():
-        raise FileNotFoundError(f"{path}: no .done marker; the generate stage has not finished")
+    if not (stage / "generations.h5.done").exists():
+        raise FileNotFoundError(f"{stage / 'generations.h5.done'}: no .done marker; the generate stage has not finished")
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
 

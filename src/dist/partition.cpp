@@ -60,17 +60,22 @@ std::vector<Range> partition_contiguous(std::span<const int64_t> costs, int part
   return out;
 }
 
-std::vector<Range> pipeline_layer_ranges(int64_t n_layer, int stages) {
-  if (stages < 1 || stages > n_layer)
-    throw std::invalid_argument("pipeline_layer_ranges: " + std::to_string(stages) + " stages for " + std::to_string(n_layer) + " layers");
+std::vector<Range> even_ranges(int64_t n, int64_t parts) {
+  parts = std::max<int64_t>(1, std::min(parts, std::max<int64_t>(n, 1)));
   std::vector<Range> out;
   int64_t begin = 0;
-  for (int s = 0; s < stages; ++s) {
-    const int64_t size = n_layer / stages + (s < n_layer % stages ? 1 : 0);
+  for (int64_t p = 0; p < parts; ++p) {
+    const int64_t size = n / parts + (p < n % parts ? 1 : 0);
     out.push_back({begin, begin + size});
     begin += size;
   }
   return out;
+}
+
+std::vector<Range> pipeline_layer_ranges(int64_t n_layer, int stages) {
+  if (stages < 1 || stages > n_layer)
+    throw std::invalid_argument("pipeline_layer_ranges: " + std::to_string(stages) + " stages for " + std::to_string(n_layer) + " layers");
+  return even_ranges(n_layer, stages);
 }
 
 }  // namespace ts

@@ -22,8 +22,12 @@ struct Range {
 // costs must be >= 0 (e.g. token counts).
 std::vector<Range> partition_contiguous(std::span<const int64_t> costs, int parts);
 
-// Decoder layers [0, n_layer) split into `stages` contiguous ranges as even as possible (the first
-// n_layer % stages stages get one more). Throws std::invalid_argument if stages < 1 or > n_layer.
+// [0, n) split into `parts` contiguous ranges as even as possible (the first n % parts get one more);
+// parts is clamped to [1, n] (n = 0: one empty range). Micro-batches of a batch use it.
+std::vector<Range> even_ranges(int64_t n, int64_t parts);
+
+// Decoder layers [0, n_layer) split into `stages` even ranges (even_ranges). Throws
+// std::invalid_argument if stages < 1 or > n_layer.
 std::vector<Range> pipeline_layer_ranges(int64_t n_layer, int stages);
 
 }  // namespace ts

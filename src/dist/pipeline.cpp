@@ -85,24 +85,12 @@ void Pipeline::share_from_last(std::vector<int64_t>& tokens) {
   rt_.pipeline.bcast(std::span<int64_t>(tokens), rt_.n_stages - 1);
 }
 
-std::vector<Range> micro_batch_ranges(int64_t n, int64_t parts) {
-  parts = std::max<int64_t>(1, std::min(parts, n));
-  std::vector<Range> out;
-  int64_t begin = 0;
-  for (int64_t p = 0; p < parts; ++p) {
-    const int64_t size = n / parts + (p < n % parts ? 1 : 0);
-    out.push_back({begin, begin + size});
-    begin += size;
-  }
-  return out;
-}
-
 std::vector<GenerateResult> generate_pipelined(Pipeline& pipeline, const std::vector<GenerateRequest>& requests,
                                                const GenerateOptions& opt, int64_t micro_batches) {
   if (requests.empty()) return {};
   c10::InferenceMode inference;
   const Transformer& model = pipeline.model();
-  const std::vector<Range> parts = micro_batch_ranges(static_cast<int64_t>(requests.size()), micro_batches);
+  const std::vector<Range> parts = even_ranges(static_cast<int64_t>(requests.size()), micro_batches);
   const size_t M = parts.size();
   std::vector<std::vector<GenerateRequest>> sub(M);
   std::vector<std::unique_ptr<Decoder>> dec(M);

@@ -51,7 +51,4 @@ class Pipeline {
 std::vector<GenerateResult> generate_pipelined(Pipeline& pipeline, const std::vector<GenerateRequest>& requests,
                                                const GenerateOptions& options, int64_t micro_batches);
 
-// The micro-batches of a batch of `n` items: `parts` contiguous, nearly equal ranges (no empty ones).
-std::vector<Range> micro_batch_ranges(int64_t n, int64_t parts);
-
 }  // namespace ts

@@ -333,7 +333,7 @@ void run(const Config& cfg, Runtime& rt) {
     const auto tb = std::chrono::steady_clock::now();
     const size_t begin = static_cast<size_t>(b * bs), end = std::min(mine.size(), begin + static_cast<size_t>(bs));
     const std::vector<int64_t> batch(mine.begin() + static_cast<std::ptrdiff_t>(begin), mine.begin() + static_cast<std::ptrdiff_t>(end));
-    for (const Range& mb : micro_batch_ranges(static_cast<int64_t>(batch.size()), rt.n_stages > 1 ? micro : 1)) {
+    for (const Range& mb : even_ranges(static_cast<int64_t>(batch.size()), rt.n_stages > 1 ? micro : 1)) {
       // Right padding: with causal attention real tokens never see the padding after them.
       const int64_t B = mb.size();
       int64_t T = 0;

@@ -20,21 +20,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-ToyCorpusOptions toy_options(const Config& cfg) {
-  ToyCorpusOptions o;
-  o.seed = cfg.toy.seed;
-  o.n_problems = cfg.toy.n_problems;
-  o.style = cfg.toy.style;
-  o.slip_rate = cfg.toy.slip_rate;
-  o.example_testing_rate = cfg.toy.example_testing_rate;
-  o.uncertainty_rate = cfg.toy.uncertainty_rate;
-  o.adding_knowledge_rate = cfg.toy.adding_knowledge_rate;
-  o.min_steps = cfg.toy.min_steps;
-  o.max_steps = cfg.toy.max_steps;
-  o.test_fraction = cfg.toy.test_fraction;
-  return o;
-}
-
 constexpr const char* BUILTIN = "builtin:";
 
 // SHA-256 of a safetensors file's 8-byte length and JSON header (cheap; names, dtypes, shapes, offsets).
@@ -60,7 +45,7 @@ std::vector<Prompt> load_prompts(const Config& cfg, const std::string& spans_fie
     throw InputError("<config>", "data.prompts", "unknown built-in set '" + cfg.data.prompts + "' (builtin:toy, builtin:toy-train, builtin:toy-test)");
   if (!spans_field.empty()) throw InputError("<config>", "collect.positions", "built-in prompt sets have no spans");
   std::vector<Prompt> out;
-  for (const ToyProblem& p : toy_corpus_generate(toy_options(cfg))) {
+  for (const ToyProblem& p : toy_corpus_generate(toy_corpus_options(cfg.toy))) {
     if (set != "toy" && "toy-" + p.split != set) continue;
     out.push_back({p.id, p.question, p.answer, {}});
     if (cfg.data.limit > 0 && static_cast<int64_t>(out.size()) >= cfg.data.limit) break;

@@ -42,18 +42,7 @@ void run(const Config& cfg, Runtime& rt) {
   }
   if (std::filesystem::exists(done_marker_path(out_file))) spdlog::info("toy corpus: existing output has another config hash; regenerating");
 
-  ToyCorpusOptions opt;
-  opt.seed = cfg.toy.seed;
-  opt.n_problems = cfg.toy.n_problems;
-  opt.style = cfg.toy.style;
-  opt.slip_rate = cfg.toy.slip_rate;
-  opt.example_testing_rate = cfg.toy.example_testing_rate;
-  opt.uncertainty_rate = cfg.toy.uncertainty_rate;
-  opt.adding_knowledge_rate = cfg.toy.adding_knowledge_rate;
-  opt.min_steps = cfg.toy.min_steps;
-  opt.max_steps = cfg.toy.max_steps;
-  opt.test_fraction = cfg.toy.test_fraction;
-  const std::vector<ToyProblem> problems = toy_corpus_generate(opt);
+  const std::vector<ToyProblem> problems = toy_corpus_generate(toy_corpus_options(cfg.toy));
 
   std::string jsonl;
   std::map<std::string, int64_t> sentences_per_label, problems_per_label, per_split;

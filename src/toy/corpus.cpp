@@ -574,4 +574,19 @@ std::string toy_problem_to_json_line(const ToyProblem& p) {
   return j.dump();
 }
 
+ToyCorpusOptions toy_corpus_options(const Config::Toy& toy) {
+  ToyCorpusOptions o;
+  o.seed = toy.seed;
+  o.n_problems = toy.n_problems;
+  o.style = toy.style;
+  o.slip_rate = toy.slip_rate;
+  o.example_testing_rate = toy.example_testing_rate;
+  o.uncertainty_rate = toy.uncertainty_rate;
+  o.adding_knowledge_rate = toy.adding_knowledge_rate;
+  o.min_steps = toy.min_steps;
+  o.max_steps = toy.max_steps;
+  o.test_fraction = toy.test_fraction;
+  return o;
+}
+
 }  // namespace ts

@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
+
 namespace ts {
 
 struct ToyCorpusOptions {
@@ -40,6 +42,9 @@ struct ToyCorpusOptions {
   int64_t min_steps = 1, max_steps = 4;
   double test_fraction = 0.1;
 };
+
+// The options of the [toy] config section.
+ToyCorpusOptions toy_corpus_options(const Config::Toy& toy);
 
 // The six behaviour labels, in the order of ALGORITHMS §A.3.
 const std::vector<std::string>& toy_behaviour_labels();

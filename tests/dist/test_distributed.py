@@ -117,6 +117,10 @@ def test_results_do_not_depend_on_the_layout(binary, model, baseline, tmp_path, 
 
 def test_hdf5_layout_h5py_and_xarray(baseline):
     import xarray as xr
+    sys.path.insert(0, str(ROOT / "analysis"))
+    from thinksteer_analysis import load_traces, open_activations, summarize_traces
+    assert summarize_traces(load_traces(baseline))["traces"] == 8
+    assert open_activations(baseline)["blocks.0.hook_resid_post"].dims == ("row", "d_model")
     with h5py.File(baseline / "generate" / "generations.h5", "r") as f:
         assert f.attrs["format"] == "thinksteer.generations"
         for key in ("config", "config_sha256", "git_commit", "provenance", "model_path", "world_size", "seed"):
@@ -160,19 +164,21 @@ def test_hdf5_layout_h5py_and_xarray(baseline):
 
 
 def test_output_dtypes(binary, model, baseline, tmp_path):
+    sys.path.insert(0, str(ROOT / "analysis"))
+    from thinksteer_analysis.activations import load_activations
     ref = activations(baseline)["blocks.3.hook_resid_post"]
+    np.testing.assert_array_equal(load_activations(baseline, "blocks.3.hook_resid_post"), ref)
     for dtype in ("float16", "bfloat16"):
         run(binary, "collect", 2, tmp_path / dtype, model, *COLLECT, "--output.dtype", dtype)
         with h5py.File(tmp_path / dtype / "collect" / "activations.h5", "r") as f:
             d = f["activations/blocks.3.hook_resid_post"]
             if dtype == "float16":
                 assert d.dtype == np.float16
-                got = d[()].astype(np.float32)
             else:
                 assert d.dtype == np.uint16 and d.attrs["encoding"] == "bfloat16"
-                got = (d[()].astype(np.uint32) << 16).view(np.float32)
-            tol = 2 ** -10 if dtype == "float16" else 2 ** -7
-            np.testing.assert_allclose(got, ref, rtol=tol, atol=1e-3)
+        got = load_activations(tmp_path / dtype, "blocks.3.hook_resid_post")  # decodes bf16 bits
+        tol = 2 ** -10 if dtype == "float16" else 2 ** -7  # relative rounding of the stored type
+        np.testing.assert_allclose(got, ref, rtol=tol, atol=1e-3)
 
 
 def test_span_means(binary, model, tmp_path):
@@ -261,3 +267,11 @@ def test_bad_layout_is_an_input_error(binary, model, tmp_path):
     assert "parallel.pipeline_stages" in proc.stderr
     proc = run(binary, "generate", 1, tmp_path, model, "--parallel.pipeline_stages", "5", check=False)
     assert proc.returncode == 2 and "parallel.pipeline_stages" in proc.stderr
+
+
+def test_builtin_prompt_set(binary, model, tmp_path):
+    run(binary, "generate", 2, tmp_path, model, "--data.limit", "3", prompts="builtin:toy-test")
+    rows = generations(tmp_path)
+    assert len(rows) == 3 and all(r["reference_answer"] and r["prompt"] for r in rows)
+    proc = run(binary, "generate", 1, tmp_path / "bad", model, prompts="builtin:nonesuch", check=False)
+    assert proc.returncode == 2 and "data.prompts" in proc.stderr

@@ -80,6 +80,12 @@ TEST(Partition, RejectsBadArguments) {
   EXPECT_THROW(partition_contiguous(neg, 0), std::invalid_argument);
 }
 
+TEST(EvenRanges, MicroBatchesAreNeverEmpty) {
+  EXPECT_EQ(even_ranges(5, 2), (std::vector<Range>{{0, 3}, {3, 5}}));
+  EXPECT_EQ(even_ranges(2, 4), (std::vector<Range>{{0, 1}, {1, 2}}));
+  EXPECT_EQ(even_ranges(0, 3), (std::vector<Range>{{0, 0}}));
+}
+
 TEST(PipelineLayers, EvenSplitFirstStagesTakeTheRemainder) {
   EXPECT_EQ(pipeline_layer_ranges(4, 2), (std::vector<Range>{{0, 2}, {2, 4}}));
   EXPECT_EQ(pipeline_layer_ranges(5, 3), (std::vector<Range>{{0, 2}, {2, 4}, {4, 5}}));
