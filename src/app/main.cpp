@@ -29,6 +29,7 @@ const std::map<std::string, Subcommand>& subcommands() {
       {"collect", {ts::stages::collect::run, "activations at named hook points, written to parallel HDF5"}},
       {"inspect", {ts::stages::inspect::run, "validate and describe a checkpoint directory"}},
       {"toy corpus", {ts::stages::toy_corpus::run, "planted-truth toy corpus: word problems with labelled traces"}},
+      {"toy tokenizer", {ts::stages::toy_tokenizer::run, "byte-level BPE tokenizer (HF tokenizer.json) trained on the toy corpus"}},
   };
   return m;
 }
@@ -37,14 +38,14 @@ const std::map<std::string, Subcommand>& subcommands() {
 void group_usage(std::ostream& out, const std::string& group) {
   out << "usage: thinksteer " << group << " <subcommand> [--config FILE] [--section.key value ...]\n\nsubcommands:\n";
   for (const auto& [name, sub] : subcommands())
-    if (name.rfind(group + " ", 0) == 0) out << "  " << name << std::string(name.size() < 12 ? 12 - name.size() : 1, ' ') << sub.help << "\n";
+    if (name.rfind(group + " ", 0) == 0) out << "  " << name << std::string(name.size() < 15 ? 15 - name.size() : 1, ' ') << sub.help << "\n";
   out << "\n`thinksteer " << group << " <subcommand> --help` lists its options.\n";
 }
 
 void usage(std::ostream& out) {
   out << "usage: thinksteer <subcommand> [--config FILE] [--section.key value ...]\n\nsubcommands:\n";
   for (const auto& [name, sub] : subcommands())
-    out << "  " << name << std::string(name.size() < 12 ? 12 - name.size() : 1, ' ') << sub.help << "\n";
+    out << "  " << name << std::string(name.size() < 15 ? 15 - name.size() : 1, ' ') << sub.help << "\n";
   out << "\n`thinksteer <subcommand> --help` lists its options.\n";
 }
 

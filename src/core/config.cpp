@@ -127,6 +127,7 @@ OptionTable make_table(Config& c) {
   t.add("toy.min_steps", &c.toy.min_steps, "fewest arithmetic steps per problem (1..4)");
   t.add("toy.max_steps", &c.toy.max_steps, "most arithmetic steps per problem (1..4)");
   t.add("toy.test_fraction", &c.toy.test_fraction, "share of problems in the test split (by a hash of the id)");
+  t.add("toy.vocab_size", &c.toy.vocab_size, "toy tokenizer vocabulary (256 bytes + merges + 6 R1 added tokens), 263..65536");
   t.add("log.level", &c.log.level, "trace|debug|info|warn|error");
   t.add("log.progress_seconds", &c.log.progress_seconds, "seconds between progress lines in batch logs");
   return t;
@@ -138,6 +139,7 @@ const std::map<std::string, std::vector<std::string>>& subcommand_sections() {
       {"collect", {"model", "run", "data", "generate", "collect", "parallel", "output", "log"}},
       {"inspect", {"model", "log"}},
       {"toy corpus", {"toy", "run", "log"}},
+      {"toy tokenizer", {"toy", "run", "log"}},
   };
   return m;
 }
@@ -278,6 +280,8 @@ void config_validate(const Config& c, const std::function<std::string(const std:
   if (c.toy.min_steps < 1 || c.toy.min_steps > 4) fail("toy.min_steps", "must be in 1..4");
   if (c.toy.max_steps < 1 || c.toy.max_steps > 4) fail("toy.max_steps", "must be in 1..4");
   if (c.toy.min_steps > c.toy.max_steps) fail("toy.max_steps", "must be >= toy.min_steps");
+  // 256 byte tokens + the 6 R1 added tokens of toy/bpe_trainer.h + at least one merge.
+  if (c.toy.vocab_size < 263 || c.toy.vocab_size > 65536) fail("toy.vocab_size", "must be in 263..65536 (256 bytes + 6 added tokens + merges)");
   static const char* levels[] = {"trace", "debug", "info", "warn", "error"};
   if (std::find(std::begin(levels), std::end(levels), c.log.level) == std::end(levels)) fail("log.level", "must be trace, debug, info, warn or error");
   if (c.log.progress_seconds <= 0) fail("log.progress_seconds", "must be positive");

@@ -69,6 +69,7 @@ struct Config {
     int64_t min_steps = 1;         // arithmetic steps per problem, 1..4
     int64_t max_steps = 4;
     double test_fraction = 0.1;    // share of problems in the test split (by a hash of the id)
+    int64_t vocab_size = 1024;     // toy tokenizer: model tokens + added tokens
   } toy;
   struct Log {
     std::string level = "info";    // trace | debug | info | warn | error
