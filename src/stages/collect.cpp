@@ -286,11 +286,16 @@ void run(const Config& cfg, Runtime& rt) {
   std::vector<int64_t> done(static_cast<size_t>(n), 0);
   int64_t resume = 0;
   if (rt.rank == 0 && fs::exists(progress_file) && fs::exists(tmp)) {
-    const json p = json_read_file(progress_file);
-    if (p.value("config_sha256", "") == config_hash) {
-      for (int64_t s : p.at("done").get<std::vector<int64_t>>())
-        if (s >= 0 && s < n) done[static_cast<size_t>(s)] = 1;
-      resume = 1;
+    try {  // a damaged record (written atomically, so only by hand) means starting over
+      const json p = json_read_file(progress_file);
+      if (p.value("config_sha256", "") == config_hash) {
+        for (int64_t s : p.at("done").get<std::vector<int64_t>>())
+          if (s >= 0 && s < n) done[static_cast<size_t>(s)] = 1;
+        resume = 1;
+      }
+    } catch (const std::exception& e) {
+      spdlog::warn("collect: ignoring unreadable progress record ({}); starting over", error_one_line(e.what()));
+      std::fill(done.begin(), done.end(), 0);
     }
   }
   resume = rt.world_comm.allreduce_max(resume);

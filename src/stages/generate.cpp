@@ -59,6 +59,29 @@ FinishReason finish_from_name(const std::string& name, const std::string& file) 
   throw InputError(file, "finish_reason", "unknown finish reason '" + name + "'");
 }
 
+// Restores the finished prompts of a progress file (first line {"config_sha256"}, then one
+// progress_line per prompt). Returns how many, or -1 when the file belongs to another config.
+int64_t restore_progress(const std::string& text, const std::string& file, const std::string& config_hash,
+                         std::vector<std::optional<GenerateResult>>& results, std::vector<char>& restored) {
+  std::istringstream in(text);
+  std::string line;
+  std::getline(in, line);
+  if (json_parse_strict(line, file).value("config_sha256", "") != config_hash) return -1;
+  int64_t count = 0;
+  while (std::getline(in, line)) {
+    const json row = json_parse_strict(line, file);
+    const int64_t i = json_int(row, "index", file);
+    if (i < 0 || i >= static_cast<int64_t>(results.size())) throw InputError(file, "index", "prompt index out of range");
+    GenerateResult r;
+    r.tokens = row.at("token_ids").get<std::vector<int32_t>>();
+    r.finish = finish_from_name(json_string(row, "finish_reason", file), file);
+    results[static_cast<size_t>(i)] = std::move(r);
+    restored[static_cast<size_t>(i)] = 1;
+    ++count;
+  }
+  return count;
+}
+
 // One finished prompt as a progress line: {"index", "token_ids", "finish_reason"}.
 std::string progress_line(int64_t index, const GenerateResult& r) {
   return json{{"index", index}, {"token_ids", r.tokens}, {"finish_reason", finish_reason_name(r.finish)}}.dump();
@@ -102,26 +125,16 @@ void run(const Config& cfg, Runtime& rt) {
   }
   rt.world_comm.bcast(progress_text, 0);
   if (!progress_text.empty()) {
-    std::istringstream in(progress_text);
-    std::string line;
-    std::getline(in, line);
-    const json head = json_parse_strict(line, progress_file.string());
-    if (head.value("config_sha256", "") != config_hash) {
-      spdlog::info("generate: {} belongs to another config; starting over", progress_file.string());
-    } else {
-      int64_t count = 0;
-      while (std::getline(in, line)) {
-        const json row = json_parse_strict(line, progress_file.string());
-        const int64_t i = json_int(row, "index", progress_file.string());
-        if (i < 0 || i >= n) throw InputError(progress_file.string(), "index", "prompt index out of range");
-        GenerateResult r;
-        r.tokens = row.at("token_ids").get<std::vector<int32_t>>();
-        r.finish = finish_from_name(json_string(row, "finish_reason", progress_file.string()), progress_file.string());
-        results[static_cast<size_t>(i)] = std::move(r);
-        restored[static_cast<size_t>(i)] = 1;
-        ++count;
-      }
-      spdlog::info("generate: resuming, {} of {} prompts finished before", count, n);
+    // Every rank parses the same text, so all agree; a damaged file (it is written atomically, so
+    // only by hand) means starting over, never a crash.
+    try {
+      const int64_t count = restore_progress(progress_text, progress_file.string(), config_hash, results, restored);
+      if (count >= 0) spdlog::info("generate: resuming, {} of {} prompts finished before", count, n);
+      else spdlog::info("generate: {} belongs to another config; starting over", progress_file.string());
+    } catch (const std::exception& e) {
+      spdlog::warn("generate: ignoring unreadable progress file ({}); starting over", error_one_line(e.what()));
+      results.assign(results.size(), std::nullopt);
+      restored.assign(restored.size(), 0);
     }
   }
 

@@ -275,3 +275,19 @@ def test_builtin_prompt_set(binary, model, tmp_path):
     assert len(rows) == 3 and all(r["reference_answer"] and r["prompt"] for r in rows)
     proc = run(binary, "generate", 1, tmp_path / "bad", model, prompts="builtin:nonesuch", check=False)
     assert proc.returncode == 2 and "data.prompts" in proc.stderr
+
+
+@pytest.mark.parametrize("stage", ["generate", "collect"])
+def test_damaged_progress_record_means_starting_over(binary, model, baseline, tmp_path, stage):
+    extra = ["--generate.batch_size", "1"] if stage == "generate" else [*COLLECT[:2], "--collect.batch_size", "1"]
+    proc = run(binary, stage, 2, tmp_path, model, *extra, fault="sigterm@batch:2:0", check=False)
+    assert proc.returncode == EXIT_RESUMABLE, proc.stderr
+    record = tmp_path / stage / ("generations.progress.jsonl" if stage == "generate" else "activations.h5.progress.json")
+    record.write_text('{"config_sha256": ')  # damaged by hand
+    again = run(binary, stage, 2, tmp_path, model, *extra)
+    assert "starting over" in again.stderr
+    if stage == "generate":
+        assert generations(tmp_path) == generations(baseline)
+    else:
+        np.testing.assert_allclose(activations(tmp_path)["blocks.3.hook_resid_post"], activations(baseline)["blocks.3.hook_resid_post"],
+                                   rtol=0, atol=ATOL)
