@@ -1,6 +1,8 @@
 #include "io/prompts.h"
 
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <set>
 
 #include "core/error.h"
@@ -11,8 +13,16 @@ namespace ts {
 std::vector<Prompt> prompts_read_jsonl(const std::filesystem::path& path, const std::string& prompt_field,
                                        const std::string& id_field, const std::string& answer_field, int64_t limit,
                                        const std::string& spans_field) {
-  std::ifstream in(path);
+  std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path.string(), "data.prompts", "cannot open prompts file");
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return prompts_parse_jsonl(text, path.string(), prompt_field, id_field, answer_field, limit, spans_field);
+}
+
+std::vector<Prompt> prompts_parse_jsonl(std::string_view text, const std::string& name, const std::string& prompt_field,
+                                        const std::string& id_field, const std::string& answer_field, int64_t limit,
+                                        const std::string& spans_field) {
+  std::istringstream in{std::string(text)};
   std::vector<Prompt> out;
   std::set<std::string> ids;
   std::string line;
@@ -20,7 +30,7 @@ std::vector<Prompt> prompts_read_jsonl(const std::filesystem::path& path, const 
   while (std::getline(in, line)) {
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path.string() + ":" + std::to_string(lineno);
+    const std::string where = name + ":" + std::to_string(lineno);
     json obj = json_parse_strict(line, where);
     if (!obj.is_object()) throw InputError(where, "<line>", "each line must be a JSON object");
     Prompt p;
@@ -38,6 +48,8 @@ std::vector<Prompt> prompts_read_jsonl(const std::filesystem::path& path, const 
       const json& a = obj[answer_field];
       p.answer = a.is_string() ? a.get<std::string>() : a.dump();
     }
+    if (obj.contains("category") && obj["category"].is_string()) p.category = obj["category"].get<std::string>();
+    if (obj.contains("split") && obj["split"].is_string()) p.split = obj["split"].get<std::string>();
     if (!spans_field.empty()) {
       const json& spans = json_require(obj, spans_field, where);
       if (!spans.is_array()) throw InputError(where, spans_field, "spans must be an array of {begin, end, label}");
@@ -58,7 +70,7 @@ std::vector<Prompt> prompts_read_jsonl(const std::filesystem::path& path, const 
     out.push_back(std::move(p));
     if (limit > 0 && static_cast<int64_t>(out.size()) >= limit) break;
   }
-  if (out.empty()) throw InputError(path.string(), "data.prompts", "no prompts in file");
+  if (out.empty()) throw InputError(name, "data.prompts", "no prompts in file");
   return out;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace ts {
@@ -17,6 +18,7 @@ struct Prompt {
   std::string text;    // from prompt_field
   std::string answer;  // from answer_field if present, else empty
   std::vector<PromptSpan> spans;  // from spans_field when one is asked for: [{"begin", "end", "label"}]
+  std::string category, split;    // from the fields "category" and "split" when present
 };
 
 // With a non-empty `spans_field`, every line must carry that field (an array, possibly empty) whose
@@ -24,6 +26,11 @@ struct Prompt {
 std::vector<Prompt> prompts_read_jsonl(const std::filesystem::path& path, const std::string& prompt_field,
                                        const std::string& id_field, const std::string& answer_field, int64_t limit = 0,
                                        const std::string& spans_field = "");
+
+// The same for JSONL text already in memory; `name` stands for the file in errors.
+std::vector<Prompt> prompts_parse_jsonl(std::string_view text, const std::string& name, const std::string& prompt_field,
+                                        const std::string& id_field, const std::string& answer_field, int64_t limit = 0,
+                                        const std::string& spans_field = "");
 
 // Number of Unicode code points of valid UTF-8 text.
 int64_t utf8_length(std::string_view text);

@@ -273,6 +273,10 @@ def test_builtin_prompt_set(binary, model, tmp_path):
     run(binary, "generate", 2, tmp_path, model, "--data.limit", "3", prompts="builtin:toy-test")
     rows = generations(tmp_path)
     assert len(rows) == 3 and all(r["reference_answer"] and r["prompt"] for r in rows)
+    # The ten-category reasoning set: 24 tasks per category, 4 of them held out.
+    run(binary, "generate", 2, tmp_path / "reasoning", model, "--generate.batch_size", "16", prompts="builtin:reasoning-test")
+    rows = generations(tmp_path / "reasoning")
+    assert len(rows) == 40 and len({r["id"].rsplit("-", 1)[0] for r in rows}) == 10
     proc = run(binary, "generate", 1, tmp_path / "bad", model, prompts="builtin:nonesuch", check=False)
     assert proc.returncode == 2 and "data.prompts" in proc.stderr
 
