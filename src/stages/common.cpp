@@ -210,6 +210,11 @@ void run_batches(Runtime& rt, int64_t my_batches, const BatchLoop& loop) {
   progress.finish(loop.detail ? loop.detail() : "");
 }
 
+void on_rank0(Runtime& rt, const std::function<void()>& work) {
+  if (rt.rank == 0) work();
+  rt.world_comm.barrier();
+}
+
 std::vector<h5::RowRange> row_ranges(const std::vector<int64_t>& rows) {
   std::vector<h5::RowRange> out;
   for (int64_t r : rows) {

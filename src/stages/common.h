@@ -80,6 +80,10 @@ struct BatchLoop {
 // COLLECTIVE over rt.world_comm.
 void run_batches(Runtime& rt, int64_t my_batches, const BatchLoop& loop);
 
+// Single-writer stages: runs `work` on rank 0 while the other ranks wait at a barrier. COLLECTIVE
+// over rt.world_comm. If `work` throws, the exception propagates (and main() aborts every rank).
+void on_rank0(Runtime& rt, const std::function<void()>& work);
+
 // Row ranges covering sorted, distinct row indices (consecutive rows merged).
 std::vector<h5::RowRange> row_ranges(const std::vector<int64_t>& sorted_rows);
 

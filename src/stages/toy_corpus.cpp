@@ -4,7 +4,6 @@
 // One JSON object per problem: question, exact answer, R1-format trace, and the label and code-point
 // range of every sentence. A rerun whose marker matches the config hash skips the work.
 #include <algorithm>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -14,24 +13,16 @@
 #include "core/log.h"
 #include "core/provenance.h"
 #include "core/sha256.h"
+#include "stages/common.h"
 #include "stages/stages.h"
 #include "toy/corpus.h"
 
 namespace ts::stages::toy_corpus {
 namespace fs = std::filesystem;
 
-void run(const Config& cfg, Runtime& rt) {
-  // One writer: rank 0 writes the corpus while the other ranks (if any) wait for it.
-  if (rt.rank != 0) {
-    rt.world_comm.barrier();
-    return;
-  }
-  struct Release {
-    Runtime& rt;
-    ~Release() {
-      if (std::uncaught_exceptions() == 0) rt.world_comm.barrier();
-    }
-  } release{rt};
+namespace {
+
+void write(const Config& cfg) {
   const fs::path out_dir = fs::path(cfg.run.dir) / "toy";
   const fs::path out_file = out_dir / "corpus.jsonl";
 
@@ -83,6 +74,13 @@ void run(const Config& cfg, Runtime& rt) {
   spdlog::info("toy corpus: {} problems ({} train, {} test), style {}, {} slips, {} wrong final answers", problems.size(),
                per_split["train"], per_split["test"], cfg.toy.style, n_slips, n_wrong);
   spdlog::info("toy corpus: wrote {}", out_file.string());
+}
+
+}  // namespace
+
+// One writer: rank 0 writes while the other ranks (if any) wait for it.
+void run(const Config& cfg, Runtime& rt) {
+  on_rank0(rt, [&] { write(cfg); });
 }
 
 }  // namespace ts::stages::toy_corpus

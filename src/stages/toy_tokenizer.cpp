@@ -9,7 +9,6 @@
 // A rerun whose marker matches the config hash skips the work.
 #include <algorithm>
 #include <chrono>
-#include <exception>
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
@@ -19,6 +18,7 @@
 #include "core/log.h"
 #include "core/provenance.h"
 #include "core/sha256.h"
+#include "stages/common.h"
 #include "stages/stages.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/tokenizer.h"
@@ -62,24 +62,7 @@ std::vector<CorpusText> load_corpus(const Config& cfg, const fs::path& corpus_fi
   return out;
 }
 
-int64_t code_points(const std::string& s) {
-  return std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; });
-}
-
-}  // namespace
-
-void run(const Config& cfg, Runtime& rt) {
-  // One writer: rank 0 trains and writes while the other ranks (if any) wait for it.
-  if (rt.rank != 0) {
-    rt.world_comm.barrier();
-    return;
-  }
-  struct Release {
-    Runtime& rt;
-    ~Release() {
-      if (std::uncaught_exceptions() == 0) rt.world_comm.barrier();
-    }
-  } release{rt};
+void write(const Config& cfg) {
   const fs::path toy_dir = fs::path(cfg.run.dir) / "toy";
   const fs::path out_dir = toy_dir / "tokenizer";
   const fs::path out_file = out_dir / "tokenizer.json";
@@ -121,7 +104,7 @@ void run(const Config& cfg, Runtime& rt) {
       const std::vector<int32_t> ids = tok.encode_ids(*text);
       if (tok.decode(ids) != *text) throw std::logic_error("toy tokenizer: trained tokenizer does not round-trip a corpus text");
       if (c.split != "train" || !on_test) {
-        chars += code_points(*text);
+        chars += utf8_length(*text);
         tokens += static_cast<int64_t>(ids.size());
       }
       if (c.split != "train" && n_samples < 2 * kSampleProblems) {
@@ -156,6 +139,13 @@ void run(const Config& cfg, Runtime& rt) {
                trained.vocab_size, trained.n_merges, trained.n_words, train.size(), seconds, chars_per_token,
                on_test ? "test" : "train");
   spdlog::info("toy tokenizer: wrote {}", out_file.string());
+}
+
+}  // namespace
+
+// One writer: rank 0 writes while the other ranks (if any) wait for it.
+void run(const Config& cfg, Runtime& rt) {
+  on_rank0(rt, [&] { write(cfg); });
 }
 
 }  // namespace ts::stages::toy_tokenizer
