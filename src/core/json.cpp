@@ -83,4 +83,18 @@ bool json_bool(const json& obj, std::string_view key, const std::string& file, c
   return v.get<bool>();
 }
 
+void jsonl_for_each(std::istream& in, const std::string& name,
+                    const std::function<bool(const json& row, const std::string& where, int64_t line)>& row) {
+  std::string line;
+  int64_t lineno = 0;
+  while (std::getline(in, line)) {
+    ++lineno;
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    const std::string where = name + ":" + std::to_string(lineno);
+    const json obj = json_parse_strict(line, where);
+    if (!obj.is_object()) throw InputError(where, "<line>", "each line must be a JSON object");
+    if (!row(obj, where, lineno)) return;
+  }
+}
+
 }  // namespace ts

@@ -4,6 +4,8 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <istream>
 #include <string>
 #include <string_view>
 
@@ -27,5 +29,11 @@ std::string json_string(const json& obj, std::string_view key, const std::string
 bool json_bool(const json& obj, std::string_view key, const std::string& file, const std::string& path = "");
 
 std::string json_field_path(const std::string& path, std::string_view key);
+
+// JSONL: calls row(object, where, line) for every non-blank line of `in` ("where" is "<name>:<line>",
+// line numbers from 1); a line that is not a JSON object is an InputError naming it. row() returns
+// false to stop early.
+void jsonl_for_each(std::istream& in, const std::string& name,
+                    const std::function<bool(const json& row, const std::string& where, int64_t line)>& row);
 
 }  // namespace ts

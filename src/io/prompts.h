@@ -2,6 +2,7 @@
 // A malformed line is an InputError naming "<file>:<line>" and the field.
 #pragma once
 #include <filesystem>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +32,12 @@ std::vector<Prompt> prompts_read_jsonl(const std::filesystem::path& path, const 
 std::vector<Prompt> prompts_parse_jsonl(std::string_view text, const std::string& name, const std::string& prompt_field,
                                         const std::string& id_field, const std::string& answer_field, int64_t limit = 0,
                                         const std::string& spans_field = "");
+
+// The spans in field `spans_field` of a JSONL record (an array, possibly empty, of {begin, end,
+// label?}), each non-empty and inside [0, length) code points; an InputError names `where` and
+// "<spans_field>[i]" otherwise.
+std::vector<PromptSpan> spans_parse(const nlohmann::json& record, const std::string& spans_field, int64_t length,
+                                    const std::string& where);
 
 // Number of Unicode code points of valid UTF-8 text.
 int64_t utf8_length(std::string_view text);

@@ -38,18 +38,13 @@ namespace {
 
 constexpr const char* FORMAT = "thinksteer.activations";
 
-struct Span {
-  std::string label;
-  int64_t begin = 0, end = 0;  // code points of Sequence::text
-};
-
 // One sequence to run: token ids with their code-point ranges in `text`.
 struct Sequence {
   std::string id, text;
   std::vector<int32_t> ids;
   std::vector<std::pair<int64_t, int64_t>> offsets;
   int64_t n_prompt = 0;      // tokens of the (formatted) prompt
-  std::vector<Span> spans;   // in code points of text
+  std::vector<PromptSpan> spans;  // in code points of text
 };
 
 // One stored row: a token (begin + 1 == end) or the mean over tokens [begin, end) of a span.
@@ -114,14 +109,7 @@ std::vector<Sequence> load_sequences(const Config& cfg, const Tokenizer& tok) {
   const fs::path file = cfg.collect.input.empty() ? fs::path(cfg.run.dir) / "generate" / "generations.jsonl" : fs::path(cfg.collect.input);
   std::ifstream in(file);
   if (!in) throw InputError(file.string(), "collect.input", "cannot open generations file (run `thinksteer generate` first)");
-  std::string line;
-  int64_t lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = file.string() + ":" + std::to_string(lineno);
-    const json row = json_parse_strict(line, where);
-    if (!row.is_object()) throw InputError(where, "<line>", "each line must be a JSON object");
+  jsonl_for_each(in, file.string(), [&](const json& row, const std::string& where, int64_t) {
     Sequence s;
     s.id = json_string(row, "id", where);
     const std::string prompt_text = json_string(row, "prompt_text", where);
@@ -143,25 +131,13 @@ std::vector<Sequence> load_sequences(const Config& cfg, const Tokenizer& tok) {
     const auto gen_offsets = generated_offsets(tok, generated, base);
     s.ids.insert(s.ids.end(), generated.begin(), generated.end());
     s.offsets.insert(s.offsets.end(), gen_offsets.begin(), gen_offsets.end());
-    if (spans) {
-      // Spans of generations are code points of the generated text ("text").
-      const json& list = json_require(row, cfg.collect.spans_field, where);
-      if (!list.is_array()) throw InputError(where, cfg.collect.spans_field, "spans must be an array of {begin, end, label}");
-      const int64_t length = utf8_length(gen_text);
-      for (size_t i = 0; i < list.size(); ++i) {
-        const std::string field = cfg.collect.spans_field + "[" + std::to_string(i) + "]";
-        Span sp;
-        sp.begin = json_int(list[i], "begin", where, field);
-        sp.end = json_int(list[i], "end", where, field);
-        if (list[i].contains("label")) sp.label = json_string(list[i], "label", where, field);
-        if (sp.begin < 0 || sp.end <= sp.begin || sp.end > length) throw InputError(where, field, "span is empty or outside the generated text");
+    if (spans)  // spans of generations are code points of the generated text ("text")
+      for (const PromptSpan& sp : spans_parse(row, cfg.collect.spans_field, utf8_length(gen_text), where))
         s.spans.push_back({sp.label, base + sp.begin, base + sp.end});
-      }
-    }
     if (s.ids.empty()) throw InputError(where, "prompt_text", "sequence has no tokens");
     out.push_back(std::move(s));
-    if (cfg.data.limit > 0 && static_cast<int64_t>(out.size()) >= cfg.data.limit) break;
-  }
+    return cfg.data.limit <= 0 || static_cast<int64_t>(out.size()) < cfg.data.limit;
+  });
   if (out.empty()) throw InputError(file.string(), "collect.input", "no generations in file");
   return out;
 }
@@ -175,7 +151,7 @@ std::vector<Row> rows_of(const Sequence& s, const std::string& positions) {
   } else if (positions == "last") {
     rows.push_back({T - 1, T, ""});
   } else {  // spans: the tokens whose character range overlaps the span
-    for (const Span& sp : s.spans) {
+    for (const PromptSpan& sp : s.spans) {
       int64_t b = -1, e = -1;
       for (int64_t t = 0; t < T; ++t) {
         const auto [cb, ce] = s.offsets[static_cast<size_t>(t)];

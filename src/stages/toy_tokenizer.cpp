@@ -42,16 +42,10 @@ std::vector<CorpusText> load_corpus(const Config& cfg, const fs::path& corpus_fi
   if (done_marker_matches(corpus_file, config_hash)) {
     std::ifstream in(corpus_file);
     if (!in) throw InputError(corpus_file.string(), "<file>", "cannot open the toy corpus");
-    std::string line;
-    int64_t lineno = 0;
-    while (std::getline(in, line)) {
-      ++lineno;
-      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-      const std::string where = corpus_file.string() + ":" + std::to_string(lineno);
-      const json row = json_parse_strict(line, where);
-      if (!row.is_object()) throw InputError(where, "<line>", "each line must be a JSON object");
+    jsonl_for_each(in, corpus_file.string(), [&](const json& row, const std::string& where, int64_t) {
       out.push_back({json_string(row, "split", where), json_string(row, "question", where), json_string(row, "text", where)});
-    }
+      return true;
+    });
     spdlog::info("toy tokenizer: read {} problems from {}", out.size(), corpus_file.string());
   } else {
     for (const ToyProblem& p : toy_corpus_generate(toy_corpus_options(cfg.toy))) out.push_back({p.split, p.question, p.text});

@@ -26,14 +26,6 @@ def split_sentences(text):
     return out
 
 
-@pytest.fixture(scope="module")
-def binary(request):
-    path = request.config.getoption("--thinksteer")
-    if not path:
-        pytest.skip("no --thinksteer given")
-    return path
-
-
 def run(binary, *args):
     return subprocess.run([binary, "toy", "corpus", *args], capture_output=True, text=True, timeout=120)
 

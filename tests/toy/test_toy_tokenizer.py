@@ -13,14 +13,6 @@ SPECIAL = ["<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>", "<｜
 ADDED = ["<think>", "</think>"]
 
 
-@pytest.fixture(scope="module")
-def binary(request):
-    path = request.config.getoption("--thinksteer")
-    if not path:
-        pytest.skip("no --thinksteer given")
-    return path
-
-
 def run(binary, stage, *args):
     return subprocess.run([binary, "toy", stage, *args], capture_output=True, text=True, timeout=120)
 
