@@ -30,6 +30,7 @@ const std::map<std::string, Subcommand>& subcommands() {
       {"inspect", {ts::stages::inspect::run, "validate and describe a checkpoint directory"}},
       {"toy corpus", {ts::stages::toy_corpus::run, "planted-truth toy corpus: word problems with labelled traces"}},
       {"toy tokenizer", {ts::stages::toy_tokenizer::run, "byte-level BPE tokenizer (HF tokenizer.json) trained on the toy corpus"}},
+      {"toy eval", {ts::stages::toy_eval::run, "toy model traces (generate/generations.jsonl) against the corpus: accuracy, behaviour shares"}},
   };
   return m;
 }

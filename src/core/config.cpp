@@ -120,10 +120,10 @@ OptionTable make_table(Config& c) {
   t.add("toy.seed", &c.toy.seed, "corpus seed; problem i depends only on (seed, i)");
   t.add("toy.n_problems", &c.toy.n_problems, "number of problems in the toy corpus");
   t.add("toy.style", &c.toy.style, "trace style: thinker (slips corrected by backtracking) | base (direct, slips stay)");
-  t.add("toy.slip_rate", &c.toy.slip_rate, "share of problems with one wrong deduction (a slip)");
-  t.add("toy.example_testing_rate", &c.toy.example_testing_rate, "share of problems with an example-testing check (thinker)");
-  t.add("toy.uncertainty_rate", &c.toy.uncertainty_rate, "share of problems with an uncertainty remark (thinker)");
-  t.add("toy.adding_knowledge_rate", &c.toy.adding_knowledge_rate, "share of problems stating a recalled fact");
+  t.add("toy.slip_rate", &c.toy.slip_rate, "digit gate, in tenths: share of carry/borrow steps written wrong (a slip)");
+  t.add("toy.example_testing_rate", &c.toy.example_testing_rate, "digit gate, in tenths: share of steps checked by the inverse operation (thinker)");
+  t.add("toy.uncertainty_rate", &c.toy.uncertainty_rate, "digit gate, in tenths: share of steps followed by an uncertainty remark (thinker)");
+  t.add("toy.adding_knowledge_rate", &c.toy.adding_knowledge_rate, "digit gate, in tenths: share of steps followed by a recalled fact");
   t.add("toy.min_steps", &c.toy.min_steps, "fewest arithmetic steps per problem (1..4)");
   t.add("toy.max_steps", &c.toy.max_steps, "most arithmetic steps per problem (1..4)");
   t.add("toy.test_fraction", &c.toy.test_fraction, "share of problems in the test split (by a hash of the id)");
@@ -140,6 +140,7 @@ const std::map<std::string, std::vector<std::string>>& subcommand_sections() {
       {"inspect", {"model", "log"}},
       {"toy corpus", {"toy", "run", "log"}},
       {"toy tokenizer", {"toy", "run", "log"}},
+      {"toy eval", {"toy", "run", "log"}},
   };
   return m;
 }

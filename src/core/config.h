@@ -62,10 +62,10 @@ struct Config {
     uint64_t seed = 0;             // problem i depends only on (seed, i)
     int64_t n_problems = 2000;
     std::string style = "thinker"; // thinker | base
-    double slip_rate = 0.3;        // per problem: one deduction with a wrong value
-    double example_testing_rate = 0.4;
-    double uncertainty_rate = 0.3;
-    double adding_knowledge_rate = 0.3;
+    double slip_rate = 0.4;        // digit gates (toy/corpus.h): share of carry/borrow steps written wrong
+    double example_testing_rate = 0.2;  // ... and shares of deduction steps followed by each behaviour
+    double uncertainty_rate = 0.2;
+    double adding_knowledge_rate = 0.2;
     int64_t min_steps = 1;         // arithmetic steps per problem, 1..4
     int64_t max_steps = 4;
     double test_fraction = 0.1;    // share of problems in the test split (by a hash of the id)

@@ -11,5 +11,6 @@ namespace collect { void run(const Config& cfg, Runtime& rt); }   // activations
 namespace inspect { void run(const Config& cfg, Runtime& rt); }   // validate and describe a checkpoint
 namespace toy_corpus { void run(const Config& cfg, Runtime& rt); }  // planted-truth toy corpus (src/toy)
 namespace toy_tokenizer { void run(const Config& cfg, Runtime& rt); }  // byte-level BPE of the toy world
+namespace toy_eval { void run(const Config& cfg, Runtime& rt); }  // toy model traces against the planted behaviours
 
 }  // namespace ts::stages

@@ -4,6 +4,8 @@
 #include "core/splitmix.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstdio>
 #include <map>
 #include <stdexcept>
@@ -51,12 +53,12 @@ struct Step {
   char op;  // + - * /
   Operand l, r;
   std::string what;  // noun phrase for the result ("the cost of the apples")
+  std::string fact;  // the recalled fact behind this step: a lowercase clause without final punctuation
 };
 
 struct Spec {
   std::string tmpl, question, goal;  // goal: a clause ("how many dollars Mia spends")
   std::vector<Step> steps;
-  std::vector<std::string> facts;  // lowercase clauses without final punctuation
 };
 
 struct Person {
@@ -76,6 +78,8 @@ std::string cap(std::string s) {
   return s;
 }
 
+// Integer division rounds down: exact in every problem as posed; only a propagated base-style slip
+// can make it inexact (see corpus.h).
 int64_t apply(char op, int64_t a, int64_t b) {
   switch (op) {
     case '+': return a + b;
@@ -83,24 +87,6 @@ int64_t apply(char op, int64_t a, int64_t b) {
     case '*': return a * b;
     default: return a / b;
   }
-}
-
-// Values of all steps; `slip` (if >= 0) replaces that step's value by `wrong` and the error propagates.
-// Returns false if some step becomes invalid (negative, inexact or by-zero division).
-bool evaluate(const Spec& s, int64_t slip, int64_t wrong, std::vector<int64_t>& vals) {
-  vals.assign(s.steps.size(), 0);
-  for (size_t i = 0; i < s.steps.size(); ++i) {
-    const Step& st = s.steps[i];
-    const int64_t a = st.l.ref ? vals[static_cast<size_t>(st.l.v)] : st.l.v;
-    const int64_t b = st.r.ref ? vals[static_cast<size_t>(st.r.v)] : st.r.v;
-    if (st.op == '/' && (b <= 0 || a % b != 0)) return false;
-    int64_t v = apply(st.op, a, b);
-    if (v < 0) return false;
-    if (static_cast<int64_t>(i) == slip) v = wrong;
-    if (v <= 0) return false;
-    vals[i] = v;
-  }
-  return true;
 }
 
 // --- templates (each supports 1..4 steps) ----------------------------------------------------
@@ -113,12 +99,11 @@ Spec shopping(Rng& g, int k) {
   const int64_t n1 = g.range(2, 9), p1 = g.range(2, 9), n2 = g.range(2, 9), p2 = g.range(2, 9);
   Spec s;
   s.tmpl = "shopping";
-  s.facts = {"the cost of several identical items is the number of items times the price of one",
-             "the change is the amount paid minus the total cost",
-             "the costs of separate purchases add up to the total cost"};
+  const std::string times = "the cost of several identical items is the number of items times the price of one";
+  const std::string change = "the change is the amount paid minus the total cost";
   const std::string buy1 = p.name + " buys " + S(n1) + " " + i1 + " at " + S(p1) + " dollars each";
   const std::string buy2 = S(n2) + " " + i2 + " at " + S(p2) + " dollars each";
-  s.steps.push_back({'*', C(n1), C(p1), "the cost of the " + i1});
+  s.steps.push_back({'*', C(n1), C(p1), "the cost of the " + i1, times});
   if (k == 1) {
     s.question = buy1 + ". How many dollars does " + p.he + " spend?";
     s.goal = "how many dollars " + p.name + " spends";
@@ -126,10 +111,10 @@ Spec shopping(Rng& g, int k) {
     const int64_t paid = (n1 * p1 / 10 + 1) * 10;
     s.question = buy1 + " and pays with " + S(paid) + " dollars. How much change, in dollars, does " + p.he + " get?";
     s.goal = "how much change " + p.name + " gets";
-    s.steps.push_back({'-', C(paid), R(0), "the change"});
+    s.steps.push_back({'-', C(paid), R(0), "the change", change});
   } else {
-    s.steps.push_back({'*', C(n2), C(p2), "the cost of the " + i2});
-    s.steps.push_back({'+', R(0), R(1), "the total cost"});
+    s.steps.push_back({'*', C(n2), C(p2), "the cost of the " + i2, times});
+    s.steps.push_back({'+', R(0), R(1), "the total cost", "the costs of separate purchases add up to the total cost"});
     if (k == 3) {
       s.question = buy1 + " and " + buy2 + ". How many dollars does " + p.he + " spend in total?";
       s.goal = "how many dollars " + p.name + " spends in total";
@@ -138,7 +123,7 @@ Spec shopping(Rng& g, int k) {
       s.question = buy1 + " and " + buy2 + ", and pays with " + S(paid) + " dollars. How much change, in dollars, does " +
                    p.he + " get?";
       s.goal = "how much change " + p.name + " gets";
-      s.steps.push_back({'-', C(paid), R(2), "the change"});
+      s.steps.push_back({'-', C(paid), R(2), "the change", change});
     }
   }
   return s;
@@ -150,22 +135,22 @@ Spec travel(Rng& g, int k) {
   const int64_t v = g.range(3, 9) * 10, t = g.range(2, 6), v2 = g.range(3, 9) * 10, t2 = g.range(2, 5), d = g.range(5, 40);
   Spec s;
   s.tmpl = "travel";
-  s.facts = {"distance equals speed multiplied by time", "a trip there and back covers the same distance twice",
-             "the distances of consecutive parts of a trip add up"};
+  const std::string speed = "distance equals speed multiplied by time";
+  const std::string parts = "the distances of consecutive parts of a trip add up";
   const std::string leg1 = "A " + veh + " travels at " + S(v) + " km per hour for " + S(t) + " hours";
   if (k == 1) {
     s.question = leg1 + ". How many km does it travel?";
     s.goal = "how far the " + veh + " travels";
-    s.steps.push_back({'*', C(v), C(t), "the distance"});
+    s.steps.push_back({'*', C(v), C(t), "the distance", speed});
   } else if (k == 2) {
     s.question = leg1 + " and then another " + S(d) + " km. How many km does it travel in total?";
     s.goal = "the total distance the " + veh + " travels";
-    s.steps.push_back({'*', C(v), C(t), "the distance of the first part"});
-    s.steps.push_back({'+', R(0), C(d), "the total distance"});
+    s.steps.push_back({'*', C(v), C(t), "the distance of the first part", speed});
+    s.steps.push_back({'+', R(0), C(d), "the total distance", parts});
   } else {
-    s.steps.push_back({'*', C(v), C(t), "the distance of the first part"});
-    s.steps.push_back({'*', C(v2), C(t2), "the distance of the second part"});
-    s.steps.push_back({'+', R(0), R(1), "the total distance"});
+    s.steps.push_back({'*', C(v), C(t), "the distance of the first part", speed});
+    s.steps.push_back({'*', C(v2), C(t2), "the distance of the second part", speed});
+    s.steps.push_back({'+', R(0), R(1), "the total distance", parts});
     const std::string legs = leg1 + ", then at " + S(v2) + " km per hour for " + S(t2) + " hours";
     if (k == 3) {
       s.question = legs + ". How many km does it travel in total?";
@@ -173,7 +158,7 @@ Spec travel(Rng& g, int k) {
     } else {
       s.question = legs + ". Then it makes the same trip back. How many km does it travel there and back?";
       s.goal = "the distance the " + veh + " covers there and back";
-      s.steps.push_back({'*', R(2), C(2), "the distance there and back"});
+      s.steps.push_back({'*', R(2), C(2), "the distance there and back", "a trip there and back covers the same distance twice"});
     }
   }
   return s;
@@ -183,20 +168,18 @@ Spec sharing(Rng& g, int k) {
   const Person& p = g.pick(people());
   Spec s;
   s.tmpl = "sharing";
-  s.facts = {"sharing equally means dividing the total by the number of people",
-             "the number of items in equal bags is the number of bags times the items per bag",
-             "eating some candies leaves the total minus the ones eaten"};
+  const std::string share = "sharing equally means dividing the total by the number of people";
   if (k == 1) {
     const int64_t f = g.range(2, 9), q = g.range(2, 12);
     s.question = p.name + " has " + S(f * q) + " candies and shares them equally among " + S(f) +
                  " friends. How many candies does each friend get?";
     s.goal = "how many candies each friend gets";
-    s.steps.push_back({'/', C(f * q), C(f), "each friend's share"});
+    s.steps.push_back({'/', C(f * q), C(f), "each friend's share", share});
     return s;
   }
   const int64_t b = g.range(2, 9), c = g.range(2, 12), total = b * c;
   const std::string bags = p.name + " has " + S(b) + " bags with " + S(c) + " candies in each bag";
-  s.steps.push_back({'*', C(b), C(c), "the number of candies"});
+  s.steps.push_back({'*', C(b), C(c), "the number of candies", "the number of items in equal bags is the number of bags times the items per bag"});
   if (k == 2) {
     std::vector<int64_t> divisors;
     for (int64_t f = 2; f <= 9; ++f)
@@ -204,15 +187,15 @@ Spec sharing(Rng& g, int k) {
     const int64_t f = g.pick(divisors);  // never empty: b itself is one
     s.question = bags + " and shares all the candies equally among " + S(f) + " friends. How many candies does each friend get?";
     s.goal = "how many candies each friend gets";
-    s.steps.push_back({'/', R(0), C(f), "each friend's share"});
+    s.steps.push_back({'/', R(0), C(f), "each friend's share", share});
     return s;
   }
   int64_t f = g.range(2, 9);
   int64_t e = total % f == 0 ? f : total % f;
   if (total - e < f) f = 2, e = total % 2 == 0 ? 2 : 1;
   s.question = bags + ". " + cap(p.he) + " eats " + S(e) + " of them and shares the rest equally among " + S(f) + " friends.";
-  s.steps.push_back({'-', R(0), C(e), "the number of candies left"});
-  s.steps.push_back({'/', R(1), C(f), "each friend's share"});
+  s.steps.push_back({'-', R(0), C(e), "the number of candies left", "eating some candies leaves the total minus the ones eaten"});
+  s.steps.push_back({'/', R(1), C(f), "each friend's share", share});
   if (k == 3) {
     s.question += " How many candies does each friend get?";
     s.goal = "how many candies each friend gets";
@@ -220,7 +203,7 @@ Spec sharing(Rng& g, int k) {
     const int64_t extra = g.range(2, 9);
     s.question += " Then each friend also gets " + S(extra) + " candies from a teacher. How many candies does each friend have now?";
     s.goal = "how many candies each friend has in the end";
-    s.steps.push_back({'+', R(2), C(extra), "each friend's final number of candies"});
+    s.steps.push_back({'+', R(2), C(extra), "each friend's final number of candies", "candies received are added to the ones already there"});
   }
   return s;
 }
@@ -235,35 +218,34 @@ Spec ages(Rng& g, int k) {
   const int64_t z = g.range(1, std::min<int64_t>(9, x * m - 1));
   Spec s;
   s.tmpl = "ages";
-  s.facts = {"everyone gets older by the same number of years", "being " + S(m) + " times as old means multiplying the age by " + S(m),
-             "being some years younger means subtracting those years from the age"};
+  const std::string later = "everyone gets older by the same number of years";
   const std::string head = a.name + " is " + S(x) + " years old. ";
   if (k == 1) {
     s.question = head + b->name + " is " + S(y) + " years older than " + a.name + ". How old is " + b->name + "?";
     s.goal = "how old " + b->name + " is";
-    s.facts[1] = "being some years older means adding those years to the age";
-    s.steps.push_back({'+', C(x), C(y), b->name + "'s age"});
+    s.steps.push_back({'+', C(x), C(y), b->name + "'s age", "being some years older means adding those years to the age"});
     return s;
   }
-  s.steps.push_back({'*', C(x), C(m), b->name + "'s age now"});
+  s.steps.push_back({'*', C(x), C(m), b->name + "'s age now", "being several times as old means multiplying the age by that number"});
   const std::string times = b->name + " is " + S(m) + " times as old as " + a.name;
   if (k == 2) {
     s.question = head + times + ". How old will " + b->name + " be in " + S(d) + " years?";
     s.goal = "how old " + b->name + " will be in " + S(d) + " years";
-    s.steps.push_back({'+', R(0), C(d), b->name + "'s age in " + S(d) + " years"});
+    s.steps.push_back({'+', R(0), C(d), b->name + "'s age in " + S(d) + " years", later});
     return s;
   }
   const std::string younger = ", and " + c->name + " is " + S(z) + " years younger than " + b->name;
-  s.steps.push_back({'-', R(0), C(z), c->name + "'s age now"});
+  s.steps.push_back({'-', R(0), C(z), c->name + "'s age now", "being some years younger means subtracting those years from the age"});
   if (k == 3) {
     s.question = head + times + younger + ". How old will " + c->name + " be in " + S(d) + " years?";
     s.goal = "how old " + c->name + " will be in " + S(d) + " years";
-    s.steps.push_back({'+', R(1), C(d), c->name + "'s age in " + S(d) + " years"});
+    s.steps.push_back({'+', R(1), C(d), c->name + "'s age in " + S(d) + " years", later});
   } else {
     s.question = head + times + younger + ". What is the sum of their three ages?";
     s.goal = "the sum of the ages of " + a.name + ", " + b->name + " and " + c->name;
-    s.steps.push_back({'+', C(x), R(0), "the sum of the ages of " + a.name + " and " + b->name});
-    s.steps.push_back({'+', R(2), R(1), "the sum of all three ages"});
+    const std::string sum = "a sum of several ages can be built up by adding one age at a time";
+    s.steps.push_back({'+', C(x), R(0), "the sum of the ages of " + a.name + " and " + b->name, sum});
+    s.steps.push_back({'+', R(2), R(1), "the sum of all three ages", sum});
   }
   return s;
 }
@@ -274,18 +256,17 @@ Spec areas(Rng& g, int k) {
   const int64_t w = g.range(2, 12), h = g.range(2, 12), w2 = g.range(2, 9), h2 = g.range(2, 9), c = g.range(2, 9);
   Spec s;
   s.tmpl = "areas";
-  s.facts = {"the area of a rectangle is its length times its width", "the areas of separate pieces add up to the total area",
-             "the cost of covering an area is the area times the price per square metre"};
+  const std::string rect = "the area of a rectangle is its length times its width";
   const std::string price = " Covering it costs " + S(c) + " dollars per square metre.";
   if (k <= 2) {
     s.question = "A rectangular " + place + " is " + S(w) + " metres long and " + S(h) + " metres wide.";
-    s.steps.push_back({'*', C(w), C(h), "the area of the " + place});
+    s.steps.push_back({'*', C(w), C(h), "the area of the " + place, rect});
   } else {
     s.question = "A " + place + " is made of two rectangles, one " + S(w) + " by " + S(h) + " metres and one " + S(w2) + " by " +
                  S(h2) + " metres.";
-    s.steps.push_back({'*', C(w), C(h), "the area of the first rectangle"});
-    s.steps.push_back({'*', C(w2), C(h2), "the area of the second rectangle"});
-    s.steps.push_back({'+', R(0), R(1), "the total area"});
+    s.steps.push_back({'*', C(w), C(h), "the area of the first rectangle", rect});
+    s.steps.push_back({'*', C(w2), C(h2), "the area of the second rectangle", rect});
+    s.steps.push_back({'+', R(0), R(1), "the total area", "the areas of separate pieces add up to the total area"});
   }
   if (k == 1 || k == 3) {
     s.question += " What is its area in square metres?";
@@ -293,7 +274,8 @@ Spec areas(Rng& g, int k) {
   } else {
     s.question += price + " How many dollars does it cost to cover the whole " + place + "?";
     s.goal = "the cost of covering the " + place;
-    s.steps.push_back({'*', R(static_cast<int64_t>(s.steps.size()) - 1), C(c), "the cost of covering it"});
+    s.steps.push_back({'*', R(static_cast<int64_t>(s.steps.size()) - 1), C(c), "the cost of covering it",
+                       "the cost of covering an area is the area times the price per square metre"});
   }
   return s;
 }
@@ -303,17 +285,17 @@ Spec reading(Rng& g, int k) {
   const int64_t pages = g.range(5, 20), days = g.range(2, 6), weeks = g.range(2, 4);
   Spec s;
   s.tmpl = "reading";
-  s.facts = {"there are 7 days in a week", "the total read is the pages per day times the number of days",
-             "the pages left are the total pages minus the pages already read"};
+  const std::string total = "the total read is the pages per day times the number of days";
+  const std::string left = "the pages left are the total pages minus the pages already read";
   if (k == 1) {
     s.question = p.name + " reads " + S(pages) + " pages every day for " + S(days) + " days. How many pages does " + p.he + " read?";
     s.goal = "how many pages " + p.name + " reads";
-    s.steps.push_back({'*', C(pages), C(days), "the number of pages read"});
+    s.steps.push_back({'*', C(pages), C(days), "the number of pages read", total});
     return s;
   }
   s.question = p.name + " reads " + S(pages) + " pages every day for " + S(weeks) + " weeks.";
-  s.steps.push_back({'*', C(weeks), C(7), "the number of days"});
-  s.steps.push_back({'*', R(0), C(pages), "the number of pages read"});
+  s.steps.push_back({'*', C(weeks), C(7), "the number of days", "there are 7 days in a week"});
+  s.steps.push_back({'*', R(0), C(pages), "the number of pages read", total});
   if (k == 2) {
     s.question += " How many pages does " + p.he + " read?";
     s.goal = "how many pages " + p.name + " reads";
@@ -324,14 +306,14 @@ Spec reading(Rng& g, int k) {
     const int64_t book = read + g.range(5, 60);
     s.question += " The book has " + S(book) + " pages. How many pages are left?";
     s.goal = "how many pages are left";
-    s.steps.push_back({'-', C(book), R(1), "the number of pages left"});
+    s.steps.push_back({'-', C(book), R(1), "the number of pages left", left});
   } else {
     const int64_t rate = g.range(5, 20), more = g.range(2, 6), book = read + rate * more;
     s.question += " The book has " + S(book) + " pages. If " + p.he + " then reads " + S(rate) +
                   " pages a day, how many more days does " + p.he + " need to finish it?";
     s.goal = "how many more days " + p.name + " needs";
-    s.steps.push_back({'-', C(book), R(1), "the number of pages left"});
-    s.steps.push_back({'/', R(2), C(rate), "the number of days still needed"});
+    s.steps.push_back({'-', C(book), R(1), "the number of pages left", left});
+    s.steps.push_back({'/', R(2), C(rate), "the number of days still needed", "the days needed are the pages left divided by the pages read per day"});
   }
   return s;
 }
@@ -345,7 +327,8 @@ const std::vector<TemplateFn>& templates() {
 // ---------------------------------------------------------------------------------------------
 // Phrasings. Placeholders: {w} what, {W} What, {e} expression, {r} value, {x} wrong value,
 // {c} check expression, {g} goal, {f} fact, {n} final answer. No phrasing contains a sentence break
-// of ALGORITHMS §B.3 except its final '.', '?' or '!'.
+// of ALGORITHMS §B.3 except its final '.', '?' or '!'. The evaluator labels sentences by matching these
+// templates (toy/evaluate.h): a new phrasing must keep that exact on the corpus (test_toy_evaluate).
 
 const std::vector<std::string> kRestate = {
     "Okay, so I need to find {g}.", "Let me restate the problem, we want to know {g}.", "The question asks {g}.",
@@ -423,6 +406,146 @@ struct TraceWriter {
   }
 };
 
+// Where a slip can be planted: a units carry of '+' (a%10 + b%10 >= 10) or of '*' (a%10 * b%10 >= 10),
+// a units borrow of '-' (a%10 < b%10). Never in '/'.
+bool slip_candidate(char op, int64_t a, int64_t b) {
+  if (op == '+') return a % 10 + b % 10 >= 10;
+  if (op == '*') return (a % 10) * (b % 10) >= 10;
+  if (op == '-') return a % 10 < b % 10;
+  return false;
+}
+
+// The written value of a slip: a carry lost ('+', '*': ten too few) or a borrow forgotten ('-': ten
+// too many). Never negative, since a carry means the value is at least 10.
+int64_t slipped_value(char op, int64_t right) { return op == '-' ? right + 10 : right - 10; }
+
+// "b op' value = a": the inverse operation that checks `value = a op b`.
+std::string inverse_check(char op, int64_t a, int64_t b, int64_t value) {
+  switch (op) {
+    case '*': return S(value) + " ÷ " + S(b) + " = " + S(a);
+    case '/': return S(value) + " × " + S(b) + " = " + S(a);
+    case '+': return S(value) + " - " + S(b) + " = " + S(a);
+    default: return S(value) + " + " + S(b) + " = " + S(a);
+  }
+}
+
+// One problem's trace, written step by step. `work` holds the value the trace works with for each
+// step: the right one in the thinker style (slips are corrected), the written one in the base style
+// (slips stay and propagate).
+struct TraceBuilder {
+  const ToyCorpusOptions& opt;
+  const Spec& spec;
+  bool thinker;
+  Rng& g;
+  TraceWriter tw;
+  std::vector<int64_t> work;
+  int64_t n_slips = 0;
+
+  int64_t operand(const Operand& o) const { return o.ref ? work[static_cast<size_t>(o.v)] : o.v; }
+
+  // Base style: would the later steps stay non-negative if step i were written as `wrong` (and no
+  // further slip came)? A slip that would make a later value negative is not planted.
+  bool chain_stays_valid(size_t i, int64_t wrong) const {
+    std::vector<int64_t> vals = work;
+    vals[i] = wrong;
+    for (size_t j = i + 1; j < spec.steps.size(); ++j) {
+      const Step& st = spec.steps[j];
+      const auto value_of = [&](const Operand& o) { return o.ref ? vals[static_cast<size_t>(o.v)] : o.v; };
+      vals[j] = apply(st.op, value_of(st.l), value_of(st.r));
+      if (vals[j] < 0) return false;
+    }
+    return true;
+  }
+
+  void step(size_t i) {
+    const Step& st = spec.steps[i];
+    const int64_t a = operand(st.l), b = operand(st.r);
+    const int64_t right = apply(st.op, a, b);
+    if (right < 0) throw std::logic_error("toy template " + spec.tmpl + ": a propagated slip made a value negative");
+    const int64_t wrong = slipped_value(st.op, right);
+    const bool slipped = slip_candidate(st.op, a, b) && toy_gate(ToyGate::slip, a % 10, opt.slip_rate) &&
+                         (thinker || chain_stays_valid(i, wrong));
+    const std::string e = S(a) + " " + op_symbol(st.op) + " " + S(b);
+    n_slips += slipped;
+    tw.sentence("deduction",
+                fill(g.pick(kDeduce), {{"{W}", cap(st.what)}, {"{w}", st.what}, {"{e}", e}, {"{r}", S(slipped ? wrong : right)}}), g);
+    if (slipped && thinker)
+      tw.sentence("backtracking", fill(g.pick(kBacktrack), {{"{w}", st.what}, {"{e}", e}, {"{r}", S(right)}, {"{x}", S(wrong)}}), g);
+    work[i] = slipped && !thinker ? wrong : right;
+    const int64_t d = work[i] % 10;
+    if (toy_gate(ToyGate::knowledge, d, opt.adding_knowledge_rate))
+      tw.sentence("adding-knowledge", fill(g.pick(kKnowledge), {{"{f}", st.fact}}), g);
+    if (!thinker) return;
+    if (toy_gate(ToyGate::uncertainty, d, opt.uncertainty_rate)) tw.sentence("uncertainty-estimation", g.pick(kUncertain), g);
+    if (toy_gate(ToyGate::testing, d, opt.example_testing_rate))
+      tw.sentence("example-testing",
+                  fill(g.pick(kTest), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}), g);
+  }
+
+  void write() {
+    work.assign(spec.steps.size(), 0);
+    tw.raw("<think>\n");
+    tw.sentence("initializing", fill(g.pick(kRestate), {{"{g}", spec.goal}}), g);
+    if (spec.steps.size() >= 3) tw.sentence("initializing", g.pick(kPlan), g);
+    for (size_t i = 0; i < spec.steps.size(); ++i) step(i);
+    tw.raw("\n</think>\n\n");
+  }
+};
+
+// The exact values of all steps (the problem as posed: every division exact, no negative value).
+std::vector<int64_t> exact_values(const Spec& s) {
+  std::vector<int64_t> vals(s.steps.size(), 0);
+  for (size_t i = 0; i < s.steps.size(); ++i) {
+    const Step& st = s.steps[i];
+    const int64_t a = st.l.ref ? vals[static_cast<size_t>(st.l.v)] : st.l.v;
+    const int64_t b = st.r.ref ? vals[static_cast<size_t>(st.r.v)] : st.r.v;
+    if ((st.op == '/' && (b <= 0 || a % b != 0)) || apply(st.op, a, b) <= 0)
+      throw std::logic_error("toy template " + s.tmpl + " produced an invalid problem");
+    vals[i] = apply(st.op, a, b);
+  }
+  return vals;
+}
+
+void check_options(const ToyCorpusOptions& opt) {
+  if (opt.style != "thinker" && opt.style != "base") throw std::invalid_argument("toy style must be thinker or base, got '" + opt.style + "'");
+  for (double r : {opt.slip_rate, opt.example_testing_rate, opt.uncertainty_rate, opt.adding_knowledge_rate, opt.test_fraction})
+    if (!(r >= 0 && r <= 1)) throw std::invalid_argument("toy rates must be in [0, 1]");
+  if (opt.min_steps < 1 || opt.max_steps > 4 || opt.min_steps > opt.max_steps)
+    throw std::invalid_argument("toy steps must satisfy 1 <= min_steps <= max_steps <= 4");
+  if (opt.n_problems < 0) throw std::invalid_argument("toy n_problems must be >= 0");
+}
+
+ToyProblem make_problem(const ToyCorpusOptions& opt, int64_t index) {
+  Rng g{mix64(opt.seed) ^ mix64(static_cast<uint64_t>(index) + 0x5851F42D4C957F2DULL)};
+  const int k = static_cast<int>(g.range(opt.min_steps, opt.max_steps));
+  const Spec spec = templates()[static_cast<size_t>(g.range(0, static_cast<int64_t>(templates().size()) - 1))](g, k);
+  const std::vector<int64_t> truth = exact_values(spec);
+
+  TraceBuilder tb{opt, spec, opt.style == "thinker", g, {}, {}, 0};
+  tb.write();
+  ToyProblem p;
+  p.final_answer = S(tb.work.back());
+  const int64_t answer_begin = tb.tw.cp;
+  tb.tw.raw(fill(g.pick(kFinal), {{"{n}", p.final_answer}}));
+
+  char id[32];
+  std::snprintf(id, sizeof id, "toy-%06lld", static_cast<long long>(index));
+  p.id = id;
+  p.template_name = spec.tmpl;
+  p.question = spec.question;
+  p.answer = S(truth.back());
+  p.style = opt.style;
+  p.split = static_cast<double>(mix64(fnv1a(p.id)) >> 11) * 0x1.0p-53 < opt.test_fraction ? "test" : "train";
+  p.text = std::move(tb.tw.text);
+  p.sentences = std::move(tb.tw.sentences);
+  p.answer_begin = answer_begin;
+  p.answer_end = tb.tw.cp;
+  p.n_steps = static_cast<int64_t>(spec.steps.size());
+  p.slip = tb.n_slips > 0;
+  p.slip_uncorrected = p.final_answer != p.answer;  // only the base style keeps slips
+  return p;
+}
+
 }  // namespace
 
 const std::vector<std::string>& toy_behaviour_labels() {
@@ -444,113 +567,30 @@ const std::vector<std::string>& toy_phrasings(const std::string& label) {
   return it == m.end() ? none : it->second;
 }
 
-std::vector<ToyProblem> toy_corpus_generate(const ToyCorpusOptions& opt) {
-  if (opt.style != "thinker" && opt.style != "base") throw std::invalid_argument("toy style must be thinker or base, got '" + opt.style + "'");
-  for (double r : {opt.slip_rate, opt.example_testing_rate, opt.uncertainty_rate, opt.adding_knowledge_rate, opt.test_fraction})
-    if (!(r >= 0 && r <= 1)) throw std::invalid_argument("toy rates must be in [0, 1]");
-  if (opt.min_steps < 1 || opt.max_steps > 4 || opt.min_steps > opt.max_steps)
-    throw std::invalid_argument("toy steps must satisfy 1 <= min_steps <= max_steps <= 4");
-  if (opt.n_problems < 0) throw std::invalid_argument("toy n_problems must be >= 0");
-  const bool thinker = opt.style == "thinker";
+const std::array<int, 10>& toy_gate_permutation(ToyGate kind) {
+  // Last digits are far from uniform (products of small numbers; travel distances end in 0), so each
+  // permutation orders the digits such that the first round(10 * rate) of them cover about that share
+  // of the steps of the default corpus (corpus.h). The three digit-of-value gates start with disjoint
+  // pairs, so at rates up to 0.2 a step shows at most one of adding-knowledge, uncertainty, testing.
+  static const std::array<std::array<int, 10>, 4> perms = {{
+      {3, 7, 4, 5, 6, 0, 1, 9, 8, 2},  // slip, on the first operand's units digit: order 5 6 9 0 2 3 4 1 8 7
+      {4, 7, 6, 2, 0, 1, 9, 3, 8, 5},  // knowledge: order 4 5 3 7 0 9 2 1 8 6
+      {8, 1, 4, 6, 2, 3, 5, 7, 0, 9},  // uncertainty: order 8 1 4 5 2 6 3 7 0 9
+      {6, 2, 0, 8, 3, 4, 1, 5, 9, 7},  // testing: order 2 6 1 4 5 7 0 9 3 8
+  }};
+  return perms[static_cast<size_t>(kind)];
+}
 
+bool toy_gate(ToyGate kind, int64_t digit, double rate) {
+  if (digit < 0 || digit > 9) throw std::invalid_argument("toy gate digit must be in 0..9");
+  return toy_gate_permutation(kind)[static_cast<size_t>(digit)] < static_cast<int>(std::lround(10 * rate));
+}
+
+std::vector<ToyProblem> toy_corpus_generate(const ToyCorpusOptions& opt) {
+  check_options(opt);
   std::vector<ToyProblem> out;
   out.reserve(static_cast<size_t>(opt.n_problems));
-  for (int64_t index = 0; index < opt.n_problems; ++index) {
-    Rng g{mix64(opt.seed) ^ mix64(static_cast<uint64_t>(index) + 0x5851F42D4C957F2DULL)};
-    const int k = static_cast<int>(g.range(opt.min_steps, opt.max_steps));
-    const Spec spec = templates()[static_cast<size_t>(g.range(0, static_cast<int64_t>(templates().size()) - 1))](g, k);
-    const int64_t n = static_cast<int64_t>(spec.steps.size());
-    std::vector<int64_t> truth;
-    if (!evaluate(spec, -1, 0, truth)) throw std::logic_error("toy template " + spec.tmpl + " produced an invalid problem");
-
-    // Behaviour coins, always drawn in the same order whatever the style.
-    const bool slip = g.coin(opt.slip_rate);
-    const bool test = g.coin(opt.example_testing_rate);
-    const bool unsure = g.coin(opt.uncertainty_rate);
-    const bool know = g.coin(opt.adding_knowledge_rate);
-    const bool plan = g.coin(0.5);
-
-    // The slip: a step and a wrong value (base style: one whose error propagates to a valid chain).
-    int64_t slip_step = -1, wrong = 0;
-    std::vector<int64_t> shown = truth;  // the values the trace works with
-    if (slip) {
-      for (int attempt = 0; attempt < 32 && slip_step < 0; ++attempt) {
-        const int64_t i = g.range(0, n - 1);
-        const Step& st = spec.steps[static_cast<size_t>(i)];
-        const int64_t r = truth[static_cast<size_t>(i)];
-        int64_t delta = g.range(1, 3);
-        if (st.op == '*' && g.coin(0.5)) delta = st.r.ref ? truth[static_cast<size_t>(st.r.v)] : st.r.v;  // one group too many/few
-        if (g.coin(0.5)) delta = -delta;
-        const int64_t w = r + delta;
-        if (w <= 0 || w == r) continue;
-        if (!thinker) {
-          std::vector<int64_t> vals;
-          if (!evaluate(spec, i, w, vals) || vals.back() == truth.back()) continue;
-          shown = vals;
-        }
-        slip_step = i, wrong = w;
-      }
-      if (slip_step < 0) {  // the last step can always be off by one
-        slip_step = n - 1, wrong = truth.back() + 1;
-        if (!thinker) shown.back() = wrong;
-      }
-    }
-    const int64_t test_step = g.range(0, n - 1), unsure_step = g.range(0, n - 1);
-
-    auto operand = [&](const Operand& o) { return o.ref ? shown[static_cast<size_t>(o.v)] : o.v; };
-    auto expr = [&](const Step& st) { return S(operand(st.l)) + " " + op_symbol(st.op) + " " + S(operand(st.r)); };
-
-    TraceWriter tw;
-    tw.raw("<think>\n");
-    tw.sentence("initializing", fill(g.pick(kRestate), {{"{g}", spec.goal}}), g);
-    if (plan) tw.sentence("initializing", g.pick(kPlan), g);
-    if (know) tw.sentence("adding-knowledge", fill(g.pick(kKnowledge), {{"{f}", g.pick(spec.facts)}}), g);
-    for (int64_t i = 0; i < n; ++i) {
-      const Step& st = spec.steps[static_cast<size_t>(i)];
-      const std::string e = expr(st);
-      const int64_t value = shown[static_cast<size_t>(i)];
-      const bool slipped_here = i == slip_step;
-      const std::string written = S(slipped_here ? wrong : value);
-      tw.sentence("deduction", fill(g.pick(kDeduce), {{"{W}", cap(st.what)}, {"{w}", st.what}, {"{e}", e}, {"{r}", written}}), g);
-      if (!thinker) continue;
-      if (unsure && i == unsure_step) tw.sentence("uncertainty-estimation", g.pick(kUncertain), g);
-      if (slipped_here)
-        tw.sentence("backtracking", fill(g.pick(kBacktrack), {{"{w}", st.what}, {"{e}", e}, {"{r}", S(value)}, {"{x}", S(wrong)}}), g);
-      if (test && i == test_step) {
-        const int64_t a = operand(st.l), b = operand(st.r);
-        std::string check;
-        switch (st.op) {
-          case '*': check = S(value) + " ÷ " + S(b) + " = " + S(a); break;
-          case '/': check = S(value) + " × " + S(b) + " = " + S(a); break;
-          case '+': check = S(value) + " - " + S(b) + " = " + S(a); break;
-          default: check = S(value) + " + " + S(b) + " = " + S(a); break;
-        }
-        tw.sentence("example-testing", fill(g.pick(kTest), {{"{c}", check}, {"{w}", st.what}, {"{r}", S(value)}}), g);
-      }
-    }
-    tw.raw("\n</think>\n\n");
-    ToyProblem p;
-    p.final_answer = S(shown.back());
-    const int64_t answer_begin = tw.cp;
-    tw.raw(fill(g.pick(kFinal), {{"{n}", p.final_answer}}));
-
-    char id[32];
-    std::snprintf(id, sizeof id, "toy-%06lld", static_cast<long long>(index));
-    p.id = id;
-    p.template_name = spec.tmpl;
-    p.question = spec.question;
-    p.answer = S(truth.back());
-    p.style = opt.style;
-    p.split = static_cast<double>(mix64(fnv1a(p.id)) >> 11) * 0x1.0p-53 < opt.test_fraction ? "test" : "train";
-    p.text = std::move(tw.text);
-    p.sentences = std::move(tw.sentences);
-    p.answer_begin = answer_begin;
-    p.answer_end = tw.cp;
-    p.n_steps = n;
-    p.slip = slip_step >= 0;
-    p.slip_uncorrected = p.slip && !thinker;
-    out.push_back(std::move(p));
-  }
+  for (int64_t index = 0; index < opt.n_problems; ++index) out.push_back(make_problem(opt, index));
   return out;
 }
 

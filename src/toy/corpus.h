@@ -12,17 +12,49 @@
 // `answer_begin`/`answer_end`). Every sentence ends with '.', '?' or '!' and contains no other
 // sentence break of ALGORITHMS §B.3 (no ';', '\n', decimals, single-letter abbreviations, "k!").
 //
-// Rates are per problem: with probability slip_rate one deduction step is written with a wrong value
-// (thinker: the next sentence is a backtracking correction and the computation goes on with the right
-// value; base: the slip stays and propagates, so the final answer is wrong); with probability
-// example_testing_rate one step is checked by its inverse operation (thinker only); with probability
-// uncertainty_rate one uncertainty remark follows a deduction (thinker only); with probability
-// adding_knowledge_rate one recalled fact is stated (both styles).
+// Every behaviour is a deterministic function of what the text shows where it is decided, so that a
+// model decoding greedily can reproduce it (a hidden coin with p < 0.5 would collapse to "never").
+// Only the phrasing of a sentence and the separator (" " or "\n\n") are random.
+//
+// Digit gates: g(kind, digit, rate) := PERM_kind[digit] < round(10 * rate), with one fixed
+// permutation of 0..9 per kind (toy_gate_permutation), different per kind so the gates are not
+// nested. A rate is thus quantised to tenths and means "round(10 * rate) of the ten digits"; for
+// uniform digits it would be the per-step probability. The digits of the corpus are not uniform
+// (products of small numbers, distances that end in 0), so each permutation lists first the digits
+// that make round(10 * rate) digits cover about that share of the default corpus's steps (within a
+// few points for rates up to 0.5). Raising a rate never removes a behaviour (the gate sets grow).
+//
+// The trace of a problem with steps 1..n (`a op b` as shown: a and b are constants of the question
+// or values the trace stated before):
+//   1. initializing: the restated goal; a second one (the plan) iff n >= 3.
+//   2. per step, in order:
+//      deduction      "a op b = r". The step is a slip candidate iff it has a units carry ('+':
+//                     a%10 + b%10 >= 10; '×': (a%10)·(b%10) >= 10) or a units borrow ('-': a%10 <
+//                     b%10); never '÷'. A candidate is written wrong iff g(slip, a%10, slip_rate):
+//                     '+' and '×' lose the carry (r - 10, possibly 0), '-' forgets the borrow (r + 10).
+//      backtracking   thinker only, right after a slip: the correction; the trace goes on with the
+//                     right value. Base style: no correction, the wrong value stays and later steps
+//                     use it. There integer division rounds down when the propagated value makes it
+//                     inexact (about 4% of base problems), and a slip is not planted when it would
+//                     make a later step negative (about 1% of base slip candidates); the answer is
+//                     then wrong unless the rounding absorbs the error.
+//      then, with v the value the trace now works with for this step and d = v % 10:
+//      adding-knowledge         iff g(knowledge, d, adding_knowledge_rate): the step's fact (one
+//                               fixed fact per template step, so a function of the template and
+//                               the step), both styles;
+//      uncertainty-estimation   iff g(uncertainty, d, uncertainty_rate), thinker only;
+//      example-testing          iff g(testing, d, example_testing_rate), thinker only: the inverse
+//                               operation ("v ÷ b = a" for "a × b = v").
+// Several slips per problem are possible. With the defaults (slip 0.4, the others 0.2) on 2000
+// problems the thinker's sentences are about 25% initializing, 42% deduction, 9% adding-knowledge,
+// 9% example-testing, 8% uncertainty-estimation and 8% backtracking; about 35% of base-style final
+// answers are wrong.
 //
 // Deterministic: problem i depends only on (seed, i), through a splitmix64 stream of our own (no
 // implementation-defined std distributions), so a corpus of N problems is a prefix of one of M > N.
 // The train/test split is a hash of the id.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -35,10 +67,11 @@ struct ToyCorpusOptions {
   uint64_t seed = 0;
   int64_t n_problems = 2000;
   std::string style = "thinker";  // thinker | base
-  double slip_rate = 0.3;
-  double example_testing_rate = 0.4;
-  double uncertainty_rate = 0.3;
-  double adding_knowledge_rate = 0.3;
+  // Digit-gate rates (see the file comment): of slip candidates, and of deduction steps.
+  double slip_rate = 0.4;
+  double example_testing_rate = 0.2;
+  double uncertainty_rate = 0.2;
+  double adding_knowledge_rate = 0.2;
   int64_t min_steps = 1, max_steps = 4;
   double test_fraction = 0.1;
 };
@@ -49,8 +82,8 @@ ToyCorpusOptions toy_corpus_options(const Config::Toy& toy);
 // The six behaviour labels, in the order of ALGORITHMS §A.3.
 const std::vector<std::string>& toy_behaviour_labels();
 
-// The phrasings of one behaviour (placeholders in braces: {w} {W} {e} {r} {x} {c} {g} {f}); for tests
-// and documentation. Unknown label: empty.
+// The phrasings of one behaviour (placeholders in braces: {w} {W} {e} {r} {x} {c} {g} {f}); for the
+// sentence labeller (toy/evaluate.h), tests and documentation. Unknown label: empty.
 const std::vector<std::string>& toy_phrasings(const std::string& label);
 
 struct ToySentence {
@@ -67,9 +100,15 @@ struct ToyProblem {
   std::vector<ToySentence> sentences;
   int64_t answer_begin = 0, answer_end = 0;  // code-point range of the final answer line (no label)
   int64_t n_steps = 0;
-  bool slip = false;              // a slip was planted
-  bool slip_uncorrected = false;  // base style: the slip stays and the final answer is wrong
+  bool slip = false;              // at least one slip was planted
+  bool slip_uncorrected = false;  // base style: a slip stayed and changed the final answer (final_answer != answer)
 };
+
+// The digit gates of the file comment: g(kind, digit, rate) = PERM_kind[digit] < round(10 * rate).
+enum class ToyGate { slip, knowledge, uncertainty, testing };
+const std::array<int, 10>& toy_gate_permutation(ToyGate kind);
+// Throws std::invalid_argument when digit is outside 0..9.
+bool toy_gate(ToyGate kind, int64_t digit, double rate);
 
 // Throws std::invalid_argument on bad options (unknown style, rates outside [0,1], steps outside 1..4).
 std::vector<ToyProblem> toy_corpus_generate(const ToyCorpusOptions& opt);

@@ -1,0 +1,240 @@
+// Toy evaluator: sentence splitting, template labelling, answer checking and the report (evaluate.h).
+#include "toy/evaluate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "tokenizer/regex.h"
+
+namespace ts {
+namespace {
+
+bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_ascii_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+// A word character for the \b of the abbreviation rule; any non-ASCII byte counts as one (letters).
+bool is_word_byte(char c) { return is_ascii_letter(c) || is_digit(c) || c == '_' || static_cast<unsigned char>(c) >= 0x80; }
+
+std::string_view strip(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+int64_t count_words(std::string_view s) {
+  int64_t n = 0;
+  for (size_t i = 0; i < s.size(); ++i) n += !is_space(s[i]) && (i == 0 || is_space(s[i - 1]));
+  return n;
+}
+
+// Whether the break character at byte i is protected (§B.3: decimals, "X. y" abbreviations, k!).
+bool protected_break(std::string_view t, size_t i) {
+  const char c = t[i];
+  const bool digit_before = i > 0 && is_digit(t[i - 1]);
+  if (c == '!') return digit_before;
+  if (c != '.') return false;
+  if (digit_before && i + 1 < t.size() && is_digit(t[i + 1])) return true;
+  return i > 0 && is_ascii_letter(t[i - 1]) && (i == 1 || !is_word_byte(t[i - 2])) && i + 2 < t.size() && t[i + 1] == ' ' &&
+         t[i + 2] >= 'a' && t[i + 2] <= 'z';
+}
+
+// Byte offset -> code-point offset, for offsets visited in increasing order.
+struct CodePointCursor {
+  std::string_view text;
+  size_t byte = 0;
+  int64_t cp = 0;
+  int64_t at(size_t b) {
+    for (; byte < b; ++byte) cp += (static_cast<unsigned char>(text[byte]) & 0xC0) != 0x80;
+    return cp;
+  }
+};
+
+// The labelling patterns, most specific label first (see toy_label_sentence).
+struct LabelPattern {
+  std::string label;
+  Regex regex;
+};
+
+// A phrasing as an anchored regex: literal text escaped, each {x} placeholder a lazy wildcard.
+std::string phrasing_pattern(const std::string& phrasing) {
+  std::string re;
+  for (size_t i = 0; i < phrasing.size(); ++i) {
+    const char c = phrasing[i];
+    if (c == '{' && i + 2 < phrasing.size() && phrasing[i + 2] == '}' && std::string_view("wWerxcgfn").find(phrasing[i + 1]) != std::string_view::npos) {
+      re += ".+?";
+      i += 2;
+      continue;
+    }
+    if (static_cast<unsigned char>(c) < 0x80 && !is_ascii_letter(c) && !is_digit(c)) re += '\\';
+    re += c;
+  }
+  return re + "\\z";
+}
+
+const std::vector<LabelPattern>& label_patterns() {
+  static const std::vector<LabelPattern> patterns = [] {
+    std::vector<LabelPattern> out;
+    for (const char* label : {"backtracking", "example-testing", "uncertainty-estimation", "adding-knowledge", "initializing", "deduction"})
+      for (const std::string& phrasing : toy_phrasings(label)) out.push_back({label, Regex(phrasing_pattern(phrasing), "toy/corpus.cpp", label)});
+    return out;
+  }();
+  return patterns;
+}
+
+// "[+-]?digits" -> the canonical decimal ("-0" and leading zeros folded); nullopt otherwise.
+std::optional<std::string> canonical_integer(std::string_view s) {
+  s = strip(s);
+  bool negative = false;
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
+    negative = s[0] == '-';
+    s.remove_prefix(1);
+  }
+  if (s.empty() || !std::all_of(s.begin(), s.end(), is_digit)) return std::nullopt;
+  while (s.size() > 1 && s[0] == '0') s.remove_prefix(1);
+  if (s == "0") negative = false;
+  std::string out = negative ? "-" : "";
+  out.append(s);
+  return out;
+}
+
+double share(int64_t part, int64_t whole) { return whole > 0 ? static_cast<double>(part) / static_cast<double>(whole) : 0.0; }
+
+}  // namespace
+
+std::vector<TextSpan> toy_split_sentences(std::string_view text) {
+  std::vector<TextSpan> out;
+  CodePointCursor cursor{text};
+  auto emit = [&](size_t b, size_t e) {
+    const std::string_view piece = strip(text.substr(b, e - b));
+    if (count_words(piece) < 3) return;
+    const size_t pb = static_cast<size_t>(piece.data() - text.data());
+    const int64_t begin = cursor.at(pb);
+    out.push_back({std::string(piece), begin, cursor.at(pb + piece.size())});
+  };
+  size_t start = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if ((c != '.' && c != '!' && c != '?' && c != ';' && c != '\n') || protected_break(text, i)) continue;
+    if (c != '\n')
+      while (i + 1 < text.size() && text[i + 1] == c) ++i;  // "..." is one break
+    emit(start, i + 1);
+    start = i + 1;
+  }
+  emit(start, text.size());
+  return out;
+}
+
+std::string toy_label_sentence(std::string_view sentence) {
+  size_t end = 0;
+  for (const LabelPattern& p : label_patterns())
+    if (p.regex.matches_prefix(sentence, end) && end == sentence.size()) return p.label;
+  return "unlabelled";
+}
+
+std::optional<std::string> toy_extract_answer(std::string_view s) {
+  static constexpr std::string_view kBoxed = "\\boxed{";
+  std::optional<std::string> boxed;
+  for (size_t pos = s.find(kBoxed); pos != std::string_view::npos; pos = s.find(kBoxed, pos + 1)) {
+    const size_t open = pos + kBoxed.size();
+    int depth = 1;
+    size_t i = open;
+    for (; i < s.size() && depth > 0; ++i) depth += s[i] == '{' ? 1 : s[i] == '}' ? -1 : 0;
+    if (depth == 0) boxed = std::string(strip(s.substr(open, i - 1 - open)));
+  }
+  if (boxed) return boxed;
+  for (size_t e = s.size(); e > 0; --e) {
+    if (!is_digit(s[e - 1])) continue;
+    size_t b = e - 1;
+    while (b > 0 && is_digit(s[b - 1])) --b;
+    if (b > 0 && s[b - 1] == '-') --b;
+    return std::string(s.substr(b, e - b));
+  }
+  return std::nullopt;
+}
+
+bool toy_answers_equal(std::string_view a, std::string_view b) {
+  const auto x = canonical_integer(a), y = canonical_integer(b);
+  return x && y && *x == *y;
+}
+
+ToyEvalReport toy_evaluate(const std::vector<ToyGeneration>& generated, const std::vector<ToyProblem>& corpus) {
+  ToyEvalReport r;
+  std::map<std::string, int64_t> gen_count, corpus_count;
+  for (const ToyGeneration& g : generated) {
+    ToyRowResult row;
+    row.id = g.id;
+    row.closed = g.thinking_closed;
+    if (row.closed) row.answer = toy_extract_answer(g.answer_text);
+    row.correct = row.answer && toy_answers_equal(*row.answer, g.reference_answer);
+    for (const TextSpan& s : toy_split_sentences(g.thinking)) {
+      const std::string label = toy_label_sentence(s.text);
+      ++gen_count[label];
+      ++row.sentences;
+      row.unlabelled += label == "unlabelled";
+    }
+    r.n_closed += row.closed;
+    r.n_parseable += row.answer.has_value();
+    r.n_correct += row.correct;
+    r.generated_sentences += row.sentences;
+    r.rows.push_back(std::move(row));
+  }
+  r.n = static_cast<int64_t>(generated.size());
+  r.closed_rate = share(r.n_closed, r.n);
+  r.parseable_rate = share(r.n_parseable, r.n);
+  r.accuracy = share(r.n_correct, r.n);
+  r.generated_unlabelled = gen_count["unlabelled"];
+  r.unlabelled_share = share(r.generated_unlabelled, r.generated_sentences);
+
+  int64_t corpus_correct = 0;
+  for (const ToyProblem& p : corpus) {
+    for (const ToySentence& s : p.sentences) ++corpus_count[s.label];
+    r.corpus_sentences += static_cast<int64_t>(p.sentences.size());
+    corpus_correct += p.final_answer == p.answer;
+  }
+  r.corpus_problems = static_cast<int64_t>(corpus.size());
+  r.corpus_accuracy = share(corpus_correct, r.corpus_problems);
+
+  for (const std::string& label : toy_behaviour_labels()) {
+    ToyLabelShare l;
+    l.label = label;
+    l.generated_sentences = gen_count[label];
+    l.corpus_sentences = corpus_count[label];
+    l.generated_share = share(l.generated_sentences, r.generated_sentences);
+    l.corpus_share = share(l.corpus_sentences, r.corpus_sentences);
+    l.diff_pp = 100.0 * (l.generated_share - l.corpus_share);
+    r.max_abs_diff_pp = std::max(r.max_abs_diff_pp, std::abs(l.diff_pp));
+    r.labels.push_back(l);
+  }
+  return r;
+}
+
+json toy_eval_report_json(const ToyEvalReport& r) {
+  json labels = json::object();
+  for (const ToyLabelShare& l : r.labels)
+    labels[l.label] = {{"generated_share", l.generated_share}, {"corpus_share", l.corpus_share}, {"diff_pp", l.diff_pp},
+                       {"generated_sentences", l.generated_sentences}, {"corpus_sentences", l.corpus_sentences}};
+  json rows = json::array();
+  for (const ToyRowResult& row : r.rows)
+    rows.push_back({{"id", row.id},
+                    {"closed", row.closed},
+                    {"answer", row.answer ? json(*row.answer) : json(nullptr)},
+                    {"correct", row.correct},
+                    {"sentences", row.sentences},
+                    {"unlabelled", row.unlabelled}});
+  return json{{"n", r.n},
+              {"n_closed", r.n_closed},
+              {"n_parseable", r.n_parseable},
+              {"n_correct", r.n_correct},
+              {"closed_rate", r.closed_rate},
+              {"parseable_rate", r.parseable_rate},
+              {"accuracy", r.accuracy},
+              {"sentences", r.generated_sentences},
+              {"unlabelled_share", r.unlabelled_share},
+              {"labels", labels},
+              {"max_abs_diff_pp", r.max_abs_diff_pp},
+              {"corpus", {{"problems", r.corpus_problems}, {"sentences", r.corpus_sentences}, {"accuracy", r.corpus_accuracy}}},
+              {"rows", rows}};
+}
+
+}  // namespace ts
