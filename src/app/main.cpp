@@ -31,6 +31,7 @@ const std::map<std::string, Subcommand>& subcommands() {
       {"toy corpus", {ts::stages::toy_corpus::run, "planted-truth toy corpus: word problems with labelled traces"}},
       {"toy tokenizer", {ts::stages::toy_tokenizer::run, "byte-level BPE tokenizer (HF tokenizer.json) trained on the toy corpus"}},
       {"toy eval", {ts::stages::toy_eval::run, "toy model traces (generate/generations.jsonl) against the corpus: accuracy, behaviour shares"}},
+      {"toy train", {ts::stages::toy_train::run, "train a small Qwen2 model on the toy corpus (data parallel over ranks), write an HF checkpoint"}},
   };
   return m;
 }

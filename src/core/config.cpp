@@ -83,7 +83,7 @@ OptionTable make_table(Config& c) {
   OptionTable t;
   t.section_help = {{"model", "checkpoint"}, {"run", "run directory and resources"}, {"data", "input prompts"},
                     {"generate", "generation"}, {"parallel", "ranks: data parallel x pipeline stages"},
-                    {"output", "HDF5 outputs"}, {"collect", "activation collection"}, {"toy", "toy reasoning world"}, {"log", "logging and progress"}};
+                    {"output", "HDF5 outputs"}, {"collect", "activation collection"}, {"toy", "toy reasoning world"}, {"train", "toy model training"}, {"log", "logging and progress"}};
   t.add("model.path", &c.model.path, "HF checkpoint directory (config.json, safetensors, tokenizer.json)");
   t.add("model.dtype", &c.model.dtype, "compute dtype: auto|float32|bfloat16|float16 (auto: float32 on CPU, the checkpoint's on GPU)");
   t.add("model.device", &c.model.device, "cpu|cuda|cuda:N");
@@ -128,6 +128,26 @@ OptionTable make_table(Config& c) {
   t.add("toy.max_steps", &c.toy.max_steps, "most arithmetic steps per problem (1..4)");
   t.add("toy.test_fraction", &c.toy.test_fraction, "share of problems in the test split (by a hash of the id)");
   t.add("toy.vocab_size", &c.toy.vocab_size, "toy tokenizer vocabulary (256 bytes + merges + 6 R1 added tokens), 263..65536");
+  t.add("train.tokenizer", &c.train.tokenizer, "directory with tokenizer.json and tokenizer_config.json (default <run.dir>/toy/tokenizer)");
+  t.add("train.d_model", &c.train.d_model, "model width D");
+  t.add("train.n_layer", &c.train.n_layer, "decoder layers L");
+  t.add("train.n_head", &c.train.n_head, "attention heads H");
+  t.add("train.n_kv_head", &c.train.n_kv_head, "key/value heads K (GQA when K < H; divides H)");
+  t.add("train.d_mlp", &c.train.d_mlp, "MLP width F");
+  t.add("train.max_position", &c.train.max_position, "context length; a longer training sequence is an error");
+  t.add("train.steps", &c.train.steps, "optimizer steps");
+  t.add("train.batch_size", &c.train.batch_size, "sequences per step over all ranks (each rank takes an even share)");
+  t.add("train.lr", &c.train.lr, "peak AdamW learning rate (linear warm-up, cosine decay)");
+  t.add("train.min_lr_ratio", &c.train.min_lr_ratio, "final learning rate as a fraction of train.lr");
+  t.add("train.warmup_steps", &c.train.warmup_steps, "linear warm-up steps");
+  t.add("train.weight_decay", &c.train.weight_decay, "decoupled weight decay on matrices (not norms or biases)");
+  t.add("train.beta1", &c.train.beta1, "AdamW beta1");
+  t.add("train.beta2", &c.train.beta2, "AdamW beta2");
+  t.add("train.grad_clip", &c.train.grad_clip, "clip the global gradient norm to this (0: off)");
+  t.add("train.init_std", &c.train.init_std, "standard deviation of the normal init of matrices and embeddings");
+  t.add("train.seed", &c.train.seed, "seed of the init and the data order");
+  t.add("train.checkpoint_every", &c.train.checkpoint_every, "steps between resumable state saves (0: only when stopped)");
+  t.add("train.save_dtype", &c.train.save_dtype, "dtype of the written HF checkpoint: float32|bfloat16");
   t.add("log.level", &c.log.level, "trace|debug|info|warn|error");
   t.add("log.progress_seconds", &c.log.progress_seconds, "seconds between progress lines in batch logs");
   return t;
@@ -141,6 +161,7 @@ const std::map<std::string, std::vector<std::string>>& subcommand_sections() {
       {"toy corpus", {"toy", "run", "log"}},
       {"toy tokenizer", {"toy", "run", "log"}},
       {"toy eval", {"toy", "run", "log"}},
+      {"toy train", {"toy", "train", "run", "parallel", "log"}},
   };
   return m;
 }
@@ -283,6 +304,25 @@ void config_validate(const Config& c, const std::function<std::string(const std:
   if (c.toy.min_steps > c.toy.max_steps) fail("toy.max_steps", "must be >= toy.min_steps");
   // 256 byte tokens + the 6 R1 added tokens of toy/bpe_trainer.h + at least one merge.
   if (c.toy.vocab_size < 263 || c.toy.vocab_size > 65536) fail("toy.vocab_size", "must be in 263..65536 (256 bytes + 6 added tokens + merges)");
+  for (const auto& [key, v] : {std::pair<const char*, int64_t>{"train.d_model", c.train.d_model}, {"train.n_layer", c.train.n_layer},
+                               {"train.n_head", c.train.n_head}, {"train.n_kv_head", c.train.n_kv_head}, {"train.d_mlp", c.train.d_mlp},
+                               {"train.max_position", c.train.max_position}, {"train.steps", c.train.steps},
+                               {"train.batch_size", c.train.batch_size}})
+    if (v <= 0) fail(key, "must be positive");
+  if (c.train.n_head % c.train.n_kv_head != 0) fail("train.n_kv_head", "must divide train.n_head");
+  if (c.train.d_model % c.train.n_head != 0 || (c.train.d_model / c.train.n_head) % 2 != 0)
+    fail("train.n_head", "must divide train.d_model into an even head size");
+  if (!(c.train.lr > 0)) fail("train.lr", "must be positive");
+  if (!(c.train.min_lr_ratio >= 0 && c.train.min_lr_ratio <= 1)) fail("train.min_lr_ratio", "must be in [0, 1]");
+  if (c.train.warmup_steps < 0) fail("train.warmup_steps", "must be >= 0");
+  if (!(c.train.weight_decay >= 0)) fail("train.weight_decay", "must be >= 0");
+  if (!(c.train.beta1 >= 0 && c.train.beta1 < 1)) fail("train.beta1", "must be in [0, 1)");
+  if (!(c.train.beta2 >= 0 && c.train.beta2 < 1)) fail("train.beta2", "must be in [0, 1)");
+  if (!(c.train.grad_clip >= 0)) fail("train.grad_clip", "must be >= 0");
+  if (!(c.train.init_std > 0)) fail("train.init_std", "must be positive");
+  if (c.train.checkpoint_every < 0) fail("train.checkpoint_every", "must be >= 0");
+  if (c.train.save_dtype != "float32" && c.train.save_dtype != "bfloat16")
+    fail("train.save_dtype", "must be float32 or bfloat16, got '" + c.train.save_dtype + "'");
   static const char* levels[] = {"trace", "debug", "info", "warn", "error"};
   if (std::find(std::begin(levels), std::end(levels), c.log.level) == std::end(levels)) fail("log.level", "must be trace, debug, info, warn or error");
   if (c.log.progress_seconds <= 0) fail("log.progress_seconds", "must be positive");

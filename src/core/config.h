@@ -71,6 +71,28 @@ struct Config {
     double test_fraction = 0.1;    // share of problems in the test split (by a hash of the id)
     int64_t vocab_size = 1024;     // toy tokenizer: model tokens + added tokens
   } toy;
+  struct Train {                   // toy train: a Qwen2 model trained from scratch on the toy corpus (stages/toy_train.cpp)
+    std::string tokenizer;         // directory with tokenizer.json (default <run.dir>/toy/tokenizer)
+    int64_t d_model = 128;         // D
+    int64_t n_layer = 4;           // L
+    int64_t n_head = 4;            // H
+    int64_t n_kv_head = 2;         // K (GQA when K < H)
+    int64_t d_mlp = 384;           // F
+    int64_t max_position = 1024;   // context; longer training sequences are an error
+    int64_t steps = 2000;          // optimizer steps
+    int64_t batch_size = 32;       // sequences per step, over all ranks
+    double lr = 3e-3;              // peak learning rate (AdamW), cosine decay to lr * min_lr_ratio
+    double min_lr_ratio = 0.1;
+    int64_t warmup_steps = 100;    // linear warm-up
+    double weight_decay = 0.1;     // decoupled, on matrices only (not norms, biases)
+    double beta1 = 0.9;
+    double beta2 = 0.95;
+    double grad_clip = 1.0;        // global gradient norm (0: off)
+    double init_std = 0.02;        // normal init of matrices and embeddings
+    uint64_t seed = 0;             // init and data order
+    int64_t checkpoint_every = 200;  // steps between resumable state saves (0: only on stop)
+    std::string save_dtype = "bfloat16";  // dtype of the written checkpoint: float32 | bfloat16
+  } train;
   struct Log {
     std::string level = "info";    // trace | debug | info | warn | error
     double progress_seconds = 30;  // batch logs: one progress line per interval

@@ -114,6 +114,11 @@ void Comm::allreduce_sum(std::span<double> values) const {
         "MPI_Allreduce(sum, double)");
 }
 
+void Comm::allreduce_sum(std::span<float> values) const {
+  check(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_FLOAT, MPI_SUM, comm_),
+        "MPI_Allreduce(sum, float)");
+}
+
 void Comm::allreduce_sum(std::span<int64_t> values) const {
   check(MPI_Allreduce(MPI_IN_PLACE, values.data(), static_cast<int>(values.size()), MPI_INT64_T, MPI_SUM, comm_),
         "MPI_Allreduce(sum, int64)");

@@ -59,6 +59,7 @@ class Comm {
   int64_t allreduce_min(int64_t value) const;
   int64_t allreduce_sum(int64_t value) const;
   void allreduce_sum(std::span<double> values) const;  // in place
+  void allreduce_sum(std::span<float> values) const;   // in place
   void allreduce_sum(std::span<int64_t> values) const;  // in place
   void allreduce_max_inplace(std::span<int64_t> values) const;
   int64_t exscan_sum(int64_t value) const;               // sum over lower ranks (0 on rank 0)

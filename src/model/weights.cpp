@@ -1,7 +1,9 @@
 #include "model/weights.h"
 
 #include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
@@ -89,6 +91,62 @@ ModelWeights weights_load(const CheckpointFiles& ck, const LoadOptions& opts) {
   w.parameter_bytes += bytes_of(w.embed);
   if (!opts.with_embed && !c.tie_word_embeddings) w.embed = at::Tensor();
   return w;
+}
+
+ModelWeights weights_init(const ModelConfig& c, double init_std, uint64_t seed) {
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  auto normal = [&](std::vector<int64_t> shape, double std) { return at::normal(0.0, std, shape, gen, f32); };
+  const double out_std = init_std / std::sqrt(2.0 * static_cast<double>(c.n_layer));
+  const int64_t D = c.d_model, F = c.d_mlp, qkv = (c.n_head + 2 * c.n_kv_head) * c.d_head;
+  ModelWeights w;
+  w.config = c;
+  w.embed = normal({c.n_vocab, D}, init_std);
+  for (int64_t l = 0; l < c.n_layer; ++l) {
+    LayerWeights lw;
+    lw.attn_norm = at::ones({D}, f32);
+    lw.w_qkv = normal({qkv, D}, init_std);
+    if (c.qkv_bias) lw.b_qkv = at::zeros({qkv}, f32);
+    lw.w_o = normal({D, c.n_head * c.d_head}, out_std);
+    if (c.o_bias) lw.b_o = at::zeros({D}, f32);
+    lw.mlp_norm = at::ones({D}, f32);
+    lw.w_gate = normal({F, D}, init_std);
+    lw.w_up = normal({F, D}, init_std);
+    lw.w_down = normal({D, F}, out_std);
+    if (c.mlp_bias) lw.b_gate = at::zeros({F}, f32), lw.b_up = at::zeros({F}, f32), lw.b_down = at::zeros({D}, f32);
+    w.layers.push_back(std::move(lw));
+  }
+  w.final_norm = at::ones({D}, f32);
+  w.lm_head = c.tie_word_embeddings ? w.embed : normal({c.n_vocab, D}, init_std);
+  for (const auto& [name, t] : weights_parameters(w)) w.parameter_bytes += t.numel() * static_cast<int64_t>(t.element_size());
+  return w;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> weights_parameters(const ModelWeights& w) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  auto add = [&](const std::string& name, const at::Tensor& t) {
+    if (t.defined()) out.emplace_back(name, t);
+  };
+  add("model.embed_tokens.weight", w.embed);
+  for (size_t i = 0; i < w.layers.size(); ++i) {
+    const LayerWeights& lw = w.layers[i];
+    const std::string p = "model.layers." + std::to_string(w.layer_begin + static_cast<int64_t>(i)) + ".";
+    add(p + "input_layernorm.weight", lw.attn_norm);
+    add(p + "self_attn.qkv_proj.weight", lw.w_qkv);
+    add(p + "self_attn.qkv_proj.bias", lw.b_qkv);
+    add(p + "self_attn.o_proj.weight", lw.w_o);
+    add(p + "self_attn.o_proj.bias", lw.b_o);
+    add(p + "post_attention_layernorm.weight", lw.mlp_norm);
+    add(p + "mlp.gate_proj.weight", lw.w_gate);
+    add(p + "mlp.gate_proj.bias", lw.b_gate);
+    add(p + "mlp.up_proj.weight", lw.w_up);
+    add(p + "mlp.up_proj.bias", lw.b_up);
+    add(p + "mlp.down_proj.weight", lw.w_down);
+    add(p + "mlp.down_proj.bias", lw.b_down);
+  }
+  add("model.norm.weight", w.final_norm);
+  if (w.lm_head.defined() && !(w.embed.defined() && w.lm_head.is_same(w.embed))) add("lm_head.weight", w.lm_head);
+  return out;
 }
 
 }  // namespace ts

@@ -52,6 +52,15 @@ struct LoadOptions {
 // Loads validated checkpoint tensors, converting to opts.dtype on opts.device. Weights never require grad.
 ModelWeights weights_load(const CheckpointFiles& ck, const LoadOptions& opts);
 
+// A freshly initialised float32 CPU model for training from scratch, deterministic given `seed`:
+// embeddings and matrices ~ N(0, init_std^2), the output projections (o_proj, down_proj) scaled by
+// 1/sqrt(2 L) as in GPT-2 so the residual stream does not grow with depth, norms 1, biases 0.
+ModelWeights weights_init(const ModelConfig& cfg, double init_std, uint64_t seed);
+
+// Every distinct parameter tensor of `w` with a name (HF names; the fused q/k/v matrix is
+// "model.layers.N.self_attn.qkv_proj.weight"); a tied lm_head appears once, as the embedding.
+std::vector<std::pair<std::string, at::Tensor>> weights_parameters(const ModelWeights& w);
+
 // A CPU tensor holding a copy of a safetensors tensor in its stored dtype.
 at::Tensor tensor_from_safetensors(const TensorInfo& info, std::span<const std::byte> bytes);
 

@@ -12,5 +12,6 @@ namespace inspect { void run(const Config& cfg, Runtime& rt); }   // validate an
 namespace toy_corpus { void run(const Config& cfg, Runtime& rt); }  // planted-truth toy corpus (src/toy)
 namespace toy_tokenizer { void run(const Config& cfg, Runtime& rt); }  // byte-level BPE of the toy world
 namespace toy_eval { void run(const Config& cfg, Runtime& rt); }  // toy model traces against the planted behaviours
+namespace toy_train { void run(const Config& cfg, Runtime& rt); }  // Qwen2 model trained on the toy corpus (data parallel)
 
 }  // namespace ts::stages

@@ -1,0 +1,518 @@
+// Stage `toy train`: a Qwen2-architecture model trained from scratch on the toy corpus, the third part
+// of the planted-truth world (src/toy/corpus.h).
+//   in : [toy] (the corpus, generated in memory; style thinker|base), [train], the tokenizer directory
+//        (train.tokenizer, default <run.dir>/toy/tokenizer, made by `toy tokenizer`)
+//   out: <run.dir>/train/model/      HF checkpoint: config.json, model.safetensors, generation_config.json,
+//                                     tokenizer.json, tokenizer_config.json, provenance.json (+ .done marker)
+//        <run.dir>/train/metrics.jsonl  one line per logged step: step, loss, lr, grad_norm, tokens
+//        <run.dir>/train/parity.json    held-out sequences with the written checkpoint's loss and last-position
+//                                     logits, as our engine computes them (HF transformers must agree: test)
+//        <run.dir>/train/state.safetensors  resumable state while training (removed when done)
+//
+// Each example is the R1 chat prompt of a train-split question followed by its trace and EOS; the loss
+// is next-token cross-entropy on the trace tokens only (the prompt is given, as at generation time),
+// averaged over all trace tokens of the step's batch. Data parallel: every rank takes an even share of
+// the step's `batch_size` sequences, and one MPI_Allreduce sums the flat gradient together with the
+// token count, so any number of ranks computes the same update as one rank (up to summation order).
+// The data order is a seeded permutation per epoch; AdamW with linear warm-up and cosine decay.
+//
+// Resume: every `checkpoint_every` steps, and when a stop is requested (SIGUSR1/SIGTERM/STOP file, agreed
+// by all ranks at a step boundary), rank 0 writes the parameters, AdamW moments and step atomically; a
+// rerun with the same config continues from there and gives the same model as an uninterrupted run.
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <optional>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/provenance.h"
+#include "core/sha256.h"
+#include "core/splitmix.h"
+#include "dist/stop.h"
+#include "model/checkpoint_files.h"
+#include "model/checkpoint_write.h"
+#include "model/safetensors.h"
+#include "model/transformer.h"
+#include "stages/common.h"
+#include "stages/stages.h"
+#include "tokenizer/chat_format.h"
+#include "tokenizer/tokenizer.h"
+#include "toy/corpus.h"
+
+namespace ts::stages::toy_train {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int64_t kIgnore = -100;        // cross_entropy ignore_index: prompt and padding targets
+constexpr int64_t kParitySequences = 4;  // held-out sequences in parity.json
+constexpr int64_t kEvalSequences = 128;  // held-out sequences for the validation loss
+
+struct Example {
+  std::vector<int64_t> ids;  // prompt + trace + EOS
+  int64_t n_prompt = 0;      // the first n_prompt tokens get no loss
+};
+
+struct Paths {
+  fs::path dir, model, state, metrics, parity;
+  explicit Paths(const Config& cfg)
+      : dir(fs::path(cfg.run.dir) / "train"), model(dir / "model"), state(dir / "state.safetensors"),
+        metrics(dir / "metrics.jsonl"), parity(dir / "parity.json") {}
+};
+
+fs::path tokenizer_dir(const Config& cfg) {
+  return cfg.train.tokenizer.empty() ? fs::path(cfg.run.dir) / "toy" / "tokenizer" : fs::path(cfg.train.tokenizer);
+}
+
+int32_t special_id(const Tokenizer& tok, const char* token, const fs::path& file) {
+  auto id = tok.token_to_id(token);
+  if (!id) throw InputError(file.string(), "added_tokens", std::string("the toy models need the R1 token ") + token);
+  return *id;
+}
+
+// Prompt = the R1 generation prompt (ends with "<think>\n"); the trace starts with "<think>\n" too, so
+// the example is prompt + trace[len("<think>\n"):] + EOS. The prompt's tokens must be a prefix of the
+// example's (true for the R1 pre-tokenizer, which never merges across "\n"), so generation sees exactly
+// the context the model was trained on.
+Example make_example(const Tokenizer& tok, const ToyProblem& p, int32_t eos) {
+  static const std::string kThink = "<think>\n";
+  const std::string prompt = chat_format_apply(ChatFormat::deepseek_r1, p.question);
+  if (p.text.rfind(kThink, 0) != 0) throw std::logic_error("toy trace " + p.id + " does not start with <think>");
+  const std::vector<int32_t> prompt_ids = tok.encode_ids(prompt);
+  const std::vector<int32_t> all = tok.encode_ids(prompt + p.text.substr(kThink.size()));
+  if (all.size() < prompt_ids.size() || !std::equal(prompt_ids.begin(), prompt_ids.end(), all.begin()))
+    throw std::logic_error("toy train: the prompt of " + p.id + " does not tokenize to a prefix of the example");
+  Example e;
+  e.ids.assign(all.begin(), all.end());
+  e.ids.push_back(eos);
+  e.n_prompt = static_cast<int64_t>(prompt_ids.size());
+  return e;
+}
+
+ModelConfig model_config(const Config& cfg, const Tokenizer& tok, const fs::path& tok_file) {
+  ModelConfig c;
+  c.architecture = "Qwen2ForCausalLM";
+  c.n_layer = cfg.train.n_layer;
+  c.d_model = cfg.train.d_model;
+  c.n_head = cfg.train.n_head;
+  c.n_kv_head = cfg.train.n_kv_head;
+  c.d_head = cfg.train.d_model / cfg.train.n_head;
+  c.d_mlp = cfg.train.d_mlp;
+  c.n_vocab = tok.vocab_size();
+  c.max_position = cfg.train.max_position;
+  c.rms_norm_eps = 1e-6;
+  c.rope.theta = 10000.0;
+  c.qkv_bias = true;  // Qwen2
+  c.tie_word_embeddings = true;
+  c.torch_dtype = "float32";
+  c.bos_token_id = special_id(tok, "<｜begin▁of▁sentence｜>", tok_file);
+  c.eos_token_ids = {special_id(tok, "<｜end▁of▁sentence｜>", tok_file)};
+  c.pad_token_id = c.eos_token_ids[0];
+  return c;
+}
+
+// The examples of each step. Epochs are seeded permutations of the examples (Fisher-Yates on
+// splitmix64; portable); the stream of epochs is cut into groups of kBucketSteps steps, and within a
+// group the sequences are sorted by length before being dealt out as batches, in a seeded order. Padding
+// then costs little (the batches of a group have similar lengths) while every example is still seen once
+// per epoch. A step's batch depends only on (seed, step), so a resumed run sees the same data.
+class DataOrder {
+ public:
+  static constexpr int64_t kBucketSteps = 16;
+  DataOrder(const std::vector<Example>& examples, int64_t batch, uint64_t seed) : ex_(examples), batch_(batch), seed_(seed) {}
+
+  // Indices of the `batch` examples of `step`.
+  std::vector<int64_t> step(int64_t step) {
+    const int64_t group = step / kBucketSteps;
+    if (group != group_) {
+      std::vector<int64_t> ids;
+      for (int64_t k = group * kBucketSteps * batch_; k < (group + 1) * kBucketSteps * batch_; ++k) ids.push_back(at(k));
+      std::stable_sort(ids.begin(), ids.end(), [&](int64_t a, int64_t b) { return ex_[static_cast<size_t>(a)].ids.size() < ex_[static_cast<size_t>(b)].ids.size(); });
+      std::vector<int64_t> slots(kBucketSteps);
+      std::iota(slots.begin(), slots.end(), int64_t{0});
+      shuffle(slots, splitmix64(seed_ ^ splitmix64(static_cast<uint64_t>(group) + 0x13198A2E03707344ULL)));
+      group_ids_.assign(ids.size(), 0);
+      for (int64_t s = 0; s < kBucketSteps; ++s)
+        std::copy_n(ids.begin() + slots[static_cast<size_t>(s)] * batch_, batch_, group_ids_.begin() + s * batch_);
+      group_ = group;
+    }
+    const auto first = group_ids_.begin() + (step % kBucketSteps) * batch_;
+    return std::vector<int64_t>(first, first + batch_);
+  }
+
+ private:
+  static void shuffle(std::vector<int64_t>& v, uint64_t s) {
+    for (size_t i = v.size(); i-- > 1;) {
+      s = splitmix64(s);
+      std::swap(v[i], v[static_cast<size_t>(s % (i + 1))]);
+    }
+  }
+  int64_t at(int64_t k) {
+    const int64_t n = static_cast<int64_t>(ex_.size()), epoch = k / n;
+    if (epoch != epoch_) {
+      perm_.resize(static_cast<size_t>(n));
+      std::iota(perm_.begin(), perm_.end(), int64_t{0});
+      shuffle(perm_, splitmix64(seed_ ^ splitmix64(static_cast<uint64_t>(epoch) + 0x243F6A8885A308D3ULL)));
+      epoch_ = epoch;
+    }
+    return perm_[static_cast<size_t>(k % n)];
+  }
+
+  const std::vector<Example>& ex_;
+  int64_t batch_;
+  uint64_t seed_;
+  int64_t epoch_ = -1, group_ = -1;
+  std::vector<int64_t> perm_, group_ids_;
+};
+
+struct Batch {
+  at::Tensor tokens, positions, targets;  // [B, T] int64; targets kIgnore where no loss
+  int64_t n_target = 0;
+};
+
+Batch make_batch(const std::vector<const Example*>& rows, int64_t pad) {
+  Batch b;
+  int64_t T = 1;
+  for (const Example* e : rows) T = std::max<int64_t>(T, static_cast<int64_t>(e->ids.size()) - 1);
+  const int64_t B = static_cast<int64_t>(rows.size());
+  std::vector<int64_t> tokens(static_cast<size_t>(B * T), pad), targets(static_cast<size_t>(B * T), kIgnore);
+  for (int64_t i = 0; i < B; ++i) {
+    const Example& e = *rows[static_cast<size_t>(i)];
+    const int64_t n = static_cast<int64_t>(e.ids.size()) - 1;  // inputs ids[0..n), targets ids[1..n]
+    for (int64_t t = 0; t < n; ++t) {
+      tokens[static_cast<size_t>(i * T + t)] = e.ids[static_cast<size_t>(t)];
+      if (t + 1 >= e.n_prompt) {
+        targets[static_cast<size_t>(i * T + t)] = e.ids[static_cast<size_t>(t + 1)];
+        ++b.n_target;
+      }
+    }
+  }
+  const auto i64 = at::TensorOptions().dtype(at::kLong);
+  b.tokens = at::from_blob(tokens.data(), {B, T}, i64).clone();
+  b.targets = at::from_blob(targets.data(), {B, T}, i64).clone();
+  b.positions = at::arange(T, i64).unsqueeze(0).expand({B, T}).contiguous();
+  return b;
+}
+
+// Summed next-token loss of a batch (right padding needs no mask: causal attention never looks ahead).
+at::Tensor loss_sum(const Transformer& model, const Batch& b) {
+  ForwardArgs a;
+  a.tokens = b.tokens;
+  a.positions = b.positions;
+  at::Tensor logits = model.forward(a);  // [B, T, V]
+  return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat), b.targets.reshape({-1}), {}, at::Reduction::Sum,
+                           kIgnore);
+}
+
+double lr_at(const Config::Train& t, int64_t step) {
+  if (step < t.warmup_steps) return t.lr * static_cast<double>(step + 1) / static_cast<double>(t.warmup_steps);
+  const double span = static_cast<double>(std::max<int64_t>(1, t.steps - t.warmup_steps));
+  const double progress = std::min(1.0, static_cast<double>(step - t.warmup_steps) / span);
+  return t.lr * (t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * progress)));
+}
+
+// AdamW (Loshchilov & Hutter) with bias correction; decoupled decay on matrices only.
+struct AdamW {
+  std::vector<std::pair<std::string, at::Tensor>> params;
+  std::vector<at::Tensor> m, v;
+  std::vector<bool> decay;
+
+  explicit AdamW(std::vector<std::pair<std::string, at::Tensor>> p) : params(std::move(p)) {
+    for (const auto& [name, t] : params) {
+      m.push_back(at::zeros_like(t));
+      v.push_back(at::zeros_like(t));
+      decay.push_back(t.dim() >= 2);
+    }
+  }
+  void step(const Config::Train& c, int64_t step, double lr) {
+    at::NoGradGuard no_grad;
+    const double bc1 = 1 - std::pow(c.beta1, static_cast<double>(step + 1)), bc2 = 1 - std::pow(c.beta2, static_cast<double>(step + 1));
+    for (size_t i = 0; i < params.size(); ++i) {
+      at::Tensor p = params[i].second;
+      const at::Tensor& g = p.grad();
+      m[i].mul_(c.beta1).add_(g, 1 - c.beta1);
+      v[i].mul_(c.beta2).addcmul_(g, g, 1 - c.beta2);
+      if (decay[i] && c.weight_decay > 0) p.mul_(1 - lr * c.weight_decay);
+      p.addcdiv_(m[i] / bc1, (v[i] / bc2).sqrt_().add_(1e-8), -lr);
+    }
+  }
+};
+
+// One flat fp32 buffer for the gradient allreduce: the gradients, then the loss sum and target count.
+std::vector<float> flatten_grads(const AdamW& opt, double loss, int64_t n_target) {
+  int64_t n = 0;
+  for (const auto& [name, t] : opt.params) n += t.numel();
+  std::vector<float> flat(static_cast<size_t>(n + 2), 0.0f);
+  int64_t off = 0;
+  for (const auto& [name, t] : opt.params) {
+    if (t.grad().defined())
+      at::from_blob(flat.data() + off, {t.numel()}, at::TensorOptions().dtype(at::kFloat)).copy_(t.grad().reshape({-1}));
+    off += t.numel();
+  }
+  flat[static_cast<size_t>(n)] = static_cast<float>(loss);
+  flat[static_cast<size_t>(n + 1)] = static_cast<float>(n_target);
+  return flat;
+}
+
+// Writes the summed gradients back, divided by the global target count; returns the global grad norm.
+double unflatten_grads(AdamW& opt, std::vector<float>& flat, double n_target) {
+  int64_t off = 0;
+  double sq = 0;
+  for (auto& [name, t] : opt.params) {
+    at::Tensor g = at::from_blob(flat.data() + off, t.sizes(), at::TensorOptions().dtype(at::kFloat)).div(n_target);
+    sq += g.pow(2).sum().item<double>();
+    if (!t.grad().defined()) t.mutable_grad() = at::zeros_like(t);
+    t.mutable_grad().copy_(g);
+    off += t.numel();
+  }
+  return std::sqrt(sq);
+}
+
+// --- resumable state -------------------------------------------------------------------------------
+
+void state_save(const Paths& paths, const AdamW& opt, int64_t step, const std::string& hash, const json& history) {
+  std::vector<at::Tensor> keep;
+  std::vector<TensorBytes> tensors;
+  auto add = [&](const std::string& name, const at::Tensor& t) {
+    keep.push_back(t.detach().contiguous());
+    tensors.push_back({name, DType::F32, t.sizes().vec(), {reinterpret_cast<const std::byte*>(keep.back().data_ptr()), static_cast<size_t>(keep.back().nbytes())}});
+  };
+  keep.reserve(3 * opt.params.size());
+  for (size_t i = 0; i < opt.params.size(); ++i) {
+    add("param/" + opt.params[i].first, opt.params[i].second);
+    add("adam_m/" + opt.params[i].first, opt.m[i]);
+    add("adam_v/" + opt.params[i].first, opt.v[i]);
+  }
+  const fs::path tmp = paths.state.string() + ".tmp";
+  safetensors_write(tmp, tensors, {{"step", std::to_string(step)}, {"config_sha256", hash}, {"history", history.dump()}});
+  fs::rename(tmp, paths.state);
+}
+
+// Restores a state saved for this config; returns the step to continue from (0: none usable).
+int64_t state_load(const Paths& paths, AdamW& opt, const std::string& hash, json& history) {
+  if (!fs::exists(paths.state)) return 0;
+  try {
+    SafetensorsFile f(paths.state);
+    const auto& meta = f.header().metadata;
+    if (!meta.count("config_sha256") || meta.at("config_sha256") != hash) {
+      spdlog::warn("toy train: {} was saved for another config; starting over", paths.state.string());
+      return 0;
+    }
+    // Read everything first, so that a damaged file leaves the fresh model untouched.
+    std::vector<std::pair<at::Tensor*, at::Tensor>> loaded;
+    auto load = [&](const std::string& name, at::Tensor& into) {
+      const TensorInfo* info = f.find(name);
+      if (info == nullptr || info->shape != into.sizes().vec() || info->dtype != DType::F32)
+        throw InputError(paths.state.string(), name, "missing or of the wrong shape");
+      loaded.emplace_back(&into, tensor_from_safetensors(*info, f.bytes(*info)));
+    };
+    for (size_t i = 0; i < opt.params.size(); ++i) {
+      load("param/" + opt.params[i].first, opt.params[i].second);
+      load("adam_m/" + opt.params[i].first, opt.m[i]);
+      load("adam_v/" + opt.params[i].first, opt.v[i]);
+    }
+    json saved_history = json::parse(meta.at("history"));
+    const int64_t step = std::stoll(meta.at("step"));
+    at::NoGradGuard no_grad;
+    for (auto& [into, value] : loaded) into->copy_(value);
+    history = std::move(saved_history);
+    return step;
+  } catch (const std::exception& e) {
+    spdlog::warn("toy train: cannot resume from {} ({}); starting over", paths.state.string(), e.what());
+    return 0;
+  }
+}
+
+// --- evaluation ----------------------------------------------------------------------------------
+
+double mean_loss(const Transformer& model, const std::vector<Example>& examples, int64_t pad) {
+  at::NoGradGuard no_grad;
+  double sum = 0;
+  int64_t n = 0;
+  for (size_t i = 0; i < examples.size(); i += 16) {
+    std::vector<const Example*> rows;
+    for (size_t j = i; j < std::min(examples.size(), i + 16); ++j) rows.push_back(&examples[j]);
+    Batch b = make_batch(rows, pad);
+    sum += loss_sum(model, b).item<double>();
+    n += b.n_target;
+  }
+  return n > 0 ? sum / static_cast<double>(n) : 0.0;
+}
+
+// parity.json: for a few held-out sequences (prompt + trace + EOS), the mean loss of predicting
+// ids[n_prompt:] and the logits at the last position, computed from the checkpoint as written
+// (reloaded from disk, so the stored dtype's rounding is included).
+json parity_record(const fs::path& model_dir, const std::vector<Example>& held_out) {
+  at::NoGradGuard no_grad;
+  LoadOptions load;
+  Transformer model = Transformer::load(model_dir, load);
+  json rows = json::array();
+  for (size_t i = 0; i < std::min<size_t>(held_out.size(), kParitySequences); ++i) {
+    const Example& e = held_out[i];
+    const int64_t n = static_cast<int64_t>(e.ids.size());
+    ForwardArgs a;
+    a.tokens = at::tensor(e.ids, at::TensorOptions().dtype(at::kLong)).unsqueeze(0);
+    a.positions = at::arange(n, at::TensorOptions().dtype(at::kLong)).unsqueeze(0);
+    at::Tensor logits = model.forward(a).to(at::kFloat)[0];  // [n, V]
+    const at::Tensor predicted = logits.narrow(0, e.n_prompt - 1, n - e.n_prompt);
+    const at::Tensor targets = a.tokens[0].narrow(0, e.n_prompt, n - e.n_prompt);
+    const double loss = at::cross_entropy_loss(predicted, targets).item<double>();
+    const at::Tensor last = logits[n - 1].contiguous();
+    rows.push_back({{"input_ids", e.ids},
+                    {"n_prompt", e.n_prompt},
+                    {"loss", loss},
+                    {"last_logits", std::vector<float>(last.data_ptr<float>(), last.data_ptr<float>() + last.numel())}});
+  }
+  return {{"description", "loss: mean cross-entropy of input_ids[n_prompt:] given the preceding tokens; last_logits: the logits "
+                          "after the whole sequence; computed by thinksteer in float32 from the checkpoint in model/"},
+          {"sequences", rows}};
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw InputError(p.string(), "<file>", "cannot read");
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+void run(const Config& cfg, Runtime& rt) {
+  if (rt.n_stages != 1) throw InputError("<config>", "parallel.pipeline_stages", "toy train is data parallel only (pipeline_stages = 1)");
+  const Paths paths(cfg);
+  const fs::path tok_dir = tokenizer_dir(cfg), tok_file = tok_dir / "tokenizer.json";
+  if (!fs::exists(tok_file))
+    throw InputError(tok_file.string(), "<file>", "no tokenizer: run `thinksteer toy tokenizer` first or set train.tokenizer");
+  const Tokenizer tok = Tokenizer::from_file(tok_file);
+  const std::string hash = sha256_hex(config_to_ini(cfg, {"toy", "train"}) + sha256_file(tok_file));
+  // The done marker sits on parity.json, the last output written (after the checkpoint directory).
+  if (done_marker_matches(paths.parity, hash) && fs::is_directory(paths.model)) {
+    on_rank0(rt, [&] { spdlog::info("toy train: {} is complete for this config ({}), skipping", paths.model.string(), hash.substr(0, 12)); });
+    return;
+  }
+
+  const ModelConfig mc = model_config(cfg, tok, tok_file);
+  const int64_t eos = mc.eos_token_ids[0], pad = mc.pad_token_id;
+  std::vector<Example> train, held_out;
+  int64_t longest = 0, n_tokens = 0;
+  for (const ToyProblem& p : toy_corpus_generate(toy_corpus_options(cfg.toy))) {
+    Example e = make_example(tok, p, static_cast<int32_t>(eos));
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(e.ids.size()));
+    if (p.split == "train") n_tokens += static_cast<int64_t>(e.ids.size());
+    (p.split == "train" ? train : held_out).push_back(std::move(e));
+  }
+  if (train.empty()) throw InputError("<config>", "toy.n_problems", "the corpus has no train-split problems");
+  if (longest > cfg.train.max_position)
+    throw InputError("<config>", "train.max_position", "a corpus example has " + std::to_string(longest) + " tokens, more than " +
+                                                           std::to_string(cfg.train.max_position));
+  if (held_out.size() > kEvalSequences) held_out.resize(kEvalSequences);
+
+  ModelWeights w = weights_init(mc, cfg.train.init_std, cfg.train.seed);
+  AdamW opt(weights_parameters(w));
+  for (auto& [name, t] : opt.params) t.requires_grad_(true);
+  int64_t n_params = 0;
+  for (const auto& [name, t] : opt.params) n_params += t.numel();
+  const Transformer model(w);
+
+  json history = json::array();
+  const int64_t start = state_load(paths, opt, hash, history);
+  // Every rank read the same file; agree anyway (a rank that could not read it would diverge).
+  if (rt.world_comm.allreduce_min(start) != rt.world_comm.allreduce_max(start))
+    throw std::runtime_error("toy train: ranks disagree about the resumable state in " + paths.state.string());
+  on_rank0(rt, [&] {
+    fs::create_directories(paths.dir);
+    spdlog::info("toy train: {:.2f}M parameters (d_model {}, {} layers, {} heads / {} kv, d_mlp {}, vocab {}), style {}, {} train "
+                 "examples ({} tokens, longest {}), {} held out; {} steps x {} sequences on {} rank(s){}",
+                 static_cast<double>(n_params) / 1e6, mc.d_model, mc.n_layer, mc.n_head, mc.n_kv_head, mc.d_mlp, mc.n_vocab,
+                 cfg.toy.style, train.size(), n_tokens, longest, held_out.size(), cfg.train.steps, cfg.train.batch_size, rt.world,
+                 start > 0 ? ", resuming at step " + std::to_string(start) : "");
+  });
+
+  const Range mine = even_ranges(cfg.train.batch_size, rt.world)[static_cast<size_t>(rt.rank)];
+  DataOrder order(train, cfg.train.batch_size, cfg.train.seed);
+  std::optional<Progress> progress;
+  if (rt.rank == 0) progress.emplace("toy train", cfg.train.steps, cfg.log.progress_seconds);
+  double smooth = 0;
+  int64_t tokens_seen = 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t step = start; step < cfg.train.steps; ++step) {
+    fault_point("batch", rt.rank);
+    if (stop_agree(rt.world_comm) != 0) {
+      if (rt.rank == 0) state_save(paths, opt, step, hash, history);
+      rt.world_comm.barrier();
+      if (rt.rank == 0) spdlog::info("toy train: stopped at step {}; state saved to {}", step, paths.state.string());
+      throw StopRequested();
+    }
+    const std::vector<int64_t> batch = order.step(step);
+    std::vector<const Example*> rows;
+    for (int64_t j = mine.begin; j < mine.end; ++j) rows.push_back(&train[static_cast<size_t>(batch[static_cast<size_t>(j)])]);
+    for (auto& [name, t] : opt.params)
+      if (t.grad().defined()) t.mutable_grad().zero_();
+    double local_loss = 0;
+    int64_t local_targets = 0;
+    if (!rows.empty()) {
+      Batch b = make_batch(rows, pad);
+      at::Tensor loss = loss_sum(model, b);
+      loss.backward();
+      local_loss = loss.item<double>();
+      local_targets = b.n_target;
+    }
+    std::vector<float> flat = flatten_grads(opt, local_loss, local_targets);
+    rt.world_comm.allreduce_sum(std::span<float>(flat));
+    const double n_target = flat.back(), loss = flat[flat.size() - 2] / n_target;
+    double grad_norm = unflatten_grads(opt, flat, n_target);
+    if (cfg.train.grad_clip > 0 && grad_norm > cfg.train.grad_clip) {
+      at::NoGradGuard no_grad;
+      for (auto& [name, t] : opt.params) t.mutable_grad().mul_(cfg.train.grad_clip / grad_norm);
+    }
+    const double lr = lr_at(cfg.train, step);
+    opt.step(cfg.train, step, lr);
+    tokens_seen += static_cast<int64_t>(n_target);
+    smooth = step == start ? loss : 0.95 * smooth + 0.05 * loss;
+    if (step % 10 == 0 || step + 1 == cfg.train.steps)
+      history.push_back({{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"targets", static_cast<int64_t>(n_target)}});
+    if (cfg.train.checkpoint_every > 0 && (step + 1) % cfg.train.checkpoint_every == 0 && step + 1 < cfg.train.steps && rt.rank == 0)
+      state_save(paths, opt, step + 1, hash, history);
+    if (progress) {
+      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      progress->update(step + 1, fmt::format("loss {:.4f} lr {:.2e} |g| {:.2f} {:.0f} target tok/s", smooth, lr, grad_norm,
+                                             static_cast<double>(tokens_seen) / std::max(1e-9, secs)));
+    }
+  }
+  if (progress) progress->finish(fmt::format("loss {:.4f}", smooth));
+
+  on_rank0(rt, [&] {
+    const double val = mean_loss(model, held_out, pad);
+    CheckpointWrite out;
+    out.dtype = cfg.train.save_dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
+    out.generation_config = {{"do_sample", false}};
+    out.files["tokenizer.json"] = read_text(tok_file);
+    if (fs::exists(tok_dir / "tokenizer_config.json")) out.files["tokenizer_config.json"] = read_text(tok_dir / "tokenizer_config.json");
+    json prov = provenance_json(cfg, hash);
+    prov["stage"] = "toy train";
+    prov["tokenizer_sha256"] = sha256_file(tok_file);
+    prov["parameters"] = n_params;
+    prov["train_examples"] = train.size();
+    prov["held_out_loss"] = val;
+    prov["reproduce"] = "thinksteer toy tokenizer, then thinksteer toy train, with the resolved config in this file";
+    out.files["provenance.json"] = prov.dump(2) + "\n";
+    out.metadata = {{"thinksteer_config_sha256", hash}};
+    checkpoint_write(paths.model, w, out);
+    std::string metrics;
+    for (const auto& h : history) metrics += h.dump() + "\n";
+    write_file_atomic(paths.metrics, metrics);
+    write_file_atomic(paths.parity, parity_record(paths.model, held_out).dump() + "\n");
+    done_marker_write(paths.parity, hash);
+    fs::remove(paths.state);
+    spdlog::info("toy train: held-out loss {:.4f} (per trace token); wrote {}", val, paths.model.string());
+  });
+}
+
+}  // namespace ts::stages::toy_train
