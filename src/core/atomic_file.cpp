@@ -9,7 +9,15 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/error.h"
+
 namespace ts {
+
+std::string read_file(const std::filesystem::path& path, std::string_view hint) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError(path.string(), "<file>", "cannot read" + std::string(hint));
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
   const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");

@@ -2,11 +2,15 @@
 // A reader never sees a half-written file under the final name.
 #pragma once
 #include <filesystem>
+#include <string>
 #include <string_view>
 
 namespace ts {
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
+
+// The whole file as bytes. Throws InputError(path, "<file>", "cannot read" + hint) if it cannot be opened.
+std::string read_file(const std::filesystem::path& path, std::string_view hint = {});
 
 // Done markers (DECISIONS.md, "Outputs and runs"): "<output>.done" holds the hash of the config that
 // produced <output>; it is written after <output> is committed, so its presence means complete.

@@ -24,13 +24,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string read_text(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in)
-    throw InputError(file.string(), "<file>", "cannot open the generations (run `thinksteer generate` with data.prompts = builtin:toy-test first)");
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
 // The rows of generations.jsonl; every field the evaluation reads must be there with its type.
 std::vector<ToyGeneration> parse_generations(const std::string& text, const std::string& file) {
   std::vector<ToyGeneration> rows;
@@ -67,7 +60,7 @@ void evaluate(const Config& cfg) {
   const fs::path out_file = fs::path(cfg.run.dir) / "toy" / "eval.json";
 
   // Inputs first: a bad file fails before the corpus is generated.
-  const std::string text = read_text(input);
+  const std::string text = read_file(input, " the generations (run `thinksteer generate` with data.prompts = builtin:toy-test first)");
   const std::vector<ToyGeneration> generated = parse_generations(text, input.string());
   std::vector<ToyProblem> corpus = toy_corpus_generate(toy_corpus_options(cfg.toy));
   std::erase_if(corpus, [](const ToyProblem& p) { return p.split != "train"; });

@@ -376,11 +376,6 @@ json parity_record(const fs::path& model_dir, const std::vector<Example>& held_o
           {"sequences", rows}};
 }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw InputError(p.string(), "<file>", "cannot read");
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 
 }  // namespace
 
@@ -493,8 +488,8 @@ void run(const Config& cfg, Runtime& rt) {
     CheckpointWrite out;
     out.dtype = cfg.train.save_dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
     out.generation_config = {{"do_sample", false}};
-    out.files["tokenizer.json"] = read_text(tok_file);
-    if (fs::exists(tok_dir / "tokenizer_config.json")) out.files["tokenizer_config.json"] = read_text(tok_dir / "tokenizer_config.json");
+    out.files["tokenizer.json"] = read_file(tok_file);
+    if (fs::exists(tok_dir / "tokenizer_config.json")) out.files["tokenizer_config.json"] = read_file(tok_dir / "tokenizer_config.json");
     json prov = provenance_json(cfg, hash);
     prov["stage"] = "toy train";
     prov["tokenizer_sha256"] = sha256_file(tok_file);
