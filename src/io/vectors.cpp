@@ -552,10 +552,16 @@ namespace {
 
 constexpr uint64_t GGUF_MAX_FILE = uint64_t{1} << 32;
 
-std::string direction_name(int64_t layer) { return "direction." + std::to_string(layer); }
+constexpr const char* GGUF_LAYER_MAP_KEY = "thinksteer.layer_map";
 
-FieldNamer gguf_field(const VectorSet& s) {
-  return [&s](const Problem& p) -> std::string {
+std::string direction_name(int64_t n) { return "direction." + std::to_string(n); }
+
+// N of the tensor direction.N that holds our layer l is l + shift: 1 for next_block, 0 for same_block.
+int64_t direction_shift(GgufLayerMap map) { return map == GgufLayerMap::next_block ? 1 : 0; }
+
+// Names fields of a set read from a GGUF file whose tensor direction.N holds our layer N - shift.
+FieldNamer gguf_field(const VectorSet& s, int64_t shift) {
+  return [&s, shift](const Problem& p) -> std::string {
     switch (p.field) {
       case Field::hook_measured: return "thinksteer.hook_measured";
       case Field::hook_applied: return "thinksteer.hook_applied";
@@ -564,20 +570,20 @@ FieldNamer gguf_field(const VectorSet& s) {
       case Field::model: return "thinksteer.model";
       case Field::provenance: return "thinksteer.provenance";
       case Field::values: case Field::layers: case Field::counts: case Field::d_model:
-        return p.layer < s.layers.size() ? direction_name(s.layers[p.layer]) : "<tensors>";
+        return p.layer < s.layers.size() ? direction_name(s.layers[p.layer] + shift) : "<tensors>";
     }
     return "?";
   };
 }
 
-// The one-name set a GGUF export holds: `name` at the layers llama.cpp can steer (>= 1), times
-// `scale`, no counts.
-VectorSet gguf_view(const VectorSet& s, size_t name, double scale) {
+// The one-name set a GGUF export holds: `name` at the layers `map` can name (all for next_block,
+// >= 1 for same_block), times `scale`, no counts.
+VectorSet gguf_view(const VectorSet& s, size_t name, double scale, GgufLayerMap map) {
   VectorSet out{.hook_measured = s.hook_measured, .hook_applied = s.hook_applied, .layers = {}, .d_model = s.d_model,
                 .names = {s.names[name]}, .values = {}, .counts = {}, .model = s.model, .architecture = s.architecture,
                 .provenance_json = s.provenance_json};
   for (size_t k = 0; k < s.n_layers(); ++k) {
-    if (s.layers[k] < 1) continue;
+    if (s.layers[k] - 1 + direction_shift(map) < 0) continue;  // direction.0 does not exist
     out.layers.push_back(s.layers[k]);
     const float* v = s.vector(name, k);
     for (int64_t j = 0; j < s.d_model; ++j) out.values.push_back(static_cast<float>(static_cast<double>(v[j]) * scale));
@@ -585,7 +591,7 @@ VectorSet gguf_view(const VectorSet& s, size_t name, double scale) {
   return out;
 }
 
-std::string gguf_bytes(const VectorSet& v, double scale) {
+std::string gguf_bytes(const VectorSet& v, double scale, GgufLayerMap map) {
   std::vector<GgufKeyValue> kv = {
       {"general.architecture", GgufValue::string("controlvector")},
       {"controlvector.model_hint", GgufValue::string(v.architecture)},
@@ -596,13 +602,14 @@ std::string gguf_bytes(const VectorSet& v, double scale) {
       {"thinksteer.hook_measured", GgufValue::string(v.hook_measured)},
       {"thinksteer.hook_applied", GgufValue::string(v.hook_applied)},
       {"thinksteer.scale", GgufValue::float64(scale)},
+      {GGUF_LAYER_MAP_KEY, GgufValue::string(gguf_layer_map_name(map))},
       {"thinksteer.model", GgufValue::string(v.model)},
       {"thinksteer.provenance", GgufValue::string(v.provenance_json)},
   };
   std::vector<GgufTensorOut> tensors;
   const size_t d = static_cast<size_t>(v.d_model);
   for (size_t k = 0; k < v.n_layers(); ++k)
-    tensors.push_back({direction_name(v.layers[k]), {static_cast<uint64_t>(d)}, GgmlType::F32, bytes_of(v.vector(0, k), d)});
+    tensors.push_back({direction_name(v.layers[k] + direction_shift(map)), {static_cast<uint64_t>(d)}, GgmlType::F32, bytes_of(v.vector(0, k), d)});
   return gguf_serialize(kv, tensors);
 }
 
@@ -614,15 +621,15 @@ std::string gguf_string(const GgufFile& g, const std::string& key, const std::st
   return v->s;
 }
 
-// N of "direction.N": plain decimal, no sign or leading zero, 1..VECTORS_MAX_LAYERS-1.
-int64_t direction_layer(const std::string& name, const std::string& file) {
+// N of "direction.N": plain decimal, no sign or leading zero, 1..max_n.
+int64_t direction_index(const std::string& name, int64_t max_n, const std::string& file) {
   const std::string prefix = "direction.";
   const std::string digits = name.compare(0, prefix.size(), prefix) == 0 ? name.substr(prefix.size()) : "";
   const bool decimal = !digits.empty() && digits.size() <= 6 && digits[0] != '0' &&
                        std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; });
   if (!decimal) throw InputError(file, name, "not a control-vector tensor name (direction.N with N >= 1 in plain decimal)");
   const int64_t n = std::stoll(digits);
-  if (n >= VECTORS_MAX_LAYERS) throw InputError(file, name, "layer " + std::to_string(n) + " exceeds the limit of " + std::to_string(VECTORS_MAX_LAYERS - 1));
+  if (n > max_n) throw InputError(file, name, "index " + std::to_string(n) + " exceeds the limit of " + std::to_string(max_n));
   return n;
 }
 
@@ -644,9 +651,36 @@ void gguf_check_header_keys(const GgufFile& g, const std::string& file) {
     throw InputError(file, "thinksteer.hook_applied", "is \"" + applied + "\"; llama.cpp control vectors are applied at " + RESID_POST);
 }
 
+// The map a file was written with: thinksteer.layer_map when present, else same_block (a foreign
+// file: direction.N is the vector llama.cpp adds at resid_post[N]).
+GgufLayerMap gguf_file_layer_map(const GgufFile& g, const std::string& file) {
+  const GgufValue* v = g.find(GGUF_LAYER_MAP_KEY);
+  if (!v) return GgufLayerMap::same_block;
+  if (v->type != GgufType::STRING) throw InputError(file, GGUF_LAYER_MAP_KEY, std::string("must be STRING, found ") + gguf_type_name(v->type));
+  try {
+    return gguf_layer_map_from_name(v->s);
+  } catch (const std::invalid_argument& e) {
+    throw InputError(file, GGUF_LAYER_MAP_KEY, e.what());
+  }
+}
+
 }  // namespace
 
-std::vector<int64_t> vectors_write_gguf(const fs::path& path, const VectorSet& set, const std::string& name, double scale) {
+std::string gguf_layer_map_name(GgufLayerMap map) {
+  switch (map) {
+    case GgufLayerMap::next_block: return "next-block";
+    case GgufLayerMap::same_block: return "same-block";
+  }
+  throw std::invalid_argument("gguf_layer_map_name: not a GgufLayerMap (" + std::to_string(static_cast<int>(map)) + ")");
+}
+
+GgufLayerMap gguf_layer_map_from_name(std::string_view name) {
+  for (GgufLayerMap m : {GgufLayerMap::next_block, GgufLayerMap::same_block})
+    if (name == gguf_layer_map_name(m)) return m;
+  throw std::invalid_argument("\"" + std::string(name) + "\" is not a GGUF layer map (next-block or same-block)");
+}
+
+std::vector<int64_t> vectors_write_gguf(const fs::path& path, const VectorSet& set, const std::string& name, double scale, GgufLayerMap map) {
   require_valid(set, path);
   auto bad = [&](const std::string& what) { throw std::invalid_argument(path.string() + ": " + what); };
   if (set.hook_applied != RESID_POST)
@@ -656,10 +690,13 @@ std::vector<int64_t> vectors_write_gguf(const fs::path& path, const VectorSet& s
   const auto index = set.name_index(name);
   if (!index) bad("no vector named \"" + name + "\"");
   if (!std::isfinite(scale)) bad("scale must be finite");
-  const VectorSet view = gguf_view(set, *index, scale);
-  if (view.layers.empty()) bad("nothing to export: llama.cpp cannot steer layer 0, and the set holds no other layer");
+  if (map != GgufLayerMap::next_block && map != GgufLayerMap::same_block) bad("map is not a GgufLayerMap");
+  const VectorSet view = gguf_view(set, *index, scale, map);
+  if (view.layers.empty())
+    bad("nothing to export: with the same-block layer map layer 0 has no direction tensor (llama.cpp cannot steer block 0), "
+        "and the set holds no other layer");
   if (auto p = value_problem(view)) bad("scaled by " + std::to_string(scale) + ", " + p->what);
-  const std::string bytes = gguf_bytes(view, scale);
+  const std::string bytes = gguf_bytes(view, scale, map);
   commit_file(path, [&](const fs::path& tmp) { write_bytes(tmp, bytes); }, [&](const fs::path& tmp) { expect_same(vectors_read_gguf(tmp), view, tmp); });
   return view.layers;
 }
@@ -670,10 +707,12 @@ VectorSet vectors_read_gguf(const fs::path& path) {
   const auto bytes = std::as_bytes(std::span<const char>(data.data(), data.size()));
   const GgufFile g = gguf_parse(bytes, file);
   gguf_check_header_keys(g, file);
+  // direction.N holds our layer N - shift, which must lie in 0..VECTORS_MAX_LAYERS-1.
+  const int64_t shift = direction_shift(gguf_file_layer_map(g, file));
   if (g.tensors.empty()) throw InputError(file, "<tensors>", "no direction tensors");
   std::map<int64_t, const GgufTensorInfo*> by_layer;
   for (const GgufTensorInfo& t : g.tensors) {
-    const int64_t n = direction_layer(t.name, file);
+    const int64_t layer = direction_index(t.name, VECTORS_MAX_LAYERS - 1 + shift, file) - shift;
     if (t.type != GgmlType::F32) throw InputError(file, t.name, std::string("type ") + ggml_type_name(t.type) + ", control vectors are F32");
     if (t.dims.size() != 1) throw InputError(file, t.name, std::to_string(t.dims.size()) + " dimensions, control vectors are 1-D");
     if (t.dims[0] == 0 || t.dims[0] > static_cast<uint64_t>(VECTORS_MAX_D_MODEL))
@@ -681,7 +720,7 @@ VectorSet vectors_read_gguf(const fs::path& path) {
     if (t.dims[0] != g.tensors[0].dims[0])
       throw InputError(file, t.name, "length " + std::to_string(t.dims[0]) + " differs from " + g.tensors[0].name + "'s " + std::to_string(g.tensors[0].dims[0]));
     // Cannot happen while names are unique and N is spelled canonically; kept as the invariant.
-    if (!by_layer.emplace(n, &t).second) throw InputError(file, t.name, "layer " + std::to_string(n) + " appears twice (llama.cpp would add them up)");
+    if (!by_layer.emplace(layer, &t).second) throw InputError(file, t.name, "layer " + std::to_string(layer) + " appears twice (llama.cpp would add them up)");
   }
   VectorSet s;
   s.hook_applied = RESID_POST;
@@ -699,7 +738,7 @@ VectorSet vectors_read_gguf(const fs::path& path) {
     s.values.resize(before + static_cast<size_t>(s.d_model));
     std::memcpy(s.values.data() + before, src.data(), src.size());
   }
-  throw_if_invalid(s, file, gguf_field(s));
+  throw_if_invalid(s, file, gguf_field(s, shift));
   return s;
 }
 

@@ -88,33 +88,61 @@ VectorSet vectors_read_h5(const std::filesystem::path& path);
 void vectors_write_safetensors(const std::filesystem::path& path, const VectorSet& set);
 VectorSet vectors_read_safetensors(const std::filesystem::path& path);
 
+// How vectors_write_gguf names the tensor that carries our resid_post[l] (0-based decoder layer l),
+// and how vectors_read_gguf turns a tensor name back into our layer.
+//
+// What llama.cpp does with a file (CONVENTIONS.md §4.7): common/common.cpp,
+// common_control_vector_load_one, puts direction.N (N >= 1; N = 0 is rejected) in buffer row N-1;
+// src/llama-adapter.cpp, llama_adapter_cvec::init/apply, leaves tensors[0] null and gives
+// tensors[il] buffer row il-1 for il = 1..n_layer-1; the models call build_cvec(cur, il) on the
+// output of block il (0-based). So llama.cpp adds direction.N to the output of block N, i.e. at
+// blocks.{N}.hook_resid_post; block 0's output cannot be steered; direction.N with N >= n_layer is
+// loaded but never added.
+enum class GgufLayerMap {
+  // The default (DECISIONS.md "Names and indexing"): resid_post[l] -> direction.{l+1}, so layer 0's
+  // output is direction.1 and every layer 0..n_layer-1 can be exported. This is also the layout of
+  // the files llama.cpp's own llama-cvector-generator writes (the vector it measures at block il's
+  // output is named direction.{il+1}). llama.cpp applies such a file one block after the
+  // measurement: our resid_post[l] vector is added at resid_post[l+1], and the vector of our last
+  // layer (direction.{n_layer}) is loaded but applied nowhere (there is no block n_layer).
+  next_block,
+  // resid_post[l] -> direction.{l}: llama.cpp adds each vector exactly at the hook it was measured
+  // at. Layer 0 has no slot (direction.0 is invalid) and is left out.
+  same_block,
+};
+
+// "next-block" / "same-block": the names a config option and the GGUF key thinksteer.layer_map use.
+std::string gguf_layer_map_name(GgufLayerMap map);
+// The inverse; std::invalid_argument listing the valid names for anything else.
+GgufLayerMap gguf_layer_map_from_name(std::string_view name);
+
 // llama.cpp's GGUF control-vector format (CONVENTIONS.md §4.7): GGUF v3, general.architecture =
 // "controlvector", controlvector.model_hint = set.architecture (required), controlvector.layer_count
 // (INT32, the number of direction tensors), and per exported layer l one 1-D F32 tensor
-// "direction.{l}" of d_model values: the vector of `name` at layer l, times `scale` (rounded to
-// float32). Alignment 32 (the default, so general.alignment is not written). Keys
-// "thinksteer.*" carry the name, hooks, scale, model and provenance; llama.cpp ignores them.
-//
-// Layer mapping: llama.cpp adds direction.N to the output of decoder block N (0-based), i.e. to
-// blocks.{N}.hook_resid_post, and has no slot for block 0 (src/llama-adapter.cpp,
-// llama_adapter_cvec::init/apply: tensors[0] is null and tensors[il] takes buffer row il-1;
-// common/common.cpp, common_control_vector_load_one: direction.N goes to buffer row N-1; the
-// models call build_cvec(cur, il) on each block's output with il counted from 0). So a vector
-// meant for resid_post[l] is written as direction.{l}, and layer 0 cannot be exported: it is left
-// out. (DECISIONS.md states resid_post[l] -> direction.{l+1}, which llama.cpp would apply one block
-// late; tests/io/test_vectors.cpp GgufLayerMappingMatchesLlamaCpp replays llama.cpp's indexing.) Only hook_applied = "blocks.{l}.hook_resid_post" can be exported (std::invalid_argument
-// otherwise: llama.cpp adds control vectors to the layer output). Returns the layers written
-// (ascending); std::invalid_argument when none can be.
+// "direction.{N}" of d_model values: the vector of `name` at layer l, times `scale` (rounded to
+// float32), with N = l + 1 (GgufLayerMap::next_block, the default) or N = l (same_block, which
+// leaves layer 0 out); see GgufLayerMap for where llama.cpp then applies each vector. Alignment 32
+// (the default, so general.alignment is not written). Keys "thinksteer.*" carry the name, hooks,
+// scale, layer map (thinksteer.layer_map = gguf_layer_map_name(map), always written), model and
+// provenance; llama.cpp ignores them. Only hook_applied = "blocks.{l}.hook_resid_post" can be
+// exported (std::invalid_argument otherwise: llama.cpp adds control vectors to the layer output).
+// Returns our layers written (ascending, 0-based, not the N of the tensor names);
+// std::invalid_argument when none can be. tests/io/test_vectors.cpp GgufLayerMappingMatchesLlamaCpp
+// replays llama.cpp's indexing for both maps.
 [[nodiscard]] std::vector<int64_t> vectors_write_gguf(const std::filesystem::path& path, const VectorSet& set,
-                                                      const std::string& name, double scale = 1.0);
+                                                      const std::string& name, double scale = 1.0,
+                                                      GgufLayerMap map = GgufLayerMap::next_block);
 
-// A GGUF control vector as a one-name VectorSet: layers N for the tensors direction.N,
-// hook_applied "blocks.{l}.hook_resid_post", values as stored (already scaled), no counts; the
-// name, hook_measured, model and provenance from the thinksteer.* keys when present (else
-// "direction" and ""). Checks what llama.cpp checks (direction.N with N >= 1, F32, 1-D, one
-// length) and more: N written in plain decimal, no layer twice (llama.cpp would sum them),
-// general.architecture = "controlvector", controlvector.layer_count (when present) equal to the
-// number of tensors, finite values.
+// A GGUF control vector as a one-name VectorSet whose layers are our 0-based layers: for tensor
+// direction.N, layer N-1 when thinksteer.layer_map is "next-block", N when it is "same-block", and
+// N for a file without the key (another tool's file, or one written before the key existed): the
+// layer at whose output llama.cpp adds direction.N, resid_post[N]. An unknown thinksteer.layer_map
+// is an InputError naming the key. hook_applied "blocks.{l}.hook_resid_post", values as stored
+// (already scaled), no counts; the name, hook_measured, model and provenance from the thinksteer.*
+// keys when present (else "direction" and ""). Checks what llama.cpp checks (direction.N with
+// N >= 1, F32, 1-D, one length) and more: N written in plain decimal, no layer twice (llama.cpp
+// would sum them), general.architecture = "controlvector", controlvector.layer_count (when present)
+// equal to the number of tensors, finite values.
 VectorSet vectors_read_gguf(const std::filesystem::path& path);
 
 }  // namespace ts

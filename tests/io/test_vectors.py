@@ -2,14 +2,19 @@
 h5py, safetensors.numpy and gguf.GGUFReader (the reader of llama.cpp's own gguf-py). Every value must equal
 the C++ value bit for bit; expected.json carries those values as uint32 bit patterns.
 
-GGUF layer mapping. llama.cpp adds tensor direction.N to the output of decoder block N counted from 0, i.e. to
-blocks.{N}.hook_resid_post, and has no slot for block 0 (CONVENTIONS.md §4.7; ggml-org/llama.cpp:
-common/common.cpp common_control_vector_load_one puts direction.N in buffer row N-1; src/llama-adapter.cpp
-llama_adapter_cvec::init/apply leave tensors[0] empty and give tensors[il] buffer row il-1; every
-src/models/<arch>.cpp calls build_cvec(cur, il) on block il's output inside `for (il = 0; il < n_layer; ++il)`).
-So our vector for resid_post[l] is exported as direction.{l}, and layer 0 is left out. (DECISIONS.md currently
-states resid_post[l] -> direction.{l+1}, which llama.cpp would apply one block late; to be settled by an issue.
-tests/io/test_vectors.cpp GgufLayerMappingMatchesLlamaCpp replays llama.cpp's indexing step by step.)
+GGUF layer mapping. What llama.cpp does with a control vector (CONVENTIONS.md §4.7; ggml-org/llama.cpp:
+common/common.cpp common_control_vector_load_one puts direction.N in buffer row N-1 and rejects N = 0;
+src/llama-adapter.cpp llama_adapter_cvec::init/apply leave tensors[0] empty and give tensors[il] buffer row
+il-1; every src/models/<arch>.cpp calls build_cvec(cur, il) on block il's output inside
+`for (il = 0; il < n_layer; ++il)`): direction.N is added to the output of 0-based block N, i.e. at
+blocks.{N}.hook_resid_post, and block 0's output cannot be steered. Our exporter has two maps for our
+resid_post[l] vector:
+  next-block (the default, DECISIONS.md "Names and indexing"): direction.{l+1}, every layer included (layer 0
+    is direction.1). It is the layout llama.cpp's llama-cvector-generator writes; llama.cpp applies the
+    vector at resid_post[l+1], and our last layer's direction.{n_layer} at no block.
+  same-block: direction.{l}, layer 0 left out; llama.cpp applies the vector at resid_post[l].
+Every file we write names its map in the key thinksteer.layer_map. tests/io/test_vectors.cpp
+GgufLayerMappingMatchesLlamaCpp replays llama.cpp's indexing step by step for both maps.
 """
 import json
 import subprocess
@@ -86,7 +91,7 @@ def gguf_field(reader, key):
     return field.contents(), field.types
 
 
-@pytest.mark.parametrize("which", ["gguf", "gguf_scaled"])
+@pytest.mark.parametrize("which", ["gguf", "gguf_scaled", "gguf_same_block"])
 def test_gguf_control_vector_with_gguf_py(written, which):
     from gguf import GGMLQuantizationType, GGUFReader, GGUFValueType
 
@@ -101,9 +106,16 @@ def test_gguf_control_vector_with_gguf_py(written, which):
     assert "general.alignment" not in reader.fields  # the default, 32
     assert reader.alignment == 32 and reader.data_offset % 32 == 0
 
-    # Layer 0 has no slot in llama.cpp; every other layer l is direction.{l} (see the module docstring).
-    assert export["layers"] == [l for l in written["layers"] if l >= 1]
-    assert [t.name for t in reader.tensors] == ["direction.%d" % l for l in export["layers"]]
+    # See the module docstring: next-block writes direction.{l+1} for every layer, same-block direction.{l}
+    # for every layer but 0.
+    assert gguf_field(reader, "thinksteer.layer_map") == (export["layer_map"], [GGUFValueType.STRING])
+    if export["layer_map"] == "next-block":
+        assert export["layers"] == written["layers"]
+        assert [t.name for t in reader.tensors] == ["direction.%d" % (l + 1) for l in export["layers"]]
+    else:
+        assert export["layer_map"] == "same-block"
+        assert export["layers"] == [l for l in written["layers"] if l >= 1]
+        assert [t.name for t in reader.tensors] == ["direction.%d" % l for l in export["layers"]]
     i = written["names"].index(export["name"])
     values = expected_values(written)[i]
     for t, layer in zip(reader.tensors, export["layers"]):
@@ -116,12 +128,15 @@ def test_gguf_control_vector_with_gguf_py(written, which):
         assert same_bits(t.data, want), t.name
 
 
-def write_with_gguf_py(path, directions, layer_count=None):
-    """A control vector as gguf-py writes one (the way repeng exports them): UINT32 layer_count."""
+def write_with_gguf_py(path, directions, layer_count=None, layer_map=None):
+    """A control vector as gguf-py writes one (the way repeng exports them): UINT32 layer_count; with
+    layer_map, also the key thinksteer.layer_map."""
     from gguf import GGUFWriter
 
     w = GGUFWriter(str(path), "controlvector")
     w.add_string("controlvector.model_hint", "llama")
+    if layer_map is not None:
+        w.add_string("thinksteer.layer_map", layer_map)
     w.add_uint32("controlvector.layer_count", len(directions) if layer_count is None else layer_count)
     for name, values in directions.items():
         w.add_tensor(name, values)
@@ -131,21 +146,31 @@ def write_with_gguf_py(path, directions, layer_count=None):
     w.close()
 
 
-def test_cpp_reads_gguf_py_control_vectors(vectors_fixture, tmp_path):
+# Without thinksteer.layer_map (another tool's file) direction.N is our layer N, where llama.cpp applies it.
+@pytest.mark.parametrize("layer_map, layers", [(None, [1, 4, 9]), ("same-block", [1, 4, 9]), ("next-block", [0, 3, 8])])
+def test_cpp_reads_gguf_py_control_vectors(vectors_fixture, tmp_path, layer_map, layers):
     rng = np.random.default_rng(7)
     directions = {"direction.%d" % l: rng.standard_normal(16).astype(np.float32) for l in (1, 4, 9)}
-    write_with_gguf_py(tmp_path / "repeng.gguf", directions)
+    write_with_gguf_py(tmp_path / "repeng.gguf", directions, layer_map=layer_map)
     done = subprocess.run([vectors_fixture, "read-gguf", str(tmp_path / "repeng.gguf")], check=True, capture_output=True, text=True)
     got = json.loads(done.stdout)
-    assert got["layers"] == [1, 4, 9]  # direction.N is resid_post[N]
+    assert got["layers"] == layers
     assert got["names"] == ["direction"] and got["architecture"] == "llama" and got["d_model"] == 16
     assert same_bits(expected_values(got)[0], np.stack(list(directions.values())))
 
 
-@pytest.mark.parametrize("name, field", [("direction.0", "direction.0"), ("direction", "direction")])
-def test_cpp_rejects_bad_gguf_py_control_vectors(vectors_fixture, tmp_path, name, field):
+@pytest.mark.parametrize(
+    "name, layer_map, field",
+    [
+        ("direction.0", None, "direction.0"),
+        ("direction.0", "next-block", "direction.0"),
+        ("direction", None, "direction"),
+        ("direction.1", "next_block", "thinksteer.layer_map"),
+    ],
+)
+def test_cpp_rejects_bad_gguf_py_control_vectors(vectors_fixture, tmp_path, name, layer_map, field):
     path = tmp_path / "bad.gguf"
-    write_with_gguf_py(path, {name: np.ones(4, dtype=np.float32)})
+    write_with_gguf_py(path, {name: np.ones(4, dtype=np.float32)}, layer_map=layer_map)
     done = subprocess.run([vectors_fixture, "read-gguf", str(path)], capture_output=True, text=True)
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("%s: %s: " % (path, field)), done.stderr

@@ -1,10 +1,12 @@
 // The C++ side of test_vectors.py.
 //   vectors_fixture DIR            writes the sample vector set (vector_sample.h) in every format:
-//                                  DIR/v.h5, v.safetensors, v.gguf ("backtracking", scale 1) and
-//                                  v_scaled.gguf ("overall", scale 0.5), plus DIR/expected.json holding
-//                                  the set with every float as its uint32 bit pattern (so Python
-//                                  compares exactly) and the layers each GGUF file got; prints the
-//                                  path of expected.json.
+//                                  DIR/v.h5, v.safetensors, v.gguf ("backtracking", scale 1, the
+//                                  default next-block layer map), v_scaled.gguf ("overall", scale
+//                                  0.5, next-block) and v_same_block.gguf ("backtracking", scale 1,
+//                                  same-block), plus DIR/expected.json holding the set with every
+//                                  float as its uint32 bit pattern (so Python compares exactly) and,
+//                                  per GGUF file, its name, scale, layer map and our layers written;
+//                                  prints the path of expected.json.
 //   vectors_fixture read-gguf FILE reads a GGUF control vector written by another tool (gguf-py) and
 //                                  prints the set as that JSON; a bad file exits 2 with the
 //                                  InputError on stderr.
@@ -12,6 +14,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <optional>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -71,10 +74,14 @@ int main(int argc, char** argv) {
     ts::vectors_write_safetensors(dir / "v.safetensors", s);
     e["h5"] = (dir / "v.h5").string();
     e["safetensors"] = (dir / "v.safetensors").string();
-    const auto layers = ts::vectors_write_gguf(dir / "v.gguf", s, "backtracking");
-    e["gguf"] = {{"path", (dir / "v.gguf").string()}, {"name", "backtracking"}, {"scale", 1.0}, {"layers", layers}};
-    const auto scaled = ts::vectors_write_gguf(dir / "v_scaled.gguf", s, "overall", 0.5);
-    e["gguf_scaled"] = {{"path", (dir / "v_scaled.gguf").string()}, {"name", "overall"}, {"scale", 0.5}, {"layers", scaled}};
+    auto gguf = [&](const char* key, const char* file, const char* name, double scale, std::optional<ts::GgufLayerMap> map) {
+      const auto layers = map ? ts::vectors_write_gguf(dir / file, s, name, scale, *map) : ts::vectors_write_gguf(dir / file, s, name, scale);
+      e[key] = {{"path", (dir / file).string()}, {"name", name}, {"scale", scale},
+                {"layer_map", ts::gguf_layer_map_name(map.value_or(ts::GgufLayerMap::next_block))}, {"layers", layers}};
+    };
+    gguf("gguf", "v.gguf", "backtracking", 1.0, std::nullopt);  // the default map
+    gguf("gguf_scaled", "v_scaled.gguf", "overall", 0.5, std::nullopt);
+    gguf("gguf_same_block", "v_same_block.gguf", "backtracking", 1.0, ts::GgufLayerMap::same_block);
     ts::write_file_atomic(dir / "expected.json", e.dump(1));
     std::printf("%s\n", (dir / "expected.json").c_str());
   } catch (const std::exception& ex) {
