@@ -83,7 +83,7 @@ OptionTable make_table(Config& c) {
   OptionTable t;
   t.section_help = {{"model", "checkpoint"}, {"run", "run directory and resources"}, {"data", "input prompts"},
                     {"generate", "generation"}, {"parallel", "ranks: data parallel x pipeline stages"},
-                    {"output", "HDF5 outputs"}, {"collect", "activation collection"}, {"toy", "toy reasoning world"}, {"train", "toy model training"}, {"log", "logging and progress"}};
+                    {"output", "HDF5 outputs"}, {"collect", "activation collection"}, {"annotate", "behaviour annotation"}, {"toy", "toy reasoning world"}, {"train", "toy model training"}, {"log", "logging and progress"}};
   t.add("model.path", &c.model.path, "HF checkpoint directory (config.json, safetensors, tokenizer.json)");
   t.add("model.dtype", &c.model.dtype, "compute dtype: auto|float32|bfloat16|float16 (auto: float32 on CPU, the checkpoint's on GPU)");
   t.add("model.device", &c.model.device, "cpu|cuda|cuda:N");
@@ -117,6 +117,12 @@ OptionTable make_table(Config& c) {
   t.add("collect.positions", &c.collect.positions, "all|last|prompt|generated|spans (spans: mean over each span of collect.spans_field)");
   t.add("collect.spans_field", &c.collect.spans_field, "JSONL field with spans [{begin, end, label}] in code points of the prompt text");
   t.add("collect.batch_size", &c.collect.batch_size, "sequences per forward batch");
+  t.add("annotate.annotator", &c.annotate.annotator, "lexicon (built-in rules, offline and deterministic)");
+  t.add("annotate.lexicon", &c.annotate.lexicon, "lexicon rules file (empty: the built-in configs/annotate/lexicon.txt)");
+  t.add("annotate.input", &c.annotate.input, "JSONL of traces (default <run.dir>/generate/generations.jsonl)");
+  t.add("annotate.text_field", &c.annotate.text_field, "JSONL field holding a trace's text");
+  t.add("annotate.id_field", &c.annotate.id_field, "JSONL field holding a trace's id (a string or an integer)");
+  t.add("annotate.part", &c.annotate.part, "thinking (between <think> and </think>, when present) | all");
   t.add("toy.seed", &c.toy.seed, "corpus seed; problem i depends only on (seed, i)");
   t.add("toy.n_problems", &c.toy.n_problems, "number of problems in the toy corpus");
   t.add("toy.style", &c.toy.style, "trace style: thinker (slips corrected by backtracking) | base (direct, slips stay)");
@@ -157,6 +163,7 @@ const std::map<std::string, std::vector<std::string>>& subcommand_sections() {
   static const std::map<std::string, std::vector<std::string>> m = {
       {"generate", {"model", "run", "data", "generate", "parallel", "output", "log"}},
       {"collect", {"model", "run", "data", "generate", "collect", "parallel", "output", "log"}},
+      {"annotate", {"model", "run", "annotate", "log"}},
       {"inspect", {"model", "log"}},
       {"toy corpus", {"toy", "run", "log"}},
       {"toy tokenizer", {"toy", "run", "log"}},
@@ -290,6 +297,10 @@ void config_validate(const Config& c, const std::function<std::string(const std:
   for (const auto& l : c.collect.layers)
     if (l.empty() || l.find_first_not_of("0123456789") != std::string::npos) fail("collect.layers", "not a layer index: '" + l + "'");
   if (c.collect.batch_size <= 0) fail("collect.batch_size", "must be positive");
+  if (c.annotate.annotator != "lexicon") fail("annotate.annotator", "must be lexicon, got '" + c.annotate.annotator + "'");
+  if (c.annotate.text_field.empty()) fail("annotate.text_field", "must not be empty");
+  if (c.annotate.id_field.empty()) fail("annotate.id_field", "must not be empty");
+  if (c.annotate.part != "thinking" && c.annotate.part != "all") fail("annotate.part", "must be thinking or all, got '" + c.annotate.part + "'");
   if (c.toy.n_problems <= 0) fail("toy.n_problems", "must be positive");
   if (c.toy.style != "thinker" && c.toy.style != "base") fail("toy.style", "must be thinker or base, got '" + c.toy.style + "'");
   const std::pair<const char*, double> toy_rates[] = {{"toy.slip_rate", c.toy.slip_rate},

@@ -58,6 +58,14 @@ struct Config {
     std::string spans_field = "spans";  // JSONL field: [{"begin":, "end":, "label":}] code-point ranges of the prompt text
     int64_t batch_size = 8;
   } collect;
+  struct Annotate {                // behaviour spans of traces (stages/annotate.cpp)
+    std::string annotator = "lexicon";  // lexicon (built in, offline)
+    std::string lexicon;             // lexicon file (empty: configs/annotate/lexicon.txt, compiled in)
+    std::string input;               // JSONL of traces (default <run.dir>/generate/generations.jsonl)
+    std::string text_field = "text"; // JSONL field holding a trace's text
+    std::string id_field = "id";     // JSONL field holding a trace's id
+    std::string part = "thinking";   // thinking (between <think> and </think>, if present) | all
+  } annotate;
   struct Toy {                     // planted-truth reasoning world (src/toy)
     uint64_t seed = 0;             // problem i depends only on (seed, i)
     int64_t n_problems = 2000;

@@ -61,31 +61,6 @@ int64_t chat_prefix_code_points(ChatFormat format, const std::string& system) {
   return utf8_length(std::string_view(formatted).substr(0, formatted.find(sentinel)));
 }
 
-// Code-point ranges of generated tokens inside decode(tokens), with the tokenizer's convention for
-// prompt tokens (HF `offsets`): a token covers every character it contributes bytes to, so the tokens
-// of a character split across tokens all cover it. O(n): each piece is decoded from the last point
-// where the text ended on a complete character; a piece ending in U+FFFD ends inside a character.
-std::vector<std::pair<int64_t, int64_t>> generated_offsets(const Tokenizer& tok, const std::vector<int32_t>& ids, int64_t base) {
-  std::vector<std::pair<int64_t, int64_t>> out(ids.size());
-  size_t clean = 0;
-  int64_t clean_len = base, prev_end = base;
-  bool prev_partial = false;
-  for (size_t j = 0; j < ids.size(); ++j) {
-    const std::string piece = tok.decode(std::span<const int32_t>(ids.data() + clean, j + 1 - clean));
-    const bool partial = piece.size() >= 3 && piece.compare(piece.size() - 3, 3, "\xEF\xBF\xBD") == 0;
-    const int64_t end = clean_len + utf8_length(piece);
-    const int64_t begin = std::min(end, prev_partial ? prev_end - 1 : prev_end);  // a split character starts before
-    out[j] = {begin, end};
-    prev_end = end;
-    prev_partial = partial;
-    if (!partial) {
-      clean = j + 1;
-      clean_len = end;
-    }
-  }
-  return out;
-}
-
 std::vector<Sequence> load_sequences(const Config& cfg, const Tokenizer& tok) {
   const bool spans = cfg.collect.positions == "spans";
   std::vector<Sequence> out;
@@ -121,18 +96,14 @@ std::vector<Sequence> load_sequences(const Config& cfg, const Tokenizer& tok) {
         throw InputError(where, "token_ids", "not a token id of this tokenizer: " + t.dump());
       generated.push_back(t.get<int32_t>());
     }
-    Encoding e = tok.encode(prompt_text);
-    s.ids = std::move(e.ids);
-    s.offsets = std::move(e.offsets);
-    s.n_prompt = static_cast<int64_t>(s.ids.size());
-    const int64_t base = utf8_length(prompt_text);
-    const std::string gen_text = tok.decode(generated);
-    s.text = prompt_text + gen_text;
-    const auto gen_offsets = generated_offsets(tok, generated, base);
-    s.ids.insert(s.ids.end(), generated.begin(), generated.end());
-    s.offsets.insert(s.offsets.end(), gen_offsets.begin(), gen_offsets.end());
+    TokenSequence q = generation_sequence(tok, prompt_text, generated);
+    s.ids = std::move(q.ids);
+    s.offsets = std::move(q.offsets);
+    s.n_prompt = q.n_prompt;
+    s.text = std::move(q.text);
+    const int64_t base = q.prompt_chars;
     if (spans)  // spans of generations are code points of the generated text ("text")
-      for (const PromptSpan& sp : spans_parse(row, cfg.collect.spans_field, utf8_length(gen_text), where))
+      for (const PromptSpan& sp : spans_parse(row, cfg.collect.spans_field, utf8_length(s.text) - base, where))
         s.spans.push_back({sp.label, base + sp.begin, base + sp.end});
     if (s.ids.empty()) throw InputError(where, "prompt_text", "sequence has no tokens");
     out.push_back(std::move(s));

@@ -3,6 +3,7 @@
 #include <H5public.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include "core/error.h"
@@ -122,6 +123,43 @@ GenerateOptions generate_options(const Config& cfg, const StageModel& m) {
   return gen;
 }
 
+std::vector<std::pair<int64_t, int64_t>> generated_token_offsets(const Tokenizer& tok, const std::vector<int32_t>& ids, int64_t base) {
+  // O(n): each piece is decoded from the last point where the text ended on a complete character;
+  // a piece ending in U+FFFD ends inside a character.
+  std::vector<std::pair<int64_t, int64_t>> out(ids.size());
+  size_t clean = 0;
+  int64_t clean_len = base, prev_end = base;
+  bool prev_partial = false;
+  for (size_t j = 0; j < ids.size(); ++j) {
+    const std::string piece = tok.decode(std::span<const int32_t>(ids.data() + clean, j + 1 - clean));
+    const bool partial = piece.size() >= 3 && piece.compare(piece.size() - 3, 3, "\xEF\xBF\xBD") == 0;
+    const int64_t end = clean_len + utf8_length(piece);
+    const int64_t begin = std::min(end, prev_partial ? prev_end - 1 : prev_end);  // a split character starts before
+    out[j] = {begin, end};
+    prev_end = end;
+    prev_partial = partial;
+    if (!partial) {
+      clean = j + 1;
+      clean_len = end;
+    }
+  }
+  return out;
+}
+
+TokenSequence generation_sequence(const Tokenizer& tok, const std::string& prompt_text, const std::vector<int32_t>& generated) {
+  TokenSequence s;
+  Encoding e = tok.encode(prompt_text);
+  s.ids = std::move(e.ids);
+  s.offsets = std::move(e.offsets);
+  s.n_prompt = static_cast<int64_t>(s.ids.size());
+  s.prompt_chars = utf8_length(prompt_text);
+  s.text = prompt_text + tok.decode(generated);
+  const auto gen_offsets = generated_token_offsets(tok, generated, s.prompt_chars);
+  s.ids.insert(s.ids.end(), generated.begin(), generated.end());
+  s.offsets.insert(s.offsets.end(), gen_offsets.begin(), gen_offsets.end());
+  return s;
+}
+
 std::string output_config_hash(const Config& cfg, const std::vector<std::string>& sections, const std::string& inputs) {
   return sha256_hex(config_to_ini(cfg, sections) + "\n" + inputs + "\n" + git_commit());
 }
@@ -134,15 +172,17 @@ json stage_provenance(const Config& cfg, const Runtime& rt, const std::string& s
   prov["pipeline_stages"] = rt.n_stages;
   prov["data_parallel_replicas"] = rt.n_replicas;
   prov["device"] = rt.device.str();
-  prov["model_path"] = fs::absolute(model_dir).string();
-  prov["model_config_sha256"] = sha256_file(model_dir / "config.json");
-  prov["tokenizer_sha256"] = sha256_file(model_dir / "tokenizer.json");
-  json shards = json::object();
-  for (const auto& entry : fs::directory_iterator(model_dir))
-    if (entry.path().extension() == ".safetensors")
-      shards[entry.path().filename().string()] = {{"bytes", static_cast<int64_t>(entry.file_size())},
-                                                  {"header_sha256", safetensors_header_sha256(entry.path())}};
-  prov["checkpoint_shards"] = shards;
+  if (!model_dir.empty()) {
+    prov["model_path"] = fs::absolute(model_dir).string();
+    prov["model_config_sha256"] = fs::exists(model_dir / "config.json") ? sha256_file(model_dir / "config.json") : "absent";
+    prov["tokenizer_sha256"] = sha256_file(model_dir / "tokenizer.json");
+    json shards = json::object();
+    for (const auto& entry : fs::directory_iterator(model_dir))
+      if (entry.path().extension() == ".safetensors")
+        shards[entry.path().filename().string()] = {{"bytes", static_cast<int64_t>(entry.file_size())},
+                                                    {"header_sha256", safetensors_header_sha256(entry.path())}};
+    prov["checkpoint_shards"] = shards;
+  }
   prov["prompts"] = cfg.data.prompts;
   if (cfg.data.prompts.rfind(BUILTIN, 0) != 0 && fs::exists(cfg.data.prompts)) prov["prompts_sha256"] = sha256_file(cfg.data.prompts);
   char mpi_version[MPI_MAX_LIBRARY_VERSION_STRING];

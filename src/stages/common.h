@@ -47,12 +47,32 @@ StageModel load_stage_model(const Config& cfg, const Runtime& rt);
 // Generation options from [generate] and the model (EOS, pad, stop strings through the tokenizer).
 GenerateOptions generate_options(const Config& cfg, const StageModel& m);
 
+// The token sequence of one generation (a row of generate/generations.jsonl) as `collect` with
+// source = generations runs it: prompt_text encoded without added special tokens (the chat format
+// already holds them), then the generated ids. `text` = prompt_text + decode(generated); `offsets`
+// are code points of `text`, the tokenizer's for the prompt tokens and, for generated tokens, every
+// character a token contributes bytes to (generated_token_offsets).
+struct TokenSequence {
+  std::string text;
+  std::vector<int32_t> ids;
+  std::vector<std::pair<int64_t, int64_t>> offsets;
+  int64_t n_prompt = 0;       // prompt tokens
+  int64_t prompt_chars = 0;   // code points of prompt_text: where the generated text starts in `text`
+};
+TokenSequence generation_sequence(const Tokenizer& tok, const std::string& prompt_text, const std::vector<int32_t>& generated);
+
+// Code-point ranges of generated tokens inside decode(ids), shifted by `base`, with the tokenizer's
+// convention for prompt tokens (HF `offsets`): a token covers every character it contributes bytes
+// to, so the tokens of a character split across tokens all cover it.
+std::vector<std::pair<int64_t, int64_t>> generated_token_offsets(const Tokenizer& tok, const std::vector<int32_t>& ids, int64_t base);
+
 // The config hash of a stage's output: the given sections, the inputs' identity, the code version.
 // [parallel] is never part of it: results do not depend on the rank layout.
 std::string output_config_hash(const Config& cfg, const std::vector<std::string>& sections, const std::string& inputs);
 
 // Provenance of an output (DECISIONS.md "Outputs and runs"): resolved config and hash, git commit,
-// library versions (torch, MPI, HDF5, NCCL), seeds, rank layout, model path and checkpoint hashes.
+// library versions (torch, MPI, HDF5, NCCL), seeds, rank layout, model path and checkpoint hashes
+// (these only when `model_dir` is not empty).
 json stage_provenance(const Config& cfg, const Runtime& rt, const std::string& stage, const std::string& config_hash,
                       const std::filesystem::path& model_dir);
 // Root attributes of an HDF5 output: format, schema_version, stage, config, config_sha256,

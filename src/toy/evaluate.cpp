@@ -13,42 +13,12 @@ namespace {
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
 bool is_ascii_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-// A word character for the \b of the abbreviation rule; any non-ASCII byte counts as one (letters).
-bool is_word_byte(char c) { return is_ascii_letter(c) || is_digit(c) || c == '_' || static_cast<unsigned char>(c) >= 0x80; }
 
 std::string_view strip(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
   return s;
 }
-
-int64_t count_words(std::string_view s) {
-  int64_t n = 0;
-  for (size_t i = 0; i < s.size(); ++i) n += !is_space(s[i]) && (i == 0 || is_space(s[i - 1]));
-  return n;
-}
-
-// Whether the break character at byte i is protected (§B.3: decimals, "X. y" abbreviations, k!).
-bool protected_break(std::string_view t, size_t i) {
-  const char c = t[i];
-  const bool digit_before = i > 0 && is_digit(t[i - 1]);
-  if (c == '!') return digit_before;
-  if (c != '.') return false;
-  if (digit_before && i + 1 < t.size() && is_digit(t[i + 1])) return true;
-  return i > 0 && is_ascii_letter(t[i - 1]) && (i == 1 || !is_word_byte(t[i - 2])) && i + 2 < t.size() && t[i + 1] == ' ' &&
-         t[i + 2] >= 'a' && t[i + 2] <= 'z';
-}
-
-// Byte offset -> code-point offset, for offsets visited in increasing order.
-struct CodePointCursor {
-  std::string_view text;
-  size_t byte = 0;
-  int64_t cp = 0;
-  int64_t at(size_t b) {
-    for (; byte < b; ++byte) cp += (static_cast<unsigned char>(text[byte]) & 0xC0) != 0x80;
-    return cp;
-  }
-};
 
 // The labelling patterns, most specific label first (see toy_label_sentence).
 struct LabelPattern {
@@ -101,29 +71,6 @@ std::optional<std::string> canonical_integer(std::string_view s) {
 double share(int64_t part, int64_t whole) { return whole > 0 ? static_cast<double>(part) / static_cast<double>(whole) : 0.0; }
 
 }  // namespace
-
-std::vector<TextSpan> toy_split_sentences(std::string_view text) {
-  std::vector<TextSpan> out;
-  CodePointCursor cursor{text};
-  auto emit = [&](size_t b, size_t e) {
-    const std::string_view piece = strip(text.substr(b, e - b));
-    if (count_words(piece) < 3) return;
-    const size_t pb = static_cast<size_t>(piece.data() - text.data());
-    const int64_t begin = cursor.at(pb);
-    out.push_back({std::string(piece), begin, cursor.at(pb + piece.size())});
-  };
-  size_t start = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if ((c != '.' && c != '!' && c != '?' && c != ';' && c != '\n') || protected_break(text, i)) continue;
-    if (c != '\n')
-      while (i + 1 < text.size() && text[i + 1] == c) ++i;  // "..." is one break
-    emit(start, i + 1);
-    start = i + 1;
-  }
-  emit(start, text.size());
-  return out;
-}
 
 std::string toy_label_sentence(std::string_view sentence) {
   size_t end = 0;

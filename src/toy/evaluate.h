@@ -13,23 +13,15 @@
 #include <string_view>
 #include <vector>
 
+#include "annotate/sentences.h"
 #include "core/json.h"
 #include "toy/corpus.h"
 
 namespace ts {
 
-struct TextSpan {
-  std::string text;
-  int64_t begin = 0, end = 0;  // code-point offsets into the split text, [begin, end)
-};
-
-// The sentence splitter of ALGORITHMS §B.3: a break after each '.', '!', '?', ';' and '\n', except a
-// '.' between digits (decimals), the '.' of a single-letter word followed by " " and a lowercase
-// letter (abbreviations) and a '!' after a digit (k!); a run of the same break character counts as
-// one break. Pieces are stripped of white space; pieces of fewer than 3 words are dropped (the
-// corpus's sentences all have at least 3). Not applicable to the toy world and not done: giving a
-// leading '"' to the previous sentence. `thinking` must be valid UTF-8.
-std::vector<TextSpan> toy_split_sentences(std::string_view thinking);
+// The sentences of a trace: the generic §B.3 splitter (annotate/sentences.h), under its toy name.
+using TextSpan = Sentence;
+inline std::vector<TextSpan> toy_split_sentences(std::string_view thinking) { return split_sentences(thinking); }
 
 // The behaviour label of one sentence: the first label, in the priority order backtracking,
 // example-testing, uncertainty-estimation, adding-knowledge, initializing, deduction (the most
