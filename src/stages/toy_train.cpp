@@ -482,6 +482,10 @@ void run(const Config& cfg, Runtime& rt) {
     }
   }
   if (progress) progress->finish(fmt::format("loss {:.4f}", smooth));
+  const double loop_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (rt.rank == 0 && cfg.train.steps > start)
+    spdlog::info("toy train: {} steps in {:.2f} s, {} target tokens ({:.0f} target tok/s)", cfg.train.steps - start, loop_seconds,
+                 tokens_seen, static_cast<double>(tokens_seen) / std::max(1e-9, loop_seconds));
 
   on_rank0(rt, [&] {
     const double val = mean_loss(model, held_out, pad);
