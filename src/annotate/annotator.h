@@ -15,6 +15,8 @@
 // The annotators, present and planned:
 //   lexicon   (annotate/lexicon.h) splits the part into sentences (§B.3) and labels each sentence by
 //             the first matching rule of a user-editable pattern file. Offline and deterministic.
+//   toy       (annotate/toy_annotator.h) the planted-truth labels of the toy world: each sentence gets
+//             the label of the corpus template it instantiates (ground truth on toy-model traces).
 //   llm       (planned, issue 5 item 1) formats the §A.3 prompt from the text of [begin, end), sends it
 //             to thinksteer's own generation or an OpenAI-compatible endpoint (retries, timeout) and
 //             parses the `["label"]text["end-section"]` sections. Each section's text is aligned to

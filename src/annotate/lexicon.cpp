@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "annotate/sentences.h"
+#include "annotate/by_sentence.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/sha256.h"
@@ -124,38 +124,12 @@ const LexiconRule* Lexicon::match(std::string_view sentence) const {
   return nullptr;
 }
 
-namespace {
-
-// Byte offset of code point `cp` of valid UTF-8 `text` (its size when cp is at or past the end).
-size_t byte_of_code_point(std::string_view text, int64_t cp) {
-  size_t b = 0;
-  for (int64_t seen = -1; b < text.size(); ++b)
-    if ((static_cast<unsigned char>(text[b]) & 0xC0) != 0x80 && ++seen == cp) break;
-  return b;
-}
-
-}  // namespace
-
 Annotation LexiconAnnotator::annotate(const Trace& trace) const {
-  Annotation a;
-  const size_t b = byte_of_code_point(trace.text, trace.begin), e = byte_of_code_point(trace.text, trace.end);
-  std::vector<Sentence> fragments;
-  const std::vector<Sentence> sentences = split_sentences(trace.text.substr(b, e - b), &fragments);
-  a.units = static_cast<int64_t>(sentences.size());
-  for (const Sentence& s : sentences) {
-    const int64_t begin = trace.begin + s.begin, end = trace.begin + s.end;
-    if (const LexiconRule* rule = lexicon_.match(s.text))
-      a.spans.push_back({rule->label, begin, end, lexicon_.source() + ":" + std::to_string(rule->line)});
-    else if (lexicon_.default_label() >= 0)
-      a.spans.push_back({lexicon_.default_label(), begin, end, "default"});
-    else
-      a.problems.push_back({"unlabelled_sentence", begin, end, "no rule matches and the lexicon has no default label: " + s.text});
-  }
-  for (const Sentence& f : fragments)
-    a.problems.push_back({"short_fragment", trace.begin + f.begin, trace.begin + f.end, "fewer than 3 words (ALGORITHMS §B.3): " + f.text});
-  std::stable_sort(a.problems.begin(), a.problems.end(), [](const AnnotationProblem& x, const AnnotationProblem& y) { return x.begin < y.begin; });
-  if (sentences.empty()) a.problems.push_back({"no_sentences", trace.begin, trace.end, "the annotated part holds no sentence of 3 words or more"});
-  return a;
+  return annotate_by_sentence(trace, [this](std::string_view sentence) -> SentenceVerdict {
+    if (const LexiconRule* rule = lexicon_.match(sentence)) return {rule->label, lexicon_.source() + ":" + std::to_string(rule->line), ""};
+    if (lexicon_.default_label() >= 0) return {lexicon_.default_label(), "default", ""};
+    return {-1, "", "no rule matches and the lexicon has no default label"};
+  });
 }
 
 }  // namespace ts

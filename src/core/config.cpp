@@ -19,6 +19,7 @@ namespace ts {
 namespace {
 
 std::string to_text(const std::string& v) { return v; }
+std::string to_text(bool v) { return v ? "true" : "false"; }
 std::string to_text(int64_t v) { return std::to_string(v); }
 std::string to_text(uint64_t v) { return std::to_string(v); }
 std::string to_text(double v) {
@@ -83,7 +84,7 @@ OptionTable make_table(Config& c) {
   OptionTable t;
   t.section_help = {{"model", "checkpoint"}, {"run", "run directory and resources"}, {"data", "input prompts"},
                     {"generate", "generation"}, {"parallel", "ranks: data parallel x pipeline stages"},
-                    {"output", "HDF5 outputs"}, {"collect", "activation collection"}, {"annotate", "behaviour annotation"}, {"toy", "toy reasoning world"}, {"train", "toy model training"}, {"log", "logging and progress"}};
+                    {"output", "HDF5 outputs"}, {"collect", "activation collection"}, {"annotate", "behaviour annotation"}, {"vectors", "difference-of-means steering vectors"}, {"toy", "toy reasoning world"}, {"train", "toy model training"}, {"log", "logging and progress"}};
   t.add("model.path", &c.model.path, "HF checkpoint directory (config.json, safetensors, tokenizer.json)");
   t.add("model.dtype", &c.model.dtype, "compute dtype: auto|float32|bfloat16|float16 (auto: float32 on CPU, the checkpoint's on GPU)");
   t.add("model.device", &c.model.device, "cpu|cuda|cuda:N");
@@ -117,12 +118,22 @@ OptionTable make_table(Config& c) {
   t.add("collect.positions", &c.collect.positions, "all|last|prompt|generated|spans (spans: mean over each span of collect.spans_field)");
   t.add("collect.spans_field", &c.collect.spans_field, "JSONL field with spans [{begin, end, label}] in code points of the prompt text");
   t.add("collect.batch_size", &c.collect.batch_size, "sequences per forward batch");
-  t.add("annotate.annotator", &c.annotate.annotator, "lexicon (built-in rules, offline and deterministic)");
+  t.add("annotate.annotator", &c.annotate.annotator, "lexicon (built-in rules, offline and deterministic) | toy (the toy world's planted-truth templates)");
   t.add("annotate.lexicon", &c.annotate.lexicon, "lexicon rules file (empty: the built-in configs/annotate/lexicon.txt)");
   t.add("annotate.input", &c.annotate.input, "JSONL of traces (default <run.dir>/generate/generations.jsonl)");
   t.add("annotate.text_field", &c.annotate.text_field, "JSONL field holding a trace's text");
   t.add("annotate.id_field", &c.annotate.id_field, "JSONL field holding a trace's id (a string or an integer)");
   t.add("annotate.part", &c.annotate.part, "thinking (between <think> and </think>, when present) | all");
+  t.add("vectors.generations", &c.vectors.generations, "generations JSONL (default <run.dir>/generate/generations.jsonl)");
+  t.add("vectors.spans", &c.vectors.spans, "spans.h5 that `annotate` wrote for those generations (default <run.dir>/annotate/spans.h5)");
+  t.add("vectors.hook", &c.vectors.hook, "hook the vectors are measured at and meant for; blocks.*.X expands over vectors.layers");
+  t.add_list("vectors.layers", &c.vectors.layers, "layers for a blocks.* hook (empty: all)");
+  t.add("vectors.window", &c.vectors.window, "per-span window: s1 (preceding token + first 10 span tokens) | whole-span (preceding token + span minus its last token)");
+  t.add("vectors.rescale", &c.vectors.rescale, "rescale each feature vector to the norm of the overall mean at its layer (true|false)");
+  t.add_list("vectors.labels", &c.vectors.labels, "behaviours to compute, comma-separated (empty: every label of the spans file)");
+  t.add("vectors.batch_size", &c.vectors.batch_size, "traces per forward batch");
+  t.add("vectors.gguf", &c.vectors.gguf, "also write one llama.cpp GGUF control vector per label (true|false)");
+  t.add("vectors.gguf_layer_map", &c.vectors.gguf_layer_map, "GGUF tensor of resid_post[l]: next-block (direction.{l+1}) | same-block (direction.{l})");
   t.add("toy.seed", &c.toy.seed, "corpus seed; problem i depends only on (seed, i)");
   t.add("toy.n_problems", &c.toy.n_problems, "number of problems in the toy corpus");
   t.add("toy.style", &c.toy.style, "trace style: thinker (slips corrected by backtracking) | base (direct, slips stay)");
@@ -164,6 +175,7 @@ const std::map<std::string, std::vector<std::string>>& subcommand_sections() {
       {"generate", {"model", "run", "data", "generate", "parallel", "output", "log"}},
       {"collect", {"model", "run", "data", "generate", "collect", "parallel", "output", "log"}},
       {"annotate", {"model", "run", "annotate", "log"}},
+      {"vectors", {"model", "run", "vectors", "parallel", "log"}},
       {"inspect", {"model", "log"}},
       {"toy corpus", {"toy", "run", "log"}},
       {"toy tokenizer", {"toy", "run", "log"}},
@@ -297,10 +309,16 @@ void config_validate(const Config& c, const std::function<std::string(const std:
   for (const auto& l : c.collect.layers)
     if (l.empty() || l.find_first_not_of("0123456789") != std::string::npos) fail("collect.layers", "not a layer index: '" + l + "'");
   if (c.collect.batch_size <= 0) fail("collect.batch_size", "must be positive");
-  if (c.annotate.annotator != "lexicon") fail("annotate.annotator", "must be lexicon, got '" + c.annotate.annotator + "'");
+  if (c.annotate.annotator != "lexicon" && c.annotate.annotator != "toy") fail("annotate.annotator", "must be lexicon or toy, got '" + c.annotate.annotator + "'");
   if (c.annotate.text_field.empty()) fail("annotate.text_field", "must not be empty");
   if (c.annotate.id_field.empty()) fail("annotate.id_field", "must not be empty");
   if (c.annotate.part != "thinking" && c.annotate.part != "all") fail("annotate.part", "must be thinking or all, got '" + c.annotate.part + "'");
+  if (c.vectors.window != "s1" && c.vectors.window != "whole-span") fail("vectors.window", "must be s1 or whole-span, got '" + c.vectors.window + "'");
+  for (const auto& l : c.vectors.layers)
+    if (l.empty() || l.find_first_not_of("0123456789") != std::string::npos) fail("vectors.layers", "not a layer index: '" + l + "'");
+  if (c.vectors.batch_size <= 0) fail("vectors.batch_size", "must be positive");
+  if (c.vectors.gguf_layer_map != "next-block" && c.vectors.gguf_layer_map != "same-block")
+    fail("vectors.gguf_layer_map", "must be next-block or same-block, got '" + c.vectors.gguf_layer_map + "'");
   if (c.toy.n_problems <= 0) fail("toy.n_problems", "must be positive");
   if (c.toy.style != "thinker" && c.toy.style != "base") fail("toy.style", "must be thinker or base, got '" + c.toy.style + "'");
   const std::pair<const char*, double> toy_rates[] = {{"toy.slip_rate", c.toy.slip_rate},

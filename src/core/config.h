@@ -59,13 +59,25 @@ struct Config {
     int64_t batch_size = 8;
   } collect;
   struct Annotate {                // behaviour spans of traces (stages/annotate.cpp)
-    std::string annotator = "lexicon";  // lexicon (built in, offline)
+    std::string annotator = "lexicon";  // lexicon (built in, offline) | toy (planted-truth templates of the toy world)
     std::string lexicon;             // lexicon file (empty: configs/annotate/lexicon.txt, compiled in)
     std::string input;               // JSONL of traces (default <run.dir>/generate/generations.jsonl)
     std::string text_field = "text"; // JSONL field holding a trace's text
     std::string id_field = "id";     // JSONL field holding a trace's id
     std::string part = "thinking";   // thinking (between <think> and </think>, if present) | all
   } annotate;
+  struct Vectors {                 // difference-of-means steering vectors (stages/vectors.cpp, ALGORITHMS §A.4)
+    std::string generations;         // generations JSONL (default <run.dir>/generate/generations.jsonl)
+    std::string spans;               // `annotate` spans of those generations (default <run.dir>/annotate/spans.h5)
+    std::string hook = "blocks.*.hook_resid_post";  // measured and applied here; * = every layer in vectors.layers
+    std::vector<std::string> layers; // layers for * (empty: all)
+    std::string window = "s1";       // s1 (preceding token + first 10 span tokens) | whole-span
+    bool rescale = true;             // features rescaled per layer to the overall mean's norm (§A.4 step 5)
+    std::vector<std::string> labels; // behaviours (empty: every label of the spans file)
+    int64_t batch_size = 8;          // traces per forward batch
+    bool gguf = false;               // also one llama.cpp control vector per label
+    std::string gguf_layer_map = "next-block";  // next-block | same-block (io/vectors.h GgufLayerMap)
+  } vectors;
   struct Toy {                     // planted-truth reasoning world (src/toy)
     uint64_t seed = 0;             // problem i depends only on (seed, i)
     int64_t n_problems = 2000;

@@ -3,7 +3,8 @@
 //   in : annotate.input, a JSONL of traces (default <run.dir>/generate/generations.jsonl; any JSONL
 //        with annotate.id_field and annotate.text_field, e.g. the toy corpus); the annotator
 //        (annotate.annotator = lexicon, rules from annotate.lexicon, by default the compiled-in
-//        configs/annotate/lexicon.txt); model.path, optional: its tokenizer.json gives token ranges
+//        configs/annotate/lexicon.txt; or toy, the toy world's planted-truth templates);
+//        model.path, optional: its tokenizer.json gives token ranges
 //   out: <run.dir>/annotate/spans.h5 (format thinksteer.spans), spans.jsonl (one line per trace, for
 //        people), problems.jsonl (one line per thing skipped), provenance.json, .done marker with the
 //        config hash; <run.dir>/config.resolved.ini
@@ -35,6 +36,7 @@
 
 #include "annotate/lexicon.h"
 #include "annotate/sentences.h"
+#include "annotate/toy_annotator.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -82,7 +84,8 @@ fs::path input_path(const Config& cfg) {
 }
 
 std::unique_ptr<Annotator> make_annotator(const Config& cfg) {
-  // config_validate admits only `lexicon` so far.
+  // config_validate admits only `lexicon` and `toy` so far.
+  if (cfg.annotate.annotator == "toy") return std::make_unique<ToyAnnotator>();
   Lexicon lex = cfg.annotate.lexicon.empty() ? Lexicon::parse(DEFAULT_LEXICON, "builtin:configs/annotate/lexicon.txt")
                                              : Lexicon::read(cfg.annotate.lexicon);
   return std::make_unique<LexiconAnnotator>(std::move(lex));

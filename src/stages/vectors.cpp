@@ -1,0 +1,659 @@
+// Stage `vectors`: difference-of-means steering vectors per behaviour and layer (ALGORITHMS §A.4).
+//   in : vectors.generations (default <run.dir>/generate/generations.jsonl), vectors.spans (default
+//        <run.dir>/annotate/spans.h5: `annotate` with model.path on exactly those generations, so its
+//        token ranges index the sequence `collect` runs: prompt tokens, then generated tokens),
+//        model.path
+//   out: <run.dir>/vectors/vectors.h5 and vectors.safetensors (io/vectors.h layouts), skipped.jsonl
+//        (one line per thing left out), provenance.json, with vectors.gguf = true one llama.cpp
+//        control vector <label>.gguf per label; .done marker on vectors.h5 with the config hash
+//
+// Names in the vector files (hook_measured = hook_applied = the hook, DECISIONS.md):
+//   "<label>"       the feature vector f = M_label - M_overall, rescaled per layer to |M_overall| when
+//                   vectors.rescale (§A.4 step 5); count = the label's spans
+//   "mean.<label>"  the raw mean M_label of the label's span windows; count = spans
+//   "mean.overall"  the raw mean M_overall of the per-trace overall means; count = traces
+// A label without usable spans keeps its names with count 0 and zero values (io/vectors.h: a missing
+// vector) and a line in skipped.jsonl; a zero vector never stands for a result.
+//
+// §A.4 on token positions: a trace's overall window is [min start, max end) over all its spans (every
+// label of the file, whatever vectors.labels selects), its mean o_i; a span's window is
+// vectors/windows.h's (s1: the preceding token and the first <= 10 span tokens), its mean s. M_label
+// is the arithmetic mean of s over the label's spans, M_overall that of o_i over traces (what the
+// reference's running means compute). Spans without a window (empty, at position 0, no tokens) are
+// skipped and recorded.
+//
+// Work: every rank reads and validates every input (a bad input fails alike everywhere before
+// anything is written). The traces with windows are sorted by length and cut into batches of
+// vectors.batch_size over all traces, whatever the rank layout; data-parallel replicas take contiguous
+// shares of the batches balanced by tokens. So a trace runs in the same batch with the same padding on
+// 1, 2 or 3 ranks, and results differ between layouts only in the order of fp64 additions. One forward
+// pass per batch serves every label and layer: at each hooked layer the window positions are gathered,
+// converted to fp64, weighted by 1 / window length and index-added into per-name sums. Sums and counts
+// are added over ranks (MPI_Allreduce); rank 0 writes. A stop request ends the run with nothing stored
+// (exit 75): the rerun starts over.
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+
+#include "core/atomic_file.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/sha256.h"
+#include "dist/pipeline.h"
+#include "io/vectors.h"
+#include "model/checkpoint_files.h"
+#include "stages/common.h"
+#include "stages/stages.h"
+#include "vectors/contrast.h"
+#include "vectors/windows.h"
+
+namespace ts::stages::vectors {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* SPANS_FORMAT = "thinksteer.spans";
+constexpr const char* MEAN_PREFIX = "mean.";
+constexpr const char* OVERALL = "overall";
+
+fs::path generations_path(const Config& cfg) {
+  return cfg.vectors.generations.empty() ? fs::path(cfg.run.dir) / "generate" / "generations.jsonl" : fs::path(cfg.vectors.generations);
+}
+fs::path spans_path(const Config& cfg) {
+  return cfg.vectors.spans.empty() ? fs::path(cfg.run.dir) / "annotate" / "spans.h5" : fs::path(cfg.vectors.spans);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Inputs
+
+// One generation as `collect` runs it: prompt tokens, then the generated ids.
+struct Generation {
+  std::string id;
+  std::vector<int32_t> ids;
+  int64_t n_prompt = 0;
+};
+
+std::vector<int32_t> row_token_ids(const json& row, const Tokenizer& tok, const std::string& where) {
+  const json& ids = json_require(row, "token_ids", where);
+  if (!ids.is_array()) throw InputError(where, "token_ids", "must be an array of token ids");
+  std::vector<int32_t> out;
+  out.reserve(ids.size());
+  for (const json& t : ids) {
+    if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= tok.vocab_size())
+      throw InputError(where, "token_ids", "not a token id of this tokenizer: " + t.dump());
+    out.push_back(t.get<int32_t>());
+  }
+  return out;
+}
+
+std::vector<Generation> read_generations(const fs::path& file, const Tokenizer& tok) {
+  std::ifstream in(file);
+  if (!in) throw InputError(file.string(), "vectors.generations", "cannot open the generations (run `thinksteer generate` first, or set vectors.generations)");
+  std::vector<Generation> out;
+  jsonl_for_each(in, file.string(), [&](const json& row, const std::string& where, int64_t) {
+    const std::string id = json_string(row, "id", where);
+    TokenSequence q = generation_sequence(tok, json_string(row, "prompt_text", where), row_token_ids(row, tok, where));
+    out.push_back({id, std::move(q.ids), q.n_prompt});
+    return true;
+  });
+  if (out.empty()) throw InputError(file.string(), "vectors.generations", "no generations in the file");
+  return out;
+}
+
+// The spans file (format thinksteer.spans, stages/annotate.cpp), as read.
+struct Spans {
+  std::string file;
+  std::vector<std::string> labels, trace_ids;
+  std::vector<int64_t> trace, label, token_begin, token_end;            // per span row
+  std::vector<int64_t> span_offset, n_spans, n_tokens, n_prompt_tokens;  // per trace
+  json provenance;
+};
+
+void require_size(const Spans& s, const std::string& dataset, size_t got, size_t want, const std::string& what) {
+  if (got != want) throw InputError(s.file, dataset, "holds " + std::to_string(got) + " rows, but " + what + " has " + std::to_string(want));
+}
+
+// Shapes agree, indices are in range, each trace's rows are where /traces says.
+void check_span_rows(const Spans& s) {
+  const size_t n = s.trace.size(), t = s.trace_ids.size();
+  using Column = std::pair<const char*, const std::vector<int64_t>*>;
+  for (const auto& [name, v] : {Column{"/spans/label", &s.label}, Column{"/spans/token_begin", &s.token_begin}, Column{"/spans/token_end", &s.token_end}})
+    require_size(s, name, v->size(), n, "/spans/trace");
+  for (const auto& [name, v] : {Column{"/traces/span_offset", &s.span_offset}, Column{"/traces/n_spans", &s.n_spans},
+                                Column{"/traces/n_tokens", &s.n_tokens}, Column{"/traces/n_prompt_tokens", &s.n_prompt_tokens}})
+    require_size(s, name, v->size(), t, "/traces/id");
+  int64_t next = 0;
+  for (size_t i = 0; i < t; ++i) {
+    if (s.span_offset[i] != next || s.n_spans[i] < 0)
+      throw InputError(s.file, "/traces/span_offset", "trace " + std::to_string(i) + ": rows [" + std::to_string(s.span_offset[i]) + ", +" +
+                                                          std::to_string(s.n_spans[i]) + ") do not follow the previous trace's (expected offset " + std::to_string(next) + ")");
+    next += s.n_spans[i];
+  }
+  require_size(s, "/spans/trace", n, static_cast<size_t>(next), "the sum of /traces/n_spans");
+  for (size_t r = 0; r < n; ++r) {
+    const std::string row = "row " + std::to_string(r) + ": ";
+    const int64_t tr = s.trace[r];
+    if (tr < 0 || static_cast<size_t>(tr) >= t || r < static_cast<size_t>(s.span_offset[static_cast<size_t>(tr)]) ||
+        r >= static_cast<size_t>(s.span_offset[static_cast<size_t>(tr)] + s.n_spans[static_cast<size_t>(tr)]))
+      throw InputError(s.file, "/spans/trace", row + std::to_string(tr) + " is not the trace whose rows /traces/span_offset places here");
+    if (s.label[r] < 0 || static_cast<size_t>(s.label[r]) >= s.labels.size())
+      throw InputError(s.file, "/spans/label", row + std::to_string(s.label[r]) + " is not an index into /labels (" + std::to_string(s.labels.size()) + " labels)");
+    const int64_t b = s.token_begin[r], e = s.token_end[r], len = s.n_tokens[static_cast<size_t>(tr)];
+    if ((b == -1) != (e == -1) || b < -1 || e < b)
+      throw InputError(s.file, "/spans/token_begin", row + "token range [" + std::to_string(b) + ", " + std::to_string(e) + ") is neither a range nor (-1, -1)");
+    if (e > len) throw InputError(s.file, "/spans/token_end", row + std::to_string(e) + " is past the trace's " + std::to_string(len) + " tokens (/traces/n_tokens)");
+  }
+}
+
+Spans read_spans(const fs::path& path) {
+  if (!fs::is_regular_file(path))
+    throw InputError(path.string(), "vectors.spans", "no spans file (run `thinksteer annotate` with model.path on the generations first, or set vectors.spans)");
+  Spans s;
+  s.file = path.string();
+  h5::SerialFile f(path, h5::SerialFile::Mode::READ_ONLY);
+  if (const std::string format = f.attr_string("/", "format"); format != SPANS_FORMAT)
+    throw InputError(s.file, "format", "is '" + format + "', not " + SPANS_FORMAT + " (the file `thinksteer annotate` writes)");
+  if (const std::string seq = f.attr_string("/", "token_sequence"); seq != "generation")
+    throw InputError(s.file, "token_sequence", "is '" + seq + "': the token ranges must index the generation sequence (run `thinksteer annotate` with model.path on generations.jsonl)");
+  s.labels = f.read_strings("/labels");
+  s.trace_ids = f.read_strings("/traces/id");
+  s.trace = f.read_i64("/spans/trace");
+  s.label = f.read_i64("/spans/label");
+  s.token_begin = f.read_i64("/spans/token_begin");
+  s.token_end = f.read_i64("/spans/token_end");
+  s.span_offset = f.read_i64("/traces/span_offset");
+  s.n_spans = f.read_i64("/traces/n_spans");
+  s.n_tokens = f.read_i64("/traces/n_tokens");
+  s.n_prompt_tokens = f.read_i64("/traces/n_prompt_tokens");
+  s.provenance = json_parse_strict(f.attr_string("/", "provenance"), s.file + " (attribute provenance)");
+  if (!s.provenance.is_object()) throw InputError(s.file, "provenance", "is not a JSON object");
+  check_span_rows(s);
+  return s;
+}
+
+std::string short_hash(const std::string& h) { return h.substr(0, 12); }
+
+// The spans must have been made from these very generations, tokenized by this model's tokenizer.
+void check_same_generations(const Spans& s, const std::vector<Generation>& gens, const fs::path& gen_file, const std::string& gen_sha,
+                            const std::string& tok_sha) {
+  const std::string their_sha = s.provenance.value("input_sha256", ""), their_input = s.provenance.value("input", "?");
+  if (their_sha != gen_sha)
+    throw InputError(s.file, "input_sha256", "the spans were annotated from " + their_input + " (sha256 " + short_hash(their_sha) + "), not from " +
+                                                 gen_file.string() + " (sha256 " + short_hash(gen_sha) +
+                                                 "): run `thinksteer annotate` on these generations, or set vectors.spans and vectors.generations to matching files");
+  if (const std::string t = s.provenance.value("tokenizer_sha256", ""); t != tok_sha)
+    throw InputError(s.file, "tokenizer_sha256", "the token ranges were computed with another tokenizer (sha256 " + short_hash(t) + ") than model.path's (" +
+                                                     short_hash(tok_sha) + ")");
+  require_size(s, "/traces/id", s.trace_ids.size(), gens.size(), gen_file.string());
+  for (size_t i = 0; i < gens.size(); ++i) {
+    const std::string at = "trace " + std::to_string(i) + " ('" + s.trace_ids[i] + "'): ";
+    if (s.trace_ids[i] != gens[i].id) throw InputError(s.file, "/traces/id", at + "generation " + std::to_string(i) + " of " + gen_file.string() + " is '" + gens[i].id + "'");
+    if (s.n_tokens[i] != static_cast<int64_t>(gens[i].ids.size()) || s.n_prompt_tokens[i] != gens[i].n_prompt)
+      throw InputError(s.file, "/traces/n_tokens", at + std::to_string(s.n_tokens[i]) + " tokens (" + std::to_string(s.n_prompt_tokens[i]) +
+                                                       " prompt), but the generation runs as " + std::to_string(gens[i].ids.size()) + " (" + std::to_string(gens[i].n_prompt) + ")");
+  }
+}
+
+// Characters io/vectors.h allows in a name.
+bool valid_name(const std::string& n) {
+  return !n.empty() && std::all_of(n.begin(), n.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("_.+-").find(c) != std::string_view::npos; });
+}
+
+// Indices into s.labels of the behaviours to compute (vectors.labels, else all), each usable as a name.
+std::vector<int32_t> select_labels(const Config& cfg, const Spans& s) {
+  std::vector<int32_t> out;
+  if (cfg.vectors.labels.empty()) {
+    out.resize(s.labels.size());
+    std::iota(out.begin(), out.end(), 0);
+  }
+  for (const std::string& want : cfg.vectors.labels) {
+    const auto it = std::find(s.labels.begin(), s.labels.end(), want);
+    if (it == s.labels.end()) throw InputError(s.file, "/labels", "has no label '" + want + "' (asked for in vectors.labels)");
+    const int32_t k = static_cast<int32_t>(it - s.labels.begin());
+    if (std::find(out.begin(), out.end(), k) != out.end()) throw InputError("<config>", "vectors.labels", "label '" + want + "' listed twice");
+    out.push_back(k);
+  }
+  for (int32_t k : out) {
+    const std::string& l = s.labels[static_cast<size_t>(k)];
+    if (!valid_name(l) || l == OVERALL || l.rfind(MEAN_PREFIX, 0) == 0 || l.size() > 200)
+      throw InputError(s.file, "/labels", "label '" + l + "' cannot name a vector (letters, digits and _.+- only; not 'overall' or 'mean.*')");
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// What to average: windows per trace, counts per name, and the record of what was skipped
+
+// One window whose mean goes into the sum of vector `name` (a selected label's position, or overall).
+struct Window {
+  TokenRange range;
+  int32_t name = 0;
+};
+
+struct Plan {
+  std::vector<std::string> labels;               // selected labels; name k < labels.size(), overall = labels.size()
+  std::vector<std::vector<Window>> windows;      // per trace
+  std::vector<int64_t> counts;                   // per name: windows averaged
+  std::vector<json> skipped;                     // skipped.jsonl lines
+  size_t overall() const { return labels.size(); }
+};
+
+json skip_record(const std::string& kind, const Spans& s, int64_t trace, int64_t row, const std::string& detail) {
+  json j = {{"kind", kind}, {"trace", trace}, {"id", s.trace_ids[static_cast<size_t>(trace)]}};
+  if (row >= 0) j.update({{"span", row}, {"label", s.labels[static_cast<size_t>(s.label[static_cast<size_t>(row)])]},
+                          {"token_begin", s.token_begin[static_cast<size_t>(row)]}, {"token_end", s.token_end[static_cast<size_t>(row)]}});
+  j["detail"] = detail;
+  return j;
+}
+
+// The windows of trace t: one per span of a selected label that has one, and the overall window.
+void plan_trace(const Spans& s, int64_t t, const std::vector<int32_t>& name_of_label, DomWindow window, Plan& plan) {
+  std::vector<TokenRange> with_tokens;
+  std::vector<Window>& out = plan.windows[static_cast<size_t>(t)];
+  const int64_t b = s.span_offset[static_cast<size_t>(t)];
+  for (int64_t r = b; r < b + s.n_spans[static_cast<size_t>(t)]; ++r) {
+    const TokenRange tokens{s.token_begin[static_cast<size_t>(r)], s.token_end[static_cast<size_t>(r)]};
+    if (tokens.begin < 0) {
+      plan.skipped.push_back(skip_record("no_tokens", s, t, r, "no token overlaps the span (see the annotate problems)"));
+      continue;
+    }
+    with_tokens.push_back(tokens);
+    const int32_t name = name_of_label[static_cast<size_t>(s.label[static_cast<size_t>(r)])];
+    if (name < 0) continue;  // a label not selected: it still bounds the overall window
+    const SpanWindow w = dom_span_window(tokens.begin, tokens.end, window);
+    if (!w.skip.empty()) plan.skipped.push_back(skip_record(w.skip, s, t, r, "no window to average (ALGORITHMS §A.4 skips it as NaN)"));
+    else out.push_back({w.range, name});
+  }
+  if (const auto all = dom_overall_window(with_tokens)) out.push_back({*all, static_cast<int32_t>(plan.overall())});
+  else plan.skipped.push_back(skip_record("trace_without_spans", s, t, -1, "no span with tokens: the trace has no overall window"));
+}
+
+// Labels left without windows: an error when asked for by name, else a recorded skip (count 0).
+void check_label_counts(const Config& cfg, const Spans& s, Plan& plan) {
+  for (size_t k = 0; k < plan.labels.size(); ++k) {
+    if (plan.counts[k] > 0) continue;
+    const int64_t rows = std::count(s.label.begin(), s.label.end(), std::find(s.labels.begin(), s.labels.end(), plan.labels[k]) - s.labels.begin());
+    const std::string what = "label '" + plan.labels[k] + "' has no usable span (" + std::to_string(rows) + " spans in the file, none with a window)";
+    if (!cfg.vectors.labels.empty()) throw InputError(s.file, "/spans/label", what + "; vectors.labels asks for it");
+    spdlog::warn("vectors: {}: skipped, its vectors are stored as missing (count 0)", what);
+    plan.skipped.push_back({{"kind", "label_without_spans"}, {"label", plan.labels[k]}, {"spans", rows}, {"detail", what}});
+  }
+  if (std::all_of(plan.counts.begin(), plan.counts.begin() + static_cast<std::ptrdiff_t>(plan.labels.size()), [](int64_t c) { return c == 0; }))
+    throw InputError(s.file, "/spans", "no usable span of any selected label: there is nothing to average");
+}
+
+Plan make_plan(const Config& cfg, const Spans& s, const std::vector<int32_t>& selected) {
+  Plan plan;
+  std::vector<int32_t> name_of_label(s.labels.size(), -1);
+  for (size_t k = 0; k < selected.size(); ++k) {
+    plan.labels.push_back(s.labels[static_cast<size_t>(selected[k])]);
+    name_of_label[static_cast<size_t>(selected[k])] = static_cast<int32_t>(k);
+  }
+  plan.windows.resize(s.trace_ids.size());
+  const DomWindow window = dom_window_from_name(cfg.vectors.window);
+  for (int64_t t = 0; t < static_cast<int64_t>(s.trace_ids.size()); ++t) plan_trace(s, t, name_of_label, window, plan);
+  plan.counts.assign(plan.labels.size() + 1, 0);
+  for (const auto& ws : plan.windows)
+    for (const Window& w : ws) ++plan.counts[static_cast<size_t>(w.name)];
+  check_label_counts(cfg, s, plan);
+  return plan;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The hook and the forward passes
+
+struct HookPlan {
+  HookSite site = HookSite::RESID_POST;
+  std::string pattern;          // "blocks.{l}.hook_resid_post": VectorSet's hook_measured and hook_applied
+  std::vector<int64_t> layers;  // ascending
+};
+
+HookPlan resolve_hook(const Config& cfg, int64_t n_layer) {
+  const std::string& name = cfg.vectors.hook;
+  const bool star = name.rfind("blocks.*.", 0) == 0;
+  const HookPoint first = hook_parse(star ? "blocks.0." + name.substr(9) : name, n_layer);
+  if (first.site == HookSite::ATTN_Z || first.site == HookSite::LN_FINAL)
+    throw InputError("<config>", "vectors.hook", "'" + name + "' is not a d_model-sized block hook (resid_pre, attn_out, resid_mid, mlp_out or resid_post)");
+  HookPlan h;
+  h.site = first.site;
+  const std::string at0 = hook_name({first.site, 0});
+  h.pattern = "blocks.{l}" + at0.substr(std::string("blocks.0").size());
+  if (!star) {
+    if (!cfg.vectors.layers.empty()) throw InputError("<config>", "vectors.layers", "needs a blocks.* hook (vectors.hook names one layer)");
+    h.layers = {first.layer};
+    return h;
+  }
+  for (const std::string& l : cfg.vectors.layers) {
+    const int64_t v = std::stoll(l);
+    if (v >= n_layer) throw InputError("<config>", "vectors.layers", "layer " + l + " >= the model's " + std::to_string(n_layer) + " layers");
+    h.layers.push_back(v);
+  }
+  if (h.layers.empty()) {
+    h.layers.resize(static_cast<size_t>(n_layer));
+    std::iota(h.layers.begin(), h.layers.end(), int64_t{0});
+  }
+  std::sort(h.layers.begin(), h.layers.end());
+  h.layers.erase(std::unique(h.layers.begin(), h.layers.end()), h.layers.end());
+  return h;
+}
+
+// Batches over every trace with windows, longest first (less padding), the same for any rank layout.
+std::vector<std::vector<int64_t>> make_batches(const Plan& plan, const std::vector<Generation>& gens, int64_t batch_size) {
+  std::vector<int64_t> order;
+  for (int64_t t = 0; t < static_cast<int64_t>(gens.size()); ++t)
+    if (!plan.windows[static_cast<size_t>(t)].empty()) order.push_back(t);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return gens[static_cast<size_t>(a)].ids.size() > gens[static_cast<size_t>(b)].ids.size(); });
+  std::vector<std::vector<int64_t>> out;
+  for (size_t i = 0; i < order.size(); i += static_cast<size_t>(batch_size))
+    out.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(i), order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), i + static_cast<size_t>(batch_size))));
+  return out;
+}
+
+// This replica's contiguous share of the batches, balanced by padded tokens.
+Range batch_share(const std::vector<std::vector<int64_t>>& batches, const std::vector<Generation>& gens, const Runtime& rt) {
+  std::vector<int64_t> costs;
+  for (const auto& b : batches) costs.push_back(static_cast<int64_t>(b.size() * gens[static_cast<size_t>(b.front())].ids.size()));
+  return partition_contiguous(costs, rt.n_replicas)[static_cast<size_t>(rt.replica)];
+}
+
+// Per-name fp64 sums at every hooked layer, and the windows that went into them.
+struct Sums {
+  at::Tensor sums;              // [names, hooked layers, D] fp64, on the compute device
+  std::vector<int64_t> counts;  // [names][hooked layers]
+};
+
+// One micro-batch: its tokens (right padded to T) and every window position of it, flattened.
+struct Gather {
+  at::Tensor tokens;                  // [B, T] int64
+  at::Tensor position, weight, name;  // [P]: b * T + t, 1 / window size (fp64), name index
+  std::vector<int64_t> windows;       // per name: windows in the micro-batch
+};
+
+Gather make_gather(const Plan& plan, const std::vector<Generation>& gens, std::span<const int64_t> traces, int64_t T, int64_t pad_id, c10::Device device) {
+  const int64_t B = static_cast<int64_t>(traces.size());
+  Gather g;
+  g.tokens = at::full({B, T}, pad_id, at::kLong);
+  g.windows.assign(plan.counts.size(), 0);
+  std::vector<int64_t> pos, name;
+  std::vector<double> weight;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t t = traces[static_cast<size_t>(b)];
+    const std::vector<int32_t>& ids = gens[static_cast<size_t>(t)].ids;
+    g.tokens[b].narrow(0, 0, static_cast<int64_t>(ids.size())).copy_(at::tensor(std::vector<int64_t>(ids.begin(), ids.end()), at::kLong));
+    for (const Window& w : plan.windows[static_cast<size_t>(t)]) {
+      ++g.windows[static_cast<size_t>(w.name)];
+      for (int64_t p = w.range.begin; p < w.range.end; ++p) {
+        pos.push_back(b * T + p);
+        weight.push_back(1.0 / static_cast<double>(w.range.size()));
+        name.push_back(w.name);
+      }
+    }
+  }
+  g.position = at::tensor(pos, at::kLong).to(device);
+  g.weight = at::tensor(weight, at::kDouble).to(device);
+  g.name = at::tensor(name, at::kLong).to(device);
+  return g;
+}
+
+// At each held hooked layer: sums[name] += sum over the window positions of x[pos] / window size.
+void attach_sums(HookSet& hooks, const HookPlan& hp, Range held, const Gather& g, Sums& acc) {
+  const size_t n_layers = hp.layers.size();
+  for (size_t li = 0; li < n_layers; ++li) {
+    if (hp.layers[li] < held.begin || hp.layers[li] >= held.end) continue;
+    hooks.add_fn({hp.site, hp.layers[li]}, [&g, &acc, li, n_layers](const at::Tensor& x, const HookContext&) {
+      const at::Tensor rows = x.reshape({-1, x.size(-1)}).index_select(0, g.position).to(at::kDouble).mul_(g.weight.unsqueeze(1));
+      acc.sums.select(1, static_cast<int64_t>(li)).index_add_(0, g.name, rows);
+      for (size_t k = 0; k < g.windows.size(); ++k) acc.counts[k * n_layers + li] += g.windows[k];
+      return x;
+    });
+  }
+}
+
+struct Model {
+  StageModel m;
+  std::unique_ptr<Pipeline> pipeline;
+  int64_t micro = 1;
+};
+
+// One forward pass (per micro-batch on a pipeline) for a batch of traces.
+void forward_batch(Model& model, Runtime& rt, const Plan& plan, const std::vector<Generation>& gens, const HookPlan& hp,
+                   const std::vector<int64_t>& batch, Sums& acc) {
+  int64_t T = 0;
+  for (int64_t t : batch) T = std::max<int64_t>(T, static_cast<int64_t>(gens[static_cast<size_t>(t)].ids.size()));
+  for (const Range& mb : even_ranges(static_cast<int64_t>(batch.size()), model.micro)) {
+    // Right padding: with causal attention the real tokens never see the padding after them.
+    const Gather g = make_gather(plan, gens, std::span<const int64_t>(batch).subspan(static_cast<size_t>(mb.begin), static_cast<size_t>(mb.size())), T,
+                                 model.m.pad_id, rt.device);
+    HookSet hooks(model.m.config.n_layer);
+    attach_sums(hooks, hp, model.m.layers, g, acc);
+    ForwardArgs args;
+    args.tokens = g.tokens.to(rt.device);
+    args.positions = at::arange(T, at::TensorOptions().dtype(at::kLong)).unsqueeze(0).expand({mb.size(), T}).contiguous().to(rt.device);
+    args.hooks = &hooks;
+    args.logits = LogitsMode::NONE;
+    if (rt.n_stages > 1) model.pipeline->forward(args);
+    else model.m.model->forward(args);
+  }
+}
+
+// Every rank's sums and counts added up (COLLECTIVE), checked against the plan.
+std::vector<double> reduce_sums(Runtime& rt, Sums& acc, const Plan& plan, size_t n_layers) {
+  const at::Tensor cpu = acc.sums.to(at::kCPU).contiguous();
+  std::vector<double> sums(cpu.data_ptr<double>(), cpu.data_ptr<double>() + cpu.numel());
+  rt.world_comm.allreduce_sum(std::span<double>(sums));
+  rt.world_comm.allreduce_sum(std::span<int64_t>(acc.counts));
+  for (size_t k = 0; k < plan.counts.size(); ++k)
+    for (size_t li = 0; li < n_layers; ++li)
+      if (acc.counts[k * n_layers + li] != plan.counts[k])  // every window of every trace, once at every layer
+        throw std::logic_error("vectors: name " + std::to_string(k) + " layer index " + std::to_string(li) + " averaged " +
+                               std::to_string(acc.counts[k * n_layers + li]) + " windows, planned " + std::to_string(plan.counts[k]));
+  return sums;
+}
+
+// COLLECTIVE: this replica's batches through the model; every rank ends with the global sums.
+std::vector<double> accumulate(const Config& cfg, Runtime& rt, Model& model, const Plan& plan, const std::vector<Generation>& gens, const HookPlan& hp) {
+  c10::InferenceMode inference;
+  const std::vector<std::vector<int64_t>> batches = make_batches(plan, gens, cfg.vectors.batch_size);
+  const Range share = batch_share(batches, gens, rt);
+  const int64_t n_names = static_cast<int64_t>(plan.counts.size()), n_layers = static_cast<int64_t>(hp.layers.size());
+  Sums acc{at::zeros({n_names, n_layers, model.m.config.d_model}, at::TensorOptions().dtype(at::kDouble).device(rt.device)),
+           std::vector<int64_t>(static_cast<size_t>(n_names * n_layers), 0)};
+  int64_t tokens = 0;
+  BatchLoop loop;
+  loop.work = [&](int64_t b) {
+    const std::vector<int64_t>& batch = batches[static_cast<size_t>(share.begin + b)];
+    forward_batch(model, rt, plan, gens, hp, batch, acc);
+    for (int64_t t : batch) tokens += static_cast<int64_t>(gens[static_cast<size_t>(t)].ids.size());
+  };
+  loop.save = [] { spdlog::warn("vectors: nothing is stored on a stop; the rerun starts over"); };
+  loop.what = "vectors";
+  loop.progress_seconds = cfg.log.progress_seconds;
+  loop.detail = [&] { return fmt::format("{} tokens on this rank", tokens); };
+  run_batches(rt, share.size(), loop);
+  return reduce_sums(rt, acc, plan, static_cast<size_t>(n_layers));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Results
+
+// The means and feature vectors of §A.4 as one VectorSet: "<label>"..., "mean.<label>"..., "mean.overall".
+VectorSet build_set(const Config& cfg, const Plan& plan, const HookPlan& hp, int64_t d, const std::vector<double>& sums, std::vector<json>& skipped) {
+  const size_t n_labels = plan.labels.size(), n_layers = hp.layers.size(), D = static_cast<size_t>(d);
+  VectorSet set;
+  set.hook_measured = set.hook_applied = hp.pattern;
+  set.layers = hp.layers;
+  set.d_model = d;
+  for (const auto& l : plan.labels) set.names.push_back(l);
+  for (const auto& l : plan.labels) set.names.push_back(MEAN_PREFIX + l);
+  set.names.push_back(std::string(MEAN_PREFIX) + OVERALL);
+  set.values.assign(set.names.size() * n_layers * D, 0.0f);
+  set.counts.assign(set.names.size() * n_layers, 0);
+  auto sum_of = [&](size_t name, size_t li) { return SetSum{std::span<const double>(sums).subspan((name * n_layers + li) * D, D), plan.counts[name]}; };
+  auto put = [&](size_t name, size_t li, const std::vector<double>& v, int64_t count) {
+    std::transform(v.begin(), v.end(), set.vector(name, li), [](double x) { return static_cast<float>(x); });
+    set.counts[name * n_layers + li] = count;
+  };
+  for (size_t li = 0; li < n_layers; ++li) {
+    const SetSum overall = sum_of(plan.overall(), li);
+    const std::vector<double> m_overall = set_mean(overall);
+    put(2 * n_labels, li, m_overall, overall.count);
+    for (size_t k = 0; k < n_labels; ++k) {
+      if (plan.counts[k] == 0) continue;  // missing: recorded in make_plan
+      put(n_labels + k, li, set_mean(sum_of(k, li)), plan.counts[k]);
+      std::vector<double> f = contrast_direction(sum_of(k, li), overall);
+      std::optional<std::vector<double>> scaled = cfg.vectors.rescale ? rescale_to_norm(f, l2_norm(m_overall)) : std::optional(f);
+      if (!scaled || l2_norm(*scaled) == 0) {
+        skipped.push_back({{"kind", "zero_difference"}, {"label", plan.labels[k]}, {"layer", hp.layers[li]}, {"detail", "M_label == M_overall: no direction"}});
+        continue;
+      }
+      put(k, li, *scaled, plan.counts[k]);
+    }
+  }
+  return set;
+}
+
+std::string model_type(const fs::path& model_dir) {
+  const json c = json_read_file(model_dir / "config.json");
+  return c.contains("model_type") && c["model_type"].is_string() ? c["model_type"].get<std::string>() : "";
+}
+
+// What identifies the checkpoint for the config hash: config.json, and each weight file's header,
+// size and modification time (a retrained model at the same path is new work; hashing every weight
+// would cost minutes on large models).
+std::string checkpoint_identity(const fs::path& dir) {
+  std::string id = "config " + sha256_file(dir / "config.json") + "\ntokenizer " + sha256_file(dir / "tokenizer.json") + "\n";
+  std::vector<fs::path> shards;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".safetensors") shards.push_back(e.path());
+  std::sort(shards.begin(), shards.end());
+  for (const auto& p : shards)
+    id += p.filename().string() + " " + std::to_string(fs::file_size(p)) + " " + std::to_string(fs::last_write_time(p).time_since_epoch().count()) + "\n";
+  return id;
+}
+
+// Per-label GGUF control vectors of the feature vectors (labels present at every layer).
+std::vector<std::string> write_gguf(const Config& cfg, const fs::path& out_dir, const VectorSet& set, const Plan& plan) {
+  std::vector<std::string> written;
+  const GgufLayerMap map = gguf_layer_map_from_name(cfg.vectors.gguf_layer_map);
+  for (size_t k = 0; k < plan.labels.size(); ++k) {
+    bool complete = true;
+    for (size_t li = 0; li < set.n_layers(); ++li) complete = complete && set.count(k, li) > 0;
+    if (!complete) {
+      spdlog::warn("vectors: no GGUF for '{}': its vector is missing at some layer (skipped.jsonl)", plan.labels[k]);
+      continue;
+    }
+    const std::vector<int64_t> layers = vectors_write_gguf(out_dir / (plan.labels[k] + ".gguf"), set, plan.labels[k], 1.0, map);
+    written.push_back(plan.labels[k] + ".gguf");
+    spdlog::info("vectors: wrote {}.gguf ({} layers, layer map {})", plan.labels[k], layers.size(), cfg.vectors.gguf_layer_map);
+  }
+  return written;
+}
+
+std::string join_lines(const std::vector<json>& lines) {
+  std::string s;
+  for (const auto& l : lines) s += l.dump() + "\n";
+  return s;
+}
+
+// Everything every rank knows before the forward passes.
+struct Setup {
+  fs::path generations, spans, out_dir;
+  std::string generations_sha, spans_sha, config_hash, architecture;
+  json annotator;  // who labelled the spans (from the spans file's provenance)
+  std::vector<Generation> gens;
+  Plan plan;
+  HookPlan hook;
+};
+
+// Rank 0: the files, then the done marker.
+void write_outputs(const Config& cfg, Runtime& rt, const Setup& in, const std::vector<double>& sums, int64_t d) {
+  std::vector<json> skipped = in.plan.skipped;
+  VectorSet set = build_set(cfg, in.plan, in.hook, d, sums, skipped);
+  json prov = stage_provenance(cfg, rt, "vectors", in.config_hash, cfg.model.path);
+  json counts = json::object(), kinds = json::object();
+  for (size_t k = 0; k < in.plan.labels.size(); ++k) counts[in.plan.labels[k]] = in.plan.counts[k];
+  counts[OVERALL] = in.plan.counts[in.plan.overall()];
+  for (const json& s : skipped) kinds[s["kind"].get<std::string>()] = kinds.value(s["kind"].get<std::string>(), int64_t{0}) + 1;
+  prov.update({{"generations", fs::absolute(in.generations).string()}, {"generations_sha256", in.generations_sha},
+               {"spans", fs::absolute(in.spans).string()}, {"spans_sha256", in.spans_sha}, {"annotator", in.annotator},
+               {"hook", in.hook.pattern}, {"layers", in.hook.layers},
+               {"window", cfg.vectors.window}, {"rescale", cfg.vectors.rescale}, {"counts", counts}, {"skipped", kinds},
+               {"names", {{"<label>", std::string("feature vector M_label - M_overall") + (cfg.vectors.rescale ? ", rescaled per layer to |M_overall|" : "")},
+                          {"mean.<label>", "raw mean of the label's span windows (count = spans)"},
+                          {"mean.overall", "raw mean of the per-trace overall means (count = traces)"}}}});
+  set.model = fs::absolute(cfg.model.path).string();
+  set.architecture = in.architecture;
+  set.provenance_json = prov.dump();
+  const fs::path out_h5 = in.out_dir / "vectors.h5";
+  vectors_write_safetensors(in.out_dir / "vectors.safetensors", set);
+  if (cfg.vectors.gguf) prov["gguf"] = write_gguf(cfg, in.out_dir, set, in.plan);
+  write_file_atomic(in.out_dir / "skipped.jsonl", join_lines(skipped));
+  write_file_atomic(in.out_dir / "provenance.json", prov.dump(2));
+  write_file_atomic(fs::path(cfg.run.dir) / "config.resolved.ini", config_to_ini(cfg));
+  vectors_write_h5(out_h5, set);
+  done_marker_write(out_h5, in.config_hash);
+  for (size_t k = 0; k < in.plan.labels.size(); ++k) spdlog::info("vectors: {:<24} {:>8} spans", in.plan.labels[k], in.plan.counts[k]);
+  spdlog::info("vectors: {:<24} {:>8} traces", OVERALL, in.plan.counts[in.plan.overall()]);
+  for (const auto& [kind, n] : kinds.items()) spdlog::info("vectors: skipped {:<22} {:>6} (see skipped.jsonl)", kind, n.get<int64_t>());
+  spdlog::info("vectors: wrote {} and vectors.safetensors: {} names x {} layers at {}", out_h5.string(), set.n_names(), set.n_layers(), in.hook.pattern);
+}
+
+// Reads and checks every input (every rank alike). Throws InputError.
+void read_inputs(const Config& cfg, Setup& in) {
+  const fs::path model_dir = cfg.model.path;
+  const Tokenizer tok = Tokenizer::from_file(model_dir / "tokenizer.json");
+  in.gens = read_generations(in.generations, tok);
+  const Spans spans = read_spans(in.spans);
+  check_same_generations(spans, in.gens, in.generations, in.generations_sha, sha256_file(model_dir / "tokenizer.json"));
+  in.hook = resolve_hook(cfg, checkpoint_open(model_dir).config.n_layer);
+  in.architecture = model_type(model_dir);
+  if (cfg.vectors.gguf && in.hook.site != HookSite::RESID_POST)
+    throw InputError("<config>", "vectors.gguf", "llama.cpp control vectors are added at resid_post; vectors.hook is " + cfg.vectors.hook);
+  if (cfg.vectors.gguf && in.architecture.empty())
+    throw InputError((model_dir / "config.json").string(), "model_type", "missing: a GGUF control vector names the architecture (vectors.gguf)");
+  in.plan = make_plan(cfg, spans, select_labels(cfg, spans));
+  in.annotator = {{"name", spans.provenance.value("annotator", "")}, {"identity", spans.provenance.value("annotator_identity", "")}};
+}
+
+}  // namespace
+
+void run(const Config& cfg, Runtime& rt) {
+  if (cfg.model.path.empty()) throw InputError("<config>", "model.path", "no checkpoint directory given");
+  Setup in;
+  in.generations = generations_path(cfg);
+  in.spans = spans_path(cfg);
+  in.out_dir = fs::path(cfg.run.dir) / "vectors";
+  if (!fs::is_regular_file(in.generations))
+    throw InputError(in.generations.string(), "vectors.generations", "no generations file (run `thinksteer generate` first, or set vectors.generations)");
+  if (!fs::is_regular_file(in.spans))
+    throw InputError(in.spans.string(), "vectors.spans", "no spans file (run `thinksteer annotate` with model.path on the generations first, or set vectors.spans)");
+  in.generations_sha = sha256_file(in.generations);
+  in.spans_sha = sha256_file(in.spans);
+  in.config_hash = output_config_hash(cfg, {"model", "vectors"}, in.generations_sha + "\n" + in.spans_sha + "\n" + checkpoint_identity(cfg.model.path));
+  const fs::path out_h5 = in.out_dir / "vectors.h5";
+  if (rt.world_comm.allreduce_max(rt.rank == 0 && done_marker_matches(out_h5, in.config_hash) ? 1 : 0)) {
+    spdlog::info("vectors: {} is complete for this config ({}), skipping", out_h5.string(), in.config_hash.substr(0, 12));
+    return;
+  }
+  read_inputs(cfg, in);
+  if (rt.rank == 0) {
+    fs::create_directories(in.out_dir);
+    fs::remove(done_marker_path(out_h5));  // from here on the directory claims nothing until the commit
+    for (const auto& e : fs::directory_iterator(in.out_dir))
+      if (e.path().extension() == ".gguf") fs::remove(e.path());  // a previous run's exports
+  }
+  rt.world_comm.barrier();
+  Model model{load_stage_model(cfg, rt), nullptr, 1};
+  model.pipeline = std::make_unique<Pipeline>(*model.m.model, rt);
+  model.micro = rt.n_stages > 1 ? (cfg.parallel.micro_batches > 0 ? cfg.parallel.micro_batches : rt.n_stages) : 1;
+  const std::vector<double> sums = accumulate(cfg, rt, model, in.plan, in.gens, in.hook);
+  if (rt.rank == 0) write_outputs(cfg, rt, in, sums, model.m.config.d_model);
+  rt.world_comm.barrier();
+}
+
+}  // namespace ts::stages::vectors
