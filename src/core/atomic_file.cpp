@@ -1,6 +1,8 @@
 #include "core/atomic_file.h"
 
 #include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,6 +14,20 @@
 #include "core/error.h"
 
 namespace ts {
+
+namespace {
+int remove_entry(const char* path, const struct stat*, int, struct FTW*) { return ::remove(path) == 0 ? 0 : -1; }
+}  // namespace
+
+void remove_tree(const std::filesystem::path& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;
+    throw std::runtime_error("cannot stat " + path.string() + ": " + std::strerror(errno));
+  }
+  if (::nftw(path.c_str(), remove_entry, 16, FTW_DEPTH | FTW_PHYS) != 0)
+    throw std::runtime_error("cannot remove " + path.string() + ": " + std::strerror(errno));
+}
 
 std::string read_file(const std::filesystem::path& path, std::string_view hint) {
   std::ifstream in(path, std::ios::binary);

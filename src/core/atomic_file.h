@@ -9,6 +9,12 @@ namespace ts {
 
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
 
+// Removes `path` and, for a directory, everything under it (not following symlinks); absent is fine.
+// Throws std::runtime_error naming the entry that could not be removed. Not std::filesystem::remove_all:
+// in a binary linked with libtorch that symbol can resolve to libtorch's own copy of libstdc++'s
+// filesystem code, which crashes on a non-empty directory (seen with torch 2.11).
+void remove_tree(const std::filesystem::path& path);
+
 // The whole file as bytes. Throws InputError(path, "<file>", "cannot read" + hint) if it cannot be opened.
 std::string read_file(const std::filesystem::path& path, std::string_view hint = {});
 

@@ -124,13 +124,13 @@ void checkpoint_write(const fs::path& dir, const ModelWeights& w, const Checkpoi
     gen["eos_token_id"] = w.config.eos_token_ids.size() == 1 ? json(w.config.eos_token_ids[0]) : json(w.config.eos_token_ids);
 
   const fs::path partial = dir.string() + ".partial";
-  fs::remove_all(partial);
+  remove_tree(partial);
   fs::create_directories(partial);
   safetensors_write(partial / "model.safetensors", bytes, metadata);
   write_file_atomic(partial / "config.json", model_config_to_json(w.config, dtype_config_name(opts.dtype)).dump(2) + "\n");
   write_file_atomic(partial / "generation_config.json", gen.dump(2) + "\n");
   for (const auto& [name, content] : opts.files) write_file_atomic(partial / name, content);
-  fs::remove_all(dir);
+  remove_tree(dir);
   fs::rename(partial, dir);
 }
 

@@ -132,6 +132,19 @@ def test_rerun_skips_finished_work(binary, tokenizer_dir, trained):
     assert "skipping" in proc.stderr
 
 
+def test_a_new_config_replaces_a_finished_model(binary, tokenizer_dir, tmp_path):
+    # Regression: replacing an existing checkpoint directory once crashed (std::filesystem::remove_all
+    # resolving into libtorch's copy; core/atomic_file.h remove_tree).
+    args = ["--train.tokenizer", str(tokenizer_dir), "--train.save_dtype", "float32"]
+    thinksteer(binary, "toy train", tmp_path, *args, "--train.steps", "3")
+    first = weights(tmp_path)
+    proc = thinksteer(binary, "toy train", tmp_path, *args, "--train.steps", "4")
+    assert "skipping" not in proc.stderr
+    second = weights(tmp_path)
+    assert any(not np.array_equal(first[k], second[k]) for k in first)
+    assert not (tmp_path / "train" / "model.partial").exists()
+
+
 def test_bad_input(binary, tmp_path):
     proc = thinksteer(binary, "toy train", tmp_path, check=False)
     assert proc.returncode == 2 and "tokenizer.json" in proc.stderr and "toy tokenizer" in proc.stderr
