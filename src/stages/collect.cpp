@@ -182,7 +182,8 @@ void run(const Config& cfg, Runtime& rt) {
     if (!fs::exists(file)) throw InputError(file.string(), "collect.input", "no generations file (run `thinksteer generate` first)");
     inputs = sha256_file(file);
   }
-  const std::string config_hash = output_config_hash(cfg, {"model", "data", "generate", "collect", "output"}, inputs);
+  const std::string config_hash =
+      output_config_hash(cfg, {"model", "data", "generate", "collect", "output"}, inputs + "\n" + checkpoint_identity(cfg.model.path));
   if (rt.world_comm.allreduce_max(rt.rank == 0 && done_marker_matches(out_h5, config_hash) ? 1 : 0)) {
     spdlog::info("collect: {} is complete for this config ({}), skipping", out_h5.string(), config_hash.substr(0, 12));
     return;

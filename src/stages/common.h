@@ -68,6 +68,11 @@ std::vector<std::pair<int64_t, int64_t>> generated_token_offsets(const Tokenizer
 
 // The config hash of a stage's output: the given sections, the inputs' identity, the code version.
 // [parallel] is never part of it: results do not depend on the rank layout.
+// What identifies a checkpoint directory in a config hash: config.json and tokenizer.json (SHA-256)
+// and each weight file's name, size and modification time, so a retrained model at the same path is
+// new work (hashing every weight would cost minutes on large models).
+std::string checkpoint_identity(const std::filesystem::path& dir);
+
 std::string output_config_hash(const Config& cfg, const std::vector<std::string>& sections, const std::string& inputs);
 
 // Provenance of an output (DECISIONS.md "Outputs and runs"): resolved config and hash, git commit,

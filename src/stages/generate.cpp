@@ -93,7 +93,7 @@ void run(const Config& cfg, Runtime& rt) {
   const fs::path out_dir = fs::path(cfg.run.dir) / "generate";
   const fs::path out_h5 = out_dir / "generations.h5", out_jsonl = out_dir / "generations.jsonl";
   const fs::path progress_file = out_dir / "generations.progress.jsonl";
-  const std::string config_hash = output_config_hash(cfg, {"model", "data", "generate"}, prompts_identity(cfg));
+  const std::string config_hash = output_config_hash(cfg, {"model", "data", "generate"}, prompts_identity(cfg) + "\n" + checkpoint_identity(cfg.model.path));
   const bool complete = rt.rank == 0 && done_marker_matches(out_h5, config_hash) && fs::exists(out_jsonl);
   if (rt.world_comm.allreduce_max(complete ? 1 : 0)) {
     spdlog::info("generate: {} is complete for this config ({}), skipping", out_h5.string(), config_hash.substr(0, 12));

@@ -522,20 +522,6 @@ std::string model_type(const fs::path& model_dir) {
   return c.contains("model_type") && c["model_type"].is_string() ? c["model_type"].get<std::string>() : "";
 }
 
-// What identifies the checkpoint for the config hash: config.json, and each weight file's header,
-// size and modification time (a retrained model at the same path is new work; hashing every weight
-// would cost minutes on large models).
-std::string checkpoint_identity(const fs::path& dir) {
-  std::string id = "config " + sha256_file(dir / "config.json") + "\ntokenizer " + sha256_file(dir / "tokenizer.json") + "\n";
-  std::vector<fs::path> shards;
-  for (const auto& e : fs::directory_iterator(dir))
-    if (e.path().extension() == ".safetensors") shards.push_back(e.path());
-  std::sort(shards.begin(), shards.end());
-  for (const auto& p : shards)
-    id += p.filename().string() + " " + std::to_string(fs::file_size(p)) + " " + std::to_string(fs::last_write_time(p).time_since_epoch().count()) + "\n";
-  return id;
-}
-
 // Per-label GGUF control vectors of the feature vectors (labels present at every layer).
 std::vector<std::string> write_gguf(const Config& cfg, const fs::path& out_dir, const VectorSet& set, const Plan& plan) {
   std::vector<std::string> written;
