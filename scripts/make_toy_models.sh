@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Reproduces the shipped planted-truth models models/toy-thinker and models/toy-base from their
+# recipes configs/toy/thinker.ini and configs/toy/base.ini: the toy tokenizer (trained on the thinker
+# corpus, shared by both), then `toy train` for each style, then a copy of each HF checkpoint into
+# models/. Deterministic: same commit, same config -> same weights on the same CPU build.
+# Usage: scripts/make_toy_models.sh [RANKS]   (data-parallel ranks under mpiexec; default 1)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ranks=${1:-1}
+scripts/build.sh thinksteer
+launch=(build/bin/thinksteer)
+if [[ $ranks -gt 1 ]]; then
+  if [[ $(id -u) -eq 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
+  launch=(mpiexec --oversubscribe -n "$ranks" build/bin/thinksteer)
+fi
+build/bin/thinksteer toy tokenizer --config configs/toy/thinker.ini
+for style in thinker base; do
+  "${launch[@]}" toy train --config configs/toy/$style.ini
+  rm -rf models/toy-$style.new
+  cp -r runs/toy-$style/train/model models/toy-$style.new
+  rm -rf models/toy-$style
+  mv models/toy-$style.new models/toy-$style
+  echo "models/toy-$style: $(du -sh models/toy-$style | cut -f1)"
+done
