@@ -29,6 +29,7 @@ const std::map<std::string, Subcommand>& subcommands() {
       {"collect", {ts::stages::collect::run, "activations at named hook points, written to parallel HDF5"}},
       {"annotate", {ts::stages::annotate::run, "behaviour spans (label, characters, tokens) of traces, written to parallel HDF5"}},
       {"vectors", {ts::stages::vectors::run, "difference-of-means steering vectors per behaviour and layer (HDF5, safetensors, GGUF)"}},
+      {"attribute", {ts::stages::attribute::run, "attribution patching (ALGORITHMS §A.7): effect of each vector per layer, layer selection"}},
       {"inspect", {ts::stages::inspect::run, "validate and describe a checkpoint directory"}},
       {"toy corpus", {ts::stages::toy_corpus::run, "planted-truth toy corpus: word problems with labelled traces"}},
       {"toy tokenizer", {ts::stages::toy_tokenizer::run, "byte-level BPE tokenizer (HF tokenizer.json) trained on the toy corpus"}},

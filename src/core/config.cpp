@@ -84,7 +84,7 @@ OptionTable make_table(Config& c) {
   OptionTable t;
   t.section_help = {{"model", "checkpoint"}, {"run", "run directory and resources"}, {"data", "input prompts"},
                     {"generate", "generation"}, {"parallel", "ranks: data parallel x pipeline stages"},
-                    {"output", "HDF5 outputs"}, {"collect", "activation collection"}, {"annotate", "behaviour annotation"}, {"vectors", "difference-of-means steering vectors"}, {"toy", "toy reasoning world"}, {"train", "toy model training"}, {"log", "logging and progress"}};
+                    {"output", "HDF5 outputs"}, {"collect", "activation collection"}, {"annotate", "behaviour annotation"}, {"vectors", "difference-of-means steering vectors"}, {"attribute", "attribution patching to choose layers"}, {"toy", "toy reasoning world"}, {"train", "toy model training"}, {"log", "logging and progress"}};
   t.add("model.path", &c.model.path, "HF checkpoint directory (config.json, safetensors, tokenizer.json)");
   t.add("model.dtype", &c.model.dtype, "compute dtype: auto|float32|bfloat16|float16 (auto: float32 on CPU, the checkpoint's on GPU)");
   t.add("model.device", &c.model.device, "cpu|cuda|cuda:N");
@@ -134,6 +134,20 @@ OptionTable make_table(Config& c) {
   t.add("vectors.batch_size", &c.vectors.batch_size, "traces per forward batch");
   t.add("vectors.gguf", &c.vectors.gguf, "also write one llama.cpp GGUF control vector per label (true|false)");
   t.add("vectors.gguf_layer_map", &c.vectors.gguf_layer_map, "GGUF tensor of resid_post[l]: next-block (direction.{l+1}) | same-block (direction.{l})");
+  t.add("attribute.generations", &c.attribute.generations, "generations JSONL (default <run.dir>/generate/generations.jsonl)");
+  t.add("attribute.spans", &c.attribute.spans, "spans.h5 of those generations (default <run.dir>/annotate/spans.h5)");
+  t.add("attribute.vectors", &c.attribute.vectors, "vectors.h5 of `thinksteer vectors` (default <run.dir>/vectors/vectors.h5)");
+  t.add("attribute.metric", &c.attribute.metric, "paper (the gradient the original code computes) | logprob (log p of the observed next token)");
+  t.add("attribute.mode", &c.attribute.mode, "trace (one forward + backward per batch of traces) | per-span (one pass per span, as the original)");
+  t.add_list("attribute.labels", &c.attribute.labels, "behaviours, comma-separated (empty: every feature vector)");
+  t.add_list("attribute.layers", &c.attribute.layers, "layers, comma-separated (empty: every layer of the vectors)");
+  t.add("attribute.n_examples", &c.attribute.n_examples, "the first N traces with spans (0: all)");
+  t.add("attribute.batch_size", &c.attribute.batch_size, "traces per forward batch (mode trace)");
+  t.add("attribute.exclude_first", &c.attribute.exclude_first, "first layers never selected (-1: auto, embedding-aligned)");
+  t.add("attribute.exclude_first_fraction", &c.attribute.exclude_first_fraction, "auto exclude_first: at least this share of the layers");
+  t.add("attribute.embed_cos", &c.attribute.embed_cos, "auto exclude_first: also leading layers whose vector has max |cos| >= this with an embedding row");
+  t.add("attribute.exclude_last", &c.attribute.exclude_last, "last layers never selected (-1: ceil(0.1 * layers))");
+  t.add("attribute.n_select", &c.attribute.n_select, "layers selected per behaviour (peaks of mean |effect|)");
   t.add("toy.seed", &c.toy.seed, "corpus seed; problem i depends only on (seed, i)");
   t.add("toy.n_problems", &c.toy.n_problems, "number of problems in the toy corpus");
   t.add("toy.style", &c.toy.style, "trace style: thinker (slips corrected by backtracking) | base (direct, slips stay)");
@@ -176,6 +190,7 @@ const std::map<std::string, std::vector<std::string>>& subcommand_sections() {
       {"collect", {"model", "run", "data", "generate", "collect", "parallel", "output", "log"}},
       {"annotate", {"model", "run", "annotate", "log"}},
       {"vectors", {"model", "run", "vectors", "parallel", "log"}},
+      {"attribute", {"model", "run", "attribute", "parallel", "log"}},
       {"inspect", {"model", "log"}},
       {"toy corpus", {"toy", "run", "log"}},
       {"toy tokenizer", {"toy", "run", "log"}},
@@ -319,6 +334,15 @@ void config_validate(const Config& c, const std::function<std::string(const std:
   if (c.vectors.batch_size <= 0) fail("vectors.batch_size", "must be positive");
   if (c.vectors.gguf_layer_map != "next-block" && c.vectors.gguf_layer_map != "same-block")
     fail("vectors.gguf_layer_map", "must be next-block or same-block, got '" + c.vectors.gguf_layer_map + "'");
+  if (c.attribute.metric != "paper" && c.attribute.metric != "logprob") fail("attribute.metric", "must be paper or logprob, got '" + c.attribute.metric + "'");
+  if (c.attribute.mode != "trace" && c.attribute.mode != "per-span") fail("attribute.mode", "must be trace or per-span, got '" + c.attribute.mode + "'");
+  for (const auto& l : c.attribute.layers)
+    if (l.empty() || l.find_first_not_of("0123456789") != std::string::npos) fail("attribute.layers", "not a layer index: '" + l + "'");
+  if (c.attribute.n_examples < 0) fail("attribute.n_examples", "must be >= 0");
+  if (c.attribute.batch_size <= 0) fail("attribute.batch_size", "must be positive");
+  if (c.attribute.exclude_first < -1 || c.attribute.exclude_last < -1) fail("attribute.exclude_first", "exclude_first and exclude_last must be >= -1");
+  if (!(c.attribute.exclude_first_fraction >= 0 && c.attribute.exclude_first_fraction < 1)) fail("attribute.exclude_first_fraction", "must be in [0, 1)");
+  if (c.attribute.n_select <= 0) fail("attribute.n_select", "must be positive");
   if (c.toy.n_problems <= 0) fail("toy.n_problems", "must be positive");
   if (c.toy.style != "thinker" && c.toy.style != "base") fail("toy.style", "must be thinker or base, got '" + c.toy.style + "'");
   const std::pair<const char*, double> toy_rates[] = {{"toy.slip_rate", c.toy.slip_rate},

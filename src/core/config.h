@@ -78,6 +78,22 @@ struct Config {
     bool gguf = false;               // also one llama.cpp control vector per label
     std::string gguf_layer_map = "next-block";  // next-block | same-block (io/vectors.h GgufLayerMap)
   } vectors;
+  struct Attribute {               // attribution patching to choose steering layers (stages/attribute.cpp, ALGORITHMS §A.7)
+    std::string generations;         // generations JSONL (default <run.dir>/generate/generations.jsonl)
+    std::string spans;               // `annotate` spans of those generations (default <run.dir>/annotate/spans.h5)
+    std::string vectors;             // `vectors` output (default <run.dir>/vectors/vectors.h5)
+    std::string metric = "paper";    // paper (the gradient §A.7's code computes) | logprob (log p of the observed next token)
+    std::string mode = "trace";      // trace (one forward + one backward per batch of traces) | per-span (§A.7's loop)
+    std::vector<std::string> labels; // behaviours (empty: every feature vector with spans)
+    std::vector<std::string> layers; // layers (empty: every layer of the vectors)
+    int64_t n_examples = 50;         // the first N traces with spans (§A.7: 50); 0 = all
+    int64_t batch_size = 4;          // traces per forward batch (mode trace)
+    int64_t exclude_first = -1;      // layers left out at the start; -1: auto (embedding-aligned, at least exclude_first_fraction)
+    double exclude_first_fraction = 0.1;  // auto: at least ceil(fraction * n_layer) first layers
+    double embed_cos = 0.5;          // auto: also every leading layer whose vector has max |cos| >= this with an embedding row
+    int64_t exclude_last = -1;       // layers left out at the end; -1: ceil(0.1 * n_layer)
+    int64_t n_select = 2;            // layers selected per behaviour (peaks of mean |effect|)
+  } attribute;
   struct Toy {                     // planted-truth reasoning world (src/toy)
     uint64_t seed = 0;             // problem i depends only on (seed, i)
     int64_t n_problems = 2000;

@@ -10,6 +10,7 @@ namespace generate { void run(const Config& cfg, Runtime& rt); }  // thinking tr
 namespace collect { void run(const Config& cfg, Runtime& rt); }   // activations at hook points -> parallel HDF5
 namespace annotate { void run(const Config& cfg, Runtime& rt); }  // behaviour spans of traces -> parallel HDF5
 namespace vectors { void run(const Config& cfg, Runtime& rt); }   // difference-of-means steering vectors per behaviour and layer
+namespace attribute { void run(const Config& cfg, Runtime& rt); } // attribution patching per behaviour and layer, layer selection
 namespace inspect { void run(const Config& cfg, Runtime& rt); }   // validate and describe a checkpoint
 namespace toy_corpus { void run(const Config& cfg, Runtime& rt); }  // planted-truth toy corpus (src/toy)
 namespace toy_tokenizer { void run(const Config& cfg, Runtime& rt); }  // byte-level BPE of the toy world
