@@ -1,4 +1,4 @@
-// The readers of trace_spans.h (the same checks as stages/vectors.cpp's, which predates this module).
+// The readers of trace_spans.h.
 #include "stages/trace_spans.h"
 
 #include <fstream>

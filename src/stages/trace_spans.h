@@ -1,7 +1,7 @@
-// Inputs of the stages that read `generate`'s traces with `annotate`'s spans (attribute): the
+// Inputs of the stages that read `generate`'s traces with `annotate`'s spans (vectors, attribute): the
 // generations as `collect` runs them, the spans file, and the check that the spans were made from
 // exactly these generations with this tokenizer. Errors are InputError naming the file and the field;
-// `section` ("attribute") names the config keys in the messages.
+// `section` ("vectors", "attribute") names the config keys in the messages.
 #pragma once
 #include <cstdint>
 #include <filesystem>

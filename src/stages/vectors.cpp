@@ -49,6 +49,7 @@
 #include "model/checkpoint_files.h"
 #include "stages/common.h"
 #include "stages/stages.h"
+#include "stages/trace_spans.h"
 #include "vectors/contrast.h"
 #include "vectors/windows.h"
 
@@ -57,7 +58,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* SPANS_FORMAT = "thinksteer.spans";
 constexpr const char* MEAN_PREFIX = "mean.";
 constexpr const char* OVERALL = "overall";
 
@@ -71,133 +71,7 @@ fs::path spans_path(const Config& cfg) {
 // ---------------------------------------------------------------------------------------------------
 // Inputs
 
-// One generation as `collect` runs it: prompt tokens, then the generated ids.
-struct Generation {
-  std::string id;
-  std::vector<int32_t> ids;
-  int64_t n_prompt = 0;
-};
-
-std::vector<int32_t> row_token_ids(const json& row, const Tokenizer& tok, const std::string& where) {
-  const json& ids = json_require(row, "token_ids", where);
-  if (!ids.is_array()) throw InputError(where, "token_ids", "must be an array of token ids");
-  std::vector<int32_t> out;
-  out.reserve(ids.size());
-  for (const json& t : ids) {
-    if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= tok.vocab_size())
-      throw InputError(where, "token_ids", "not a token id of this tokenizer: " + t.dump());
-    out.push_back(t.get<int32_t>());
-  }
-  return out;
-}
-
-std::vector<Generation> read_generations(const fs::path& file, const Tokenizer& tok) {
-  std::ifstream in(file);
-  if (!in) throw InputError(file.string(), "vectors.generations", "cannot open the generations (run `thinksteer generate` first, or set vectors.generations)");
-  std::vector<Generation> out;
-  jsonl_for_each(in, file.string(), [&](const json& row, const std::string& where, int64_t) {
-    const std::string id = json_string(row, "id", where);
-    TokenSequence q = generation_sequence(tok, json_string(row, "prompt_text", where), row_token_ids(row, tok, where));
-    out.push_back({id, std::move(q.ids), q.n_prompt});
-    return true;
-  });
-  if (out.empty()) throw InputError(file.string(), "vectors.generations", "no generations in the file");
-  return out;
-}
-
-// The spans file (format thinksteer.spans, stages/annotate.cpp), as read.
-struct Spans {
-  std::string file;
-  std::vector<std::string> labels, trace_ids;
-  std::vector<int64_t> trace, label, token_begin, token_end;            // per span row
-  std::vector<int64_t> span_offset, n_spans, n_tokens, n_prompt_tokens;  // per trace
-  json provenance;
-};
-
-void require_size(const Spans& s, const std::string& dataset, size_t got, size_t want, const std::string& what) {
-  if (got != want) throw InputError(s.file, dataset, "holds " + std::to_string(got) + " rows, but " + what + " has " + std::to_string(want));
-}
-
-// Shapes agree, indices are in range, each trace's rows are where /traces says.
-void check_span_rows(const Spans& s) {
-  const size_t n = s.trace.size(), t = s.trace_ids.size();
-  using Column = std::pair<const char*, const std::vector<int64_t>*>;
-  for (const auto& [name, v] : {Column{"/spans/label", &s.label}, Column{"/spans/token_begin", &s.token_begin}, Column{"/spans/token_end", &s.token_end}})
-    require_size(s, name, v->size(), n, "/spans/trace");
-  for (const auto& [name, v] : {Column{"/traces/span_offset", &s.span_offset}, Column{"/traces/n_spans", &s.n_spans},
-                                Column{"/traces/n_tokens", &s.n_tokens}, Column{"/traces/n_prompt_tokens", &s.n_prompt_tokens}})
-    require_size(s, name, v->size(), t, "/traces/id");
-  int64_t next = 0;
-  for (size_t i = 0; i < t; ++i) {
-    if (s.span_offset[i] != next || s.n_spans[i] < 0)
-      throw InputError(s.file, "/traces/span_offset", "trace " + std::to_string(i) + ": rows [" + std::to_string(s.span_offset[i]) + ", +" +
-                                                          std::to_string(s.n_spans[i]) + ") do not follow the previous trace's (expected offset " + std::to_string(next) + ")");
-    next += s.n_spans[i];
-  }
-  require_size(s, "/spans/trace", n, static_cast<size_t>(next), "the sum of /traces/n_spans");
-  for (size_t r = 0; r < n; ++r) {
-    const std::string row = "row " + std::to_string(r) + ": ";
-    const int64_t tr = s.trace[r];
-    if (tr < 0 || static_cast<size_t>(tr) >= t || r < static_cast<size_t>(s.span_offset[static_cast<size_t>(tr)]) ||
-        r >= static_cast<size_t>(s.span_offset[static_cast<size_t>(tr)] + s.n_spans[static_cast<size_t>(tr)]))
-      throw InputError(s.file, "/spans/trace", row + std::to_string(tr) + " is not the trace whose rows /traces/span_offset places here");
-    if (s.label[r] < 0 || static_cast<size_t>(s.label[r]) >= s.labels.size())
-      throw InputError(s.file, "/spans/label", row + std::to_string(s.label[r]) + " is not an index into /labels (" + std::to_string(s.labels.size()) + " labels)");
-    const int64_t b = s.token_begin[r], e = s.token_end[r], len = s.n_tokens[static_cast<size_t>(tr)];
-    if ((b == -1) != (e == -1) || b < -1 || e < b)
-      throw InputError(s.file, "/spans/token_begin", row + "token range [" + std::to_string(b) + ", " + std::to_string(e) + ") is neither a range nor (-1, -1)");
-    if (e > len) throw InputError(s.file, "/spans/token_end", row + std::to_string(e) + " is past the trace's " + std::to_string(len) + " tokens (/traces/n_tokens)");
-  }
-}
-
-Spans read_spans(const fs::path& path) {
-  if (!fs::is_regular_file(path))
-    throw InputError(path.string(), "vectors.spans", "no spans file (run `thinksteer annotate` with model.path on the generations first, or set vectors.spans)");
-  Spans s;
-  s.file = path.string();
-  h5::SerialFile f(path, h5::SerialFile::Mode::READ_ONLY);
-  if (const std::string format = f.attr_string("/", "format"); format != SPANS_FORMAT)
-    throw InputError(s.file, "format", "is '" + format + "', not " + SPANS_FORMAT + " (the file `thinksteer annotate` writes)");
-  if (const std::string seq = f.attr_string("/", "token_sequence"); seq != "generation")
-    throw InputError(s.file, "token_sequence", "is '" + seq + "': the token ranges must index the generation sequence (run `thinksteer annotate` with model.path on generations.jsonl)");
-  s.labels = f.read_strings("/labels");
-  s.trace_ids = f.read_strings("/traces/id");
-  s.trace = f.read_i64("/spans/trace");
-  s.label = f.read_i64("/spans/label");
-  s.token_begin = f.read_i64("/spans/token_begin");
-  s.token_end = f.read_i64("/spans/token_end");
-  s.span_offset = f.read_i64("/traces/span_offset");
-  s.n_spans = f.read_i64("/traces/n_spans");
-  s.n_tokens = f.read_i64("/traces/n_tokens");
-  s.n_prompt_tokens = f.read_i64("/traces/n_prompt_tokens");
-  s.provenance = json_parse_strict(f.attr_string("/", "provenance"), s.file + " (attribute provenance)");
-  if (!s.provenance.is_object()) throw InputError(s.file, "provenance", "is not a JSON object");
-  check_span_rows(s);
-  return s;
-}
-
-std::string short_hash(const std::string& h) { return h.substr(0, 12); }
-
-// The spans must have been made from these very generations, tokenized by this model's tokenizer.
-void check_same_generations(const Spans& s, const std::vector<Generation>& gens, const fs::path& gen_file, const std::string& gen_sha,
-                            const std::string& tok_sha) {
-  const std::string their_sha = s.provenance.value("input_sha256", ""), their_input = s.provenance.value("input", "?");
-  if (their_sha != gen_sha)
-    throw InputError(s.file, "input_sha256", "the spans were annotated from " + their_input + " (sha256 " + short_hash(their_sha) + "), not from " +
-                                                 gen_file.string() + " (sha256 " + short_hash(gen_sha) +
-                                                 "): run `thinksteer annotate` on these generations, or set vectors.spans and vectors.generations to matching files");
-  if (const std::string t = s.provenance.value("tokenizer_sha256", ""); t != tok_sha)
-    throw InputError(s.file, "tokenizer_sha256", "the token ranges were computed with another tokenizer (sha256 " + short_hash(t) + ") than model.path's (" +
-                                                     short_hash(tok_sha) + ")");
-  require_size(s, "/traces/id", s.trace_ids.size(), gens.size(), gen_file.string());
-  for (size_t i = 0; i < gens.size(); ++i) {
-    const std::string at = "trace " + std::to_string(i) + " ('" + s.trace_ids[i] + "'): ";
-    if (s.trace_ids[i] != gens[i].id) throw InputError(s.file, "/traces/id", at + "generation " + std::to_string(i) + " of " + gen_file.string() + " is '" + gens[i].id + "'");
-    if (s.n_tokens[i] != static_cast<int64_t>(gens[i].ids.size()) || s.n_prompt_tokens[i] != gens[i].n_prompt)
-      throw InputError(s.file, "/traces/n_tokens", at + std::to_string(s.n_tokens[i]) + " tokens (" + std::to_string(s.n_prompt_tokens[i]) +
-                                                       " prompt), but the generation runs as " + std::to_string(gens[i].ids.size()) + " (" + std::to_string(gens[i].n_prompt) + ")");
-  }
-}
+// Generations and spans: stages/trace_spans.h.
 
 // Characters io/vectors.h allows in a name.
 bool valid_name(const std::string& n) {
@@ -593,9 +467,9 @@ void write_outputs(const Config& cfg, Runtime& rt, const Setup& in, const std::v
 void read_inputs(const Config& cfg, Setup& in) {
   const fs::path model_dir = cfg.model.path;
   const Tokenizer tok = Tokenizer::from_file(model_dir / "tokenizer.json");
-  in.gens = read_generations(in.generations, tok);
-  const Spans spans = read_spans(in.spans);
-  check_same_generations(spans, in.gens, in.generations, in.generations_sha, sha256_file(model_dir / "tokenizer.json"));
+  in.gens = read_generations(in.generations, tok, "vectors");
+  const Spans spans = read_spans(in.spans, "vectors");
+  check_same_generations(spans, in.gens, in.generations, in.generations_sha, sha256_file(model_dir / "tokenizer.json"), "vectors");
   in.hook = resolve_hook(cfg, checkpoint_open(model_dir).config.n_layer);
   in.architecture = model_type(model_dir);
   if (cfg.vectors.gguf && in.hook.site != HookSite::RESID_POST)
