@@ -539,7 +539,7 @@ void run(const Config& cfg, Runtime& rt) {
   in.spans_sha = sha256_file(in.spans);
   in.vectors_sha = sha256_file(in.vectors);
   in.config_hash = output_config_hash(cfg, {"model", "attribute"}, in.generations_sha + "\n" + in.spans_sha + "\n" + in.vectors_sha + "\n" +
-                                                                      sha256_file(fs::path(cfg.model.path) / "config.json"));
+                                                                      checkpoint_identity(cfg.model.path));
   const fs::path out_h5 = in.out_dir / "attribution.h5";
   if (rt.world_comm.allreduce_max(rt.rank == 0 && done_marker_matches(out_h5, in.config_hash) ? 1 : 0)) {
     spdlog::info("attribute: {} is complete for this config ({}), skipping", out_h5.string(), in.config_hash.substr(0, 12));
