@@ -43,6 +43,7 @@
 #include "core/sha256.h"
 #include "stages/common.h"
 #include "stages/stages.h"
+#include "stages/trace_spans.h"
 #include "tokenizer/utf8.h"
 
 #include "default_lexicon.inc"  // DEFAULT_LEXICON: configs/annotate/lexicon.txt, compiled in
@@ -96,19 +97,6 @@ std::string row_id(const json& row, const std::string& field, const std::string&
   if (v.is_string()) return v.get<std::string>();
   if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
   throw InputError(where, field, "expected a string or an integer, got " + v.dump());
-}
-
-std::vector<int32_t> row_token_ids(const json& row, const Tokenizer& tok, const std::string& where) {
-  const json& ids = json_require(row, "token_ids", where);
-  if (!ids.is_array()) throw InputError(where, "token_ids", "must be an array of token ids");
-  std::vector<int32_t> out;
-  out.reserve(ids.size());
-  for (const json& t : ids) {
-    if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= tok.vocab_size())
-      throw InputError(where, "token_ids", "not a token id of this tokenizer: " + t.dump());
-    out.push_back(t.get<int32_t>());
-  }
-  return out;
 }
 
 // Every row of the input, validated; the first row decides the token source when a tokenizer is given.

@@ -14,6 +14,8 @@ namespace {
 
 constexpr const char* SPANS_FORMAT = "thinksteer.spans";
 
+}  // namespace
+
 std::vector<int32_t> row_token_ids(const json& row, const Tokenizer& tok, const std::string& where) {
   const json& ids = json_require(row, "token_ids", where);
   if (!ids.is_array()) throw InputError(where, "token_ids", "must be an array of token ids");
@@ -26,8 +28,6 @@ std::vector<int32_t> row_token_ids(const json& row, const Tokenizer& tok, const 
   }
   return out;
 }
-
-}  // namespace
 
 std::vector<Generation> read_generations(const fs::path& file, const Tokenizer& tok, const std::string& section) {
   std::ifstream in(file);

@@ -19,6 +19,9 @@ struct Generation {
   std::vector<int32_t> ids;
   int64_t n_prompt = 0;
 };
+// The `token_ids` of a generations row, each checked to be an id of `tok`; errors name `where` and the field.
+std::vector<int32_t> row_token_ids(const json& row, const Tokenizer& tok, const std::string& where);
+
 std::vector<Generation> read_generations(const std::filesystem::path& file, const Tokenizer& tok, const std::string& section);
 
 // The spans file (format thinksteer.spans, stages/annotate.cpp), as read and checked for shape and range.
