@@ -22,26 +22,11 @@ import pytest
 from tokenizers import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from thinksteer_testing import ENV, binary, demo_model  # noqa: E402,F401  (fixtures)
 LABELS = ["initializing", "deduction", "adding-knowledge", "example-testing", "uncertainty-estimation", "backtracking"]
 SPAN_SETS = ["trace", "label", "char_begin", "char_end"]
 TRACE_SETS = ["span_offset", "n_spans", "part_begin", "part_end", "n_sentences", "n_problems"]
-
-
-@pytest.fixture(scope="module")
-def binary(request):
-    path = request.config.getoption("--thinksteer")
-    assert path, "--thinksteer is required"
-    return path
-
-
-@pytest.fixture(scope="module")
-def demo_model(tmp_path_factory, request):
-    out = Path(request.config.getoption("--demo-model") or tmp_path_factory.mktemp("demo") / "model")
-    if not (out / "tokenizer.json").exists():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_demo_model.py"), "--out", str(out)], check=True)
-    return out
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import h5py
@@ -29,6 +30,8 @@ import pytest
 from tokenizers import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from thinksteer_testing import binary, toy_model  # noqa: E402,F401  (fixtures)
 _spec = importlib.util.spec_from_file_location("bench_attribute", ROOT / "bench" / "bench_attribute.py")
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
@@ -38,21 +41,6 @@ N_EXAMPLES = 4
 # even for a float64 model, so a perturbation below ~1e-3 drowns in its rounding; 1e-2 is still linear
 # (central differences agree with autograd to ~1e-6 relative).
 EPS = 1e-2
-
-
-@pytest.fixture(scope="module")
-def binary(request):
-    path = request.config.getoption("--thinksteer")
-    assert path, "--thinksteer is required"
-    return path
-
-
-@pytest.fixture(scope="module")
-def toy_model(request):
-    path = request.config.getoption("--toy-model")
-    if not path or not (Path(path) / "model.safetensors").exists():
-        pytest.skip("no shipped toy model (--toy-model)")
-    return Path(path)
 
 
 @pytest.fixture(scope="module")

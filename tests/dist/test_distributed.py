@@ -24,26 +24,16 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from thinksteer_testing import ENV, binary, demo_model  # noqa: E402,F401  (fixtures)
 PROMPTS = ROOT / "configs" / "prompts" / "demo.jsonl"
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
 EXIT_RESUMABLE = 75
 ATOL = 1e-5
 
 
 @pytest.fixture(scope="module")
-def binary(request):
-    path = request.config.getoption("--thinksteer")
-    assert path, "--thinksteer is required"
-    return path
-
-
-@pytest.fixture(scope="module")
-def model(tmp_path_factory, request):
-    out = Path(request.config.getoption("--demo-model") or tmp_path_factory.mktemp("demo") / "model")
-    if not (out / "config.json").exists():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_demo_model.py"), "--out", str(out)], check=True)
-    return out
+def model(demo_model):
+    return demo_model
 
 
 def run(binary, stage, ranks, run_dir, model, *extra, fault=None, check=True, timeout=120, prompts=PROMPTS):

@@ -13,14 +13,15 @@
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from thinksteer_testing import ENV  # noqa: E402
 EXIT_RESUMABLE = 75
 TINY = ["--toy.n_problems", "240", "--toy.vocab_size", "400", "--train.d_model", "32", "--train.n_layer", "2",
         "--train.n_head", "2", "--train.n_kv_head", "1", "--train.d_mlp", "64", "--train.steps", "24",

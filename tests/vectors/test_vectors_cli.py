@@ -26,33 +26,10 @@ from safetensors.numpy import load_file
 from tokenizers import Tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
-ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
-           OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from thinksteer_testing import ENV, binary, demo_model, toy_model  # noqa: E402,F401  (fixtures)
 LABELS = ["initializing", "deduction", "adding-knowledge", "example-testing", "uncertainty-estimation", "backtracking"]
 R1_PROMPT = "<｜begin▁of▁sentence｜><｜User｜>{}<｜Assistant｜><think>\n"
-
-
-@pytest.fixture(scope="module")
-def binary(request):
-    path = request.config.getoption("--thinksteer")
-    assert path, "--thinksteer is required"
-    return path
-
-
-@pytest.fixture(scope="module")
-def demo_model(tmp_path_factory, request):
-    out = Path(request.config.getoption("--demo-model") or tmp_path_factory.mktemp("demo") / "model")
-    if not (out / "tokenizer.json").exists():
-        subprocess.run([sys.executable, str(ROOT / "scripts" / "make_demo_model.py"), "--out", str(out)], check=True)
-    return out
-
-
-@pytest.fixture(scope="module")
-def toy_model(request):
-    path = request.config.getoption("--toy-model")
-    if not path or not (Path(path) / "model.safetensors").exists():
-        pytest.skip("no shipped toy model (--toy-model)")
-    return Path(path)
 
 
 def run(binary, ranks, stage, run_dir, *extra, check=True):
