@@ -17,6 +17,7 @@ APT_PACKAGES=(
   libutf8proc-dev                       # NFC normalizer
   clang libclang-rt-14-dev              # libFuzzer + AddressSanitizer targets
   python3-venv
+  slurm-wlm munge                       # sweeps as array jobs; tests/slurm/cluster.sh runs a one-node cluster
 )
 
 missing=()
