@@ -1,5 +1,6 @@
 // thinksteer: one executable, a subcommand per stage. main() only initialises MPI, parses the Config,
-// builds the Runtime and dispatches. Exit codes: 0 done (or already complete), 2 bad input, 75
+// builds the Runtime and dispatches. Exit codes: 0 done (or already complete), 2 bad input, 3 incomplete
+// (reduce with sweep tasks missing), 75
 // stopped early on request with progress saved (rerun continues), 1 any other failure. With more than
 // one rank, a failure on one rank is logged there and ends every rank (MPI_Abort), so no rank waits
 // in a collective for a peer that is gone.
@@ -7,6 +8,7 @@
 #include <iostream>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/config.h"
 #include "core/error.h"
@@ -31,6 +33,10 @@ const std::map<std::string, Subcommand>& subcommands() {
       {"vectors", {ts::stages::vectors::run, "difference-of-means steering vectors per behaviour and layer (HDF5, safetensors, GGUF)"}},
       {"attribute", {ts::stages::attribute::run, "attribution patching (ALGORITHMS §A.7): effect of each vector per layer, layer selection"}},
       {"inspect", {ts::stages::inspect::run, "validate and describe a checkpoint directory"}},
+      {"steer", {ts::stages::steer::run, "a steering sweep on these ranks: plan, every task (skipping finished ones), reduce"}},
+      {"sweep plan", {ts::stages::sweep_plan::run, "write the sweep's manifest (one row per Slurm array task); prints --array=..."}},
+      {"sweep run", {ts::stages::sweep_run::run, "run one manifest row (--task-id N, or $SLURM_ARRAY_TASK_ID): steered generation, measurements"}},
+      {"reduce", {ts::stages::reduce::run, "gather a sweep's finished tasks into summary.h5 + summary.csv; lists missing tasks"}},
       {"toy corpus", {ts::stages::toy_corpus::run, "planted-truth toy corpus: word problems with labelled traces"}},
       {"toy tokenizer", {ts::stages::toy_tokenizer::run, "byte-level BPE tokenizer (HF tokenizer.json) trained on the toy corpus"}},
       {"toy eval", {ts::stages::toy_eval::run, "toy model traces (generate/generations.jsonl) against the corpus: accuracy, behaviour shares"}},
@@ -63,7 +69,7 @@ int main(int argc, char** argv) {
   }
   std::string name = argv[1];
   int first = 1;  // argv index of the subcommand's last word (config_parse skips it like argv[0])
-  if (name == "toy") {
+  if (name == "toy" || name == "sweep") {
     if (argc < 3 || std::strcmp(argv[2], "--help") == 0 || std::strcmp(argv[2], "-h") == 0) {
       group_usage(argc < 3 ? std::cerr : std::cout, name);
       return argc < 3 ? ts::EXIT_BAD_INPUT : 0;
@@ -89,7 +95,14 @@ int main(int argc, char** argv) {
   };
   try {
     ts::Config cfg;
-    if (!ts::config_parse(argc - first, argv + first, name, cfg)) return 0;
+    // `sweep run --task-id N` is the Slurm-facing spelling of --sweep.task_id N.
+    std::vector<std::string> args(argv + first, argv + argc);
+    for (auto& a : args)
+      if (a == "--task-id") a = "--sweep.task_id";
+      else if (a.rfind("--task-id=", 0) == 0) a = "--sweep.task_id=" + a.substr(10);
+    std::vector<const char*> arg_ptrs;
+    for (const auto& a : args) arg_ptrs.push_back(a.c_str());
+    if (!ts::config_parse(static_cast<int>(arg_ptrs.size()), arg_ptrs.data(), name, cfg)) return 0;
     spdlog::set_level(spdlog::level::from_str(cfg.log.level));
     ts::stop_install(cfg.run.dir, cfg.parallel.term_grace_seconds);
     ts::Runtime rt = ts::runtime_init(cfg);
@@ -99,6 +112,9 @@ int main(int argc, char** argv) {
   } catch (const ts::StopRequested& e) {
     spdlog::warn("{}: {}", name, e.what());  // every rank stops at the same batch boundary
     return ts::EXIT_RESUMABLE;
+  } catch (const ts::IncompleteError& e) {
+    spdlog::error("{}", ts::error_one_line(e.what()));
+    return ts::EXIT_INCOMPLETE;  // every rank reaches it (reduce decides on rank 0 and broadcasts)
   } catch (const ts::InputError& e) {
     spdlog::error("{}", ts::error_one_line(e.what()));
     return fail(ts::EXIT_BAD_INPUT);

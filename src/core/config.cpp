@@ -1,6 +1,7 @@
 #include "core/config.h"
 
 #include <algorithm>
+#include <cmath>
 #include <boost/program_options.hpp>
 #include <filesystem>
 #include <fstream>
@@ -84,7 +85,7 @@ OptionTable make_table(Config& c) {
   OptionTable t;
   t.section_help = {{"model", "checkpoint"}, {"run", "run directory and resources"}, {"data", "input prompts"},
                     {"generate", "generation"}, {"parallel", "ranks: data parallel x pipeline stages"},
-                    {"output", "HDF5 outputs"}, {"collect", "activation collection"}, {"annotate", "behaviour annotation"}, {"vectors", "difference-of-means steering vectors"}, {"attribute", "attribution patching to choose layers"}, {"toy", "toy reasoning world"}, {"train", "toy model training"}, {"log", "logging and progress"}};
+                    {"output", "HDF5 outputs"}, {"collect", "activation collection"}, {"annotate", "behaviour annotation"}, {"vectors", "difference-of-means steering vectors"}, {"attribute", "attribution patching to choose layers"}, {"steer", "steered generation"}, {"sweep", "steering sweep axes"}, {"reduce", "gathering a sweep"}, {"toy", "toy reasoning world"}, {"train", "toy model training"}, {"log", "logging and progress"}};
   t.add("model.path", &c.model.path, "HF checkpoint directory (config.json, safetensors, tokenizer.json)");
   t.add("model.dtype", &c.model.dtype, "compute dtype: auto|float32|bfloat16|float16 (auto: float32 on CPU, the checkpoint's on GPU)");
   t.add("model.device", &c.model.device, "cpu|cuda|cuda:N");
@@ -148,6 +149,24 @@ OptionTable make_table(Config& c) {
   t.add("attribute.embed_cos", &c.attribute.embed_cos, "auto exclude_first: also leading layers whose vector has max |cos| >= this with an embedding row");
   t.add("attribute.exclude_last", &c.attribute.exclude_last, "last layers never selected (-1: ceil(0.1 * layers))");
   t.add("attribute.n_select", &c.attribute.n_select, "layers selected per behaviour (peaks of mean |effect|)");
+  t.add("steer.vectors", &c.steer.vectors, "vectors file: the feature vector named after each behaviour (default <run.dir>/vectors/vectors.h5)");
+  t.add("steer.attribution", &c.steer.attribution, "attribute's attribution.h5, read for sweep.layers = auto (default <run.dir>/attribute/attribution.h5)");
+  t.add("steer.divide_by_layers", &c.steer.divide_by_layers, "a vector applied at n layers at once adds coef/n at each (true|false)");
+  t.add("steer.save_text", &c.steer.save_text, "keep every generated text in the task files (true|false)");
+  t.add_list("sweep.datasets", &c.sweep.datasets, "prompt sets, comma-separated data.prompts values (empty: data.prompts)");
+  t.add_list("sweep.vectors", &c.sweep.vectors, "behaviours whose vectors are applied, comma-separated");
+  t.add_list("sweep.layers", &c.sweep.layers, "layers: auto (attribute's first pick per behaviour), N, or N+M (several at once), comma-separated");
+  t.add_list("sweep.coefficients", &c.sweep.coefficients, "steering coefficients c (either sign), comma-separated");
+  t.add_list("sweep.hooks", &c.sweep.hooks, "hook sites (hook_resid_post, hook_resid_pre, hook_resid_mid, hook_attn_out, hook_mlp_out); empty: the vectors file's");
+  t.add_list("sweep.ops", &c.sweep.ops, "add (x + c v) | project-out (x - (x.v^)v^), comma-separated");
+  t.add_list("sweep.positions", &c.sweep.positions, "where the intervention applies: all | prompt | generated, comma-separated");
+  t.add_list("sweep.controls", &c.sweep.controls, "none (the vector) | random (a same-norm random direction per seed), comma-separated");
+  t.add_list("sweep.seeds", &c.sweep.seeds, "random-direction seeds (and sampling seeds when generate.temperature > 0), comma-separated");
+  t.add("sweep.task_id", &c.sweep.task_id, "sweep run: the manifest row to run (-1: $SLURM_ARRAY_TASK_ID); also given as --task-id N");
+  t.add("reduce.allow_partial", &c.reduce.allow_partial, "with tasks missing: write the summary marked partial and exit 0 (true|false)");
+  t.add("reduce.bootstrap", &c.reduce.bootstrap, "bootstrap resamples of the prompts for the intervals");
+  t.add("reduce.ci", &c.reduce.ci, "interval level, e.g. 0.95");
+  t.add("reduce.seed", &c.reduce.seed, "bootstrap seed");
   t.add("toy.seed", &c.toy.seed, "corpus seed; problem i depends only on (seed, i)");
   t.add("toy.n_problems", &c.toy.n_problems, "number of problems in the toy corpus");
   t.add("toy.style", &c.toy.style, "trace style: thinker (slips corrected by backtracking) | base (direct, slips stay)");
@@ -191,6 +210,10 @@ const std::map<std::string, std::vector<std::string>>& subcommand_sections() {
       {"annotate", {"model", "run", "annotate", "log"}},
       {"vectors", {"model", "run", "vectors", "parallel", "log"}},
       {"attribute", {"model", "run", "attribute", "parallel", "log"}},
+      {"steer", {"model", "run", "data", "generate", "annotate", "steer", "sweep", "reduce", "parallel", "log"}},
+      {"sweep plan", {"model", "run", "data", "generate", "annotate", "steer", "sweep", "log"}},
+      {"sweep run", {"model", "run", "data", "generate", "annotate", "steer", "sweep", "parallel", "log"}},
+      {"reduce", {"model", "run", "data", "generate", "annotate", "steer", "sweep", "reduce", "log"}},
       {"inspect", {"model", "log"}},
       {"toy corpus", {"toy", "run", "log"}},
       {"toy tokenizer", {"toy", "run", "log"}},
@@ -343,6 +366,40 @@ void config_validate(const Config& c, const std::function<std::string(const std:
   if (c.attribute.exclude_first < -1 || c.attribute.exclude_last < -1) fail("attribute.exclude_first", "exclude_first and exclude_last must be >= -1");
   if (!(c.attribute.exclude_first_fraction >= 0 && c.attribute.exclude_first_fraction < 1)) fail("attribute.exclude_first_fraction", "must be in [0, 1)");
   if (c.attribute.n_select <= 0) fail("attribute.n_select", "must be positive");
+  auto check_values = [&](const char* key, const std::vector<std::string>& values, std::initializer_list<const char*> allowed) {
+    for (const auto& v : values)
+      if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return v == a; })) {
+        std::string list;
+        for (const char* a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+        fail(key, "'" + v + "' is not one of " + list);
+      }
+  };
+  auto check_numbers = [&](const char* key, const std::vector<std::string>& values, bool integer) {
+    for (const auto& v : values) {
+      size_t used = 0;
+      bool ok = !v.empty();
+      try {
+        if (integer) (void)std::stoll(v, &used);
+        else ok = ok && std::isfinite(std::stod(v, &used));
+      } catch (const std::exception&) {
+        ok = false;
+      }
+      if (!ok || used != v.size()) fail(key, "'" + v + "' is not " + (integer ? "an integer" : "a finite number"));
+    }
+  };
+  check_numbers("sweep.coefficients", c.sweep.coefficients, false);
+  check_numbers("sweep.seeds", c.sweep.seeds, true);
+  check_values("sweep.hooks", c.sweep.hooks, {"hook_resid_pre", "hook_resid_mid", "hook_resid_post", "hook_attn_out", "hook_mlp_out"});
+  check_values("sweep.ops", c.sweep.ops, {"add", "project-out"});
+  check_values("sweep.positions", c.sweep.positions, {"all", "prompt", "generated"});
+  check_values("sweep.controls", c.sweep.controls, {"none", "random"});
+  for (const auto& [key, list] : {std::pair<const char*, const std::vector<std::string>*>{"sweep.vectors", &c.sweep.vectors}, {"sweep.layers", &c.sweep.layers},
+                                  {"sweep.coefficients", &c.sweep.coefficients}, {"sweep.ops", &c.sweep.ops}, {"sweep.positions", &c.sweep.positions},
+                                  {"sweep.controls", &c.sweep.controls}, {"sweep.seeds", &c.sweep.seeds}})
+    if (list->empty()) fail(key, "must list at least one value");
+  if (c.sweep.task_id < -1) fail("sweep.task_id", "must be >= 0 (or -1: $SLURM_ARRAY_TASK_ID)");
+  if (c.reduce.bootstrap < 0) fail("reduce.bootstrap", "must be >= 0");
+  if (!(c.reduce.ci > 0 && c.reduce.ci < 1)) fail("reduce.ci", "must be in (0, 1)");
   if (c.toy.n_problems <= 0) fail("toy.n_problems", "must be positive");
   if (c.toy.style != "thinker" && c.toy.style != "base") fail("toy.style", "must be thinker or base, got '" + c.toy.style + "'");
   const std::pair<const char*, double> toy_rates[] = {{"toy.slip_rate", c.toy.slip_rate},

@@ -94,6 +94,30 @@ struct Config {
     int64_t exclude_last = -1;       // layers left out at the end; -1: ceil(0.1 * n_layer)
     int64_t n_select = 2;            // layers selected per behaviour (peaks of mean |effect|)
   } attribute;
+  struct Steer {                   // steered generation and its measurements (stages/sweep.cpp, ALGORITHMS §A.5, §A.6)
+    std::string vectors;             // vectors file (default <run.dir>/vectors/vectors.h5): the feature vector named after each behaviour
+    std::string attribution;         // attribute's output (default <run.dir>/attribute/attribution.h5), for layers = auto
+    bool divide_by_layers = false;   // a vector applied at n layers at once adds coef/n at each
+    bool save_text = true;           // keep every generated text in the task files
+  } steer;
+  struct Sweep {                   // the axes of a steering sweep: one Slurm array task per point (steer/sweep_plan.h)
+    std::vector<std::string> datasets;   // prompt sets (data.prompts values; empty: data.prompts)
+    std::vector<std::string> vectors = {"backtracking", "uncertainty-estimation", "example-testing", "adding-knowledge"};
+    std::vector<std::string> layers = {"auto"};   // auto (attribute's first pick per vector) | N | N+M (several at once)
+    std::vector<std::string> coefficients = {"1", "-1"};
+    std::vector<std::string> hooks;      // hook sites (empty: the vectors file's hook_applied)
+    std::vector<std::string> ops = {"add"};         // add | project-out
+    std::vector<std::string> positions = {"all"};   // all | prompt | generated
+    std::vector<std::string> controls = {"none", "random"};  // none (the vector) | random (same-norm random direction per seed)
+    std::vector<std::string> seeds = {"0"};
+    int64_t task_id = -1;            // sweep run: manifest row (-1: $SLURM_ARRAY_TASK_ID); also --task-id
+  } sweep;
+  struct Reduce {                  // gathering a sweep's tasks (stages/reduce.cpp)
+    bool allow_partial = false;      // write a summary (marked partial) and exit 0 when tasks are missing
+    int64_t bootstrap = 2000;        // bootstrap resamples of the prompts for the intervals
+    double ci = 0.95;                // interval level
+    uint64_t seed = 0;               // bootstrap seed
+  } reduce;
   struct Toy {                     // planted-truth reasoning world (src/toy)
     uint64_t seed = 0;             // problem i depends only on (seed, i)
     int64_t n_problems = 2000;

@@ -8,6 +8,8 @@
 namespace ts {
 
 inline constexpr int EXIT_BAD_INPUT = 2;
+// `reduce` found tasks missing (their --array= list is printed); with reduce.allow_partial it exits 0.
+inline constexpr int EXIT_INCOMPLETE = 3;
 
 // An error message as one log line: newlines from file names or JSON snippets are escaped.
 inline std::string error_one_line(const std::string& message) {
@@ -31,6 +33,12 @@ class InputError : public std::runtime_error {
  private:
   std::string file_;
   std::string field_;
+};
+
+// Work that is not finished yet (reduce with tasks missing): main() logs it and exits EXIT_INCOMPLETE.
+class IncompleteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 }  // namespace ts

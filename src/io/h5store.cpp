@@ -117,6 +117,7 @@ Hid make_type(DType t) {
     case DType::I32: return {H5Tcopy(H5T_STD_I32LE), H5Tclose};
     case DType::I64: return {H5Tcopy(H5T_STD_I64LE), H5Tclose};
     case DType::U8: return {H5Tcopy(H5T_STD_U8LE), H5Tclose};
+    case DType::F64: return {H5Tcopy(H5T_IEEE_F64LE), H5Tclose};
   }
   throw std::logic_error("h5store: unknown dtype");
 }
@@ -129,7 +130,7 @@ Hid make_utf8_vlen() {
 }
 
 std::string type_str(hid_t t) {
-  for (DType d : {DType::F32, DType::F16, DType::BF16, DType::I32, DType::I64, DType::U8})
+  for (DType d : {DType::F32, DType::F16, DType::BF16, DType::I32, DType::I64, DType::U8, DType::F64})
     if (H5Tequal(t, make_type(d).get()) > 0) return dtype_name(d);
   const H5T_class_t c = H5Tget_class(t);
   if (c == H5T_STRING) return H5Tis_variable_str(t) > 0 ? "variable-length string" : "fixed-length string";
@@ -307,7 +308,7 @@ size_t dtype_size(DType t) {
   switch (t) {
     case DType::F32: case DType::I32: return 4;
     case DType::F16: case DType::BF16: return 2;
-    case DType::I64: return 8;
+    case DType::I64: case DType::F64: return 8;
     case DType::U8: return 1;
   }
   return 0;
@@ -321,6 +322,7 @@ const char* dtype_name(DType t) {
     case DType::I32: return "int32";
     case DType::I64: return "int64";
     case DType::U8: return "uint8";
+    case DType::F64: return "float64";
   }
   return "?";
 }

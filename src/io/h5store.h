@@ -27,9 +27,9 @@ namespace ts::h5 {
 
 // Element types. F16 is IEEE half (h5py reads it as float16). BF16 is stored as uint16 with the
 // attribute encoding="bfloat16" (DECISIONS.md).
-enum class DType { F32, F16, BF16, I32, I64, U8 };
+enum class DType { F32, F16, BF16, I32, I64, U8, F64 };
 size_t dtype_size(DType t);
-const char* dtype_name(DType t);  // "float32", "float16", "bfloat16", "int32", "int64", "uint8"
+const char* dtype_name(DType t);  // "float32", "float16", "bfloat16", "int32", "int64", "uint8", "float64"
 
 struct DatasetSpec {
   std::string path;                 // e.g. "/activations/blocks.3.hook_resid_post"; parent groups are created

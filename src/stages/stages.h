@@ -11,6 +11,10 @@ namespace collect { void run(const Config& cfg, Runtime& rt); }   // activations
 namespace annotate { void run(const Config& cfg, Runtime& rt); }  // behaviour spans of traces -> parallel HDF5
 namespace vectors { void run(const Config& cfg, Runtime& rt); }   // difference-of-means steering vectors per behaviour and layer
 namespace attribute { void run(const Config& cfg, Runtime& rt); } // attribution patching per behaviour and layer, layer selection
+namespace steer { void run(const Config& cfg, Runtime& rt); }      // a whole steering sweep on these ranks: plan, tasks, reduce
+namespace sweep_plan { void run(const Config& cfg, Runtime& rt); } // the sweep manifest (one row per array task)
+namespace sweep_run { void run(const Config& cfg, Runtime& rt); }  // one sweep task: steered generation + measurements
+namespace reduce { void run(const Config& cfg, Runtime& rt); }     // a sweep's tasks -> summary.h5, summary.csv, missing list
 namespace inspect { void run(const Config& cfg, Runtime& rt); }   // validate and describe a checkpoint
 namespace toy_corpus { void run(const Config& cfg, Runtime& rt); }  // planted-truth toy corpus (src/toy)
 namespace toy_tokenizer { void run(const Config& cfg, Runtime& rt); }  // byte-level BPE of the toy world

@@ -1,0 +1,57 @@
+#include "stages/sweep_common.h"
+
+#include <cstdio>
+
+#include "annotate/lexicon.h"
+#include "annotate/toy_annotator.h"
+#include "core/error.h"
+#include "core/sha256.h"
+#include "stages/common.h"
+
+#include "default_lexicon.inc"  // DEFAULT_LEXICON: configs/annotate/lexicon.txt, compiled in
+
+namespace ts::stages {
+namespace fs = std::filesystem;
+
+fs::path sweep_dir(const Config& cfg) { return fs::path(cfg.run.dir) / "sweep"; }
+
+fs::path task_file(const Config& cfg, int64_t task) {
+  char name[32];
+  std::snprintf(name, sizeof name, "task-%06lld.h5", static_cast<long long>(task));
+  return sweep_dir(cfg) / "tasks" / name;
+}
+
+fs::path steer_vectors_path(const Config& cfg) {
+  return cfg.steer.vectors.empty() ? fs::path(cfg.run.dir) / "vectors" / "vectors.h5" : fs::path(cfg.steer.vectors);
+}
+
+std::unique_ptr<Annotator> make_sweep_annotator(const Config& cfg) {
+  if (cfg.annotate.annotator == "toy") return std::make_unique<ToyAnnotator>();
+  if (cfg.annotate.annotator != "lexicon")
+    throw InputError("[annotate]", "annotate.annotator", "steer measures behaviours with the lexicon or toy annotator, got '" + cfg.annotate.annotator + "'");
+  Lexicon lex = cfg.annotate.lexicon.empty() ? Lexicon::parse(DEFAULT_LEXICON, "builtin:configs/annotate/lexicon.txt") : Lexicon::read(cfg.annotate.lexicon);
+  return std::make_unique<LexiconAnnotator>(std::move(lex));
+}
+
+TaskInputs task_inputs(const Config& cfg, const Annotator& annotator) {
+  TaskInputs in;
+  in.vectors_file = steer_vectors_path(cfg).string();
+  if (!fs::exists(in.vectors_file))
+    throw InputError(in.vectors_file, "steer.vectors", "no vectors file (run `thinksteer vectors` first, or set steer.vectors)");
+  in.vectors_sha = sha256_file(in.vectors_file);
+  in.checkpoint_id = checkpoint_identity(cfg.model.path);
+  in.annotator_identity = annotator.identity();
+  return in;
+}
+
+std::string task_hash(const Config& cfg, const SweepPoint& p, const TaskInputs& in) {
+  Config c = cfg;
+  c.data.prompts = p.dataset;
+  json point = p.to_json();
+  point.erase("task");
+  return output_config_hash(c, {"model", "data", "generate", "annotate"},
+                            point.dump() + "\nsave_text=" + (cfg.steer.save_text ? "1" : "0") + "\nvectors=" + in.vectors_sha +
+                                "\nprompts=" + prompts_identity(c) + "\ncheckpoint=" + in.checkpoint_id + "\nannotator=" + in.annotator_identity);
+}
+
+}  // namespace ts::stages

@@ -1,0 +1,71 @@
+// A steering sweep as a list of tasks (DECISIONS.md "Sweeps are Slurm array tasks").
+//
+// `[sweep]` lists axes; sweep_expand() takes their product, in a fixed order, into SweepPoints, one
+// per task. Per dataset the unsteered baseline comes first (once per dataset, and per seed when
+// generation samples), and every steered point of that dataset is compared with it by `reduce`. For
+// each vector × layers × hook × op × positions × coefficient: the real vector (control "none"), then
+// a same-norm random direction per seed (control "random", DECISIONS.md: random-vector ablations keep
+// each vector's norm). Projection-out ignores the coefficient (one point, coef 0). The opposite-sign
+// control is a negative coefficient on the coefficient axis.
+//
+// A point's `key` is a hash of its parameters (not of its position), so ids stay stable for the same
+// config, and a task file made for another point is recognised as stale.
+// The manifest is <run.dir>/sweep/manifest.jsonl: one JSON object per task, in task order.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+
+namespace ts {
+
+struct SweepAxes {
+  std::vector<std::string> datasets;   // data.prompts values
+  std::vector<std::string> vectors;    // behaviour labels (names in the vectors file)
+  std::vector<std::string> layers;     // "auto" (attribute's first pick for the vector), "3", "1+2" (several at once)
+  std::vector<double> coefficients;
+  std::vector<std::string> hooks;      // hook site names: hook_resid_post, hook_resid_pre, hook_attn_out, hook_mlp_out, hook_resid_mid
+  std::vector<std::string> ops;        // add | project-out
+  std::vector<std::string> positions;  // all | prompt | generated
+  std::vector<std::string> controls;   // none (the real vector) | random (same-norm random direction per seed)
+  std::vector<int64_t> seeds;          // random-direction seeds; sampling seeds too when `sampled`
+  bool sampled = false;                // generation samples: baselines and real-vector points repeat per seed
+};
+
+struct SweepPoint {
+  int64_t task = 0;
+  std::string key;         // 16 hex digits of SHA-256 over the parameters below
+  std::string dataset;
+  std::string kind;        // baseline | vector | random
+  std::string vector;      // behaviour label ("" for baseline)
+  std::vector<int64_t> layers;  // empty for baseline
+  std::string hook;        // site, e.g. hook_resid_post ("" for baseline)
+  double coef = 0;
+  std::string op;          // add | project-out ("" for baseline)
+  std::string positions;   // all | prompt | generated ("" for baseline)
+  int64_t seed = 0;        // random-direction seed (random), sampling seed (when sampled)
+  double layer_scale = 1;  // multiplier on coef per layer: 1, or 1/n_layers with steer.divide_by_layers
+
+  std::string layers_text() const;  // "1+2"; "" for baseline
+  json to_json() const;
+  static SweepPoint from_json(const json& row, const std::string& where);
+};
+
+// Resolves a layers axis value for a vector ("auto", "3", "1+2") to layers; throws InputError.
+using LayerResolver = std::function<std::vector<int64_t>(const std::string& vector, const std::string& spec)>;
+
+std::vector<SweepPoint> sweep_expand(const SweepAxes& axes, const LayerResolver& resolve, bool divide_by_layers);
+
+// Parses "3" or "1+2" (no "auto"); throws InputError(source, field, ...) on anything else.
+std::vector<int64_t> parse_layer_group(const std::string& spec, const std::string& source, const std::string& field);
+
+// Slurm --array syntax for sorted distinct ids: {0,1,2,5,7,8} -> "0-2,5,7-8".
+std::string array_spec(const std::vector<int64_t>& ids);
+
+// The manifest's text (one line per point) and its reader (InputError naming the line and field).
+std::string manifest_text(const std::vector<SweepPoint>& points);
+std::vector<SweepPoint> manifest_read(const std::string& path);
+
+}  // namespace ts
