@@ -1,10 +1,13 @@
 """python -m thinksteer_analysis figures RUN_DIR [--out DIR] [--format png|pdf] [--share token_share|span_share]
 python -m thinksteer_analysis summary RUN_DIR [--share token_share|span_share]
+python -m thinksteer_analysis acceptance RUN_DIR [--share ...] [--min-prompts 100]
 
 figures: draws every figure the run directory has the outputs for (attribute/attribution.h5,
          sweep/summary.h5) into DIR (default RUN_DIR/figures) and prints the files written; a stage that
          has not run is skipped with a one-line note.
 summary: prints the sweep table (sweep/summary.h5) as plain text.
+acceptance: the steering acceptance table (+c raises, -c lowers, same-norm random controls stay inside
+         their interval); exit 0 when every row passes, 1 otherwise.
 A malformed file stops the command with exit status 1 and a message naming the file and the dataset."""
 import argparse
 import sys
@@ -26,6 +29,10 @@ def main(argv=None):
     summ = sub.add_parser("summary", help="print the sweep table")
     summ.add_argument("run_dir")
     summ.add_argument("--share", default="token_share", choices=SHARES)
+    acc = sub.add_parser("acceptance", help="+c raises, -c lowers, random controls do not move the behaviour")
+    acc.add_argument("run_dir")
+    acc.add_argument("--share", default="token_share", choices=SHARES)
+    acc.add_argument("--min-prompts", type=int, default=100)
     args = parser.parse_args(argv)
     try:
         if args.command == "figures":
@@ -36,6 +43,9 @@ def main(argv=None):
             if not written:
                 print(f"error: {args.run_dir}: nothing to draw (no attribute, no sweep)", file=sys.stderr)
                 return 1
+        elif args.command == "acceptance":
+            from .acceptance import main as acceptance_main
+            return acceptance_main(args.run_dir, args.share, args.min_prompts)
         else:
             from .sweep import format_table, load_sweep_summary
             print(format_table(load_sweep_summary(args.run_dir), args.share))

@@ -155,7 +155,7 @@ OptionTable make_table(Config& c) {
   t.add("steer.save_text", &c.steer.save_text, "keep every generated text in the task files (true|false)");
   t.add_list("sweep.datasets", &c.sweep.datasets, "prompt sets, comma-separated data.prompts values (empty: data.prompts)");
   t.add_list("sweep.vectors", &c.sweep.vectors, "behaviours whose vectors are applied, comma-separated");
-  t.add_list("sweep.layers", &c.sweep.layers, "layers: auto (attribute's first pick per behaviour), N, or N+M (several at once), comma-separated");
+  t.add_list("sweep.layers", &c.sweep.layers, "layers: auto (attribute's first pick per behaviour), selected (every layer it selected), N, or N+M (several at once), comma-separated");
   t.add_list("sweep.coefficients", &c.sweep.coefficients, "steering coefficients c (either sign), comma-separated");
   t.add_list("sweep.hooks", &c.sweep.hooks, "hook sites (hook_resid_post, hook_resid_pre, hook_resid_mid, hook_attn_out, hook_mlp_out); empty: the vectors file's");
   t.add_list("sweep.ops", &c.sweep.ops, "add (x + c v) | project-out (x - (x.v^)v^), comma-separated");

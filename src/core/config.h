@@ -103,7 +103,7 @@ struct Config {
   struct Sweep {                   // the axes of a steering sweep: one Slurm array task per point (steer/sweep_plan.h)
     std::vector<std::string> datasets;   // prompt sets (data.prompts values; empty: data.prompts)
     std::vector<std::string> vectors = {"backtracking", "uncertainty-estimation", "example-testing", "adding-knowledge"};
-    std::vector<std::string> layers = {"auto"};   // auto (attribute's first pick per vector) | N | N+M (several at once)
+    std::vector<std::string> layers = {"auto"};   // auto (attribute's first pick) | selected (each layer it selected) | N | N+M (at once)
     std::vector<std::string> coefficients = {"1", "-1"};
     std::vector<std::string> hooks;      // hook sites (empty: the vectors file's hook_applied)
     std::vector<std::string> ops = {"add"};         // add | project-out

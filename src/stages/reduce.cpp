@@ -111,7 +111,7 @@ void run(const Config& cfg, Runtime& rt) {
     std::string hashes;
     for (const SweepPoint& p : points) {
       const std::string h = task_hash(cfg, p, inputs);
-      if (done_marker_matches(task_file(cfg, p.task), h)) {
+      if (done_marker_matches(task_file(cfg, p), h)) {
         done.push_back(static_cast<size_t>(p.task));
         hashes += h + "\n";
       } else {
@@ -136,7 +136,7 @@ void run(const Config& cfg, Runtime& rt) {
     // Read every finished task.
     std::vector<std::string> labels;
     std::map<size_t, TaskData> data;
-    for (size_t i : done) data[i] = read_task(task_file(cfg, static_cast<int64_t>(i)), {}, labels);
+    for (size_t i : done) data[i] = read_task(task_file(cfg, points[i]), {}, labels);
     const size_t K = labels.size(), P = done.size();
     const std::vector<uint8_t> steerable = steerable_mask(labels);
     const bool sampled = cfg.generate.temperature > 0;
@@ -197,7 +197,7 @@ void run(const Config& cfg, Runtime& rt) {
       if (br < 0) continue;
       const TaskData& base = data[done[static_cast<size_t>(br)]];
       if (base.ids != t.ids)
-        throw InputError(task_file(cfg, p.task).string(), "/prompts/id", "the prompts differ from those of its baseline (task " + std::to_string(points[done[static_cast<size_t>(br)]].task) + ")");
+        throw InputError(task_file(cfg, p).string(), "/prompts/id", "the prompts differ from those of its baseline (task " + std::to_string(points[done[static_cast<size_t>(br)]].task) + ")");
       auto interval = [&](const std::vector<double>& diff, uint64_t column, double* m, double* lo, double* hi) {
         const Interval iv = bootstrap_mean(diff, cfg.reduce.bootstrap, cfg.reduce.ci, splitmix64(cfg.reduce.seed ^ splitmix64(static_cast<uint64_t>(p.task) * 1009 + column)));
         *m = iv.mean, *lo = iv.lo, *hi = iv.hi;

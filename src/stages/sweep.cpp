@@ -4,7 +4,7 @@
 //               out: <run.dir>/sweep/manifest.jsonl (one row per task, steer/sweep_plan.h),
 //                    <run.dir>/sweep/plan.json; stdout: one line "--array=0-<N-1>" for sbatch
 //   sweep run   in : the manifest row --task-id N (or $SLURM_ARRAY_TASK_ID), model.path, its dataset
-//               out: <run.dir>/sweep/tasks/task-<NNNNNN>.h5 (+ .done): per prompt the generated text,
+//               out: <run.dir>/sweep/tasks/<key>.h5 (+ .done): per prompt the generated text,
 //                    tokens and spans per behaviour (annotate.annotator on the thinking part),
 //                    answer correctness (steer/answer.h), thinking length
 //   steer       plans, runs every task not yet finished on these ranks, then `reduce`.
@@ -56,19 +56,21 @@ std::string hook_site(const std::string& pattern) {
   return dot == std::string::npos ? pattern : pattern.substr(dot + 1);
 }
 
-// attribute's first pick per behaviour (attribution.h5 /labels, /selected [label, pick]).
-std::map<std::string, int64_t> attribute_first_picks(const fs::path& file) {
+// The layers attribute selected per behaviour, in its order (attribution.h5 /labels, /selected
+// [label, pick], -1 padded): the first is its top peak.
+std::map<std::string, std::vector<int64_t>> attribute_picks(const fs::path& file) {
   if (!fs::exists(file))
-    throw InputError(file.string(), "sweep.layers", "'auto' takes the layer `thinksteer attribute` chose, but its output is not there (run attribute, set steer.attribution, or list layers)");
+    throw InputError(file.string(), "sweep.layers", "'auto' and 'selected' take the layers `thinksteer attribute` chose, but its output is not there (run attribute, set steer.attribution, or list layers)");
   h5::SerialFile f(file, h5::SerialFile::Mode::READ_ONLY);
   const std::vector<std::string> labels = f.read_strings("/labels");
   const std::vector<int64_t> shape = f.shape("/selected");
   const std::vector<int64_t> selected = f.read_i64("/selected");
   if (shape.size() != 2 || shape[0] != static_cast<int64_t>(labels.size()) || shape[1] < 1)
     throw InputError(file.string(), "/selected", "must be [labels, picks] with at least one pick");
-  std::map<std::string, int64_t> out;
+  std::map<std::string, std::vector<int64_t>> out;
   for (size_t k = 0; k < labels.size(); ++k)
-    if (selected[k * static_cast<size_t>(shape[1])] >= 0) out[labels[k]] = selected[k * static_cast<size_t>(shape[1])];
+    for (int64_t j = 0; j < shape[1]; ++j)
+      if (const int64_t l = selected[k * static_cast<size_t>(shape[1]) + static_cast<size_t>(j)]; l >= 0) out[labels[k]].push_back(l);
   return out;
 }
 
@@ -89,14 +91,21 @@ std::vector<SweepPoint> make_plan(const Config& cfg, const VectorSet& set, const
   for (const auto& h : a.hooks)
     if (h != hook_site(set.hook_applied))
       spdlog::warn("sweep plan: vectors measured for {} are applied at {} (sweep.hooks)", set.hook_applied, h);
-  std::optional<std::map<std::string, int64_t>> picks;
-  auto resolve = [&](const std::string& vector, const std::string& spec) -> std::vector<int64_t> {
-    if (spec != "auto") return parse_layer_group(spec, "[sweep]", "sweep.layers");
-    if (!picks) picks = attribute_first_picks(attribution_path(cfg));
+  for (const auto& v : a.vectors)
+    if (!set.name_index(v)) throw InputError(vectors_file, "names", "no vector named '" + v + "' (sweep.vectors)");
+  std::optional<std::map<std::string, std::vector<int64_t>>> picks;
+  auto resolve = [&](const std::string& vector, const std::string& spec) -> std::vector<std::vector<int64_t>> {
+    if (spec != "auto" && spec != "selected") return {parse_layer_group(spec, "[sweep]", "sweep.layers")};
+    if (!picks) picks = attribute_picks(attribution_path(cfg));
     auto it = picks->find(vector);
-    if (it == picks->end())
-      throw InputError(attribution_path(cfg).string(), "/selected", "no layer was selected for '" + vector + "' (sweep.layers = auto); list layers instead");
-    return {it->second};
+    if (it == picks->end() || it->second.empty())
+      throw InputError(attribution_path(cfg).string(), "/selected", "no layer was selected for '" + vector + "' (sweep.layers = " + spec + "); list layers instead");
+    std::vector<std::vector<int64_t>> out;
+    for (int64_t l : it->second) {
+      out.push_back({l});
+      if (spec == "auto") break;
+    }
+    return out;
   };
   std::vector<SweepPoint> points = sweep_expand(a, resolve, cfg.steer.divide_by_layers);
   for (const SweepPoint& p : points) (void)point_edits(p, set, vectors_file);  // every vector exists and is not empty
@@ -219,7 +228,7 @@ TaskEnv load_env(const Config& cfg, Runtime& rt) {
 
 // Runs one task on every rank of rt (COLLECTIVE). Returns false when it was already finished.
 bool run_task(const Config& cfg, Runtime& rt, const SweepPoint& p, const TaskEnv& env) {
-  const fs::path out = task_file(cfg, p.task);
+  const fs::path out = task_file(cfg, p);
   const std::string hash = task_hash(cfg, p, env.inputs);
   const bool done = rt.rank == 0 && done_marker_matches(out, hash);
   if (rt.world_comm.allreduce_max(done ? 1 : 0)) {

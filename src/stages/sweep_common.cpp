@@ -1,7 +1,5 @@
 #include "stages/sweep_common.h"
 
-#include <cstdio>
-
 #include "annotate/lexicon.h"
 #include "annotate/toy_annotator.h"
 #include "core/error.h"
@@ -15,11 +13,7 @@ namespace fs = std::filesystem;
 
 fs::path sweep_dir(const Config& cfg) { return fs::path(cfg.run.dir) / "sweep"; }
 
-fs::path task_file(const Config& cfg, int64_t task) {
-  char name[32];
-  std::snprintf(name, sizeof name, "task-%06lld.h5", static_cast<long long>(task));
-  return sweep_dir(cfg) / "tasks" / name;
-}
+fs::path task_file(const Config& cfg, const SweepPoint& p) { return sweep_dir(cfg) / "tasks" / (p.key + ".h5"); }
 
 fs::path steer_vectors_path(const Config& cfg) {
   return cfg.steer.vectors.empty() ? fs::path(cfg.run.dir) / "vectors" / "vectors.h5" : fs::path(cfg.steer.vectors);

@@ -13,7 +13,9 @@
 namespace ts::stages {
 
 std::filesystem::path sweep_dir(const Config& cfg);                   // <run.dir>/sweep
-std::filesystem::path task_file(const Config& cfg, int64_t task);     // <run.dir>/sweep/tasks/task-NNNNNN.h5
+// <run.dir>/sweep/tasks/<key>.h5: named by the point's key, not its row, so a re-plan that adds axis
+// values (and shifts rows) still finds every finished point.
+std::filesystem::path task_file(const Config& cfg, const SweepPoint& p);
 std::filesystem::path steer_vectors_path(const Config& cfg);          // steer.vectors or <run.dir>/vectors/vectors.h5
 
 // The annotator of annotate.annotator (lexicon or toy).

@@ -137,6 +137,7 @@ std::optional<double> answer_number(std::string_view answer) {
   for (char c : strip_latex(trim(answer)))
     if (!std::isspace(static_cast<unsigned char>(c))) s.push_back(c);
   if (!s.empty() && s.back() == '%') s.pop_back();
+  if (!s.empty() && s.back() == '\\') s.pop_back();  // \%
   if (s.empty()) return std::nullopt;
   double sign = 1;
   std::string_view v = s;

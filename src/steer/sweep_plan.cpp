@@ -57,6 +57,7 @@ SweepPoint SweepPoint::from_json(const json& row, const std::string& where) {
 }
 
 std::vector<int64_t> parse_layer_group(const std::string& spec, const std::string& source, const std::string& field) {
+  if (spec.empty() || spec.back() == '+') throw InputError(source, field, "'" + spec + "' is not a layer, a group like 1+2, or auto");
   std::vector<int64_t> out;
   std::stringstream in(spec);
   std::string part;
@@ -72,10 +73,11 @@ std::vector<int64_t> parse_layer_group(const std::string& spec, const std::strin
 
 std::vector<SweepPoint> sweep_expand(const SweepAxes& a, const LayerResolver& resolve, bool divide_by_layers) {
   std::vector<SweepPoint> out;
+  std::set<std::string> keys;
   auto push = [&](SweepPoint p) {
     p.task = static_cast<int64_t>(out.size());
     p.key = key_of(p);
-    out.push_back(std::move(p));
+    if (keys.insert(p.key).second) out.push_back(std::move(p));
   };
   const std::vector<int64_t> point_seeds = a.sampled ? a.seeds : std::vector<int64_t>{a.seeds.empty() ? 0 : a.seeds.front()};
   for (const std::string& dataset : a.datasets) {
@@ -87,8 +89,8 @@ std::vector<SweepPoint> sweep_expand(const SweepAxes& a, const LayerResolver& re
       push(b);
     }
     for (const std::string& vector : a.vectors)
-      for (const std::string& layer_spec : a.layers) {
-        const std::vector<int64_t> layers = resolve(vector, layer_spec);
+      for (const std::string& layer_spec : a.layers)
+        for (const std::vector<int64_t>& layers : resolve(vector, layer_spec))
         for (const std::string& hook : a.hooks)
           for (const std::string& op : a.ops)
             for (const std::string& positions : a.positions) {
@@ -111,13 +113,7 @@ std::vector<SweepPoint> sweep_expand(const SweepAxes& a, const LayerResolver& re
                   }
                 }
             }
-      }
   }
-  // The same point twice (a repeated axis value) would be two tasks writing the same result.
-  std::set<std::string> keys;
-  for (const SweepPoint& p : out)
-    if (!keys.insert(p.key).second)
-      throw InputError("[sweep]", "axes", "two tasks have the same parameters (" + p.to_json().dump() + "); an axis lists a value twice");
   return out;
 }
 

@@ -9,7 +9,8 @@
 // control is a negative coefficient on the coefficient axis.
 //
 // A point's `key` is a hash of its parameters (not of its position), so ids stay stable for the same
-// config, and a task file made for another point is recognised as stale.
+// config, and a task file made for another point is recognised as stale. A point that comes out twice
+// (e.g. `auto` resolving to a layer also listed by number) is one task, at its first position.
 // The manifest is <run.dir>/sweep/manifest.jsonl: one JSON object per task, in task order.
 #pragma once
 #include <cstdint>
@@ -24,7 +25,7 @@ namespace ts {
 struct SweepAxes {
   std::vector<std::string> datasets;   // data.prompts values
   std::vector<std::string> vectors;    // behaviour labels (names in the vectors file)
-  std::vector<std::string> layers;     // "auto" (attribute's first pick for the vector), "3", "1+2" (several at once)
+  std::vector<std::string> layers;     // "auto" (attribute's first pick), "selected" (each layer it selected), "3", "1+2" (several at once)
   std::vector<double> coefficients;
   std::vector<std::string> hooks;      // hook site names: hook_resid_post, hook_resid_pre, hook_attn_out, hook_mlp_out, hook_resid_mid
   std::vector<std::string> ops;        // add | project-out
@@ -53,8 +54,9 @@ struct SweepPoint {
   static SweepPoint from_json(const json& row, const std::string& where);
 };
 
-// Resolves a layers axis value for a vector ("auto", "3", "1+2") to layers; throws InputError.
-using LayerResolver = std::function<std::vector<int64_t>(const std::string& vector, const std::string& spec)>;
+// Resolves a layers axis value for a vector ("auto", "selected", "3", "1+2") to one or more layer
+// groups (each group one point); throws InputError.
+using LayerResolver = std::function<std::vector<std::vector<int64_t>>(const std::string& vector, const std::string& spec)>;
 
 std::vector<SweepPoint> sweep_expand(const SweepAxes& axes, const LayerResolver& resolve, bool divide_by_layers);
 

@@ -163,6 +163,14 @@ def test_sweep_cancel_resubmit_reduce(cluster, logs, tmp_path, request):
     # The run directories as overrides: they pass through submit.sh and the sbatch scripts to the tasks.
     run_dir, local_dir = tmp_path / "slurm_run", tmp_path / "local_run"
     overrides, local_overrides = ["--run.dir", str(run_dir)], ["--run.dir", str(local_dir)]
+    if real:
+        # The sweep steers with vectors made first, outside both run dirs, by generate -> annotate -> vectors.
+        vectors_dir = tmp_path / "vectors_run"
+        for stage in ("generate", "annotate", "vectors"):
+            subprocess.run([str(binary), stage, "--config", str(config), "--run.dir", str(vectors_dir), "--run.threads", "1"],
+                           env=ENV, check=True, capture_output=True, timeout=300, cwd=ROOT)
+        vectors = ["--steer.vectors", str(vectors_dir / "vectors" / "vectors.h5"), "--run.threads", "1"]
+        overrides, local_overrides = overrides + vectors, local_overrides + vectors
     env = dict(cluster.env, THINKSTEER_BIN=str(binary), THINKSTEER_LOG_DIR=str(logs), SBATCH_ARGS="--hold --time=10")
 
     ids = cluster.submit("sweep", config, *overrides, env=env)
