@@ -1,7 +1,7 @@
 // The annotator interface: one trace in, labelled character spans and a record of problems out.
 //
-// `thinksteer annotate` (stages/annotate.cpp) reads traces, hands each one to an Annotator, and turns
-// the spans into token ranges and HDF5 rows. An annotator sees only text and offsets, never tokens or
+// `thinksteer annotate` (stages/annotate.cpp) reads traces, hands them to an Annotator in rounds
+// (annotate_batch), and turns the spans into token ranges and HDF5 rows. An annotator sees only text and offsets, never tokens or
 // files, so the stage owns input validation, token mapping, sharding over ranks and output.
 //
 // Contract of annotate():
@@ -20,7 +20,7 @@
 //   llm       (annotate/llm.h) formats the §A.3 prompt from the text of [begin, end), sends it to an
 //             LlmBackend: an OpenAI-compatible endpoint (annotate/llm_http.h: libcurl, several requests
 //             in flight, retries with back-off, timeout) or a local checkpoint through thinksteer's own
-//             generation (stages/llm_local.h: greedy, chat-formatted, one generation batch), and parses
+//             generation (stages/llm_local.h: greedy, chat-formatted, batched), and parses
 //             the `["label"]text["end-section"]` sections. Each section's text is aligned to the trace
 //             with a cursor that only moves forward (the section must start at or after the end of the
 //             previous one; white space is ignored when comparing), which gives its offsets; a
