@@ -11,6 +11,8 @@ find_package(Threads REQUIRED)
 
 if(THINKSTEER_ENGINE)
   find_package(MPI REQUIRED COMPONENTS C CXX)
+  # The llm annotator's OpenAI-compatible endpoint client (src/annotate/llm_http.cpp; apt: libcurl4-openssl-dev).
+  find_package(CURL REQUIRED)
   set(HDF5_PREFER_PARALLEL TRUE)
   find_package(HDF5 REQUIRED COMPONENTS C HL)
   if(NOT (HDF5_IS_PARALLEL OR HDF5_PROVIDES_PARALLEL))

@@ -15,6 +15,7 @@ APT_PACKAGES=(
   libpcre2-dev                          # tokenizer pre-tokenizer regexes
   nlohmann-json3-dev                    # config.json / tokenizer.json / safetensors headers
   libutf8proc-dev                       # NFC normalizer
+  libcurl4-openssl-dev                  # llm annotator: OpenAI-compatible endpoints
   clang libclang-rt-14-dev              # libFuzzer + AddressSanitizer targets
   python3-venv
   slurm-wlm munge                       # sweeps as array jobs; tests/slurm/cluster.sh runs a one-node cluster

@@ -1,7 +1,7 @@
 // The annotator interface: one trace in, labelled character spans and a record of problems out.
 //
-// `thinksteer annotate` (stages/annotate.cpp) reads traces, hands each one to an Annotator, and turns
-// the spans into token ranges and HDF5 rows. An annotator sees only text and offsets, never tokens or
+// `thinksteer annotate` (stages/annotate.cpp) reads traces, hands them to an Annotator in rounds
+// (annotate_batch), and turns the spans into token ranges and HDF5 rows. An annotator sees only text and offsets, never tokens or
 // files, so the stage owns input validation, token mapping, sharding over ranks and output.
 //
 // Contract of annotate():
@@ -12,20 +12,24 @@
 //     could not use, is an AnnotationProblem (the stage writes them to problems.jsonl).
 // Annotators are immutable after construction and annotate() may run on several threads at once.
 //
-// The annotators, present and planned:
+// The annotators (taxonomy is planned):
 //   lexicon   (annotate/lexicon.h) splits the part into sentences (§B.3) and labels each sentence by
 //             the first matching rule of a user-editable pattern file. Offline and deterministic.
 //   toy       (annotate/toy_annotator.h) the planted-truth labels of the toy world: each sentence gets
 //             the label of the corpus template it instantiates (ground truth on toy-model traces).
-//   llm       (planned, issue 5 item 1) formats the §A.3 prompt from the text of [begin, end), sends it
-//             to thinksteer's own generation or an OpenAI-compatible endpoint (retries, timeout) and
-//             parses the `["label"]text["end-section"]` sections. Each section's text is aligned to
-//             the trace with a cursor that only moves forward (the section must start at or after the
-//             end of the previous one, white space aside), which gives its offsets; a repeated
-//             sentence thus maps to its own occurrence, not the first. Problems: `request_failed`
-//             (after the retries), `unparsed_output` (no sections, or text outside the format),
-//             `unknown_label`, `unaligned_section`. annotate_batch() is where it keeps several
-//             requests (or one generation batch) in flight.
+//   llm       (annotate/llm.h) formats the §A.3 prompt from the text of [begin, end), sends it to an
+//             LlmBackend: an OpenAI-compatible endpoint (annotate/llm_http.h: libcurl, several requests
+//             in flight, retries with back-off, timeout) or a local checkpoint through thinksteer's own
+//             generation (stages/llm_local.h: greedy, chat-formatted, batched), and parses
+//             the `["label"]text["end-section"]` sections. Each section's text is aligned to the trace
+//             with a cursor that only moves forward (the section must start at or after the end of the
+//             previous one; white space is ignored when comparing), which gives its offsets; a
+//             repeated sentence thus maps to its own occurrence, not the first. Problems:
+//             `request_failed` (after the retries; the trace gets no spans), `unparsed_output` (no
+//             sections, text outside the format, an empty or unfinished section), `unknown_label`,
+//             `unaligned_section`, and `unlabelled_text` (a piece of the part between or after the
+//             aligned sections). annotate_batch() is where it keeps several requests (or one
+//             generation batch) in flight.
 //   taxonomy  (planned, §B.7) labels the §B.3 sentences with the SAE cluster of their activation.
 //             It is constructed with what it needs besides text (the SAE weights and a reader of the
 //             sentence activations that `collect` stored, keyed by trace id and sentence range), so
@@ -63,6 +67,8 @@ struct AnnotationProblem {
   std::string kind;               // a short snake_case name: unlabelled_sentence, short_fragment, ...
   int64_t begin = -1, end = -1;   // code points of Trace::text concerned; -1: the trace as a whole
   std::string detail;             // for people
+  std::string excerpt;            // a short piece of the annotator's own output concerned (an LLM's
+                                  // reply, an error body), valid UTF-8; empty when there is none
 };
 
 struct Annotation {

@@ -119,12 +119,34 @@ OptionTable make_table(Config& c) {
   t.add("collect.positions", &c.collect.positions, "all|last|prompt|generated|spans (spans: mean over each span of collect.spans_field)");
   t.add("collect.spans_field", &c.collect.spans_field, "JSONL field with spans [{begin, end, label}] in code points of the prompt text");
   t.add("collect.batch_size", &c.collect.batch_size, "sequences per forward batch");
-  t.add("annotate.annotator", &c.annotate.annotator, "lexicon (built-in rules, offline and deterministic) | toy (the toy world's planted-truth templates)");
+  t.add("annotate.annotator", &c.annotate.annotator,
+        "lexicon (built-in rules, offline and deterministic) | toy (the toy world's planted-truth templates) | llm (ALGORITHMS §A.3 prompt "
+        "on an OpenAI-compatible endpoint or a local checkpoint)");
   t.add("annotate.lexicon", &c.annotate.lexicon, "lexicon rules file (empty: the built-in configs/annotate/lexicon.txt)");
   t.add("annotate.input", &c.annotate.input, "JSONL of traces (default <run.dir>/generate/generations.jsonl)");
   t.add("annotate.text_field", &c.annotate.text_field, "JSONL field holding a trace's text");
   t.add("annotate.id_field", &c.annotate.id_field, "JSONL field holding a trace's id (a string or an integer)");
   t.add("annotate.part", &c.annotate.part, "thinking (between <think> and </think>, when present) | all");
+  t.add("annotate.llm_endpoint", &c.annotate.llm_endpoint,
+        "llm: OpenAI-compatible endpoint, http(s)://host[:port]/v1 (requests go to <endpoint>/chat/completions) or the full "
+        ".../chat/completions URL; empty: generate with the local checkpoint annotate.llm_model_path");
+  t.add("annotate.llm_model", &c.annotate.llm_model, "llm: the model name sent to the endpoint (required with llm_endpoint)");
+  t.add("annotate.llm_model_path", &c.annotate.llm_model_path,
+        "llm without an endpoint: local HF checkpoint directory run by thinksteer's engine (greedy; on model.device in model.dtype)");
+  t.add("annotate.llm_chat_format", &c.annotate.llm_chat_format, "llm, local checkpoint: chat format of the prompt: raw|deepseek_r1|chatml|llama3");
+  t.add("annotate.llm_api_key_env", &c.annotate.llm_api_key_env,
+        "llm: name of the environment variable holding the endpoint's API key (unset or empty: no Authorization header); "
+        "the key itself never goes in a config file");
+  t.add("annotate.llm_max_tokens", &c.annotate.llm_max_tokens, "llm: reply tokens at most (the request's max_tokens; local: new tokens)");
+  t.add("annotate.llm_timeout_seconds", &c.annotate.llm_timeout_seconds, "llm endpoint: seconds one request may take, connection included");
+  t.add("annotate.llm_retries", &c.annotate.llm_retries,
+        "llm endpoint: further attempts after a failed request (connection errors, time-outs, HTTP 408/409/429/5xx, unusable body)");
+  t.add("annotate.llm_retry_seconds", &c.annotate.llm_retry_seconds,
+        "llm endpoint: back-off; retry k waits llm_retry_seconds * 2^(k-1), or the server's Retry-After when longer");
+  t.add("annotate.llm_concurrency", &c.annotate.llm_concurrency, "llm: requests in flight per rank (endpoint), or prompts per generation batch (local)");
+  t.add("annotate.llm_max_failed_fraction", &c.annotate.llm_max_failed_fraction,
+        "llm: when more than this share of the traces got no reply (request_failed), the stage exits 1 and writes nothing; "
+        "otherwise their failures are in problems.jsonl and they have no spans");
   t.add("vectors.generations", &c.vectors.generations, "generations JSONL (default <run.dir>/generate/generations.jsonl)");
   t.add("vectors.spans", &c.vectors.spans, "spans.h5 that `annotate` wrote for those generations (default <run.dir>/annotate/spans.h5)");
   t.add("vectors.hook", &c.vectors.hook, "hook the vectors are measured at and meant for; blocks.*.X expands over vectors.layers");
@@ -347,7 +369,31 @@ void config_validate(const Config& c, const std::function<std::string(const std:
   for (const auto& l : c.collect.layers)
     if (l.empty() || l.find_first_not_of("0123456789") != std::string::npos) fail("collect.layers", "not a layer index: '" + l + "'");
   if (c.collect.batch_size <= 0) fail("collect.batch_size", "must be positive");
-  if (c.annotate.annotator != "lexicon" && c.annotate.annotator != "toy") fail("annotate.annotator", "must be lexicon or toy, got '" + c.annotate.annotator + "'");
+  if (c.annotate.annotator != "lexicon" && c.annotate.annotator != "toy" && c.annotate.annotator != "llm")
+    fail("annotate.annotator", "must be lexicon, toy or llm, got '" + c.annotate.annotator + "'");
+  if (!c.annotate.llm_endpoint.empty() && c.annotate.llm_endpoint.rfind("http://", 0) != 0 && c.annotate.llm_endpoint.rfind("https://", 0) != 0)
+    fail("annotate.llm_endpoint", "must be an http:// or https:// URL, got '" + c.annotate.llm_endpoint + "'");
+  if (c.annotate.annotator == "llm" && !c.annotate.llm_endpoint.empty() && c.annotate.llm_model.empty())
+    fail("annotate.llm_model", "the model name to send to annotate.llm_endpoint is required");
+  if (c.annotate.annotator == "llm" && c.annotate.llm_endpoint.empty() && c.annotate.llm_model_path.empty())
+    fail("annotate.llm_model_path", "annotator llm needs an endpoint (annotate.llm_endpoint) or a local checkpoint (annotate.llm_model_path)");
+  try {
+    chat_format_from_name(c.annotate.llm_chat_format);
+  } catch (const InputError&) {
+    fail("annotate.llm_chat_format", "must be raw, deepseek_r1, chatml or llama3, got '" + c.annotate.llm_chat_format + "'");
+  }
+  {
+    const std::string& v = c.annotate.llm_api_key_env;
+    const bool name_ok = !v.empty() && !(v[0] >= '0' && v[0] <= '9') &&
+                         std::all_of(v.begin(), v.end(), [](char ch) { return ch == '_' || (ch >= '0' && ch <= '9') || (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z'); });
+    if (!name_ok) fail("annotate.llm_api_key_env", "must be the name of an environment variable (letters, digits, _), got '" + v + "'");
+  }
+  if (c.annotate.llm_max_tokens <= 0) fail("annotate.llm_max_tokens", "must be positive");
+  if (!(c.annotate.llm_timeout_seconds > 0)) fail("annotate.llm_timeout_seconds", "must be positive");
+  if (c.annotate.llm_retries < 0) fail("annotate.llm_retries", "must be >= 0");
+  if (!(c.annotate.llm_retry_seconds >= 0)) fail("annotate.llm_retry_seconds", "must be >= 0");
+  if (c.annotate.llm_concurrency < 1 || c.annotate.llm_concurrency > 1024) fail("annotate.llm_concurrency", "must be in 1..1024");
+  if (!(c.annotate.llm_max_failed_fraction >= 0 && c.annotate.llm_max_failed_fraction <= 1)) fail("annotate.llm_max_failed_fraction", "must be in [0, 1]");
   if (c.annotate.text_field.empty()) fail("annotate.text_field", "must not be empty");
   if (c.annotate.id_field.empty()) fail("annotate.id_field", "must not be empty");
   if (c.annotate.part != "thinking" && c.annotate.part != "all") fail("annotate.part", "must be thinking or all, got '" + c.annotate.part + "'");

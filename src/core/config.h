@@ -59,12 +59,24 @@ struct Config {
     int64_t batch_size = 8;
   } collect;
   struct Annotate {                // behaviour spans of traces (stages/annotate.cpp)
-    std::string annotator = "lexicon";  // lexicon (built in, offline) | toy (planted-truth templates of the toy world)
+    std::string annotator = "lexicon";  // lexicon (built in, offline) | toy (planted-truth templates of the toy world) | llm (annotate/llm.h)
     std::string lexicon;             // lexicon file (empty: configs/annotate/lexicon.txt, compiled in)
     std::string input;               // JSONL of traces (default <run.dir>/generate/generations.jsonl)
     std::string text_field = "text"; // JSONL field holding a trace's text
     std::string id_field = "id";     // JSONL field holding a trace's id
     std::string part = "thinking";   // thinking (between <think> and </think>, if present) | all
+    // annotator = llm: an OpenAI-compatible endpoint, or (endpoint empty) a local checkpoint
+    std::string llm_endpoint;        // base URL (.../v1) or .../chat/completions; empty: llm_model_path
+    std::string llm_model;           // the "model" sent to the endpoint
+    std::string llm_model_path;      // local checkpoint directory (generation on model.device, model.dtype)
+    std::string llm_chat_format = "chatml";  // local checkpoint: raw | deepseek_r1 | chatml | llama3
+    std::string llm_api_key_env = "OPENAI_API_KEY";  // environment variable holding the endpoint's API key
+    int64_t llm_max_tokens = 4096;   // reply tokens at most
+    double llm_timeout_seconds = 300;  // per HTTP request
+    int64_t llm_retries = 3;         // further attempts after a failed request (ALGORITHMS §A.3: 3)
+    double llm_retry_seconds = 20;   // back-off: retry k waits llm_retry_seconds * 2^(k-1) (§A.3: 20 s)
+    int64_t llm_concurrency = 8;     // HTTP requests in flight per rank, or prompts per local generation batch
+    double llm_max_failed_fraction = 0.1;  // more traces than this share without a reply: exit 1, nothing written
   } annotate;
   struct Vectors {                 // difference-of-means steering vectors (stages/vectors.cpp, ALGORITHMS §A.4)
     std::string generations;         // generations JSONL (default <run.dir>/generate/generations.jsonl)

@@ -3,8 +3,10 @@
 //   in : annotate.input, a JSONL of traces (default <run.dir>/generate/generations.jsonl; any JSONL
 //        with annotate.id_field and annotate.text_field, e.g. the toy corpus); the annotator
 //        (annotate.annotator = lexicon, rules from annotate.lexicon, by default the compiled-in
-//        configs/annotate/lexicon.txt; or toy, the toy world's planted-truth templates);
-//        model.path, optional: its tokenizer.json gives token ranges
+//        configs/annotate/lexicon.txt; toy, the toy world's planted-truth templates; or llm, the
+//        §A.3 prompt on annotate.llm_endpoint or the local checkpoint annotate.llm_model_path);
+//        model.path, optional: its tokenizer.json gives token ranges (model.device and model.dtype
+//        also place the llm annotator's local checkpoint)
 //   out: <run.dir>/annotate/spans.h5 (format thinksteer.spans), spans.jsonl (one line per trace, for
 //        people), problems.jsonl (one line per thing skipped), provenance.json, .done marker with the
 //        config hash; <run.dir>/config.resolved.ini
@@ -26,22 +28,37 @@
 // Work: every rank reads and validates the whole input (so a bad file fails alike on every rank,
 // before anything is written), annotates an even contiguous share of the traces, and writes its
 // span and trace rows collectively; rank 0 writes the strings, provenance and the JSONL files and
-// commits. A rerun whose marker matches skips the work. Annotation is cheap: a stopped run (SIGUSR1,
-// SIGTERM, STOP file) exits 75 having stored nothing, and the rerun starts over.
+// commits. A rerun whose marker matches skips the work. A stopped run (SIGUSR1, SIGTERM, STOP file)
+// exits 75 having stored nothing, and the rerun starts over (llm requests in flight are abandoned).
+// The traces go to the annotator in rounds (annotate_batch: 256 traces, llm: 4 * llm_concurrency).
+//
+// The llm annotator's failed requests (kind request_failed, the trace gets no spans) are recorded
+// like every other problem while they are at most annotate.llm_max_failed_fraction of the traces (a
+// warning says how many); above it the stage exits 1 and writes nothing (no spans.h5, no marker), so
+// an unreachable endpoint never yields a complete-looking empty annotation. The config hash covers
+// what decides the spans (prompt, endpoint URL and model name, or the local checkpoint's identity
+// and chat format, max tokens), not the transport settings (API key variable, timeout, retries,
+// back-off, concurrency, failure fraction).
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 
 #include "annotate/lexicon.h"
+#include "annotate/llm.h"
+#include "annotate/llm_http.h"
 #include "annotate/sentences.h"
 #include "annotate/toy_annotator.h"
 #include "core/atomic_file.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/sha256.h"
+#include "dist/stop.h"
 #include "stages/common.h"
+#include "stages/llm_local.h"
 #include "stages/stages.h"
 #include "stages/trace_spans.h"
 #include "tokenizer/utf8.h"
@@ -84,12 +101,72 @@ fs::path input_path(const Config& cfg) {
   return cfg.annotate.input.empty() ? fs::path(cfg.run.dir) / "generate" / "generations.jsonl" : fs::path(cfg.annotate.input);
 }
 
+bool llm_local(const Config& cfg) { return cfg.annotate.annotator == "llm" && cfg.annotate.llm_endpoint.empty(); }
+
+// The annotator, except the llm annotator on a local checkpoint (make_llm_local: it loads a model).
 std::unique_ptr<Annotator> make_annotator(const Config& cfg) {
-  // config_validate admits only `lexicon` and `toy` so far.
-  if (cfg.annotate.annotator == "toy") return std::make_unique<ToyAnnotator>();
-  Lexicon lex = cfg.annotate.lexicon.empty() ? Lexicon::parse(DEFAULT_LEXICON, "builtin:configs/annotate/lexicon.txt")
-                                             : Lexicon::read(cfg.annotate.lexicon);
+  const Config::Annotate& a = cfg.annotate;
+  if (a.annotator == "toy") return std::make_unique<ToyAnnotator>();
+  if (a.annotator == "llm") {
+    LlmHttpOptions o;
+    o.endpoint = a.llm_endpoint;
+    o.model = a.llm_model;
+    o.max_tokens = a.llm_max_tokens;
+    o.timeout_seconds = a.llm_timeout_seconds;
+    o.retries = a.llm_retries;
+    o.retry_seconds = a.llm_retry_seconds;
+    o.concurrency = a.llm_concurrency;
+    const char* key = std::getenv(a.llm_api_key_env.c_str());
+    o.api_key = key ? key : "";
+    if (o.api_key.empty()) spdlog::info("annotate: ${} (annotate.llm_api_key_env) is unset or empty: requests carry no API key", a.llm_api_key_env);
+    o.cancelled = [] { return stop_local() != 0; };
+    return std::make_unique<LlmAnnotator>(std::make_shared<LlmHttpBackend>(std::move(o)));
+  }
+  Lexicon lex = a.lexicon.empty() ? Lexicon::parse(DEFAULT_LEXICON, "builtin:configs/annotate/lexicon.txt") : Lexicon::read(a.lexicon);
   return std::make_unique<LexiconAnnotator>(std::move(lex));
+}
+
+// The llm annotator on annotate.llm_model_path, generating on model.device in model.dtype.
+std::unique_ptr<Annotator> make_llm_local(const Config& cfg, const Runtime& rt) {
+  Config local = cfg;
+  local.model.path = cfg.annotate.llm_model_path;
+  StageModel m = load_stage_model(local, rt);
+  return std::make_unique<LlmAnnotator>(std::make_shared<LlmLocalBackend>(std::move(m), chat_format_from_name(cfg.annotate.llm_chat_format),
+                                                                          cfg.annotate.llm_max_tokens, cfg.annotate.llm_concurrency,
+                                                                          checkpoint_identity(cfg.annotate.llm_model_path)));
+}
+
+// The same, without loading the model (for the config hash before the skip check).
+std::string llm_local_identity(const Config& cfg) {
+  return LlmAnnotator::identity_of(LlmLocalBackend::identity_of(chat_format_from_name(cfg.annotate.llm_chat_format), cfg.annotate.llm_max_tokens,
+                                                                checkpoint_identity(cfg.annotate.llm_model_path)));
+}
+
+// The config as hashed: the llm keys that only say how requests are made (not what they ask) are
+// left at their defaults, and every llm key when another annotator runs.
+Config hashed_config(const Config& cfg) {
+  Config h = cfg;
+  const Config::Annotate d;
+  Config::Annotate& a = h.annotate;
+  a.llm_api_key_env = d.llm_api_key_env;
+  a.llm_timeout_seconds = d.llm_timeout_seconds;
+  a.llm_retries = d.llm_retries;
+  a.llm_retry_seconds = d.llm_retry_seconds;
+  a.llm_concurrency = d.llm_concurrency;
+  a.llm_max_failed_fraction = d.llm_max_failed_fraction;
+  if (a.annotator != "llm") {
+    a.llm_endpoint = d.llm_endpoint;
+    a.llm_model = d.llm_model;
+    a.llm_model_path = d.llm_model_path;
+    a.llm_chat_format = d.llm_chat_format;
+    a.llm_max_tokens = d.llm_max_tokens;
+  } else if (a.llm_endpoint.empty()) {
+    a.llm_model = d.llm_model;
+  } else {
+    a.llm_model_path = d.llm_model_path;
+    a.llm_chat_format = d.llm_chat_format;
+  }
+  return h;
 }
 
 std::string row_id(const json& row, const std::string& field, const std::string& where) {
@@ -186,32 +263,36 @@ Tokens tokens_of(const InputTrace& t, const Tokenizer& tok, TokenSource source) 
   return out;
 }
 
-TraceResult annotate_one(const Annotator& annotator, const InputTrace& in, const std::string& part, const Tokenizer* tok, TokenSource source) {
-  TraceResult r;
+// The part of a trace to annotate (as `trace`), or a problem in `r` when it holds only white space.
+std::optional<Trace> part_of(const InputTrace& in, const std::string& part, TraceResult& r) {
   const TextRange range = part == "thinking" ? thinking_range(in.text) : TextRange{0, utf8_length(in.text), 0, in.text.size()};
   r.part_begin = range.begin;
   r.part_end = range.end;
   const std::string_view body(in.text.data() + range.byte_begin, range.byte_end - range.byte_begin);
-  if (body.find_first_not_of(" \t\r\n\f\v") == std::string_view::npos) {
-    r.problems.push_back({part == "thinking" ? "no_thinking" : "empty_text", -1, -1,
-                          part == "thinking" ? "no thinking text (nothing but white space before </think>)" : "the text is empty"});
-  } else {
-    const Trace trace{in.id, in.text, range.begin, range.end};
-    Annotation a = annotator.annotate(trace);
-    check_contract(annotator, a, trace);
-    r.sentences = a.units;
-    r.problems = std::move(a.problems);
-    for (LabelledSpan& s : a.spans) r.spans.push_back({s.label, s.begin, s.end, -1, -1, std::move(s.rule)});
-  }
-  if (tok) {
-    const Tokens t = tokens_of(in, *tok, source);
-    r.n_tokens = static_cast<int64_t>(t.offsets.size());
-    r.n_prompt_tokens = t.n_prompt;
-    map_tokens(t.offsets, t.shift, r.spans);
-    for (const SpanRow& s : r.spans)
-      if (s.token_begin < 0) r.problems.push_back({"no_tokens", s.begin, s.end, "no token overlaps the span"});
-  }
-  return r;
+  if (body.find_first_not_of(" \t\r\n\f\v") != std::string_view::npos) return Trace{in.id, in.text, range.begin, range.end};
+  r.problems.push_back({part == "thinking" ? "no_thinking" : "empty_text", -1, -1,
+                        part == "thinking" ? "no thinking text (nothing but white space before </think>)" : "the text is empty", {}});
+  return std::nullopt;
+}
+
+void take_annotation(const Annotator& annotator, const Trace& trace, Annotation a, TraceResult& r) {
+  check_contract(annotator, a, trace);
+  r.sentences = a.units;
+  r.problems = std::move(a.problems);
+  for (LabelledSpan& s : a.spans) r.spans.push_back({s.label, s.begin, s.end, -1, -1, std::move(s.rule)});
+}
+
+void add_tokens(const InputTrace& in, const Tokenizer& tok, TokenSource source, TraceResult& r) {
+  const Tokens t = tokens_of(in, tok, source);
+  r.n_tokens = static_cast<int64_t>(t.offsets.size());
+  r.n_prompt_tokens = t.n_prompt;
+  map_tokens(t.offsets, t.shift, r.spans);
+  for (const SpanRow& s : r.spans)
+    if (s.token_begin < 0) r.problems.push_back({"no_tokens", s.begin, s.end, "no token overlaps the span", {}});
+}
+
+bool request_failed(const TraceResult& r) {
+  return std::any_of(r.problems.begin(), r.problems.end(), [](const AnnotationProblem& p) { return p.kind == "request_failed"; });
 }
 
 json span_json(const SpanRow& s, const std::vector<std::string>& labels, std::string_view text, const std::vector<size_t>& cp, bool tokens) {
@@ -236,7 +317,8 @@ void jsonl_lines(int64_t index, const InputTrace& in, const TraceResult& r, cons
   for (const AnnotationProblem& p : r.problems) {
     json j = {{"trace", index}, {"id", in.id}, {"kind", p.kind}, {"begin", p.begin}, {"end", p.end}, {"detail", p.detail}};
     if (p.begin >= 0) j["text"] = std::string(in.text.substr(cp[static_cast<size_t>(p.begin)], cp[static_cast<size_t>(p.end)] - cp[static_cast<size_t>(p.begin)]));
-    problem_lines.push_back(j.dump());
+    if (!p.excerpt.empty()) j["excerpt"] = p.excerpt;
+    problem_lines.push_back(j.dump(-1, ' ', false, json::error_handler_t::replace));
   }
 }
 
@@ -347,19 +429,34 @@ struct Share {
 Share annotate_share(const Config& cfg, Runtime& rt, const Setup& in, Range share) {
   Share out;
   out.results.resize(static_cast<size_t>(share.size()));
+  const int64_t per_round = cfg.annotate.annotator == "llm" ? 4 * cfg.annotate.llm_concurrency : TRACES_PER_ROUND;
+  int64_t done = 0;
   BatchLoop loop;
   loop.work = [&](int64_t b) {
-    for (int64_t k = b * TRACES_PER_ROUND; k < std::min(share.size(), (b + 1) * TRACES_PER_ROUND); ++k) {
+    const int64_t first = b * per_round, last = std::min(share.size(), (b + 1) * per_round);
+    std::vector<Trace> traces;  // the parts to annotate, all handed to the annotator at once
+    std::vector<int64_t> of;    // their k
+    for (int64_t k = first; k < last; ++k)
+      if (auto t = part_of(in.traces[static_cast<size_t>(share.begin + k)], cfg.annotate.part, out.results[static_cast<size_t>(k)])) {
+        traces.push_back(*t);
+        of.push_back(k);
+      }
+    std::vector<Annotation> annotations = in.annotator->annotate_batch(traces);
+    if (annotations.size() != traces.size()) throw std::logic_error("annotator " + in.annotator->name() + " returned a wrong number of annotations");
+    for (size_t j = 0; j < traces.size(); ++j) take_annotation(*in.annotator, traces[j], std::move(annotations[j]), out.results[static_cast<size_t>(of[j])]);
+    for (int64_t k = first; k < last; ++k) {
       const InputTrace& t = in.traces[static_cast<size_t>(share.begin + k)];
       TraceResult& r = out.results[static_cast<size_t>(k)];
-      r = annotate_one(*in.annotator, t, cfg.annotate.part, in.tok.get(), in.source);
+      if (in.tok) add_tokens(t, *in.tok, in.source, r);
       jsonl_lines(share.begin + k, t, r, in.annotator->labels(), in.tok != nullptr, out.span_lines, out.problem_lines);
     }
+    done = last;
   };
-  loop.save = [] { spdlog::warn("annotate: nothing is stored on a stop; the rerun starts over (annotation is cheap)"); };
+  loop.save = [] { spdlog::warn("annotate: nothing is stored on a stop; the rerun starts over"); };
   loop.what = "annotate";
   loop.progress_seconds = cfg.log.progress_seconds;
-  run_batches(rt, (share.size() + TRACES_PER_ROUND - 1) / TRACES_PER_ROUND, loop);
+  loop.detail = [&] { return std::to_string(done) + "/" + std::to_string(share.size()) + " traces of this rank"; };
+  run_batches(rt, (share.size() + per_round - 1) / per_round, loop);
   return out;
 }
 
@@ -381,6 +478,26 @@ void write_h5_extras(const fs::path& tmp, const Config& cfg, const Setup& in, co
   write_h5_provenance(f, prov, FORMAT);
 }
 
+// Traces whose request failed, over all ranks (COLLECTIVE). More than annotate.llm_max_failed_fraction
+// of them: every rank throws before anything is written.
+int64_t check_failures(const Config& cfg, Runtime& rt, const Setup& in, const Share& mine, Range share, int64_t n) {
+  int64_t mine_failed = 0;
+  std::string first;
+  for (size_t k = 0; k < mine.results.size(); ++k) {
+    if (!request_failed(mine.results[k])) continue;
+    if (mine_failed++ == 0)
+      for (const AnnotationProblem& p : mine.results[k].problems)
+        if (p.kind == "request_failed") first = "trace '" + in.traces[static_cast<size_t>(share.begin) + k].id + "': " + p.detail + ": " + p.excerpt;
+  }
+  const int64_t failed = rt.world_comm.allreduce_sum(mine_failed);
+  if (failed == 0 || static_cast<double>(failed) <= cfg.annotate.llm_max_failed_fraction * static_cast<double>(n)) return failed;
+  // Rank 0 names the first failure of all (the others, their own).
+  const std::vector<std::string> firsts = rt.world_comm.gather_strings(first.empty() ? std::vector<std::string>{} : std::vector<std::string>{first}, 0);
+  if (rt.rank == 0 && !firsts.empty()) first = firsts.front();
+  throw std::runtime_error(std::to_string(failed) + " of " + std::to_string(n) + " traces got no reply from the llm annotator (more than annotate.llm_max_failed_fraction = " +
+                           fmt::format("{:g}", cfg.annotate.llm_max_failed_fraction) + "); nothing was written" + (first.empty() ? "" : ". First failure: " + first));
+}
+
 std::string join_lines(const std::vector<std::string>& lines) {
   std::string s;
   for (const auto& l : lines) s += l + "\n";
@@ -395,24 +512,26 @@ void run(const Config& cfg, Runtime& rt) {
   const fs::path out_h5 = out_dir / "spans.h5", tmp = out_dir / "spans.h5.partial";
 
   // Inputs first: every rank validates them alike, so a bad input fails before anything is written.
-  Setup in{make_annotator(cfg), nullptr, TokenSource::NONE, {}, {}, {}};
+  Setup in{llm_local(cfg) ? nullptr : make_annotator(cfg), nullptr, TokenSource::NONE, {}, {}, {}};
   if (!cfg.model.path.empty()) in.tok = std::make_unique<Tokenizer>(Tokenizer::from_file(fs::path(cfg.model.path) / "tokenizer.json"));
   if (!fs::is_regular_file(input)) throw InputError(input.string(), "annotate.input", "no traces file (run `thinksteer generate` first, or set annotate.input)");
   in.input_sha256 = sha256_file(input);
-  const std::string inputs = in.input_sha256 + "\n" + in.annotator->identity() + "\n" +
+  const std::string inputs = in.input_sha256 + "\n" + (in.annotator ? in.annotator->identity() : llm_local_identity(cfg)) + "\n" +
                              (in.tok ? "tokenizer " + sha256_file(fs::path(cfg.model.path) / "tokenizer.json") : std::string("no tokenizer"));
-  in.config_hash = output_config_hash(cfg, {"annotate"}, inputs);
+  in.config_hash = output_config_hash(hashed_config(cfg), {"annotate"}, inputs);
   if (rt.world_comm.allreduce_max(rt.rank == 0 && done_marker_matches(out_h5, in.config_hash) ? 1 : 0)) {
     spdlog::info("annotate: {} is complete for this config ({}), skipping", out_h5.string(), in.config_hash.substr(0, 12));
     return;
   }
   in.traces = read_traces(cfg, input, in.tok.get(), in.source);
+  if (!in.annotator) in.annotator = make_llm_local(cfg, rt);
   const int64_t n = static_cast<int64_t>(in.traces.size());
 
   // This rank's even share; its spans follow those of the ranks before it (shares are in trace order).
   const std::vector<Range> shares = even_ranges(n, rt.world);
   const Range share = static_cast<size_t>(rt.rank) < shares.size() ? shares[static_cast<size_t>(rt.rank)] : Range{n, n};
   Share mine = annotate_share(cfg, rt, in, share);
+  const int64_t failed = check_failures(cfg, rt, in, mine, share, n);
   int64_t my_spans = 0;
   for (const TraceResult& r : mine.results) my_spans += static_cast<int64_t>(r.spans.size());
   const int64_t span_base = rt.world_comm.exscan_sum(my_spans), n_spans = rt.world_comm.allreduce_sum(my_spans);
@@ -444,6 +563,10 @@ void run(const Config& cfg, Runtime& rt) {
     write_file_atomic(fs::path(cfg.run.dir) / "config.resolved.ini", config_to_ini(cfg));
     h5::commit_h5(tmp, out_h5, FORMAT, specs, in.config_hash);
     log_summary(counts, n, n_spans);
+    if (failed > 0)
+      spdlog::warn("annotate: {} of {} traces got no reply from the llm annotator (request_failed in problems.jsonl) and have no spans; "
+                   "to try them again, remove {} and rerun (every trace is annotated again)",
+                   failed, n, done_marker_path(out_h5).string());
     spdlog::info("annotate: wrote {} (token ranges: {}), spans.jsonl and problems.jsonl ({} lines)", out_h5.string(),
                  token_source_name(in.source), mine.problem_lines.size());
   }

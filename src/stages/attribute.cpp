@@ -3,8 +3,17 @@
 //   in : attribute.generations, attribute.spans (defaults under <run.dir>, as `vectors` reads them),
 //        attribute.vectors (default <run.dir>/vectors/vectors.h5: the feature vectors "<label>"),
 //        model.path
-//   out: <run.dir>/attribute/attribution.h5 (format thinksteer.attribution), provenance.json;
-//        .done marker on attribution.h5 with the config hash
+//   out: <run.dir>/attribute/attribution.h5 (format thinksteer.attribution), skipped.jsonl (one line
+//        per behaviour left out or left without positions, like `vectors`), provenance.json; .done
+//        marker on attribution.h5 with the config hash
+//
+// Behaviours (attribute.labels, else every feature vector of the vectors file): one is left out, with
+// a warning and a line in skipped.jsonl, when the spans file has no such label (label_not_in_spans),
+// when its vector has count 0 at an attributed layer, i.e. `vectors` found no usable span of it and
+// stored the vector as missing (vector_count_zero), or when its vector is all zero there
+// (zero_vector); asked for by name in attribute.labels, each of these is an input error (exit 2). A
+// behaviour attributed at no position (every span of the examples is its own: P_X is empty) keeps
+// NaN effects, selects no layer, and is recorded (label_without_positions). Never a silent zero.
 //
 // §A.7, for behaviour X and each of the first attribute.n_examples traces with spans:
 //   positions P_X = every span whose label != X (any label of the spans file, selected or not) with a
@@ -124,16 +133,22 @@ std::vector<int64_t> select_layers(const Config& cfg, const VectorSet& set, cons
   return out;
 }
 
-// A feature vector usable at every attributed layer: present (count > 0) and not zero.
-std::string vector_problem(const VectorSet& set, size_t name, const std::vector<int64_t>& layers) {
+// Why a feature vector is not usable at every attributed layer (count 0: `vectors` stored it as
+// missing; or all zero): {kind, detail}, or an empty kind when it is usable.
+std::pair<std::string, std::string> vector_problem(const VectorSet& set, size_t name, const std::vector<int64_t>& layers, int64_t& layer) {
   for (int64_t l : layers) {
     const size_t li = *set.layer_index(l);
+    layer = l;
+    if (set.count(name, li) == 0)
+      return {"vector_count_zero", "its vector has count 0 at layer " + std::to_string(l) +
+                                       " (`vectors` found no usable span of it and stored the vector as missing): nothing to attribute"};
     const float* v = set.vector(name, li);
     double n2 = 0;
     for (int64_t i = 0; i < set.d_model; ++i) n2 += static_cast<double>(v[i]) * v[i];
-    if (set.count(name, li) == 0 || n2 == 0) return "no vector at layer " + std::to_string(l) + " (count 0 or all zero)";
+    if (n2 == 0) return {"zero_vector", "its vector is all zero at layer " + std::to_string(l) + ": no direction to attribute"};
   }
-  return "";
+  layer = -1;
+  return {};
 }
 
 // The behaviours: attribute.labels (each must have a vector and spans), else every feature vector of
@@ -149,17 +164,23 @@ void select_labels(const Config& cfg, const VectorSet& set, const std::string& v
     const auto name = set.name_index(l);
     if (!name) throw InputError(vfile, "names", "no vector '" + l + "' (asked for in attribute.labels; the file has " + std::to_string(set.n_names()) + " names)");
     const auto in_spans = std::find(spans.labels.begin(), spans.labels.end(), l);
-    std::string problem = in_spans == spans.labels.end() ? "the spans file " + spans.file + " has no label '" + l + "'" : vector_problem(set, *name, plan.layers);
-    if (!problem.empty()) {
+    int64_t layer = -1;
+    auto [kind, problem] = in_spans == spans.labels.end() ? std::pair<std::string, std::string>{"label_not_in_spans", "the spans file " + spans.file + " has no label '" + l + "'"}
+                                                          : vector_problem(set, *name, plan.layers, layer);
+    if (!kind.empty()) {
       if (asked) throw InputError(in_spans == spans.labels.end() ? spans.file : vfile, in_spans == spans.labels.end() ? "/labels" : "vectors", "'" + l + "': " + problem);
-      spdlog::warn("attribute: label '{}' skipped: {}", l, problem);
-      plan.skipped.push_back({{"kind", "label"}, {"label", l}, {"detail", problem}});
+      const int64_t label_index = in_spans - spans.labels.begin();
+      const int64_t n_spans = in_spans == spans.labels.end() ? 0 : std::count(spans.label.begin(), spans.label.end(), label_index);
+      spdlog::warn("attribute: behaviour '{}' skipped: {} (skipped.jsonl)", l, problem);
+      json rec = {{"kind", kind}, {"label", l}, {"spans", n_spans}, {"detail", problem}};
+      if (layer >= 0) rec["layer"] = layer;
+      plan.skipped.push_back(std::move(rec));
       continue;
     }
     plan.labels.push_back(l);
     plan.span_label.push_back(in_spans - spans.labels.begin());
   }
-  if (plan.labels.empty()) throw InputError(vfile, "names", "no feature vector with spans to attribute");
+  if (plan.labels.empty()) throw InputError(vfile, "names", "no feature vector with spans to attribute (see the warnings above)");
 }
 
 // f^ = f / |f| in fp64, [labels, layers, D].
@@ -423,7 +444,7 @@ void select_layers_for(const Config& cfg, const Plan& p, int64_t n_layer, size_t
   peaks.insert(peaks.end(), rest.begin(), rest.end());
   for (int64_t j = 0; j < cfg.attribute.n_select; ++j)
     s.selected.push_back(j < static_cast<int64_t>(peaks.size()) ? p.layers[peaks[static_cast<size_t>(j)]] : -1);
-  if (peaks.empty()) spdlog::warn("attribute: '{}': no layer left in [{}, {}) to select", p.labels[k], first, n_layer - last);
+  if (peaks.empty() && s.n_examples[k] > 0) spdlog::warn("attribute: '{}': no layer left in [{}, {}) to select", p.labels[k], first, n_layer - last);
 }
 
 void log_table(const Plan& p, const Summary& s, int64_t n_select) {
@@ -451,11 +472,20 @@ struct Setup {
 void write_h5(const Config& cfg, Runtime& rt, const Setup& in, const Summary& s, double seconds) {
   const Plan& p = in.plan;
   const int64_t K = static_cast<int64_t>(p.n_labels()), L = static_cast<int64_t>(p.n_layers()), E = static_cast<int64_t>(p.n_examples());
+  std::vector<json> skipped = p.skipped;
+  for (size_t k = 0; k < p.n_labels(); ++k)
+    if (s.n_examples[k] == 0) {
+      const std::string what = "no example has a span of another behaviour (P_X is empty): its effects are NaN and no layer is selected";
+      spdlog::warn("attribute: behaviour '{}': {} (skipped.jsonl)", p.labels[k], what);
+      skipped.push_back({{"kind", "label_without_positions"}, {"label", p.labels[k]}, {"examples", E}, {"detail", what}});
+    }
+  json kinds = json::object();
+  for (const json& r : skipped) kinds[r["kind"].get<std::string>()] = kinds.value(r["kind"].get<std::string>(), int64_t{0}) + 1;
   json prov = stage_provenance(cfg, rt, SECTION, in.config_hash, cfg.model.path);
   prov.update({{"generations", fs::absolute(in.generations).string()}, {"generations_sha256", in.generations_sha},
                {"spans", fs::absolute(in.spans).string()}, {"spans_sha256", in.spans_sha},
                {"vectors", fs::absolute(in.vectors).string()}, {"vectors_sha256", in.vectors_sha}, {"hook", p.hook},
-               {"metric", cfg.attribute.metric}, {"mode", cfg.attribute.mode}, {"seconds", seconds}, {"skipped", p.skipped},
+               {"metric", cfg.attribute.metric}, {"mode", cfg.attribute.mode}, {"seconds", seconds}, {"skipped", kinds},
                {"effect", cfg.attribute.mode == "trace" ? "|f^ . sum_{p in P_X} dM/dx[p]| / |P_X|, M = sum of the metric over all span positions"
                                                           : "mean over P_X of |f^ . dm_p/dx[p]| (ALGORITHMS §A.7)"}});
   const fs::path final_path = in.out_dir / "attribution.h5", tmp = in.out_dir / "attribution.h5.tmp";
@@ -494,8 +524,12 @@ void write_h5(const Config& cfg, Runtime& rt, const Setup& in, const Summary& s,
     f.set_attr("/", "mode", cfg.attribute.mode);
     f.set_attr("/", "hook", p.hook);
   }
+  std::string lines;
+  for (const json& r : skipped) lines += r.dump() + "\n";
+  write_file_atomic(in.out_dir / "skipped.jsonl", lines);
   write_file_atomic(in.out_dir / "provenance.json", prov.dump(2));
   h5::commit_h5(tmp, final_path, FORMAT, specs, in.config_hash);
+  for (const auto& [kind, count] : kinds.items()) spdlog::info("attribute: skipped {:<24} {:>4} (see skipped.jsonl)", kind, count.get<int64_t>());
   spdlog::info("attribute: wrote {} ({} labels x {} layers x {} examples, metric {}, mode {}, {:.3f} s of passes)", final_path.string(), K, L, E,
                cfg.attribute.metric, cfg.attribute.mode, seconds);
 }
@@ -550,6 +584,7 @@ void run(const Config& cfg, Runtime& rt) {
     fs::create_directories(in.out_dir);
     fs::remove(done_marker_path(out_h5));  // from here on the directory claims nothing until the commit
     fs::remove(out_h5);
+    fs::remove(in.out_dir / "skipped.jsonl");
   }
   rt.world_comm.barrier();
   const StageModel m = load_stage_model(cfg, rt);

@@ -15,6 +15,10 @@ make_run).
   at start - 1), in float64: per-span effects agree.
 - 1 vs 2 ranks give the same file contents; layer selection, cosines and the file layout; a rerun skips.
 - bad input: exit 2 naming the file and field, and no attribution.h5 or done marker.
+- behaviours without spans (issue 5 item 6): a feature vector that `vectors` stored as missing (count
+  0: its label has no span) is left out with a warning and a line in attribute/skipped.jsonl (an input
+  error when asked for by name); a behaviour attributed at no position keeps NaN effects, selects no
+  layer and is recorded. Never a silent zero.
 """
 import importlib.util
 import json
@@ -350,3 +354,71 @@ def test_bad_input(binary, toy_model, deep_run, toy_run, tmp_path):
     assert "bad_layers.h5" in msg
     msg = bad(binary, toy_run, toy_model, "--attribute.layers", "7")
     assert "vectors.h5" in msg and "layers" in msg
+
+
+# ---------------------------------------------------------------------------------------------------
+# (e) behaviours without spans
+
+def partial_run(binary, toy_model, toy_run, out, sections):
+    """toy_run's generations, spans from a lexicon with only the shipped `sections` (every other
+    sentence: deduction), and the vectors of those spans."""
+    (out / "generate").mkdir(parents=True)
+    shutil.copy(toy_run / "generate" / "generations.jsonl", out / "generate" / "generations.jsonl")
+    keep, lines = False, ["default = deduction"]
+    for line in (ROOT / "configs" / "annotate" / "lexicon.txt").read_text().splitlines():
+        if line.startswith("["):
+            keep = line.strip("[]") in sections
+        if keep and line.strip() and not line.startswith("#"):
+            lines.append(line)
+    if not sections:
+        lines += ["[deduction]", "\\w"]
+    (out / "lexicon.txt").write_text("\n".join(lines) + "\n")
+    bench.stage(binary, out, "annotate", "--model.path", toy_model, "--annotate.lexicon", out / "lexicon.txt")
+    bench.stage(binary, out, "vectors", "--model.path", toy_model)
+    return out
+
+
+def skipped_of(run_dir):
+    return [json.loads(line) for line in (run_dir / "attribute" / "skipped.jsonl").read_text().splitlines() if line.strip()]
+
+
+def test_vector_without_spans_is_skipped_and_recorded(binary, toy_model, toy_run, tmp_path):
+    out = partial_run(binary, toy_model, toy_run, tmp_path / "run", ["backtracking"])
+    missing = ["initializing", "adding-knowledge", "example-testing", "uncertainty-estimation"]
+    with h5py.File(out / "vectors" / "vectors.h5", "r") as f:
+        names = list(f["names"].asstr()[()])
+        counts = f["counts"][()]
+    for label in missing:  # present in the file, stored as missing
+        assert label in names and (counts[names.index(label)] == 0).all()
+    assert (counts[names.index("backtracking")] > 0).all() and (counts[names.index("deduction")] > 0).all()
+
+    proc = attribute(binary, out, toy_model, n_examples=0)
+    log = proc.stdout + proc.stderr
+    res = read_out(out)
+    assert res["labels"] == ["deduction", "backtracking"]
+    assert np.isfinite(res["mean"]).all() and (res["n_examples"] > 0).all()
+    skipped = skipped_of(out)
+    assert sorted(r["label"] for r in skipped) == sorted(missing)
+    first_layer = int(res["layers"][0])
+    for r in skipped:
+        assert r["kind"] == "vector_count_zero" and r["spans"] == 0 and r["layer"] == first_layer
+        assert "count 0" in r["detail"] and "no usable span" in r["detail"]
+        assert f"behaviour '{r['label']}' skipped: its vector has count 0" in log
+    prov = json.loads((out / "attribute" / "provenance.json").read_text())
+    assert prov["skipped"] == {"vector_count_zero": 4}
+    assert "skipped vector_count_zero" in log and "see skipped.jsonl" in log
+
+    # Asked for by name: an input error naming the vectors file, the label and the reason.
+    msg = bad(binary, out, toy_model, "--attribute.labels", "deduction,initializing")
+    assert "vectors.h5" in msg and "'initializing'" in msg and "count 0" in msg
+
+
+def test_behaviour_without_positions_is_recorded(binary, toy_model, toy_run, tmp_path):
+    out = partial_run(binary, toy_model, toy_run, tmp_path / "run", [])  # every span is deduction
+    proc = attribute(binary, out, toy_model, n_examples=0)
+    res = read_out(out)
+    assert res["labels"] == ["deduction"] and res["n_examples"][0] == 0
+    assert np.isnan(res["mean"]).all() and (res["selected"] == -1).all() and (res["positions"] == 0).all()
+    kinds = sorted(r["kind"] for r in skipped_of(out))
+    assert kinds == ["label_without_positions"] + ["vector_count_zero"] * 5
+    assert "behaviour 'deduction': no example has a span of another behaviour" in proc.stdout + proc.stderr
