@@ -1,25 +1,25 @@
 #!/usr/bin/env bash
-# The main job on the embedded default, from a fresh machine: set-up, build, then on the shipped toy
-# thinker (models/toy-thinker, trained by thinksteer on the planted-truth corpus; no download):
-# greedy thinking traces for 50 held-out word problems into runs/demo/generate/, `toy eval` scoring
-# them against the planted truth (runs/demo/toy/eval.json), and `collect` of the generated tokens'
-# activations at every layer on 2 MPI ranks into runs/demo/collect/activations.h5.
+# The main job on the embedded default, from a fresh machine: set-up, build, then the whole steering
+# chain on the shipped toy thinker (models/toy-thinker, trained by thinksteer on the planted-truth
+# corpus; nothing is downloaded) on 2 MPI ranks: generate -> annotate -> collect -> vectors ->
+# attribute -> steer sweep (plan, tasks, reduce) -> figures, and the acceptance table (+c raises each
+# behaviour, -c lowers it, same-norm random directions do not move it; bootstrap 95% intervals over
+# 200 held-out problems). Everything lands in runs/demo/ (see configs/demo.ini).
 # Usage: scripts/run_demo.sh [--section.key value ...]   (extra options override configs/demo.ini)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh thinksteer
-build/bin/thinksteer generate --config configs/demo.ini "$@"
-build/bin/thinksteer toy eval --config configs/demo.ini "$@"
-# Open MPI refuses to run as root unless told; oversubscribe lets 2 ranks share a small machine.
+# Open MPI refuses to run as root unless told; oversubscribe lets 2 ranks share a small machine; one
+# torch thread per rank keeps the ranks from stalling each other on 2 cores.
 if [[ $(id -u) -eq 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
-mpiexec --oversubscribe -n 2 build/bin/thinksteer collect --config configs/demo.ini "$@"
+export OMP_NUM_THREADS=1
+start=$(date +%s)
+for stage in generate annotate collect vectors attribute steer; do
+  mpiexec --oversubscribe -n 2 build/bin/thinksteer "$stage" --config configs/demo.ini --run.threads 1 "$@"
+done
+PYTHONPATH=analysis .venv/bin/python -m thinksteer_analysis figures runs/demo
 echo
-echo "traces: runs/demo/generate/generations.jsonl (+ generations.h5); scores: runs/demo/toy/eval.json"
-.venv/bin/python - <<'PY'
-import json
-row = json.loads(open("runs/demo/generate/generations.jsonl").readline())
-print("first problem:", row["prompt"])
-print(row["text"][:700])
-PY
-PYTHONPATH=analysis .venv/bin/python -c "import sys; from thinksteer_analysis.activations import main; sys.exit(main(['runs/demo']))"
+PYTHONPATH=analysis .venv/bin/python -m thinksteer_analysis acceptance runs/demo || true
+echo
+echo "chain finished in $(( $(date +%s) - start )) s; outputs in runs/demo/ (sweep/summary.h5, summary.csv, figures/*.png)"

@@ -103,28 +103,6 @@ fs::path input_path(const Config& cfg) {
 
 bool llm_local(const Config& cfg) { return cfg.annotate.annotator == "llm" && cfg.annotate.llm_endpoint.empty(); }
 
-// The annotator, except the llm annotator on a local checkpoint (make_llm_local: it loads a model).
-std::unique_ptr<Annotator> make_annotator(const Config& cfg) {
-  const Config::Annotate& a = cfg.annotate;
-  if (a.annotator == "toy") return std::make_unique<ToyAnnotator>();
-  if (a.annotator == "llm") {
-    LlmHttpOptions o;
-    o.endpoint = a.llm_endpoint;
-    o.model = a.llm_model;
-    o.max_tokens = a.llm_max_tokens;
-    o.timeout_seconds = a.llm_timeout_seconds;
-    o.retries = a.llm_retries;
-    o.retry_seconds = a.llm_retry_seconds;
-    o.concurrency = a.llm_concurrency;
-    const char* key = std::getenv(a.llm_api_key_env.c_str());
-    o.api_key = key ? key : "";
-    if (o.api_key.empty()) spdlog::info("annotate: ${} (annotate.llm_api_key_env) is unset or empty: requests carry no API key", a.llm_api_key_env);
-    o.cancelled = [] { return stop_local() != 0; };
-    return std::make_unique<LlmAnnotator>(std::make_shared<LlmHttpBackend>(std::move(o)));
-  }
-  Lexicon lex = a.lexicon.empty() ? Lexicon::parse(DEFAULT_LEXICON, "builtin:configs/annotate/lexicon.txt") : Lexicon::read(a.lexicon);
-  return std::make_unique<LexiconAnnotator>(std::move(lex));
-}
 
 // The llm annotator on annotate.llm_model_path, generating on model.device in model.dtype.
 std::unique_ptr<Annotator> make_llm_local(const Config& cfg, const Runtime& rt) {
@@ -574,3 +552,30 @@ void run(const Config& cfg, Runtime& rt) {
 }
 
 }  // namespace ts::stages::annotate
+
+namespace ts::stages {
+
+// The annotator, except the llm annotator on a local checkpoint (make_llm_local: it loads a model).
+std::unique_ptr<Annotator> make_annotator(const Config& cfg) {
+  const Config::Annotate& a = cfg.annotate;
+  if (a.annotator == "toy") return std::make_unique<ToyAnnotator>();
+  if (a.annotator == "llm") {
+    LlmHttpOptions o;
+    o.endpoint = a.llm_endpoint;
+    o.model = a.llm_model;
+    o.max_tokens = a.llm_max_tokens;
+    o.timeout_seconds = a.llm_timeout_seconds;
+    o.retries = a.llm_retries;
+    o.retry_seconds = a.llm_retry_seconds;
+    o.concurrency = a.llm_concurrency;
+    const char* key = std::getenv(a.llm_api_key_env.c_str());
+    o.api_key = key ? key : "";
+    if (o.api_key.empty()) spdlog::info("annotate: ${} (annotate.llm_api_key_env) is unset or empty: requests carry no API key", a.llm_api_key_env);
+    o.cancelled = [] { return stop_local() != 0; };
+    return std::make_unique<LlmAnnotator>(std::make_shared<LlmHttpBackend>(std::move(o)));
+  }
+  Lexicon lex = a.lexicon.empty() ? Lexicon::parse(DEFAULT_LEXICON, "builtin:configs/annotate/lexicon.txt") : Lexicon::read(a.lexicon);
+  return std::make_unique<LexiconAnnotator>(std::move(lex));
+}
+
+}  // namespace ts::stages

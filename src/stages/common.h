@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "annotate/annotator.h"
 #include "core/config.h"
 #include "core/json.h"
 #include "core/log.h"
@@ -65,6 +66,10 @@ TokenSequence generation_sequence(const Tokenizer& tok, const std::string& promp
 // convention for prompt tokens (HF `offsets`): a token covers every character it contributes bytes
 // to, so the tokens of a character split across tokens all cover it.
 std::vector<std::pair<int64_t, int64_t>> generated_token_offsets(const Tokenizer& tok, const std::vector<int32_t>& ids, int64_t base);
+
+// The annotator of [annotate]: lexicon, toy, or llm on an endpoint (stages/annotate.cpp; the llm
+// annotator on a local checkpoint loads a model and is made by the annotate stage itself).
+std::unique_ptr<Annotator> make_annotator(const Config& cfg);
 
 // The config hash of a stage's output: the given sections, the inputs' identity, the code version.
 // [parallel] is never part of it: results do not depend on the rank layout.

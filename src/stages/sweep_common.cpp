@@ -1,12 +1,8 @@
 #include "stages/sweep_common.h"
 
-#include "annotate/lexicon.h"
-#include "annotate/toy_annotator.h"
 #include "core/error.h"
 #include "core/sha256.h"
 #include "stages/common.h"
-
-#include "default_lexicon.inc"  // DEFAULT_LEXICON: configs/annotate/lexicon.txt, compiled in
 
 namespace ts::stages {
 namespace fs = std::filesystem;
@@ -20,11 +16,9 @@ fs::path steer_vectors_path(const Config& cfg) {
 }
 
 std::unique_ptr<Annotator> make_sweep_annotator(const Config& cfg) {
-  if (cfg.annotate.annotator == "toy") return std::make_unique<ToyAnnotator>();
-  if (cfg.annotate.annotator != "lexicon")
-    throw InputError("[annotate]", "annotate.annotator", "steer measures behaviours with the lexicon or toy annotator, got '" + cfg.annotate.annotator + "'");
-  Lexicon lex = cfg.annotate.lexicon.empty() ? Lexicon::parse(DEFAULT_LEXICON, "builtin:configs/annotate/lexicon.txt") : Lexicon::read(cfg.annotate.lexicon);
-  return std::make_unique<LexiconAnnotator>(std::move(lex));
+  if (cfg.annotate.annotator == "llm" && cfg.annotate.llm_endpoint.empty())
+    throw InputError("[annotate]", "annotate.llm_endpoint", "steer measures behaviours with the lexicon, toy, or an llm annotator on an endpoint (not a local checkpoint)");
+  return make_annotator(cfg);
 }
 
 TaskInputs task_inputs(const Config& cfg, const Annotator& annotator) {

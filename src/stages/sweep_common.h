@@ -18,7 +18,7 @@ std::filesystem::path sweep_dir(const Config& cfg);                   // <run.di
 std::filesystem::path task_file(const Config& cfg, const SweepPoint& p);
 std::filesystem::path steer_vectors_path(const Config& cfg);          // steer.vectors or <run.dir>/vectors/vectors.h5
 
-// The annotator of annotate.annotator (lexicon or toy).
+// The annotator of annotate.annotator: lexicon, toy, or llm on an endpoint.
 std::unique_ptr<Annotator> make_sweep_annotator(const Config& cfg);
 
 // Identity of a task's inputs besides the point and the config sections.

@@ -366,3 +366,24 @@ def test_bad_baseline_index_is_named(tmp_path):
         f["/points/baseline"][3] = 5          # row 5 is a vector point, not a baseline
     with pytest.raises(SchemaError, match=r"summary\.h5: /points/baseline: row 3: points at row 5, which is not a baseline"):
         load_sweep_summary(tmp_path / "run")
+
+
+def test_acceptance_table_on_planted_numbers(run):
+    """+c raises, -c lowers (intervals exclude 0), random controls inside the gap the vector's effects leave."""
+    from thinksteer_analysis.acceptance import acceptance_rows, behaviour_verdicts
+    from thinksteer_analysis.sweep import load_sweep_summary
+    rows = acceptance_rows(load_sweep_summary(run))
+    by = {(r["vector"], r["layers"], r["c"]): r for r in rows}
+    bt = by[("backtracking", "2", 8.0)]
+    assert np.isclose(bt["plus"][0], 0.25) and np.isclose(bt["minus"][0], -0.14)
+    assert bt["raises"] and bt["lowers"] and bt["random_inside"] and bt["ok"]
+    assert len(bt["random_plus"]) == 2 and len(bt["random_minus"]) == 2          # seeds 1 and 2
+    assert not by[("backtracking", "1", 8.0)]["ok"]                              # no random control there
+    assert not by[("uncertainty-estimation", "2", 4.0)]["ok"]
+    verdicts = behaviour_verdicts(rows, min_prompts=50)
+    assert [(r["layers"], r["c"]) for r in verdicts["backtracking"]] == [("2", 8.0)]
+    assert verdicts["uncertainty-estimation"] == []
+    assert behaviour_verdicts(rows, min_prompts=100)["backtracking"] == []       # 50 prompts < 100
+    r = cli("acceptance", run, "--min-prompts", "50")
+    assert r.returncode == 1, r.stderr                                           # uncertainty fails
+    assert "backtracking: PASS at layer 2 c=8" in r.stdout and "uncertainty-estimation: FAIL" in r.stdout, r.stdout
