@@ -3,9 +3,10 @@
 One run directory on the shipped toy thinker: generate (train split) -> annotate -> vectors -> attribute,
 then a small sweep on the test split.
 
-- HF reference: steered greedy generation equals HF transformers' Qwen2ForCausalLM with a forward hook
-  on decoder layer l that adds c * v to its output at every position (`add`, positions all), and with
-  one that projects v^ out (`project-out`); token for token, float32.
+- HF reference: steered greedy generation equals HF transformers' Qwen2ForCausalLM with forward hooks
+  on decoder layers that add c * v to their output (`add`) or project v^ out (`project-out`), at every
+  position or at generated positions only, at one layer or at a group of two with c / 2 each
+  (`steer.divide_by_layers`); token for token, float32.
 - the plan: task order and count, `auto` takes attribute's first pick, keys are stable on re-planning,
   stdout is exactly the --array line; the random control has the vector's norm (checked in gtest).
 - 1 vs 2 ranks (mpiexec) give the same task file contents.
@@ -108,31 +109,46 @@ def test_plan_order_auto_layers_and_stable_keys(binary, chain):
 
 
 def test_steer_matches_hf_hooks(binary, chain, toy_model):
-    """Steered greedy tokens equal HF transformers with the same edit in a forward hook."""
+    """Steered greedy tokens equal HF transformers with the same edit in forward hooks: add at all
+    positions, add at generated positions only, project-out, and a group of two layers with coef / 2 each."""
     import torch
     from tokenizers import Tokenizer
     from transformers import Qwen2ForCausalLM
     ini, d = chain
     ref_dir = d.parent / "hf_ref"
     common = ["--config", ini, "--run.dir", ref_dir, "--data.limit", 6, "--generate.max_new_tokens", 48,
-              "--steer.vectors", d / "vectors" / "vectors.h5", "--sweep.vectors", "example-testing", "--sweep.layers", "2",
-              "--sweep.controls", "none", "--sweep.coefficients", "1.5", "--sweep.ops", "add,project-out"]
+              "--steer.vectors", d / "vectors" / "vectors.h5", "--sweep.vectors", "example-testing", "--sweep.layers", "2,1+2",
+              "--sweep.controls", "none", "--sweep.coefficients", "2", "--sweep.ops", "add,project-out",
+              "--sweep.positions", "all,generated", "--steer.divide_by_layers", "true"]
     run(binary, "steer", *common)
     run(binary, "generate", "--config", ini, "--run.dir", ref_dir, "--data.prompts", "builtin:toy-test", "--data.limit", 6)
     prompts = [json.loads(line)["prompt_text"] for line in (ref_dir / "generate" / "generations.jsonl").read_text().splitlines()]
     with h5py.File(d / "vectors" / "vectors.h5") as f:
         names = [x.decode() for x in f["names"][:]]
         layers = list(f["layers"][:])
-        v = torch.tensor(f["vectors"][names.index("example-testing"), layers.index(2)], dtype=torch.float32)
+        vec = {l: torch.tensor(f["vectors"][names.index("example-testing"), layers.index(l)], dtype=torch.float32) for l in (1, 2)}
     tok = Tokenizer.from_file(str(toy_model / "tokenizer.json"))
     model = Qwen2ForCausalLM.from_pretrained(toy_model, torch_dtype=torch.float32).eval()
     eos = json.loads((toy_model / "config.json").read_text())["eos_token_id"]
-    unit = v / v.norm()
-    edits = {"add": lambda h: h + 1.5 * v, "project-out": lambda h: h - (h @ unit)[..., None] * unit}
+
+    def edit(row, layer):
+        v, c = vec[layer], row["coef"] * row["layer_scale"]
+        unit = v / v.norm()
+        fn = (lambda h: h - (h @ unit)[..., None] * unit) if row["op"] == "project-out" else (lambda h: h + c * v)
+        # generated positions: HF's decode steps feed one new token; the prefill (prompt) is left alone
+        only_generated = row["positions"] == "generated"
+        def hook(mod, inp, out):
+            h = out[0] if isinstance(out, tuple) else out  # transformers returns a tuple or (>= 4.5x) the tensor
+            if only_generated and h.shape[1] > 1:
+                return out
+            return (fn(h),) + tuple(out[1:]) if isinstance(out, tuple) else fn(h)
+        return hook
+
     rows = manifest(ref_dir)
+    assert len(rows) == 1 + 2 * 2 * 2  # the baseline; per layer group (2, 1+2): {add, project-out} x {all, generated}
+    seen = set()
     for row in rows[1:]:
-        handle = model.model.layers[2].register_forward_hook(
-            lambda mod, inp, out, fn=edits[row["op"]]: (fn(out[0]),) + tuple(out[1:]) if isinstance(out, tuple) else fn(out))
+        handles = [model.model.layers[l].register_forward_hook(edit(row, l)) for l in row["layers"]]
         try:
             expected = []
             for p in prompts:
@@ -141,10 +157,13 @@ def test_steer_matches_hf_hooks(binary, chain, toy_model):
                     out = model.generate(ids, max_new_tokens=48, do_sample=False, eos_token_id=eos, pad_token_id=eos)
                 expected.append(tok.decode(out[0, ids.shape[1]:].tolist(), skip_special_tokens=False))
         finally:
-            handle.remove()
+            for h in handles:
+                h.remove()
         with h5py.File(ref_dir / "sweep" / "tasks" / f"{row['key']}.h5") as f:
             got = [x.decode() for x in f["prompts/text"][:]]
         assert got == expected, (row, got, expected)
+        seen.add((row["op"], row["positions"], len(row["layers"])))
+    assert seen == {(op, pos, n) for op in ("add", "project-out") for pos in ("all", "generated") for n in (1, 2)}
     # and the baseline is the unsteered model
     with h5py.File(ref_dir / "sweep" / "tasks" / f"{rows[0]['key']}.h5") as f:
         base = [x.decode() for x in f["prompts/text"][:]]
