@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .h5schema import SchemaError, attr, check_format, open_h5, provenance, read
+from .h5schema import SchemaError, attr, check_format, open_h5, provenance, read, run_file
 
 FORMAT = "thinksteer.attribution"
 
 
 def attribution_path(run_dir):
     """<run_dir>/attribute/attribution.h5, or `run_dir` itself when it names a file."""
-    p = pathlib.Path(run_dir)
-    return p if p.is_file() or p.suffix == ".h5" else p / "attribute" / "attribution.h5"
+    return run_file(run_dir, "attribute", "attribution.h5")
 
 
 @dataclass

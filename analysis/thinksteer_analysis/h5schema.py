@@ -8,6 +8,7 @@ three functions later.
         labels = read(f, "/labels", [("label", None)], "str")           # numpy str array ('<U…'), decoded
 """
 import json
+import pathlib
 
 import numpy as np
 
@@ -98,3 +99,9 @@ def provenance(f):
         return json.loads(text) if text else {}
     except (TypeError, ValueError):
         return {}
+
+
+def run_file(run_dir, *parts):
+    """<run_dir>/<parts...>, or `run_dir` itself when it names a file (an .h5 path)."""
+    p = pathlib.Path(run_dir)
+    return p if p.is_file() or p.suffix == ".h5" else p.joinpath(*parts)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .h5schema import SchemaError, attr, check_format, open_h5, provenance, read
+from .h5schema import SchemaError, attr, check_format, open_h5, provenance, read, run_file
 
 FORMAT = "thinksteer.sweep_summary"
 FORMAT_VERSION = 1
@@ -33,8 +33,7 @@ SCALAR_DELTAS = ("accuracy", "think_tokens")
 
 def summary_path(run_dir):
     """<run_dir>/sweep/summary.h5, or `run_dir` itself when it names a file."""
-    p = pathlib.Path(run_dir)
-    return p if p.is_file() or p.suffix == ".h5" else p / "sweep" / "summary.h5"
+    return run_file(run_dir, "sweep", "summary.h5")
 
 
 @dataclass
