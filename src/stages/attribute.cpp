@@ -81,10 +81,6 @@ namespace {
 constexpr const char* FORMAT = "thinksteer.attribution";
 constexpr const char* SECTION = "attribute";
 
-fs::path input_path(const std::string& given, const Config& cfg, const char* dir, const char* file) {
-  return given.empty() ? fs::path(cfg.run.dir) / dir / file : fs::path(given);
-}
-
 // ---------------------------------------------------------------------------------------------------
 // Inputs
 
@@ -560,9 +556,9 @@ void run(const Config& cfg, Runtime& rt) {
   if (cfg.model.path.empty()) throw InputError("<config>", "model.path", "no checkpoint directory given");
   if (rt.n_stages > 1) throw InputError("<config>", "parallel.pipeline_stages", "attribute needs gradients through the whole model: use 1 stage (data-parallel ranks only)");
   Setup in;
-  in.generations = input_path(cfg.attribute.generations, cfg, "generate", "generations.jsonl");
-  in.spans = input_path(cfg.attribute.spans, cfg, "annotate", "spans.h5");
-  in.vectors = input_path(cfg.attribute.vectors, cfg, "vectors", "vectors.h5");
+  in.generations = run_input(cfg.attribute.generations, cfg, "generate", "generations.jsonl");
+  in.spans = run_input(cfg.attribute.spans, cfg, "annotate", "spans.h5");
+  in.vectors = run_input(cfg.attribute.vectors, cfg, "vectors", "vectors.h5");
   in.out_dir = fs::path(cfg.run.dir) / "attribute";
   const std::tuple<const fs::path*, const char*, const char*> files[] = {{&in.generations, "attribute.generations", "generate"},
                                                                          {&in.spans, "attribute.spans", "annotate"},

@@ -178,6 +178,17 @@ std::string checkpoint_identity(const fs::path& dir) {
   return id;
 }
 
+fs::path run_input(const std::string& given, const Config& cfg, const char* stage_dir, const char* file) {
+  return given.empty() ? fs::path(cfg.run.dir) / stage_dir / file : fs::path(given);
+}
+
+ThinkingLength thinking_length(std::span<const int32_t> generated, std::optional<int32_t> think_close) {
+  ThinkingLength t{static_cast<int64_t>(generated.size()), false};
+  if (think_close)
+    if (auto it = std::find(generated.begin(), generated.end(), *think_close); it != generated.end()) t = {it - generated.begin(), true};
+  return t;
+}
+
 std::string output_config_hash(const Config& cfg, const std::vector<std::string>& sections, const std::string& inputs) {
   return sha256_hex(config_to_ini(cfg, sections) + "\n" + inputs + "\n" + git_commit());
 }

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <span>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -66,6 +68,18 @@ TokenSequence generation_sequence(const Tokenizer& tok, const std::string& promp
 // convention for prompt tokens (HF `offsets`): a token covers every character it contributes bytes
 // to, so the tokens of a character split across tokens all cover it.
 std::vector<std::pair<int64_t, int64_t>> generated_token_offsets(const Tokenizer& tok, const std::vector<int32_t>& ids, int64_t base);
+
+// An input a stage reads: the path the config gives, or, when that is empty, <run.dir>/<stage_dir>/<file>
+// (where the stage that makes it writes it).
+std::filesystem::path run_input(const std::string& given, const Config& cfg, const char* stage_dir, const char* file);
+
+// Thinking length of generated tokens: the tokens before the first </think>, and whether there is one
+// (without a </think> token in the vocabulary, or in the tokens, every token is thinking).
+struct ThinkingLength {
+  int64_t tokens = 0;
+  bool closed = false;
+};
+ThinkingLength thinking_length(std::span<const int32_t> generated, std::optional<int32_t> think_close);
 
 // The annotator of [annotate]: lexicon, toy, or llm on an endpoint (stages/annotate.cpp; the llm
 // annotator on a local checkpoint loads a model and is made by the annotate stage itself).

@@ -236,19 +236,11 @@ void run(const Config& cfg, Runtime& rt) {
   for (int64_t i : rows) {
     const GenerateResult& r = *results[static_cast<size_t>(i)];
     const auto& p = prompt_ids[static_cast<size_t>(i)];
-    int64_t thinking = static_cast<int64_t>(r.tokens.size());
-    bool closed = false;
-    if (think_close) {
-      auto it = std::find(r.tokens.begin(), r.tokens.end(), *think_close);
-      if (it != r.tokens.end()) {
-        thinking = it - r.tokens.begin();
-        closed = true;
-      }
-    }
+    const ThinkingLength thinking = thinking_length(r.tokens, think_close);
     c_prompt.push_back(static_cast<int64_t>(p.size()));
     c_new.push_back(static_cast<int64_t>(r.tokens.size()));
-    c_think.push_back(thinking);
-    c_closed.push_back(closed ? 1 : 0);
+    c_think.push_back(thinking.tokens);
+    c_closed.push_back(thinking.closed ? 1 : 0);
     c_off.push_back(token_offset[static_cast<size_t>(i)]);
     c_poff.push_back(prompt_token_offset[static_cast<size_t>(i)]);
     tok_ids.insert(tok_ids.end(), r.tokens.begin(), r.tokens.end());
@@ -293,9 +285,7 @@ void run(const Config& cfg, Runtime& rt) {
       thinking[k] = parts.thinking;
       answer[k] = parts.answer;
       finish[k] = row["finish_reason"].get<std::string>();
-      int64_t n_thinking = static_cast<int64_t>(tokens.size());
-      if (think_close)
-        if (auto it = std::find(tokens.begin(), tokens.end(), *think_close); it != tokens.end()) n_thinking = it - tokens.begin();
+      const int64_t n_thinking = thinking_length(tokens, think_close).tokens;
       jsonl_rows[k] = json{{"id", prompts[k].id},
                            {"prompt", prompts[k].text},
                            {"prompt_text", prompt_texts[k]},

@@ -49,13 +49,13 @@ struct TaskData {
   std::vector<std::vector<double>> token_share, span_share;  // [prompt][label]
 };
 
-TaskData read_task(const fs::path& file, const std::vector<std::string>& labels_expected, std::vector<std::string>& labels) {
+// One task file; its labels must equal `labels` (which the first task read fills).
+TaskData read_task(const fs::path& file, std::vector<std::string>& labels) {
   h5::SerialFile f(file, h5::SerialFile::Mode::READ_ONLY);
   TaskData t;
   const std::vector<std::string> l = f.read_strings("/labels");
   if (labels.empty()) labels = l;
   else if (l != labels) throw InputError(file.string(), "/labels", "labels differ from the other tasks' (annotator changed?)");
-  (void)labels_expected;
   t.ids = f.read_strings("/prompts/id");
   t.correct = f.read_i64("/prompts/correct");
   t.think = f.read_i64("/prompts/think_tokens");
@@ -136,7 +136,7 @@ void run(const Config& cfg, Runtime& rt) {
     // Read every finished task.
     std::vector<std::string> labels;
     std::map<size_t, TaskData> data;
-    for (size_t i : done) data[i] = read_task(task_file(cfg, points[i]), {}, labels);
+    for (size_t i : done) data[i] = read_task(task_file(cfg, points[i]), labels);
     const size_t K = labels.size(), P = done.size();
     const std::vector<uint8_t> steerable = steerable_mask(labels);
     const bool sampled = cfg.generate.temperature > 0;

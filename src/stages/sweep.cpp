@@ -46,9 +46,7 @@ namespace {
 
 constexpr const char* TASK_FORMAT = "thinksteer.sweep_task";
 
-fs::path attribution_path(const Config& cfg) {
-  return cfg.steer.attribution.empty() ? fs::path(cfg.run.dir) / "attribute" / "attribution.h5" : fs::path(cfg.steer.attribution);
-}
+fs::path attribution_path(const Config& cfg) { return run_input(cfg.steer.attribution, cfg, "attribute", "attribution.h5"); }
 
 // The hook site of a TransformerLens pattern: "blocks.{l}.hook_resid_post" -> "hook_resid_post".
 std::string hook_site(const std::string& pattern) {
@@ -155,14 +153,9 @@ PromptResult measure(const TaskEnv& env, const Prompt& prompt, int64_t index, co
   r.index = index;
   r.id = prompt.id;
   r.new_tokens = static_cast<int64_t>(g.tokens.size());
-  r.think_tokens = r.new_tokens;
-  if (env.think_close) {
-    auto it = std::find(g.tokens.begin(), g.tokens.end(), *env.think_close);
-    if (it != g.tokens.end()) {
-      r.think_tokens = it - g.tokens.begin();
-      r.closed = true;
-    }
-  }
+  const ThinkingLength thinking = thinking_length(g.tokens, env.think_close);
+  r.think_tokens = thinking.tokens;
+  r.closed = thinking.closed;
   const Tokenizer& tok = *env.model.tokenizer;
   r.text = tok.decode(g.tokens);
   const size_t K = env.annotator->labels().size();
@@ -187,15 +180,6 @@ PromptResult measure(const TaskEnv& env, const Prompt& prompt, int64_t index, co
   return r;
 }
 
-HookSite site_of(const std::string& hook) {
-  if (hook == "hook_resid_pre") return HookSite::RESID_PRE;
-  if (hook == "hook_resid_mid") return HookSite::RESID_MID;
-  if (hook == "hook_attn_out") return HookSite::ATTN_OUT;
-  if (hook == "hook_mlp_out") return HookSite::MLP_OUT;
-  if (hook == "hook_resid_post") return HookSite::RESID_POST;
-  throw InputError("manifest", "hook", "unknown hook site '" + hook + "'");
-}
-
 // The point's edits as HookSet ops.
 void attach(HookSet& hooks, const SweepPoint& p, const TaskEnv& env) {
   const PositionScope scope = p.positions == "prompt" ? PositionScope::PROMPT : p.positions == "generated" ? PositionScope::GENERATED : PositionScope::ALL;
@@ -204,7 +188,7 @@ void attach(HookSet& hooks, const SweepPoint& p, const TaskEnv& env) {
     if (e.layer >= env.model.config.n_layer)
       throw InputError(env.vectors_file, "layers", "layer " + std::to_string(e.layer) + " is beyond the model's " + std::to_string(env.model.config.n_layer));
     at::Tensor v = at::from_blob(const_cast<float*>(e.vector.data()), {static_cast<int64_t>(e.vector.size())}, at::kFloat).to(opt, /*non_blocking=*/false, /*copy=*/true);  // own the memory: e.vector dies with the loop
-    const HookPoint point{site_of(p.hook), e.layer};
+    const HookPoint point = hook_parse("blocks." + std::to_string(e.layer) + "." + p.hook, env.model.config.n_layer);
     if (p.op == "project-out") hooks.project_out(point, v, scope);
     else hooks.add_vector(point, v, e.coef, scope);
   }

@@ -12,7 +12,7 @@ fs::path sweep_dir(const Config& cfg) { return fs::path(cfg.run.dir) / "sweep"; 
 fs::path task_file(const Config& cfg, const SweepPoint& p) { return sweep_dir(cfg) / "tasks" / (p.key + ".h5"); }
 
 fs::path steer_vectors_path(const Config& cfg) {
-  return cfg.steer.vectors.empty() ? fs::path(cfg.run.dir) / "vectors" / "vectors.h5" : fs::path(cfg.steer.vectors);
+  return run_input(cfg.steer.vectors, cfg, "vectors", "vectors.h5");
 }
 
 std::unique_ptr<Annotator> make_sweep_annotator(const Config& cfg) {

@@ -61,12 +61,6 @@ namespace {
 constexpr const char* MEAN_PREFIX = "mean.";
 constexpr const char* OVERALL = "overall";
 
-fs::path generations_path(const Config& cfg) {
-  return cfg.vectors.generations.empty() ? fs::path(cfg.run.dir) / "generate" / "generations.jsonl" : fs::path(cfg.vectors.generations);
-}
-fs::path spans_path(const Config& cfg) {
-  return cfg.vectors.spans.empty() ? fs::path(cfg.run.dir) / "annotate" / "spans.h5" : fs::path(cfg.vectors.spans);
-}
 
 // ---------------------------------------------------------------------------------------------------
 // Inputs
@@ -485,8 +479,8 @@ void read_inputs(const Config& cfg, Setup& in) {
 void run(const Config& cfg, Runtime& rt) {
   if (cfg.model.path.empty()) throw InputError("<config>", "model.path", "no checkpoint directory given");
   Setup in;
-  in.generations = generations_path(cfg);
-  in.spans = spans_path(cfg);
+  in.generations = run_input(cfg.vectors.generations, cfg, "generate", "generations.jsonl");
+  in.spans = run_input(cfg.vectors.spans, cfg, "annotate", "spans.h5");
   in.out_dir = fs::path(cfg.run.dir) / "vectors";
   if (!fs::is_regular_file(in.generations))
     throw InputError(in.generations.string(), "vectors.generations", "no generations file (run `thinksteer generate` first, or set vectors.generations)");
