@@ -16,6 +16,22 @@ ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIR
            OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1")
 
 
+# The command-line options the suites share, each also read from an environment variable so a suite runs
+# the same from CTest and by hand. A suite's conftest.py calls add_options(parser, ...) with the ones it takes.
+OPTIONS = {
+    "thinksteer": ("THINKSTEER_BIN", "thinksteer executable"),
+    "demo-model": ("THINKSTEER_DEMO_MODEL", "demo checkpoint (made if absent)"),
+    "toy-model": ("THINKSTEER_TOY_MODEL", "shipped toy thinker directory (tests that need it are skipped if absent)"),
+}
+
+
+def add_options(parser, *names):
+    group = parser.getgroup("thinksteer")
+    for name in names:
+        env, text = OPTIONS[name]
+        group.addoption(f"--{name}", default=os.environ.get(env), help=text)
+
+
 @pytest.fixture(scope="module")
 def binary(request):
     path = request.config.getoption("--thinksteer")

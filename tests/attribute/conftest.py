@@ -1,8 +1,10 @@
-"""Options of the attribute CLI tests (tests/attribute/test_attribute_cli.py)."""
-import os
+"""Options of the attribute CLI tests (tests/attribute/test_attribute_cli.py): --thinksteer, --toy-model."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from thinksteer_testing import add_options  # noqa: E402
 
 
 def pytest_addoption(parser):
-    group = parser.getgroup("thinksteer")
-    group.addoption("--thinksteer", default=os.environ.get("THINKSTEER_BIN"), help="thinksteer executable")
-    group.addoption("--toy-model", default=os.environ.get("THINKSTEER_TOY_MODEL"), help="shipped toy thinker directory")
+    add_options(parser, "thinksteer", "toy-model")

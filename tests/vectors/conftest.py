@@ -1,10 +1,10 @@
-"""Options of the vectors CLI tests (tests/vectors/test_vectors_cli.py)."""
-import os
+"""Options of the vectors CLI tests (tests/vectors/test_vectors_cli.py): --thinksteer, --demo-model, --toy-model."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from thinksteer_testing import add_options  # noqa: E402
 
 
 def pytest_addoption(parser):
-    group = parser.getgroup("thinksteer")
-    group.addoption("--thinksteer", default=os.environ.get("THINKSTEER_BIN"), help="thinksteer executable")
-    group.addoption("--demo-model", default=os.environ.get("THINKSTEER_DEMO_MODEL"), help="demo checkpoint (made if absent)")
-    group.addoption("--toy-model", default=os.environ.get("THINKSTEER_TOY_MODEL"),
-                    help="shipped toy thinker directory (the planted-truth test is skipped if absent)")
+    add_options(parser, "thinksteer", "demo-model", "toy-model")
