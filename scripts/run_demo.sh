@@ -18,8 +18,8 @@ start=$(date +%s)
 for stage in generate annotate collect vectors attribute steer; do
   mpiexec --oversubscribe -n 2 build/bin/thinksteer "$stage" --config configs/demo.ini --run.threads 1 "$@"
 done
-PYTHONPATH=analysis .venv/bin/python -m thinksteer_analysis figures runs/demo
+.venv/bin/thinksteer-analysis figures runs/demo
 echo
-PYTHONPATH=analysis .venv/bin/python -m thinksteer_analysis acceptance runs/demo || true
+.venv/bin/thinksteer-analysis acceptance runs/demo || true
 echo
 echo "chain finished in $(( $(date +%s) - start )) s; outputs in runs/demo/ (sweep/summary.h5, summary.csv, figures/*.png)"

@@ -46,4 +46,16 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   .venv/bin/python -m pip install -q --progress-bar off -r scripts/requirements.txt
   echo "$want" > "$stamp"
 fi
+# analysis/ (the thinksteer_analysis package and its `thinksteer-analysis` command) into the venv,
+# editable: the checkout's sources are what runs, and a new module needs no reinstall. Built with the
+# venv's setuptools (scripts/requirements.txt), no index: nothing is downloaded. Redone when
+# analysis/pyproject.toml or the checkout's place changes, or when the install went missing.
+analysis_stamp=.venv/.analysis.sha256
+analysis_want=$( (cat analysis/pyproject.toml; pwd) | sha256sum | cut -d' ' -f1)
+if [[ ! -f $analysis_stamp || $(cat "$analysis_stamp") != "$analysis_want" || ! -x .venv/bin/thinksteer-analysis ]] ||
+   ! .venv/bin/python -c 'import importlib.util, sys; sys.exit(importlib.util.find_spec("thinksteer_analysis") is None)'; then
+  echo "[setup] pip: installing analysis/ (editable)"
+  PYTHONWARNINGS="ignore:Editable installation" .venv/bin/python -m pip install -q --no-deps --no-build-isolation --no-index -e analysis
+  echo "$analysis_want" > "$analysis_stamp"
+fi
 echo "[setup] ok: $(.venv/bin/python -c 'import torch; print("torch", torch.__version__)')"

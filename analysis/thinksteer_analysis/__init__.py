@@ -1,11 +1,43 @@
 """Analysis of thinksteer run directories.
 
 Everything reads outputs by the names thinksteer writes (stage directories, hook names, dataset names);
-see the README's output layout. Generation traces (`traces`), collected activations (`activations`),
-layer attribution (`attribution`), the reduced steering sweep (`sweep`) and the papers' figures
-(`figures`; `python -m thinksteer_analysis figures RUN_DIR`)."""
-from .activations import load_activations, open_activations  # noqa: F401
-from .attribution import Attribution, load_attribution  # noqa: F401
-from .h5schema import SchemaError  # noqa: F401
-from .sweep import SweepSummary, fraction_bars, format_table, load_sweep_summary  # noqa: F401
-from .traces import load_traces, summarize_traces  # noqa: F401
+see the README's output layout. One module per run artifact, mirroring the C++ artifact modules (each
+has its path under the run directory, its format name and schema version, and a validating reader):
+
+  generations     generate/generations.h5 (+ generations.jsonl)  thinksteer.generations  schema 1
+  spans           annotate/spans.h5                              thinksteer.spans        schema 1
+  activations     collect/activations.h5                         thinksteer.activations  schema 1
+  attribution     attribute/attribution.h5                       thinksteer.attribution  schema 1
+  vectors         vectors/vectors.h5                             thinksteer.vectors      format_version 1
+  sweep_manifest  sweep/manifest.jsonl                           JSON lines (no format tag)
+  sweep_task      sweep/tasks/<key>.h5                           thinksteer.sweep_task   schema 1
+  sweep_summary   sweep/summary.h5                               thinksteer.sweep_summary schema 1, format_version 1
+
+On top of them: sweep_analysis (series, levels, the §A.6 bars, the sweep table), figures, acceptance,
+and the command line (cli; `thinksteer-analysis figures|summary|acceptance RUN_DIR`, also
+`python -m thinksteer_analysis ...`). Shared checked reads and SchemaError are in schema."""
+from .acceptance import acceptance_rows, behaviour_verdicts, format_acceptance
+from .activations import ACTIVATIONS, ActivationIndex, load_activation_index, load_activations, open_activations
+from .attribution import ATTRIBUTION, Attribution, load_attribution
+from .generations import GENERATIONS, Generations, load_generations, load_traces, summarize_traces
+from .schema import Artifact, SchemaError
+from .spans import SPANS, Spans, load_spans
+from .sweep_analysis import Bars, Level, fraction_bars, format_table
+from .sweep_manifest import SWEEP_MANIFEST, SweepPoint, load_sweep_manifest
+from .sweep_summary import SWEEP_SUMMARY, SweepSummary, load_sweep_summary
+from .sweep_task import SWEEP_TASK, SweepTask, load_sweep_task
+from .vectors import VECTORS, VectorSet, load_vectors
+
+# Every run artifact, by module name.
+ARTIFACTS: dict[str, Artifact] = {
+    "generations": GENERATIONS, "spans": SPANS, "activations": ACTIVATIONS, "attribution": ATTRIBUTION, "vectors": VECTORS,
+    "sweep_manifest": SWEEP_MANIFEST, "sweep_task": SWEEP_TASK, "sweep_summary": SWEEP_SUMMARY,
+}
+
+__all__ = [
+    "ARTIFACTS", "ACTIVATIONS", "ATTRIBUTION", "GENERATIONS", "SPANS", "SWEEP_MANIFEST", "SWEEP_SUMMARY", "SWEEP_TASK", "VECTORS",
+    "ActivationIndex", "Artifact", "Attribution", "Bars", "Generations", "Level", "SchemaError", "Spans", "SweepPoint", "SweepSummary",
+    "SweepTask", "VectorSet", "acceptance_rows", "behaviour_verdicts", "format_acceptance", "format_table", "fraction_bars",
+    "load_activation_index", "load_activations", "load_attribution", "load_generations", "load_spans", "load_sweep_manifest",
+    "load_sweep_summary", "load_sweep_task", "load_traces", "load_vectors", "open_activations", "summarize_traces",
+]

@@ -1,4 +1,4 @@
-"""The steering acceptance table (issue 6 item 7; the §A.6 claim as a test): for each behaviour vector
+"""The steering acceptance table (the §A.6 claim of docs/algorithms.md as a test): for each behaviour vector
 applied at a layer, +c must raise that behaviour's fraction and -c lower it, each by a paired
 difference from the baseline whose bootstrap interval excludes zero, while the same-norm random
 directions at the same layer and coefficients stay inside the interval the vector's two effects leave
@@ -13,20 +13,47 @@ every behaviour by a few points, and a paired test over 200 prompts sees that.
 prints one row per behaviour, layer and |c|, then one verdict per behaviour: it passes when at least
 one of its rows (a layer of the sweep, e.g. each layer `attribute` selected, and a |c|) passes; exit 0
 when every behaviour passes, 1 otherwise."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypedDict
+
 import numpy as np
 
-from .sweep import load_sweep_summary
+from .schema import PathLike
+from .sweep_summary import SweepSummary, load_sweep_summary
+
+Cell = tuple[float, float, float]   # (delta, lo, hi) of a paired difference from the baseline, fraction units
 
 
-def _cell(s, share, i, k):
-    return s.delta[share][i, k], s.delta[share + "_lo"][i, k], s.delta[share + "_hi"][i, k]
+class Row(TypedDict):
+    """One acceptance row: a behaviour's vector at some layers and |c|, on one dataset."""
+    vector: str
+    layers: str
+    c: float
+    dataset: str
+    n: int                          # prompts of the +c point
+    base: float                     # the behaviour's baseline fraction
+    plus: Cell                      # +c
+    minus: Cell                     # -c
+    random_plus: list[Cell]         # same-norm random directions at +c (one per seed)
+    random_minus: list[Cell]
+    raises: bool                    # +c's interval lies above 0
+    lowers: bool                    # -c's interval lies below 0
+    random_inside: bool             # every random control's mean lies between -c's upper and +c's lower end
+    random_zero: bool               # every random control's interval contains 0
+    ok: bool                        # raises and lowers and random_inside
 
 
-def acceptance_rows(s, share="token_share"):
-    """Rows {vector, layers, c, n, base, plus, minus, random_plus, random_minus, raises, lowers, random_inside, ok}:
-    each of plus/minus/random_* is (delta, lo, hi) or None. Random controls of several seeds: every one must stay inside."""
+def _cell(s: SweepSummary, share: str, i: int, k: int) -> Cell:
+    return float(s.delta[share][i, k]), float(s.delta[share + "_lo"][i, k]), float(s.delta[share + "_hi"][i, k])
+
+
+def acceptance_rows(s: SweepSummary, share: str = "token_share") -> list[Row]:
+    """One Row per steered behaviour, layers, |c| and dataset that has both signs of "add" points (see
+    Row). Random controls of several seeds: every one must stay inside."""
     p = s.points
-    rows = []
+    rows: list[Row] = []
     steered = [i for i in range(len(s)) if p["kind"][i] == "vector" and p["op"][i] == "add"]
     keys = sorted({(str(p["vector"][i]), str(p["layers"][i]), abs(float(p["coef"][i])), str(p["dataset"][i])) for i in steered})
     for vector, layers, c, dataset in keys:
@@ -34,7 +61,7 @@ def acceptance_rows(s, share="token_share"):
         if k is None or c == 0:
             continue
 
-        def find(kind, sign):
+        def find(kind: str, sign: int) -> list[int]:
             return [i for i in range(len(s)) if p["kind"][i] == kind and p["vector"][i] == vector and p["layers"][i] == layers
                     and p["op"][i] == "add" and p["dataset"][i] == dataset and np.isclose(float(p["coef"][i]), sign * c)]
         plus, minus = find("vector", 1), find("vector", -1)
@@ -43,28 +70,28 @@ def acceptance_rows(s, share="token_share"):
             continue
         i_plus, i_minus = plus[0], minus[0]
         b = int(p["baseline"][i_plus])
-        row = {"vector": vector, "layers": layers, "c": c, "dataset": dataset, "n": int(p["n_prompts"][i_plus]),
-               "base": float(s.fraction[share][b, k]) if b >= 0 else float("nan"),
-               "plus": _cell(s, share, i_plus, k), "minus": _cell(s, share, i_minus, k),
-               "random_plus": [_cell(s, share, i, k) for i in rplus], "random_minus": [_cell(s, share, i, k) for i in rminus]}
-        row["raises"] = bool(row["plus"][1] > 0)
-        row["lowers"] = bool(row["minus"][2] < 0)
-        randoms = row["random_plus"] + row["random_minus"]
-        row["random_inside"] = bool(randoms) and all(row["minus"][2] < d < row["plus"][1] for d, _, _ in randoms)
-        row["random_zero"] = bool(randoms) and all(lo <= 0 <= hi for _, lo, hi in randoms)
-        row["ok"] = row["raises"] and row["lowers"] and row["random_inside"]
-        rows.append(row)
+        cell_plus, cell_minus = _cell(s, share, i_plus, k), _cell(s, share, i_minus, k)
+        random_plus, random_minus = [_cell(s, share, i, k) for i in rplus], [_cell(s, share, i, k) for i in rminus]
+        randoms = random_plus + random_minus
+        raises, lowers = bool(cell_plus[1] > 0), bool(cell_minus[2] < 0)
+        random_inside = bool(randoms) and all(cell_minus[2] < d < cell_plus[1] for d, _, _ in randoms)
+        rows.append(Row(vector=vector, layers=layers, c=c, dataset=dataset, n=int(p["n_prompts"][i_plus]),
+                        base=float(s.fraction[share][b, k]) if b >= 0 else float("nan"), plus=cell_plus, minus=cell_minus,
+                        random_plus=random_plus, random_minus=random_minus, raises=raises, lowers=lowers, random_inside=random_inside,
+                        random_zero=bool(randoms) and all(lo <= 0 <= hi for _, lo, hi in randoms),
+                        ok=raises and lowers and random_inside))
     return rows
 
 
-def _fmt(cell):
+def _fmt(cell: Cell | None) -> str:
     if cell is None:
         return "-"
     d, lo, hi = cell
     return f"{100 * d:+6.1f} [{100 * lo:+5.1f}, {100 * hi:+5.1f}]"
 
 
-def format_acceptance(rows, share, ci, min_prompts):
+def format_acceptance(rows: Sequence[Row], share: str, ci: float, min_prompts: int) -> str:
+    """The acceptance table as text: one line per row with its verdict and why it fails."""
     out = [f"Steering acceptance ({share.replace('_', ' ')}, paired differences from the baseline in points of %, "
            f"{round(100 * ci)}% bootstrap intervals)",
            f"{'behaviour':<24} {'layer':>5} {'c':>5} {'n':>4} {'base %':>7}  {'+c':<22} {'-c':<22} {'random +c / -c':<46} {'rnd~0':<5} verdict"]
@@ -79,9 +106,9 @@ def format_acceptance(rows, share, ci, min_prompts):
     return "\n".join(out)
 
 
-def behaviour_verdicts(rows, min_prompts):
+def behaviour_verdicts(rows: Sequence[Row], min_prompts: int) -> dict[str, list[Row]]:
     """{behaviour: [passing rows]} (an empty list: the behaviour fails)."""
-    out = {}
+    out: dict[str, list[Row]] = {}
     for r in rows:
         out.setdefault(r["vector"], [])
         if r["ok"] and r["n"] >= min_prompts:
@@ -89,7 +116,8 @@ def behaviour_verdicts(rows, min_prompts):
     return out
 
 
-def main(run_dir, share="token_share", min_prompts=100):
+def main(run_dir: PathLike, share: str = "token_share", min_prompts: int = 100) -> int:
+    """Prints the table and one verdict per behaviour; 0 when every behaviour passes, 1 otherwise."""
     s = load_sweep_summary(run_dir)
     rows = acceptance_rows(s, share)
     print(format_acceptance(rows, share, s.ci, min_prompts))

@@ -1,4 +1,4 @@
-"""The papers' figures (ALGORITHMS §A.6, §A.7, §K) drawn from a run directory, as PNG (or PDF) files.
+"""The papers' figures (docs/algorithms.md §A.6, §A.7, §K) drawn from a run directory, as PNG (or PDF) files.
 
     python -m thinksteer_analysis figures RUN_DIR [--out DIR] [--format png|pdf] [--share token_share|span_share]
 
@@ -16,31 +16,42 @@ Figures (each function returns the matplotlib Figure; make_figures writes the fi
                           vector and layers value
 Sizes are fixed (no tight bounding box): a grid of panels PANEL_W x PANEL_H inches each at DPI.
 """
+from __future__ import annotations
+
 import math
 import pathlib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import sweep as sw
+from . import sweep_analysis as sw
+from .attribution import Attribution, attribution_path, load_attribution
+from .schema import PathLike, done_marker
+from .sweep_summary import SweepSummary, load_sweep_summary, summary_path
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 DPI = 100
 PANEL_W, PANEL_H = 4.0, 3.2
 
 
-def _plt():
+def _plt() -> Any:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
 
 
-def grid(n):
+def grid(n: int) -> tuple[int, int]:
     """(rows, cols) of a panel grid for n panels: 2 x 2 for four (the paper's layout), else up to 3 wide."""
     cols = 2 if n == 4 else max(1, min(n, 3))
     return max(1, math.ceil(n / cols)), cols
 
 
-def _panels(n, title):
+def _panels(n: int, title: str) -> tuple[Figure, Sequence[Axes]]:
     plt = _plt()
     rows, cols = grid(n)
     fig, axes = plt.subplots(rows, cols, figsize=(PANEL_W * cols, PANEL_H * rows), dpi=DPI, squeeze=False, layout="constrained")
@@ -51,18 +62,18 @@ def _panels(n, title):
     return fig, axes[:n]
 
 
-def _color(i):
+def _color(i: int) -> tuple[float, float, float, float]:
     return _plt().get_cmap("tab10")(i % 10)
 
 
-def _layers_text(layers, hook="", with_hook=False):
+def _layers_text(layers: str, hook: str = "", with_hook: bool = False) -> str:
     s = ("layers " if "+" in layers else "layer ") + layers if layers else "baseline"
     return s + (f" {hook}" if with_hook and hook else "")
 
 
 # ---- attribution (§A.7) ---------------------------------------------------------------------------
 
-def attribution_layers(a):
+def attribution_layers(a: Attribution) -> Figure:
     """Mean ± std of |effect| against layer, one panel per behaviour; selected layers marked (red
     triangles, labelled), layers not eligible for selection shaded."""
     from matplotlib.ticker import MaxNLocator
@@ -92,7 +103,7 @@ def attribution_layers(a):
     return fig
 
 
-def attribution_cosine(a):
+def attribution_cosine(a: Attribution) -> Figure:
     """Per layer, max |cos| of each behaviour's vector with token-embedding rows and unembedding rows."""
     plt = _plt()
     from matplotlib.ticker import MaxNLocator
@@ -115,25 +126,27 @@ def attribution_cosine(a):
 
 # ---- sweep (§A.6) ---------------------------------------------------------------------------------
 
-def _share_axis(share):
+def _share_axis(share: str) -> str:
     return "fraction of steerable-label tokens (%)" if share == "token_share" else "fraction of spans (%)"
 
 
-def _yerr(err):
+def _yerr(err: sw.Interval) -> np.ndarray | None:
     lo, hi = err
     return None if math.isnan(lo) or math.isnan(hi) else np.array([[max(lo, 0.0) * 100], [max(hi, 0.0) * 100]])
 
 
-def fraction_bars(s, share="token_share", title=""):
+def fraction_bars(s: SweepSummary, share: str = "token_share", title: str = "") -> Figure:
     """Bars per steered behaviour: original, +steer, -steer (and random +/- hatched when present)."""
     plt = _plt()
     bars = sw.fraction_bars(s, share)
     have_random = any(not (math.isnan(b.random_pos) and math.isnan(b.random_neg)) for b in bars)
     n = max(len(bars), 1)
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * n + 2.0), 4.5), dpi=DPI, layout="constrained")
-    series = [("original", lambda b: b.baseline, lambda b: (math.nan, math.nan), _color(0), None),
-              ("+ steer", lambda b: b.pos, lambda b: b.pos_err, _color(1), None),
-              ("− steer", lambda b: b.neg, lambda b: b.neg_err, _color(2), None)]
+    # (legend name, value, error bar, colour, hatch)
+    series: list[tuple[str, Callable[[sw.Bars], float], Callable[[sw.Bars], sw.Interval], Any, str | None]] = [
+        ("original", lambda b: b.baseline, lambda b: (math.nan, math.nan), _color(0), None),
+        ("+ steer", lambda b: b.pos, lambda b: b.pos_err, _color(1), None),
+        ("− steer", lambda b: b.neg, lambda b: b.neg_err, _color(2), None)]
     if have_random:
         series += [("+ random", lambda b: b.random_pos, lambda b: b.random_pos_err, _color(1), "//"),
                    ("− random", lambda b: b.random_neg, lambda b: b.random_neg_err, _color(2), "//")]
@@ -164,15 +177,15 @@ def fraction_bars(s, share="token_share", title=""):
     return fig
 
 
-def _series(s, label, op=None):
+def _series(s: SweepSummary, label: str, op: str | None = None) -> list[tuple[sw.SeriesKey, list[int]]]:
     """Series of vector/random points of behaviour `label` as (key, rows), vectors before randoms, by layers."""
     keys = sw.series_keys(s)
     found = sorted({k for k in keys if k[1] == label and k[0] in ("vector", "random") and (op is None or k[4] == op)},
-                   key=lambda t: (t[0] != "vector", sw._layers_order(t[2]), t[3], t[4], t[5]))
+                   key=lambda t: (t[0] != "vector", sw.layers_order(t[2]), t[3], t[4], t[5]))
     return [(k, [i for i, kk in enumerate(keys) if kk == k]) for k in found]
 
 
-def _describe(s, key, rows_all):
+def _describe(s: SweepSummary, key: sw.SeriesKey, rows_all: Sequence[int]) -> str:
     """Legend text of a series: the layers, plus hook/op/positions where they vary."""
     kind, _, layers, hook, op, positions = key
     parts = [_layers_text(layers)]
@@ -185,7 +198,7 @@ def _describe(s, key, rows_all):
     return " ".join(parts) + (" (random)" if kind == "random" else "")
 
 
-def _with_baseline(s, rows, k, share):
+def _with_baseline(s: SweepSummary, rows: Sequence[int], k: int | None, share: str) -> list[sw.Level]:
     lv = sw.levels(s, rows, k, share)
     base = sw.baseline_level(s, rows, k, share)
     if base is not None and not any(x.coef == 0 for x in lv):
@@ -196,7 +209,8 @@ def _with_baseline(s, rows, k, share):
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 
-def _line(ax, lv, y, lo, hi, scale, color, dashed, label, marker="o"):
+def _line(ax: Axes, lv: Sequence[sw.Level], y: Callable[[sw.Level], float], lo: Callable[[sw.Level], float], hi: Callable[[sw.Level], float],
+          scale: float, color: Any, dashed: bool, label: str, marker: str = "o") -> None:
     """One series: y(level) against coefficient, error bars lo(level) below and hi(level) above (nan: none)."""
     xs = [x.coef for x in lv]
     ys = [scale * y(x) for x in lv]
@@ -206,14 +220,14 @@ def _line(ax, lv, y, lo, hi, scale, color, dashed, label, marker="o"):
                 alpha=0.8 if dashed else 1.0, linewidth=1)
 
 
-def fraction_vs_coef(s, share="token_share", title=""):
+def fraction_vs_coef(s: SweepSummary, share: str = "token_share", title: str = "") -> Figure:
     """Behaviour fraction against coefficient, a panel per steered behaviour, a line per layers value
     (coefficient 0 = the baseline); random controls dashed in the colour of their layers."""
     labels = [l for l in sw.vector_labels(s) if s.label_index(l) is not None]
     fig, axes = _panels(max(len(labels), 1), (title or f"Behaviour fraction against steering coefficient ({share.replace('_', ' ')})")
                         + f"; error bars: {100 * s.ci:.0f}% CI of the paired delta")
     all_rows = [i for i in range(len(s)) if s.points["kind"][i] in ("vector", "random")]
-    layer_values = sorted(set(s.points["layers"][all_rows].tolist()), key=sw._layers_order)
+    layer_values = sorted(set(s.points["layers"][all_rows].tolist()), key=sw.layers_order)
     for ax, label in zip(axes, labels):
         k = s.label_index(label)
         for key, rows in _series(s, label):
@@ -231,7 +245,7 @@ def fraction_vs_coef(s, share="token_share", title=""):
     return fig
 
 
-def accuracy_length(s, title=""):
+def accuracy_length(s: SweepSummary, title: str = "") -> Figure:
     """Accuracy and mean thinking length against coefficient: a line per vector (colour) and layers value
     (marker); random controls dashed. Error bars: 95% CI of the paired delta against the baseline."""
     plt = _plt()
@@ -239,7 +253,7 @@ def accuracy_length(s, title=""):
     ax_acc, ax_len = axes[0]
     labels = sw.vector_labels(s)
     all_rows = [i for i in range(len(s)) if s.points["kind"][i] in ("vector", "random")]
-    layer_values = sorted(set(s.points["layers"][all_rows].tolist()), key=sw._layers_order)
+    layer_values = sorted(set(s.points["layers"][all_rows].tolist()), key=sw.layers_order)
     for li, label in enumerate(labels):
         for key, rows in _series(s, label):
             lv = _with_baseline(s, rows, None, "token_share")
@@ -268,44 +282,45 @@ def accuracy_length(s, title=""):
 
 # ---- one call for a run directory -----------------------------------------------------------------
 
-def _save(fig, out, name, fmt, written):
+def _save(fig: Figure, out: pathlib.Path, name: str, fmt: str, written: list[pathlib.Path]) -> None:
     path = out / f"{name}.{fmt}"
     fig.savefig(path, dpi=DPI, format=fmt)
     _plt().close(fig)
     written.append(path)
 
 
-def make_figures(run_dir, out=None, fmt="png", share="token_share", log=print):
+def make_figures(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png", share: str = "token_share",
+                 log: Callable[[str], Any] = print) -> list[pathlib.Path]:
     """Every figure the run directory's outputs allow, written under `out` (default RUN_DIR/figures).
     Reads (and checks) every input before drawing anything; returns the paths written. A stage that has
     not run is skipped with a one-line note through `log`."""
-    from .attribution import attribution_path, load_attribution
     run = pathlib.Path(run_dir)
     if not run.is_dir():
         raise FileNotFoundError(f"{run}: not a directory")
-    out = pathlib.Path(out) if out is not None else run / "figures"
-    attribution = summary = None
+    out_dir = pathlib.Path(out) if out is not None else run / "figures"
+    attribution: Attribution | None = None
+    summary: SweepSummary | None = None
     ap = attribution_path(run)
     if not ap.exists():
         log(f"note: no attribute ({ap} absent): attribution figures skipped")
-    elif not pathlib.Path(str(ap) + ".done").exists():
+    elif not done_marker(ap).exists():
         log(f"note: attribute not finished ({ap}.done absent): attribution figures skipped")
     else:
         attribution = load_attribution(ap)
-    sp = sw.summary_path(run)
+    sp = summary_path(run)
     if not sp.exists():
         log(f"note: no sweep ({sp} absent): sweep figures skipped")
     else:
-        summary = sw.load_sweep_summary(sp)
+        summary = load_sweep_summary(sp)
         if summary.partial or summary.n_missing:
             log(f"note: {sp} is partial ({summary.n_missing} of {summary.n_tasks} tasks missing); figures show the finished points")
-    written = []
+    written: list[pathlib.Path] = []
     if attribution is None and summary is None:
         return written
-    out.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
     if attribution is not None:
-        _save(attribution_layers(attribution), out, "attribution_layers", fmt, written)
-        _save(attribution_cosine(attribution), out, "attribution_cosine", fmt, written)
+        _save(attribution_layers(attribution), out_dir, "attribution_layers", fmt, written)
+        _save(attribution_cosine(attribution), out_dir, "attribution_cosine", fmt, written)
     if summary is not None:
         datasets = summary.datasets()
         for ds in datasets:
@@ -313,11 +328,11 @@ def make_figures(run_dir, out=None, fmt="png", share="token_share", log=print):
             suffix = f"_{_safe(ds)}" if len(datasets) > 1 else ""
             tag = f" [{ds}]" if ds else ""
             partial = " (partial)" if summary.partial or summary.n_missing else ""
-            _save(fraction_bars(part, share, title=f"Behaviour fraction: original, +steer, −steer{tag}{partial}"), out, f"fraction_bars{suffix}", fmt, written)
-            _save(fraction_vs_coef(part, share, title=f"Behaviour fraction against coefficient{tag}{partial}"), out, f"fraction_vs_coef{suffix}", fmt, written)
-            _save(accuracy_length(part, title=f"Accuracy and thinking length against strength{tag}{partial}"), out, f"accuracy_length{suffix}", fmt, written)
+            _save(fraction_bars(part, share, title=f"Behaviour fraction: original, +steer, −steer{tag}{partial}"), out_dir, f"fraction_bars{suffix}", fmt, written)
+            _save(fraction_vs_coef(part, share, title=f"Behaviour fraction against coefficient{tag}{partial}"), out_dir, f"fraction_vs_coef{suffix}", fmt, written)
+            _save(accuracy_length(part, title=f"Accuracy and thinking length against strength{tag}{partial}"), out_dir, f"accuracy_length{suffix}", fmt, written)
     return written
 
 
-def _safe(name):
+def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "unnamed"

@@ -1,4 +1,5 @@
-"""analysis/thinksteer_analysis: the readers and `python -m thinksteer_analysis figures|summary` on fixture
+"""analysis/thinksteer_analysis (installed into the venv by scripts/setup.sh): the readers and
+`python -m thinksteer_analysis figures|summary` on fixture
 run directories whose HDF5 files are written here with h5py to the documented layouts:
   <run>/attribute/attribution.h5  as src/stages/attribute.cpp writes it (format thinksteer.attribution)
   <run>/sweep/summary.h5          as `thinksteer reduce` writes it (format thinksteer.sweep_summary v1)
@@ -15,9 +16,12 @@ import h5py
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "analysis"))
-ENV = dict(os.environ, PYTHONPATH=str(ROOT / "analysis"), MPLBACKEND="Agg")
+try:
+    import thinksteer_analysis  # noqa: F401  (installed into the project venv, editable, by scripts/setup.sh)
+except ImportError as e:
+    raise ImportError(f"thinksteer_analysis is not installed for {sys.executable}: run scripts/setup.sh") from e
+
+ENV = dict(os.environ, MPLBACKEND="Agg")
 
 STR = h5py.string_dtype("utf-8")
 
@@ -165,6 +169,7 @@ def write_summary(run, partial=False, datasets=("math500",)):
     }
     with h5py.File(path, "w") as f:
         f.attrs["format"] = "thinksteer.sweep_summary"
+        f.attrs["schema_version"] = np.int64(1)
         f.attrs["format_version"] = np.int64(1)
         f.attrs["provenance"] = json.dumps({"stage": "reduce", "config": "[run]\ndir = x\n"})
         f.attrs["partial"] = np.uint8(1 if partial else 0)
@@ -371,7 +376,7 @@ def test_bad_baseline_index_is_named(tmp_path):
 def test_acceptance_table_on_planted_numbers(run):
     """+c raises, -c lowers (intervals exclude 0), random controls inside the gap the vector's effects leave."""
     from thinksteer_analysis.acceptance import acceptance_rows, behaviour_verdicts
-    from thinksteer_analysis.sweep import load_sweep_summary
+    from thinksteer_analysis.sweep_summary import load_sweep_summary
     rows = acceptance_rows(load_sweep_summary(run))
     by = {(r["vector"], r["layers"], r["c"]): r for r in rows}
     bt = by[("backtracking", "2", 8.0)]

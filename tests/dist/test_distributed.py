@@ -107,7 +107,6 @@ def test_results_do_not_depend_on_the_layout(binary, model, baseline, tmp_path, 
 
 def test_hdf5_layout_h5py_and_xarray(baseline):
     import xarray as xr
-    sys.path.insert(0, str(ROOT / "analysis"))
     from thinksteer_analysis import load_traces, open_activations, summarize_traces
     assert summarize_traces(load_traces(baseline))["traces"] == 8
     assert open_activations(baseline)["blocks.0.hook_resid_post"].dims == ("row", "d_model")
@@ -154,7 +153,6 @@ def test_hdf5_layout_h5py_and_xarray(baseline):
 
 
 def test_output_dtypes(binary, model, baseline, tmp_path):
-    sys.path.insert(0, str(ROOT / "analysis"))
     from thinksteer_analysis.activations import load_activations
     ref = activations(baseline)["blocks.3.hook_resid_post"]
     np.testing.assert_array_equal(load_activations(baseline, "blocks.3.hook_resid_post"), ref)

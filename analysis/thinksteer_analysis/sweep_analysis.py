@@ -1,129 +1,39 @@
-"""Steering sweep results gathered by `thinksteer reduce`: <run.dir>/sweep/summary.h5, format
-thinksteer.sweep_summary version 1. One row per finished task ("point"): a baseline, a steering vector
-("vector") or a norm-matched random control ("random") at some layer(s), hook, coefficient and op.
+"""What the figures and tables compute from a sweep summary (sweep_summary.SweepSummary): the series of
+points (kind, vector, layers, hook, op, positions), their levels per coefficient, the §A.6 bar triple per
+behaviour, and the sweep as a plain-text table.
 
-    from thinksteer_analysis import load_sweep_summary
-    s = load_sweep_summary(run_dir)                      # or the path of a summary.h5
-    s.points["coef"], s.points["kind"]                  # [P] per point (strings decoded to numpy str)
-    s.fraction["token_share"][:, s.label_index("backtracking")]   # [P] behaviour fraction (§A.6)
-    s.delta["token_share_lo"]                            # [P, K] bootstrap 95% interval, lower end
+    from thinksteer_analysis import fraction_bars, format_table, load_sweep_summary
+    s = load_sweep_summary(run_dir)
     for b in fraction_bars(s): ...                       # the §A.6 bar figure's numbers
+    print(format_table(s))
 
     python -m thinksteer_analysis summary RUN_DIR        # the table as plain text
 """
+from __future__ import annotations
+
 import math
-import pathlib
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
-from .h5schema import SchemaError, attr, check_format, open_h5, provenance, read, run_file
+from .sweep_summary import SweepSummary
 
-FORMAT = "thinksteer.sweep_summary"
-FORMAT_VERSION = 1
-SHARES = ("token_share", "span_share")
-# /points/<field>: kind of each field (all 1-D, length P).
-POINT_FIELDS = {
-    "task": "int", "key": "str", "dataset": "str", "kind": "str", "vector": "str", "layers": "str", "layer": "int",
-    "hook": "str", "coef": "float", "op": "str", "positions": "str", "seed": "int", "n_prompts": "int",
-    "accuracy": "float", "think_tokens": "float", "closed": "float", "baseline": "int",
-}
-SCALAR_DELTAS = ("accuracy", "think_tokens")
-
-
-def summary_path(run_dir):
-    """<run_dir>/sweep/summary.h5, or `run_dir` itself when it names a file."""
-    return run_file(run_dir, "sweep", "summary.h5")
-
-
-@dataclass
-class SweepSummary:
-    """One summary.h5. P points, K labels."""
-    path: pathlib.Path
-    labels: list                 # [K] behaviour labels: the columns of the [P, K] arrays
-    steerable: np.ndarray        # bool [K]: labels in the token-share denominator
-    points: dict                 # field -> [P] array (POINT_FIELDS; strings as numpy str arrays)
-    fraction: dict               # "token_share" | "span_share" -> float64 [P, K]
-    delta: dict                  # "<share>", "<share>_lo", "<share>_hi" -> [P, K]; "accuracy[_lo|_hi]", "think_tokens[_lo|_hi]" -> [P]
-    partial: bool = False
-    n_tasks: int = 0
-    n_missing: int = 0
-    ci: float = 0.95             # level of the bootstrap intervals (root attribute `ci` when present)
-    provenance: dict = field(default_factory=dict)
-
-    def __len__(self):
-        return len(self.points["task"])
-
-    def label_index(self, label):
-        """Column of `label` (None if the file has no such label)."""
-        return self.labels.index(label) if label in self.labels else None
-
-    def hook_names(self, i):
-        """The TransformerLens hook names point i steers (DECISIONS.md): blocks.{l}.<hook> for each of its
-        layers ("1+2" -> two names); [] for a baseline."""
-        layers, hook = str(self.points["layers"][i]), str(self.points["hook"][i])
-        return [f"blocks.{l}.{hook}" for l in layers.split("+")] if layers else []
-
-    def datasets(self):
-        return sorted(set(self.points["dataset"].tolist()))
-
-    def subset(self, mask):
-        """The points where `mask` is true, `baseline` indices renumbered (-1 where the baseline is not kept)."""
-        idx = np.flatnonzero(mask)
-        new = np.full(len(self), -1, dtype=np.int64)
-        new[idx] = np.arange(len(idx))
-        points = {k: v[idx] for k, v in self.points.items()}
-        b = points["baseline"]
-        points["baseline"] = np.where(b >= 0, new[np.clip(b, 0, None)], -1)
-        return SweepSummary(self.path, self.labels, self.steerable, points, {k: v[idx] for k, v in self.fraction.items()},
-                            {k: v[idx] for k, v in self.delta.items()}, self.partial, self.n_tasks, self.n_missing, self.ci, self.provenance)
-
-
-def load_sweep_summary(run_dir):
-    """Reads and checks <run_dir>/sweep/summary.h5 (or the file given); SchemaError names the file and
-    dataset of anything that does not follow the layout."""
-    path = summary_path(run_dir)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such file (the sweep has not been reduced)")
-    with open_h5(path) as f:
-        check_format(f, FORMAT, "format_version", FORMAT_VERSION)
-        labels = [str(s) for s in read(f, "/labels", [("K", None)], "str")]
-        K = len(labels)
-        steerable = read(f, "/steerable", [("K", K)], "uint8").astype(bool)
-        P = read(f, "/points/task", [("P", None)], "int").shape[0]
-        points = {name: read(f, f"/points/{name}", [("P", P)], kind) for name, kind in POINT_FIELDS.items()}
-        fraction = {s: read(f, f"/fraction/{s}", [("P", P), ("K", K)], "float").astype(np.float64) for s in SHARES}
-        delta = {}
-        for s in SHARES:
-            for suffix in ("", "_lo", "_hi"):
-                delta[s + suffix] = read(f, f"/delta/{s}{suffix}", [("P", P), ("K", K)], "float").astype(np.float64)
-        for s in SCALAR_DELTAS:
-            for suffix in ("", "_lo", "_hi"):
-                delta[s + suffix] = read(f, f"/delta/{s}{suffix}", [("P", P)], "float").astype(np.float64)
-        summary = SweepSummary(path, labels, steerable, points, fraction, delta, partial=bool(attr(f, "partial", 0)),
-                               n_tasks=int(attr(f, "n_tasks", P)), n_missing=int(attr(f, "n_missing", 0)), ci=float(attr(f, "ci", 0.95)),
-                               provenance=provenance(f))
-    b = summary.points["baseline"]
-    bad = np.flatnonzero((b < -1) | (b >= P))
-    if bad.size:
-        raise SchemaError(path, "/points/baseline", f"row {bad[0]}: index {b[bad[0]]} outside [-1, {P})")
-    bad = np.flatnonzero((b >= 0) & (summary.points["kind"] != "baseline"))
-    bad = bad[summary.points["kind"][b[bad]] != "baseline"]
-    if bad.size:
-        raise SchemaError(path, "/points/baseline", f"row {bad[0]}: points at row {b[bad[0]]}, which is not a baseline")
-    return summary
-
+SeriesKey = tuple[str, str, str, str, str, str]   # (kind, vector, layers, hook, op, positions)
+Interval = tuple[float, float]                     # (delta - lo, hi - delta)
 
 # ---- grouping the points into what the figures draw ------------------------------------------------
 
-def series_keys(s):
+def series_keys(s: SweepSummary) -> list[SeriesKey]:
     """Per point, the series it belongs to: (kind, vector, layers, hook, op, positions). Points of one
     series differ in coefficient (and seed)."""
     p = s.points
-    return [tuple(str(p[k][i]) for k in ("kind", "vector", "layers", "hook", "op", "positions")) for i in range(len(s))]
+    return [(str(p["kind"][i]), str(p["vector"][i]), str(p["layers"][i]), str(p["hook"][i]), str(p["op"][i]), str(p["positions"][i]))
+            for i in range(len(s))]
 
 
-def varying(s, rows, field_name):
+def varying(s: SweepSummary, rows: Sequence[int], field_name: str) -> bool:
     """Whether `field_name` takes more than one value over `rows` (then labels must name it)."""
     return len(set(s.points[field_name][rows].tolist())) > 1
 
@@ -134,7 +44,7 @@ class Level:
     column k, its paired delta against the baseline and the delta's 95% interval (lo/hi: the envelope over
     seeds), and the same for accuracy and thinking length."""
     coef: float
-    rows: list
+    rows: list[int]
     fraction: float
     delta: float
     lo: float
@@ -149,28 +59,28 @@ class Level:
     think_hi: float
 
 
-def _mean(x):
+def _mean(x: npt.ArrayLike) -> float:
     x = np.asarray(x, dtype=np.float64)
     return float(np.nanmean(x)) if x.size and not np.all(np.isnan(x)) else math.nan
 
 
-def _lo(x):
+def _lo(x: npt.ArrayLike) -> float:
     x = np.asarray(x, dtype=np.float64)
     return float(np.nanmin(x)) if x.size and not np.all(np.isnan(x)) else math.nan
 
 
-def _hi(x):
+def _hi(x: npt.ArrayLike) -> float:
     x = np.asarray(x, dtype=np.float64)
     return float(np.nanmax(x)) if x.size and not np.all(np.isnan(x)) else math.nan
 
 
-def levels(s, rows, k, share="token_share"):
+def levels(s: SweepSummary, rows: Sequence[int], k: int | None, share: str = "token_share") -> list[Level]:
     """The points `rows` (one series) by coefficient, ascending; k = the label column (None: no fraction)."""
     p, d = s.points, s.delta
     out = []
     for c in sorted(set(p["coef"][rows].tolist())):
         r = [i for i in rows if p["coef"][i] == c]
-        col = (lambda a: a[r, k]) if k is not None else (lambda a: np.full(len(r), math.nan))
+        col: Callable[[np.ndarray], np.ndarray] = (lambda a: a[r, k]) if k is not None else (lambda a: np.full(len(r), math.nan))
         out.append(Level(coef=float(c), rows=r, fraction=_mean(col(s.fraction[share])), delta=_mean(col(d[share])),
                          lo=_lo(col(d[share + "_lo"])), hi=_hi(col(d[share + "_hi"])),
                          accuracy=_mean(p["accuracy"][r]), accuracy_delta=_mean(d["accuracy"][r]),
@@ -180,7 +90,7 @@ def levels(s, rows, k, share="token_share"):
     return out
 
 
-def baseline_level(s, rows, k, share="token_share"):
+def baseline_level(s: SweepSummary, rows: Sequence[int], k: int | None, share: str = "token_share") -> Level | None:
     """The baseline of the points `rows` (their /points/baseline rows, averaged if several) as a Level at coef 0."""
     b = sorted(set(int(x) for x in s.points["baseline"][rows] if x >= 0))
     if not b:
@@ -191,7 +101,7 @@ def baseline_level(s, rows, k, share="token_share"):
                  think_tokens=_mean(s.points["think_tokens"][b]), think_delta=0.0, think_lo=math.nan, think_hi=math.nan)
 
 
-def vector_labels(s):
+def vector_labels(s: SweepSummary) -> list[str]:
     """Behaviours that have steering-vector points, in the file's label order (others after, sorted)."""
     v = set(s.points["vector"][s.points["kind"] == "vector"].tolist()) - {""}
     return [l for l in s.labels if l in v] + sorted(v - set(s.labels))
@@ -208,39 +118,38 @@ class Bars:
     neg: float                   # at the most negative coefficient (nan if none)
     pos_coef: float
     neg_coef: float
-    pos_err: tuple               # (delta - lo, hi - delta) of the paired delta's 95% interval
-    neg_err: tuple
+    pos_err: Interval            # (delta - lo, hi - delta) of the paired delta's 95% interval
+    neg_err: Interval
     random_pos: float = math.nan  # norm-matched random vector at the same layers and coefficients
     random_neg: float = math.nan
-    random_pos_err: tuple = (math.nan, math.nan)
-    random_neg_err: tuple = (math.nan, math.nan)
+    random_pos_err: Interval = (math.nan, math.nan)
+    random_neg_err: Interval = (math.nan, math.nan)
 
 
-def _err(level):
+def _err(level: Level | None) -> Interval:
     return (level.delta - level.lo, level.hi - level.delta) if level is not None else (math.nan, math.nan)
 
 
-def _ends(lv):
+def _ends(lv: Sequence[Level]) -> tuple[Level | None, Level | None]:
     """The levels at the largest positive and the most negative coefficient (None where there is none)."""
     pos = [x for x in lv if x.coef > 0]
     neg = [x for x in lv if x.coef < 0]
     return (pos[-1] if pos else None), (neg[0] if neg else None)
 
 
-def fraction_bars(s, share="token_share"):
+def fraction_bars(s: SweepSummary, share: str = "token_share") -> list[Bars]:
     """One Bars per steered behaviour (vector_labels), from the "add" points: for each layers value, the
     fractions at the largest |coef| of each sign; the layers value with the largest f(+) - f(-) (a missing
     sign counts as the baseline) is kept. Random controls ("random" points for the same behaviour, layers,
     hook and op) at the same coefficients fill random_*. Behaviours without a column in /labels are left out."""
-    p = s.points
     keys = series_keys(s)
     out = []
     for label in vector_labels(s):
         k = s.label_index(label)
         if k is None:
             continue
-        best = None
-        groups = sorted({key for key in keys if key[0] == "vector" and key[1] == label and key[4] == "add"}, key=lambda t: (_layers_order(t[2]), t[3], t[5]))
+        best: tuple[float, SeriesKey, Level | None, Level | None, Level | None] | None = None
+        groups = sorted({key for key in keys if key[0] == "vector" and key[1] == label and key[4] == "add"}, key=lambda t: (layers_order(t[2]), t[3], t[5]))
         for key in groups:
             rows = [i for i, kk in enumerate(keys) if kk == key]
             base = baseline_level(s, rows, k, share)
@@ -273,7 +182,8 @@ def fraction_bars(s, share="token_share"):
     return out
 
 
-def _layers_order(layers):
+def layers_order(layers: str) -> tuple[int | str, ...]:
+    """Sort key of a /points/layers value: "1+2" -> (1, 2); anything else after every layer group."""
     try:
         return tuple(int(x) for x in layers.split("+"))
     except ValueError:
@@ -282,15 +192,15 @@ def _layers_order(layers):
 
 # ---- the plain-text table ---------------------------------------------------------------------------
 
-def _pct(x):
+def _pct(x: float | None) -> str:
     return "-" if x is None or math.isnan(x) else f"{100 * x:.1f}%"
 
 
-def _num(x, fmt="{:.1f}"):
+def _num(x: float | None, fmt: str = "{:.1f}") -> str:
     return "-" if x is None or math.isnan(x) else fmt.format(x)
 
 
-def _ci(d, lo, hi, scale=100.0, unit="%", fmt="{:+.1f}"):
+def _ci(d: float, lo: float, hi: float, scale: float = 100.0, unit: str = "%", fmt: str = "{:+.1f}") -> str:
     if math.isnan(d):
         return "-"
     s = fmt.format(scale * d) + unit
@@ -299,7 +209,7 @@ def _ci(d, lo, hi, scale=100.0, unit="%", fmt="{:+.1f}"):
     return s
 
 
-def format_table(s, share="token_share"):
+def format_table(s: SweepSummary, share: str = "token_share") -> str:
     """The sweep as text: the baselines (every steerable label's fraction), then per vector / random point
     (by dataset, behaviour, layers, coefficient) the behaviour's fraction baseline -> steered, the paired
     delta with its bootstrap 95% interval, accuracy and thinking length with their deltas."""
@@ -318,7 +228,7 @@ def format_table(s, share="token_share"):
                          f"{_pct(p['closed'][i]):>7s}  " + "  ".join(f"{_pct(s.fraction[share][i, k]):>{max(8, len(s.labels[k]))}s}" for k in shown))
     other = [i for i in range(len(s)) if p["kind"][i] != "baseline"]
     if other:
-        other.sort(key=lambda i: (p["dataset"][i], p["vector"][i], p["kind"][i] != "vector", p["kind"][i], _layers_order(p["layers"][i]),
+        other.sort(key=lambda i: (p["dataset"][i], p["vector"][i], p["kind"][i] != "vector", p["kind"][i], layers_order(str(p["layers"][i])),
                                   p["hook"][i], p["op"][i], p["positions"][i], p["coef"][i], p["seed"][i]))
         lines.append("")
         lines.append(f"steered points (fraction of the vector's own behaviour; delta = mean paired difference [bootstrap {100 * s.ci:.0f}% CI])")

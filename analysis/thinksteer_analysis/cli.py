@@ -1,0 +1,68 @@
+"""thinksteer-analysis (or python -m thinksteer_analysis):
+
+  figures RUN_DIR [--out DIR] [--format png|pdf] [--share token_share|span_share]
+  summary RUN_DIR [--share token_share|span_share]
+  acceptance RUN_DIR [--share ...] [--min-prompts 100]
+
+figures: draws every figure the run directory has the outputs for (attribute/attribution.h5,
+         sweep/summary.h5) into DIR (default RUN_DIR/figures) and prints the files written; a stage that
+         has not run is skipped with a one-line note.
+summary: prints the sweep table (sweep/summary.h5) as plain text.
+acceptance: the steering acceptance table (+c raises, -c lowers, same-norm random controls stay inside
+         their interval); exit 0 when every row passes, 1 otherwise.
+A malformed file stops the command with exit status 1 and a message naming the file and the dataset."""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .schema import SchemaError
+from .sweep_summary import SHARES
+
+PROG = "thinksteer-analysis"
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    """The command line: subcommands figures, summary and acceptance."""
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    fig = sub.add_parser("figures", help="draw every figure of a run directory")
+    fig.add_argument("run_dir")
+    fig.add_argument("--out", default=None, help="output directory (default RUN_DIR/figures)")
+    fig.add_argument("--format", default="png", choices=["png", "pdf"])
+    fig.add_argument("--share", default="token_share", choices=SHARES,
+                     help="behaviour fraction: token share among the steerable labels (§A.6, default) or span share among all labels")
+    summ = sub.add_parser("summary", help="print the sweep table")
+    summ.add_argument("run_dir")
+    summ.add_argument("--share", default="token_share", choices=SHARES)
+    acc = sub.add_parser("acceptance", help="+c raises, -c lowers, random controls do not move the behaviour")
+    acc.add_argument("run_dir")
+    acc.add_argument("--share", default="token_share", choices=SHARES)
+    acc.add_argument("--min-prompts", type=int, default=100)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
+    """Runs one subcommand; returns the exit status (the console script passes it to sys.exit)."""
+    args = build_parser(prog).parse_args(argv)
+    try:
+        if args.command == "figures":
+            from .figures import make_figures
+            written = make_figures(args.run_dir, args.out, args.format, args.share)
+            for path in written:
+                print(path)
+            if not written:
+                print(f"error: {args.run_dir}: nothing to draw (no attribute, no sweep)", file=sys.stderr)
+                return 1
+        elif args.command == "acceptance":
+            from .acceptance import main as acceptance_main
+            return acceptance_main(args.run_dir, args.share, args.min_prompts)
+        else:
+            from .sweep_analysis import format_table
+            from .sweep_summary import load_sweep_summary
+            print(format_table(load_sweep_summary(args.run_dir), args.share))
+    except (SchemaError, FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
