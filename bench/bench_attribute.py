@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Attribution benchmark: `thinksteer attribute` in mode trace (one forward and one backward per batch of
-traces) against mode per-span (ALGORITHMS §A.7's loop: one forward and backward per span),
+traces) against mode per-span (docs/algorithms.md §A.7's loop: one forward and backward per span),
 on the same run directory, model, metric and thread count. Printed: the seconds each spent in forward
 and backward passes (the stage's provenance `seconds`, summed over ranks; input reading, model loading
 and writing excluded) and the ratio per-span / trace.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Acceptance of the shipped toy models (issue 4): greedy generation with thinksteer on 200 held-out
+# Acceptance of the shipped toy models: greedy generation with thinksteer on 200 held-out
 # problems (builtin:toy-test) for models/toy-thinker and models/toy-base, then `toy eval`, which
 # writes runs/toy-<style>/toy/eval.json: closed-</think> and parseable rates, accuracy, and each
 # behaviour's sentence share in the generated traces against the training corpus.

@@ -6,7 +6,7 @@
 //
 // Contract of annotate():
 //   - spans lie inside [trace.begin, trace.end), are non-empty, sorted by begin and do not overlap;
-//     their offsets are the annotator's own (DECISIONS.md: span localisation never searches the text);
+//     their offsets are the annotator's own (docs/decisions.md: span localisation never searches the text);
 //   - every label is an index into labels();
 //   - nothing is dropped silently: a piece of the trace the annotator could not label, or output it
 //     could not use, is an AnnotationProblem (the stage writes them to problems.jsonl).
@@ -43,7 +43,7 @@
 
 namespace ts {
 
-// The six behaviour labels of ALGORITHMS §A.3, in the paper's order (its label indices 0..5).
+// The six behaviour labels of docs/algorithms.md §A.3, in the paper's order (its label indices 0..5).
 inline const std::vector<std::string>& behaviour_labels() {
   static const std::vector<std::string> labels = {"initializing",  "deduction", "adding-knowledge", "example-testing", "uncertainty-estimation",
                                                   "backtracking"};

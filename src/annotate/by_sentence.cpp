@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "annotate/sentences.h"
+#include "core/sentences.h"
 
 namespace ts {
 namespace {
@@ -32,7 +32,7 @@ Annotation annotate_by_sentence(const Trace& trace, const std::function<Sentence
     else a.problems.push_back({"unlabelled_sentence", begin, end, v.why_unlabelled + ": " + s.text, {}});
   }
   for (const Sentence& f : fragments)
-    a.problems.push_back({"short_fragment", trace.begin + f.begin, trace.begin + f.end, "fewer than 3 words (ALGORITHMS §B.3): " + f.text, {}});
+    a.problems.push_back({"short_fragment", trace.begin + f.begin, trace.begin + f.end, "fewer than 3 words (docs/algorithms.md §B.3): " + f.text, {}});
   std::stable_sort(a.problems.begin(), a.problems.end(), [](const AnnotationProblem& x, const AnnotationProblem& y) { return x.begin < y.begin; });
   if (sentences.empty()) a.problems.push_back({"no_sentences", trace.begin, trace.end, "the annotated part holds no sentence of 3 words or more", {}});
   return a;

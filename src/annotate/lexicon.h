@@ -1,6 +1,6 @@
 // The `lexicon` annotator: every §B.3 sentence of the annotated part gets the label of the first
 // rule, in priority order, whose pattern occurs in it. Offline, deterministic, and the default of
-// `thinksteer annotate` (DECISIONS.md). The rules live in a file a user edits; the shipped one is
+// `thinksteer annotate` (docs/decisions.md). The rules live in a file a user edits; the shipped one is
 // configs/annotate/lexicon.txt (compiled into the executable, see src/CMakeLists.txt).
 //
 // File format (UTF-8, one item per line; white space around an item is ignored):
@@ -8,7 +8,7 @@
 //   default = LABEL   before the first section, at most once: the label of sentences no pattern
 //                     matches, or `unlabelled` (the default) to leave them without a span; those are
 //                     then reported as problems (unlabelled_sentence)
-//   [LABEL]           starts the section of LABEL, one of the labels (the six of ALGORITHMS §A.3);
+//   [LABEL]           starts the section of LABEL, one of the labels (the six of docs/algorithms.md §A.3);
 //                     each label at most once, and every section holds at least one pattern
 //   PATTERN           a regular expression searched anywhere in the sentence, case-insensitive,
 //                     in the syntax of tokenizer/regex.h (PCRE2 with UTF and Unicode properties:

@@ -6,7 +6,7 @@
 #include <stdexcept>
 
 #include "core/sha256.h"
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace ts {
 
@@ -15,7 +15,7 @@ namespace {
 constexpr std::string_view END_SECTION = "end-section";
 constexpr size_t MAX_HEADER_NAME = 64;  // bytes
 
-// The prompt around the chain (ALGORITHMS §A.3, in the reference code's words).
+// The prompt around the chain (docs/algorithms.md §A.3, in the reference code's words).
 constexpr std::string_view PROMPT_HEAD =
     "Please split the following reasoning chain of an LLM into annotated parts using labels and the following format "
     "[\"label\"]...[\"end-section\"]. A sentence should be split into multiple parts if it incorporates multiple behaviours "
@@ -160,7 +160,7 @@ class ReplyParser {
     }
     if (aligned_ && cursor_ < hay_.chars.size())
       problem("unlabelled_text", hay_.cps[cursor_], hay_.cps.back() + 1,
-              "no section covers the rest of the part (ALGORITHMS §A.3 leaves an unannotated tail out)", {});
+              "no section covers the rest of the part (docs/algorithms.md §A.3 leaves an unannotated tail out)", {});
   }
 
  private:

@@ -1,5 +1,5 @@
 // The `llm` annotator (annotator.h): an LLM splits the annotated part of a trace into labelled
-// sections, in the format of ALGORITHMS §A.3, and the sections are aligned back to the trace.
+// sections, in the format of docs/algorithms.md §A.3, and the sections are aligned back to the trace.
 // Torch-free and transport-free (thinksteer_formats): the model behind it is an LlmBackend, an
 // OpenAI-compatible HTTP endpoint (annotate/llm_http.h) or a local checkpoint run by thinksteer's own
 // generation (stages/llm_local.h).

@@ -1,12 +1,12 @@
 // The local-checkpoint backend of the llm annotator (llm_local.h).
-#include "stages/llm_local.h"
+#include "annotate/llm_local.h"
 
 #include <algorithm>
 #include <exception>
 
 #include "core/sha256.h"
 
-namespace ts::stages {
+namespace ts {
 
 LlmLocalBackend::LlmLocalBackend(StageModel model, ChatFormat format, int64_t max_tokens, int64_t batch_size, std::string checkpoint_identity)
     : m_(std::move(model)), format_(format), max_tokens_(max_tokens), batch_size_(std::max<int64_t>(1, batch_size)),
@@ -61,4 +61,4 @@ std::vector<LlmReply> LlmLocalBackend::complete(std::span<const std::string> pro
   return out;
 }
 
-}  // namespace ts::stages
+}  // namespace ts

@@ -13,10 +13,10 @@
 #include <vector>
 
 #include "annotate/llm.h"
-#include "stages/common.h"
+#include "dist/rank_model.h"
 #include "tokenizer/chat_format.h"
 
-namespace ts::stages {
+namespace ts {
 
 class LlmLocalBackend : public LlmBackend {
  public:
@@ -35,4 +35,4 @@ class LlmLocalBackend : public LlmBackend {
   std::string checkpoint_identity_;
 };
 
-}  // namespace ts::stages
+}  // namespace ts

@@ -5,8 +5,7 @@
 
 #include "annotate/by_sentence.h"
 #include "core/sha256.h"
-#include "toy/corpus.h"
-#include "toy/evaluate.h"
+#include "toy/phrasings.h"
 
 namespace ts {
 

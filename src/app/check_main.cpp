@@ -16,6 +16,9 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/done_marker.h"
+#include "io/output_lock.h"
+#include "stages/catalogue.h"
 #include "core/error.h"
 #include "io/prompts.h"
 #include "model/checkpoint_files.h"
@@ -42,6 +45,8 @@ constexpr const char* USAGE =
     "                        resolves the options of a thinksteer subcommand and prints them as INI\n"
     "  prompts [FILE] [--config FILE] [--data.key value ...]\n"
     "                        a JSONL prompts file as `thinksteer generate` reads it (FILE or --data.prompts)\n"
+    "  run RUN_DIR           every .done marker of a run directory checked against the file it certifies\n"
+    "                        (size and content hash; exit 1 when any differs) and every held output lock\n"
     "  --help                this help\n";
 
 void print_error(const std::string& message) { std::cerr << "[error] " << ts::error_one_line(message) << std::endl; }
@@ -101,12 +106,12 @@ int cmd_tokenizer(int argc, char** argv) {
 int cmd_config(int argc, char** argv) {
   if (argc < 3) throw ts::InputError("<command line>", "config", "expects the thinksteer subcommand whose options to resolve");
   const std::string sub = argv[2];
-  const std::vector<std::string> sections = ts::config_sections(sub);
-  if (sections.empty()) throw ts::InputError("<command line>", "config", "unknown thinksteer subcommand '" + sub + "'");
+  const ts::stages::StageInfo* stage = ts::stages::find_stage(sub);
+  if (stage == nullptr) throw ts::InputError("<command line>", "config", "unknown thinksteer subcommand '" + sub + "'");
   ts::Config cfg;
   // config_parse wants argv[0] to be the subcommand name.
-  if (!ts::config_parse(argc - 2, argv + 2, sub, cfg)) return 0;  // --help was printed
-  std::cout << ts::config_to_ini(cfg, sections);
+  if (!ts::config_parse(argc - 2, argv + 2, sub, stage->sections, cfg)) return 0;  // --help was printed
+  std::cout << ts::config_to_ini(cfg, stage->sections);
   return 0;
 }
 
@@ -121,7 +126,7 @@ int cmd_prompts(int argc, char** argv) {
   }
   for (int i = first_option; i < argc; ++i) args.push_back(argv[i]);
   ts::Config cfg;
-  if (!ts::config_parse(static_cast<int>(args.size()), args.data(), "generate", cfg)) return 0;  // --help
+  if (!ts::config_parse(static_cast<int>(args.size()), args.data(), "generate", ts::stages::find_stage("generate")->sections, cfg)) return 0;  // --help
   if (cfg.data.prompts.empty()) throw ts::InputError("<command line>", "data.prompts", "no prompts file given");
   const std::vector<ts::Prompt> prompts =
       ts::prompts_read_jsonl(cfg.data.prompts, cfg.data.prompt_field, cfg.data.id_field, cfg.data.answer_field, cfg.data.limit);
@@ -131,6 +136,36 @@ int cmd_prompts(int argc, char** argv) {
   return 0;
 }
 
+// `run RUN_DIR`: what each marker certifies, checked; the locks listed with their holders.
+int cmd_run(int argc, char** argv) {
+  const fs::path dir = single_arg(argc, argv, "run", "the run directory");
+  if (!fs::is_directory(dir)) throw ts::InputError(dir.string(), "run", "not a directory");
+  int bad = 0, ok = 0;
+  std::error_code ec;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (!it->is_regular_file(ec) || name.size() <= 5 || name.compare(name.size() - 5, 5, ".done") != 0) continue;
+    const fs::path output = it->path().parent_path() / name.substr(0, name.size() - 5);
+    const auto marker = ts::done_marker_read(output);
+    std::string verdict;
+    if (!marker) verdict = "unreadable marker";
+    else if (!fs::exists(output)) verdict = "the file it certifies is missing";
+    else if (marker->content_sha256.empty()) verdict = "";  // an earlier marker: certifies no content
+    else verdict = ts::done_marker_verify(output).value_or("");
+    if (marker && verdict.empty())
+      for (const auto& [sidecar, hash] : marker->files)
+        if (auto v = ts::done_marker_verify(output.parent_path() / sidecar); v && !v->empty()) verdict = sidecar + ": " + *v;
+    std::cout << (verdict.empty() ? "ok       " : "CHANGED  ") << output.lexically_relative(dir).string()
+              << (verdict.empty() ? (marker && marker->content_sha256.empty() ? " (earlier marker: no content hash)" : "") : ": " + verdict) << "\n";
+    (verdict.empty() ? ok : bad) += 1;
+  }
+  for (const auto& [lock, holder] : ts::output_locks_under(dir))
+    std::cout << "locked   " << lock.lexically_relative(dir).string() << ": " << ts::lock_holder_text(holder)
+              << " (remove the file if that job is gone)\n";
+  std::cout << ok << " certified, " << bad << " changed\n";
+  return bad > 0 ? 1 : 0;
+}
+
 int dispatch(int argc, char** argv) {
   const std::string command = argv[1];
   if (command == "checkpoint") return cmd_checkpoint(argc, argv);
@@ -138,6 +173,7 @@ int dispatch(int argc, char** argv) {
   if (command == "tokenizer") return cmd_tokenizer(argc, argv);
   if (command == "config") return cmd_config(argc, argv);
   if (command == "prompts") return cmd_prompts(argc, argv);
+  if (command == "run") return cmd_run(argc, argv);
   throw ts::InputError("<command line>", "command", "unknown command '" + command + "' (see thinksteer-check --help)");
 }
 

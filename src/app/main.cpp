@@ -6,7 +6,6 @@
 // in a collective for a peer that is gone.
 #include <cstring>
 #include <iostream>
-#include <map>
 #include <string>
 #include <vector>
 
@@ -16,47 +15,24 @@
 #include "dist/mpi.h"
 #include "dist/runtime.h"
 #include "dist/stop.h"
-#include "stages/stages.h"
+#include "stages/catalogue.h"
+#include "stages/stage.h"
 
 namespace {
 
-struct Subcommand {
-  void (*run)(const ts::Config&, ts::Runtime&);
-  const char* help;
-};
-
-const std::map<std::string, Subcommand>& subcommands() {
-  static const std::map<std::string, Subcommand> m = {
-      {"generate", {ts::stages::generate::run, "generate thinking traces for a prompt dataset"}},
-      {"collect", {ts::stages::collect::run, "activations at named hook points, written to parallel HDF5"}},
-      {"annotate", {ts::stages::annotate::run, "behaviour spans (label, characters, tokens) of traces, written to parallel HDF5"}},
-      {"vectors", {ts::stages::vectors::run, "difference-of-means steering vectors per behaviour and layer (HDF5, safetensors, GGUF)"}},
-      {"attribute", {ts::stages::attribute::run, "attribution patching (ALGORITHMS §A.7): effect of each vector per layer, layer selection"}},
-      {"inspect", {ts::stages::inspect::run, "validate and describe a checkpoint directory"}},
-      {"steer", {ts::stages::steer::run, "a steering sweep on these ranks: plan, every task (skipping finished ones), reduce"}},
-      {"sweep plan", {ts::stages::sweep_plan::run, "write the sweep's manifest (one row per Slurm array task); prints --array=..."}},
-      {"sweep run", {ts::stages::sweep_run::run, "run one manifest row (--task-id N, or $SLURM_ARRAY_TASK_ID): steered generation, measurements"}},
-      {"reduce", {ts::stages::reduce::run, "gather a sweep's finished tasks into summary.h5 + summary.csv; lists missing tasks"}},
-      {"toy corpus", {ts::stages::toy_corpus::run, "planted-truth toy corpus: word problems with labelled traces"}},
-      {"toy tokenizer", {ts::stages::toy_tokenizer::run, "byte-level BPE tokenizer (HF tokenizer.json) trained on the toy corpus"}},
-      {"toy eval", {ts::stages::toy_eval::run, "toy model traces (generate/generations.jsonl) against the corpus: accuracy, behaviour shares"}},
-      {"toy train", {ts::stages::toy_train::run, "train a small Qwen2 model on the toy corpus (data parallel over ranks), write an HF checkpoint"}},
-  };
-  return m;
-}
+using ts::stages::stage_catalogue;
 
 // Two-word subcommands ("toy corpus") share their first word; `thinksteer toy --help` lists them.
 void group_usage(std::ostream& out, const std::string& group) {
   out << "usage: thinksteer " << group << " <subcommand> [--config FILE] [--section.key value ...]\n\nsubcommands:\n";
-  for (const auto& [name, sub] : subcommands())
-    if (name.rfind(group + " ", 0) == 0) out << "  " << name << std::string(name.size() < 15 ? 15 - name.size() : 1, ' ') << sub.help << "\n";
+  for (const auto& s : stage_catalogue())
+    if (s.name.rfind(group + " ", 0) == 0) out << "  " << s.name << std::string(s.name.size() < 15 ? 15 - s.name.size() : 1, ' ') << s.help << "\n";
   out << "\n`thinksteer " << group << " <subcommand> --help` lists its options.\n";
 }
 
 void usage(std::ostream& out) {
   out << "usage: thinksteer <subcommand> [--config FILE] [--section.key value ...]\n\nsubcommands:\n";
-  for (const auto& [name, sub] : subcommands())
-    out << "  " << name << std::string(name.size() < 15 ? 15 - name.size() : 1, ' ') << sub.help << "\n";
+  for (const auto& s : stage_catalogue()) out << "  " << s.name << std::string(s.name.size() < 15 ? 15 - s.name.size() : 1, ' ') << s.help << "\n";
   out << "\n`thinksteer <subcommand> --help` lists its options.\n";
 }
 
@@ -77,13 +53,13 @@ int main(int argc, char** argv) {
     name.append(" ").append(argv[2]);
     first = 2;
   }
-  auto it = subcommands().find(name);
+  const ts::stages::StageInfo* stage = ts::stages::find_stage(name);
   ts::mpi::Env mpi_env(&argc, &argv);
   int rank = 0, world = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &world);
   ts::log_init("info", rank, world);
-  if (it == subcommands().end()) {
+  if (stage == nullptr) {
     spdlog::error("<command line>: subcommand: unknown subcommand '{}'", name);
     if (rank == 0) usage(std::cerr);
     return ts::EXIT_BAD_INPUT;
@@ -102,12 +78,12 @@ int main(int argc, char** argv) {
       else if (a.rfind("--task-id=", 0) == 0) a = "--sweep.task_id=" + a.substr(10);
     std::vector<const char*> arg_ptrs;
     for (const auto& a : args) arg_ptrs.push_back(a.c_str());
-    if (!ts::config_parse(static_cast<int>(arg_ptrs.size()), arg_ptrs.data(), name, cfg)) return 0;
-    spdlog::set_level(spdlog::level::from_str(cfg.log.level));
+    if (!ts::config_parse(static_cast<int>(arg_ptrs.size()), arg_ptrs.data(), name, stage->sections, cfg)) return 0;
+    spdlog::set_level(spdlog::level::from_str(ts::option_text(cfg.log.level)));
     ts::stop_install(cfg.run.dir, cfg.parallel.term_grace_seconds);
     ts::Runtime rt = ts::runtime_init(cfg);
     spdlog::debug("resolved config:\n{}", ts::config_to_ini(cfg));
-    it->second.run(cfg, rt);
+    ts::stages::stage_function(name)(cfg, rt);
     return 0;
   } catch (const ts::StopRequested& e) {
     spdlog::warn("{}: {}", name, e.what());  // every rank stops at the same batch boundary

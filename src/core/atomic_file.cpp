@@ -35,10 +35,32 @@ std::string read_file(const std::filesystem::path& path, std::string_view hint) 
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+namespace {
+
+// fsync of a file or a directory, opened read-only for the purpose.
+void fsync_path(const std::filesystem::path& p, bool directory) {
+  const int fd = ::open(p.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) throw std::runtime_error(p.string() + ": cannot open for fsync: " + std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) throw std::runtime_error(p.string() + ": fsync failed: " + std::strerror(err));
+}
+
+}  // namespace
+
+std::filesystem::path temp_path_for(const std::filesystem::path& path) { return path.string() + ".tmp." + std::to_string(::getpid()); }
+
+void commit_file(const std::filesystem::path& tmp, const std::filesystem::path& final_path) {
+  fsync_path(tmp, false);
+  std::filesystem::rename(tmp, final_path);
+  fsync_path(final_path.has_parent_path() ? final_path.parent_path() : std::filesystem::path("."), true);
+}
+
 void write_file_atomic(const std::filesystem::path& path, std::string_view content) {
   const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : std::filesystem::path(".");
   std::filesystem::create_directories(dir);
-  const std::filesystem::path tmp = path.string() + ".tmp." + std::to_string(::getpid());
+  const std::filesystem::path tmp = temp_path_for(path);
   auto fail = [&](const char* what) {
     const std::string msg = std::string(what) + " " + tmp.string() + ": " + std::strerror(errno);
     ::unlink(tmp.c_str());
@@ -56,33 +78,13 @@ void write_file_atomic(const std::filesystem::path& path, std::string_view conte
     }
     off += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0) {
-    ::close(fd);
-    fail("fsync failed for");
+  if (::close(fd) != 0) fail("close failed for");
+  try {
+    commit_file(tmp, path);
+  } catch (...) {
+    ::unlink(tmp.c_str());
+    throw;
   }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename failed for");
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-}
-
-std::filesystem::path done_marker_path(const std::filesystem::path& output) { return output.string() + ".done"; }
-
-bool done_marker_matches(const std::filesystem::path& output, std::string_view hash) {
-  std::error_code ec;
-  const std::filesystem::path marker = done_marker_path(output);
-  if (!std::filesystem::is_regular_file(output, ec) || !std::filesystem::is_regular_file(marker, ec)) return false;
-  std::ifstream in(marker);
-  std::string line;
-  std::getline(in, line);
-  return line == hash;
-}
-
-void done_marker_write(const std::filesystem::path& output, std::string_view hash) {
-  write_file_atomic(done_marker_path(output), std::string(hash) + "\n");
 }
 
 }  // namespace ts

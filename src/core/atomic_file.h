@@ -1,5 +1,7 @@
 // Atomic outputs: write to "<path>.tmp.<pid>", fsync, rename over <path>, fsync the directory.
-// A reader never sees a half-written file under the final name.
+// A reader never sees a half-written file under the final name. commit_file is the one
+// implementation of the last three steps; every writer of a final output (write_file_atomic here,
+// io/h5store's commit_h5, io/vectors' writers) goes through it.
 #pragma once
 #include <filesystem>
 #include <string>
@@ -7,6 +9,17 @@
 
 namespace ts {
 
+// "<path>.tmp.<pid>": where a writer puts a file before commit_file moves it to <path>.
+std::filesystem::path temp_path_for(const std::filesystem::path& path);
+
+// Commits the complete file `tmp`: fsyncs it, renames it over `final_path` and fsyncs the directory
+// of `final_path`, so that the final name holds either the old file or the whole new one. Throws
+// std::runtime_error naming the path at fault (std::filesystem::filesystem_error for the rename);
+// `tmp` is then left for the caller to remove.
+void commit_file(const std::filesystem::path& tmp, const std::filesystem::path& final_path);
+
+// `content` written to temp_path_for(path) and committed (the directory is created first). The
+// temporary file is removed on failure.
 void write_file_atomic(const std::filesystem::path& path, std::string_view content);
 
 // Removes `path` and, for a directory, everything under it (not following symlinks); absent is fine.
@@ -18,11 +31,6 @@ void remove_tree(const std::filesystem::path& path);
 // The whole file as bytes. Throws InputError(path, "<file>", "cannot read" + hint) if it cannot be opened.
 std::string read_file(const std::filesystem::path& path, std::string_view hint = {});
 
-// Done markers (DECISIONS.md, "Outputs and runs"): "<output>.done" holds the hash of the config that
-// produced <output>; it is written after <output> is committed, so its presence means complete.
-std::filesystem::path done_marker_path(const std::filesystem::path& output);
-// True when <output> and its marker exist and the marker holds `hash` (the work can be skipped).
-bool done_marker_matches(const std::filesystem::path& output, std::string_view hash);
-void done_marker_write(const std::filesystem::path& output, std::string_view hash);
+// Done markers: core/done_marker.h.
 
 }  // namespace ts

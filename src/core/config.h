@@ -1,5 +1,6 @@
 // The one Config of thinksteer. Every key is declared once, in config.cpp's option table, with its
-// default and help text. The same dotted name works as `--section.key value` on the command line and as
+// help text and the check of its value; its default is the member's initializer here. Options with a
+// fixed set of values are enums whose names are core/options.h's. The same dotted name works as `--section.key value` on the command line and as
 // `key = value` under `[section]` in an INI file. Command line beats file beats default; unknown keys
 // are errors. Lists are comma-separated.
 #pragma once
@@ -8,12 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "core/options.h"
+
 namespace ts {
 
 struct Config {
   struct Model {
     std::string path;              // HF checkpoint directory (config.json, *.safetensors, tokenizer.json)
-    std::string dtype = "auto";    // auto | float32 | bfloat16 | float16 (auto: fp32 on CPU, checkpoint dtype on GPU)
+    ComputeDType dtype = ComputeDType::auto_;  // auto: fp32 on CPU, checkpoint dtype on GPU
     std::string device = "cpu";    // cpu | cuda | cuda:N
   } model;
   struct Run {
@@ -35,7 +38,7 @@ struct Config {
     uint64_t seed = 0;             // sampling stream = f(seed, prompt id, step)
     int64_t batch_size = 8;
     std::vector<std::string> stop; // stop strings
-    std::string chat_format = "deepseek_r1";  // raw | deepseek_r1 | chatml | llama3
+    ChatFormat chat_format = ChatFormat::deepseek_r1;
     std::string system;            // system prompt (chat formats that take one)
   } generate;
   struct Parallel {                // ranks = data-parallel replicas x pipeline stages (dist/runtime.h)
@@ -45,57 +48,57 @@ struct Config {
     double term_grace_seconds = 20;  // after SIGTERM, exit (code 75) at the latest this much later
   } parallel;
   struct Output {                  // HDF5 outputs
-    std::string dtype = "float32"; // activations: float32 | float16 | bfloat16 (stored as uint16, encoding attribute)
+    StoreDType dtype = StoreDType::float32;  // activations (bfloat16 stored as uint16, encoding attribute)
     int64_t compression = 0;       // gzip level 0..9 (needs an HDF5 build with parallel filtered writes)
     int64_t buffer_mb = 256;       // collect: rows buffered per rank before a collective write
   } output;
   struct Collect {
-    std::string source = "prompts";  // prompts (data.prompts, chat-formatted) | generations (prompt + generated tokens)
+    CollectSource source = CollectSource::prompts;  // prompts (data.prompts, chat-formatted) | generations (prompt + generated tokens)
     std::string input;               // generations JSONL (default <run.dir>/generate/generations.jsonl)
     std::vector<std::string> hooks = {"blocks.*.hook_resid_post"};  // TransformerLens names; * = every layer in collect.layers
     std::vector<std::string> layers; // layers for * (empty: all)
-    std::string positions = "all";   // all | last | prompt | generated | spans (mean over each span)
+    CollectPositions positions = CollectPositions::all;  // spans: the mean over each span
     std::string spans_field = "spans";  // JSONL field: [{"begin":, "end":, "label":}] code-point ranges of the prompt text
     int64_t batch_size = 8;
   } collect;
   struct Annotate {                // behaviour spans of traces (stages/annotate.cpp)
-    std::string annotator = "lexicon";  // lexicon (built in, offline) | toy (planted-truth templates of the toy world) | llm (annotate/llm.h)
+    AnnotatorKind annotator = AnnotatorKind::lexicon;  // lexicon (built in, offline) | toy (planted-truth templates) | llm (annotate/llm.h)
     std::string lexicon;             // lexicon file (empty: configs/annotate/lexicon.txt, compiled in)
     std::string input;               // JSONL of traces (default <run.dir>/generate/generations.jsonl)
     std::string text_field = "text"; // JSONL field holding a trace's text
     std::string id_field = "id";     // JSONL field holding a trace's id
-    std::string part = "thinking";   // thinking (between <think> and </think>, if present) | all
+    AnnotatePart part = AnnotatePart::thinking;  // thinking: between <think> and </think>, if present
     // annotator = llm: an OpenAI-compatible endpoint, or (endpoint empty) a local checkpoint
     std::string llm_endpoint;        // base URL (.../v1) or .../chat/completions; empty: llm_model_path
     std::string llm_model;           // the "model" sent to the endpoint
     std::string llm_model_path;      // local checkpoint directory (generation on model.device, model.dtype)
-    std::string llm_chat_format = "chatml";  // local checkpoint: raw | deepseek_r1 | chatml | llama3
+    ChatFormat llm_chat_format = ChatFormat::chatml;  // local checkpoint
     std::string llm_api_key_env = "OPENAI_API_KEY";  // environment variable holding the endpoint's API key
     int64_t llm_max_tokens = 4096;   // reply tokens at most
     double llm_timeout_seconds = 300;  // per HTTP request
-    int64_t llm_retries = 3;         // further attempts after a failed request (ALGORITHMS §A.3: 3)
+    int64_t llm_retries = 3;         // further attempts after a failed request (docs/algorithms.md §A.3: 3)
     double llm_retry_seconds = 20;   // back-off: retry k waits llm_retry_seconds * 2^(k-1) (§A.3: 20 s)
     int64_t llm_concurrency = 8;     // HTTP requests in flight per rank, or prompts per local generation batch
     double llm_max_failed_fraction = 0.1;  // more traces than this share without a reply: exit 1, nothing written
   } annotate;
-  struct Vectors {                 // difference-of-means steering vectors (stages/vectors.cpp, ALGORITHMS §A.4)
+  struct Vectors {                 // difference-of-means steering vectors (stages/vectors.cpp, docs/algorithms.md §A.4)
     std::string generations;         // generations JSONL (default <run.dir>/generate/generations.jsonl)
     std::string spans;               // `annotate` spans of those generations (default <run.dir>/annotate/spans.h5)
     std::string hook = "blocks.*.hook_resid_post";  // measured and applied here; * = every layer in vectors.layers
     std::vector<std::string> layers; // layers for * (empty: all)
-    std::string window = "s1";       // s1 (preceding token + first 10 span tokens) | whole-span
+    DomWindow window = DomWindow::s1;  // s1 (preceding token + first 10 span tokens) | whole-span
     bool rescale = true;             // features rescaled per layer to the overall mean's norm (§A.4 step 5)
     std::vector<std::string> labels; // behaviours (empty: every label of the spans file)
     int64_t batch_size = 8;          // traces per forward batch
     bool gguf = false;               // also one llama.cpp control vector per label
-    std::string gguf_layer_map = "next-block";  // next-block | same-block (io/vectors.h GgufLayerMap)
+    GgufLayerMap gguf_layer_map = GgufLayerMap::same_block;  // io/vectors.h; same-block: llama.cpp adds it where it was measured
   } vectors;
-  struct Attribute {               // attribution patching to choose steering layers (stages/attribute.cpp, ALGORITHMS §A.7)
+  struct Attribute {               // attribution patching to choose steering layers (stages/attribute.cpp, docs/algorithms.md §A.7)
     std::string generations;         // generations JSONL (default <run.dir>/generate/generations.jsonl)
     std::string spans;               // `annotate` spans of those generations (default <run.dir>/annotate/spans.h5)
     std::string vectors;             // `vectors` output (default <run.dir>/vectors/vectors.h5)
-    std::string metric = "paper";    // paper (the gradient §A.7's code computes) | logprob (log p of the observed next token)
-    std::string mode = "trace";      // trace (one forward + one backward per batch of traces) | per-span (§A.7's loop)
+    AttributeMetric metric = AttributeMetric::paper;  // paper (the gradient §A.7's code computes) | logprob (log p of the observed next token)
+    AttributeMode mode = AttributeMode::trace;  // trace (one forward + one backward per batch of traces) | per-span (§A.7's loop)
     std::vector<std::string> labels; // behaviours (empty: every feature vector with spans)
     std::vector<std::string> layers; // layers (empty: every layer of the vectors)
     int64_t n_examples = 50;         // the first N traces with spans (§A.7: 50); 0 = all
@@ -106,7 +109,7 @@ struct Config {
     int64_t exclude_last = -1;       // layers left out at the end; -1: ceil(0.1 * n_layer)
     int64_t n_select = 2;            // layers selected per behaviour (peaks of mean |effect|)
   } attribute;
-  struct Steer {                   // steered generation and its measurements (stages/sweep.cpp, ALGORITHMS §A.5, §A.6)
+  struct Steer {                   // steered generation and its measurements (stages/sweep.cpp, docs/algorithms.md §A.5, §A.6)
     std::string vectors;             // vectors file (default <run.dir>/vectors/vectors.h5): the feature vector named after each behaviour
     std::string attribution;         // attribute's output (default <run.dir>/attribute/attribution.h5), for layers = auto
     bool divide_by_layers = false;   // a vector applied at n layers at once adds coef/n at each
@@ -133,7 +136,7 @@ struct Config {
   struct Toy {                     // planted-truth reasoning world (src/toy)
     uint64_t seed = 0;             // problem i depends only on (seed, i)
     int64_t n_problems = 2000;
-    std::string style = "thinker"; // thinker | base
+    ToyStyle style = ToyStyle::thinker;
     double slip_rate = 0.4;        // digit gates (toy/corpus.h): share of carry/borrow steps written wrong
     double example_testing_rate = 0.2;  // ... and shares of deduction steps followed by each behaviour
     double uncertainty_rate = 0.2;
@@ -163,19 +166,20 @@ struct Config {
     double init_std = 0.02;        // normal init of matrices and embeddings
     uint64_t seed = 0;             // init and data order
     int64_t checkpoint_every = 200;  // steps between resumable state saves (0: only on stop)
-    std::string save_dtype = "bfloat16";  // dtype of the written checkpoint: float32 | bfloat16
+    SaveDType save_dtype = SaveDType::bfloat16;  // dtype of the written checkpoint
   } train;
   struct Log {
-    std::string level = "info";    // trace | debug | info | warn | error
+    LogLevel level = LogLevel::info;
     double progress_seconds = 30;  // batch logs: one progress line per interval
   } log;
 
   std::string config_file;         // the --config file, if any
 };
 
-// Parses argv for `subcommand` (argv[0] is the subcommand name). Returns false when --help was
+// Parses argv for `subcommand` (argv[0] is the subcommand name), which reads the config `sections`
+// (the subcommand table, stages/stage_list.inc). Returns false when --help (the sections' options) was
 // printed. Throws InputError on unknown keys, bad values, or an unreadable config file.
-bool config_parse(int argc, const char* const* argv, const std::string& subcommand, Config& cfg);
+bool config_parse(int argc, const char* const* argv, const std::string& subcommand, const std::vector<std::string>& sections, Config& cfg);
 
 // The resolved config as INI text (every key, defaults included), restricted to `sections` if given.
 std::string config_to_ini(const Config& cfg, const std::vector<std::string>& sections = {});
@@ -184,10 +188,7 @@ std::string config_to_ini(const Config& cfg, const std::vector<std::string>& sec
 // (`source_of(key)`: "<command line>", the INI file, or "<default>").
 void config_validate(const Config& cfg, const std::function<std::string(const std::string&)>& source_of = {});
 
-// Help text for the sections a subcommand reads.
-std::string config_help(const std::string& subcommand);
-
-// Sections each subcommand reads ("model", "run", ...). Unknown subcommand: empty.
-std::vector<std::string> config_sections(const std::string& subcommand);
+// Help text for the given config sections ("model", "run", ...).
+std::string config_help(const std::vector<std::string>& sections);
 
 }  // namespace ts

@@ -35,6 +35,13 @@ class InputError : public std::runtime_error {
   std::string field_;
 };
 
+// A value that went non-finite (NaN or inf) in a computation: logits during generation, activations
+// before they are stored. Never committed; the batch loop adds the stage and batch to the message.
+class NonFiniteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 // Work that is not finished yet (reduce with tasks missing): main() logs it and exits EXIT_INCOMPLETE.
 class IncompleteError : public std::runtime_error {
  public:

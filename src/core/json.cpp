@@ -87,7 +87,19 @@ void jsonl_for_each(std::istream& in, const std::string& name,
                     const std::function<bool(const json& row, const std::string& where, int64_t line)>& row) {
   std::string line;
   int64_t lineno = 0;
-  while (std::getline(in, line)) {
+  // A bounded getline: a file without newlines (a device, a binary) must not grow one line without end.
+  auto next_line = [&]() -> bool {
+    line.clear();
+    for (int c; (c = in.get()) != std::char_traits<char>::eof();) {
+      if (c == '\n') return true;
+      if (line.size() >= JSONL_MAX_LINE_BYTES)
+        throw InputError(name + ":" + std::to_string(lineno + 1), "<line>",
+                         "longer than " + std::to_string(JSONL_MAX_LINE_BYTES >> 20) + " MiB: not a JSON Lines file");
+      line.push_back(static_cast<char>(c));
+    }
+    return !line.empty();
+  };
+  while (next_line()) {
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     const std::string where = name + ":" + std::to_string(lineno);

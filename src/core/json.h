@@ -33,6 +33,10 @@ std::string json_field_path(const std::string& path, std::string_view key);
 // JSONL: calls row(object, where, line) for every non-blank line of `in` ("where" is "<name>:<line>",
 // line numbers from 1); a line that is not a JSON object is an InputError naming it. row() returns
 // false to stop early.
+// The longest line a JSON Lines input may have (a trace of a long generation with its token ids is a
+// few MB; a file without newlines is not JSON Lines).
+inline constexpr size_t JSONL_MAX_LINE_BYTES = size_t{64} << 20;
+
 void jsonl_for_each(std::istream& in, const std::string& name,
                     const std::function<bool(const json& row, const std::string& where, int64_t line)>& row);
 

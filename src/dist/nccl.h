@@ -1,7 +1,7 @@
 // An NCCL communicator bootstrapped over MPI, for tensors that live on CUDA (pipeline hidden states,
 // gradient allreduce). Built only with NCCL (THINKSTEER_HAVE_NCCL); CPU tensors use MPI instead.
 //
-// Hangs become errors (CONVENTIONS.md §3.2): the communicator is created non-blocking, and every
+// Hangs become errors (docs/conventions.md §3.2): the communicator is created non-blocking, and every
 // operation is enqueued on the current CUDA stream and then polled (ncclCommGetAsyncError and
 // cudaStreamQuery) until it completes or `timeout_seconds` pass; on an error or a timeout the
 // communicator is aborted (ncclCommAbort) and std::runtime_error names the operation, the peer and

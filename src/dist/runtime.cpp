@@ -3,6 +3,9 @@
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
+#include <algorithm>
+#include <thread>
+
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -41,6 +44,12 @@ Runtime runtime_init(const Config& cfg) {
   rt.local_rank = rt.node.rank();
   rt.local_size = rt.node.size();
 
+  // Threads beyond the node's hardware threads only thrash (and a typo of 1000000 would hang starting
+  // them): the most any rank's node allows, agreed so that every rank fails alike.
+  const int64_t hardware = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+  const int64_t fewest = -rt.world_comm.allreduce_max(-hardware);
+  if (cfg.run.threads > fewest)
+    throw InputError("<config>", "run.threads", std::to_string(cfg.run.threads) + " is more than the " + std::to_string(fewest) + " hardware threads of a node");
   if (cfg.run.threads > 0) at::set_num_threads(static_cast<int>(cfg.run.threads));
   if (cfg.model.device == "cpu") {
     rt.device = c10::Device(c10::DeviceType::CPU);

@@ -17,6 +17,7 @@ namespace {
 volatile std::sig_atomic_t g_signal = 0;  // 1: SIGUSR1, 2: SIGTERM
 std::filesystem::path g_stop_file;
 double g_grace = 20;
+std::atomic<int> g_resumable{0};  // > 0 while a batch loop runs (dist/batch_loop.h)
 std::once_flag g_installed;
 
 extern "C" void on_usr1(int) {
@@ -29,9 +30,14 @@ void watchdog() {
   while (g_signal < 2) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(g_grace);
   while (std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  spdlog::error("SIGTERM: still running {:.0f} s later (waiting on a peer?); exiting with {}", g_grace, EXIT_RESUMABLE);
+  // Inside a batch loop the rerun redoes at most the current round: resumable. Anywhere else (reading
+  // inputs, loading, writing) a rerun would meet the same phase again: a plain failure, not requeued.
+  const bool resumable = g_resumable.load() > 0;
+  const int code = resumable ? EXIT_RESUMABLE : 1;
+  spdlog::error("SIGTERM: still running {:.0f} s later ({}); exiting with {}", g_grace,
+                resumable ? "inside a batch; the rerun redoes the unfinished round" : "not in a resumable phase; nothing was saved", code);
   spdlog::default_logger()->flush();
-  std::_Exit(EXIT_RESUMABLE);
+  std::_Exit(code);
 }
 
 }  // namespace
@@ -50,6 +56,9 @@ void stop_install(const std::filesystem::path& run_dir, double term_grace_second
     std::thread(watchdog).detach();
   });
 }
+
+ResumablePhase::ResumablePhase() { ++g_resumable; }
+ResumablePhase::~ResumablePhase() { --g_resumable; }
 
 int stop_local() {
   int s = g_signal;

@@ -1,4 +1,4 @@
-// A minimal GGUF container reader and writer (ggml-org/ggml docs/gguf.md; CONVENTIONS.md §4.7, §5.3),
+// A minimal GGUF container reader and writer (ggml-org/ggml docs/gguf.md; docs/conventions.md §4.7, §5.3),
 // enough for llama.cpp control vectors: small files of unquantized tensors plus metadata.
 //
 // Layout (little-endian): magic "GGUF", u32 version (2 or 3), u64 tensor_count, u64 metadata_kv_count,

@@ -1,5 +1,5 @@
 // The parallel HDF5 store: one output file per task, written collectively by all of the task's ranks
-// (CONVENTIONS.md §2, option B), then committed atomically (DECISIONS.md "Outputs and runs").
+// (docs/conventions.md §2, option B), then committed atomically (docs/decisions.md "Outputs and runs").
 //
 // A file is written in three phases:
 //   1. ParallelFile (all ranks, MPI-IO): numeric datasets are created collectively with identical
@@ -26,7 +26,7 @@
 namespace ts::h5 {
 
 // Element types. F16 is IEEE half (h5py reads it as float16). BF16 is stored as uint16 with the
-// attribute encoding="bfloat16" (DECISIONS.md).
+// attribute encoding="bfloat16" (docs/decisions.md).
 enum class DType { F32, F16, BF16, I32, I64, U8, F64 };
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);  // "float32", "float16", "bfloat16", "int32", "int64", "uint8", "float64"
@@ -120,9 +120,10 @@ class SerialFile {
 
 // Rank 0 only. Verifies `tmp` (root attribute `format` == expected_format and every `expected`
 // dataset present with its shape), fsyncs it, renames it to `final_path`, fsyncs the directory and
-// writes the done marker with `config_hash`. Throws std::runtime_error naming the file and dataset
+// writes the done marker (core/done_marker.h) with `config_hash` and the content hashes of the file and of
+// `sidecars` (files beside it the marker also certifies). Throws std::runtime_error naming the file and dataset
 // on a failed check (and leaves `final_path` untouched).
 void commit_h5(const std::filesystem::path& tmp, const std::filesystem::path& final_path, const std::string& expected_format,
-               const std::vector<DatasetSpec>& expected, const std::string& config_hash);
+               const std::vector<DatasetSpec>& expected, const std::string& config_hash, const std::vector<std::filesystem::path>& sidecars = {});
 
 }  // namespace ts::h5

@@ -10,24 +10,39 @@
 namespace ts {
 
 namespace {
+std::string fmt_hex(unsigned char c) {
+  const char* digits = "0123456789ABCDEF";
+  return std::string("00") + digits[c >> 4] + digits[c & 15];
+}
+}  // namespace
+
+std::string row_id(const json& v, const std::string& where, const std::string& field) {
+  std::string id;
+  if (v.is_string()) id = v.get<std::string>();
+  else if (v.is_number_integer()) id = std::to_string(v.get<int64_t>());
+  else throw InputError(where, field, "id must be a string or an integer, got " + v.dump().substr(0, 40));
+  if (id.empty()) throw InputError(where, field, "id must not be empty");
+  for (unsigned char c : id)
+    if (c < 0x20 || c == 0x7f) throw InputError(where, field, "id must not contain control characters (found U+" + fmt_hex(c) + ")");
+  return id;
+}
+
+void IdSet::add(const std::string& id, const std::string& where, const std::string& field) {
+  if (!seen_.insert(id).second) throw InputError(where, field, "duplicate id '" + id + "'");
+}
+
+namespace {
 
 std::vector<Prompt> prompts_from_stream(std::istream& in, const std::string& name, const std::string& prompt_field,
                                         const std::string& id_field, const std::string& answer_field, int64_t limit,
                                         const std::string& spans_field) {
   std::vector<Prompt> out;
-  std::set<std::string> ids;
+  IdSet ids;
   jsonl_for_each(in, name, [&](const json& obj, const std::string& where, int64_t lineno) {
     Prompt p;
     p.text = json_string(obj, prompt_field, where);
-    if (obj.contains(id_field)) {
-      const json& id = obj[id_field];
-      if (id.is_string()) p.id = id.get<std::string>();
-      else if (id.is_number_integer()) p.id = std::to_string(id.get<int64_t>());
-      else throw InputError(where, id_field, "id must be a string or an integer");
-    } else {
-      p.id = std::to_string(lineno - 1);
-    }
-    if (!ids.insert(p.id).second) throw InputError(where, id_field, "duplicate prompt id '" + p.id + "'");
+    p.id = obj.contains(id_field) ? row_id(obj[id_field], where, id_field) : std::to_string(lineno - 1);
+    ids.add(p.id, where, id_field);
     if (obj.contains(answer_field)) {
       const json& a = obj[answer_field];
       p.answer = a.is_string() ? a.get<std::string>() : a.dump();
@@ -47,6 +62,9 @@ std::vector<Prompt> prompts_from_stream(std::istream& in, const std::string& nam
 std::vector<Prompt> prompts_read_jsonl(const std::filesystem::path& path, const std::string& prompt_field,
                                        const std::string& id_field, const std::string& answer_field, int64_t limit,
                                        const std::string& spans_field) {
+  std::error_code ec;
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    throw InputError(path.string(), "data.prompts", "is not a regular file");
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path.string(), "data.prompts", "cannot open prompts file");
   return prompts_from_stream(in, path.string(), prompt_field, id_field, answer_field, limit, spans_field);

@@ -1,8 +1,10 @@
 // Prompt datasets: JSONL files, one JSON object per line, with configurable field names.
 // A malformed line is an InputError naming "<file>:<line>" and the field.
 #pragma once
+#include "core/json.h"
 #include <filesystem>
 #include <nlohmann/json_fwd.hpp>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,6 +14,20 @@ namespace ts {
 struct PromptSpan {
   std::string label;
   int64_t begin = 0, end = 0;  // code points of Prompt::text, 0 <= begin < end <= length
+};
+
+// The one id rule of every input row (prompts, traces, generations): a JSON string, or an integer
+// taken as its decimal text; non-empty, without control characters (U+0000-U+001F, U+007F), and
+// unique within its file. row_id reads and checks one id (errors name `where` and `field`); the
+// IdSet checks uniqueness.
+std::string row_id(const json& value, const std::string& where, const std::string& field);
+class IdSet {
+ public:
+  // Throws InputError(where, field, "duplicate id ...") when `id` was seen before.
+  void add(const std::string& id, const std::string& where, const std::string& field);
+
+ private:
+  std::set<std::string> seen_;
 };
 
 struct Prompt {

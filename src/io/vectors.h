@@ -6,7 +6,7 @@
 //
 // Every writer validates the set first (std::invalid_argument naming the field: a bad set is the
 // caller's bug), writes "<path>.tmp.<pid>", reads it back with the matching reader and compares,
-// fsyncs, renames it over <path> and fsyncs the directory (DECISIONS.md "Outputs and runs"), so a
+// fsyncs, renames it over <path> and fsyncs the directory (docs/decisions.md "Outputs and runs"), so a
 // reader never sees a half-written file. Every reader validates everything (shapes agree, names
 // unique, layers ascending and non-negative, values finite, counts consistent) and throws
 // InputError(file, field, what) naming the dataset, attribute, tensor or key at fault.
@@ -31,6 +31,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/options.h"  // enum class GgufLayerMap and its names
+
 namespace ts {
 
 inline constexpr const char* VECTORS_FORMAT = "thinksteer.vectors";
@@ -42,10 +44,10 @@ inline constexpr int64_t VECTORS_MAX_NAMES = int64_t{1} << 16;
 inline constexpr int64_t VECTORS_MAX_VALUES = int64_t{1} << 30;  // 4 GiB of float32
 
 // A set of steering vectors: for each name (a behaviour label, "overall", or a contrastive
-// direction), one d_model vector per held layer (ALGORITHMS.md §A.4: per label a [L, d] mean and
+// direction), one d_model vector per held layer (docs/algorithms.md §A.4: per label a [L, d] mean and
 // its counts, plus the overall mean), measured at `hook_measured` and meant to be added at
 // `hook_applied`. Hooks are TransformerLens patterns with "{l}" standing for the layer, e.g.
-// "blocks.{l}.hook_resid_post"; layers are 0-based decoder layers (DECISIONS.md "Names and indexing").
+// "blocks.{l}.hook_resid_post"; layers are 0-based decoder layers (docs/decisions.md "Names and indexing").
 struct VectorSet {
   std::string hook_measured;         // "" only when unknown (a GGUF file from another tool)
   std::string hook_applied;
@@ -91,32 +93,32 @@ VectorSet vectors_read_safetensors(const std::filesystem::path& path);
 // How vectors_write_gguf names the tensor that carries our resid_post[l] (0-based decoder layer l),
 // and how vectors_read_gguf turns a tensor name back into our layer.
 //
-// What llama.cpp does with a file (CONVENTIONS.md §4.7): common/common.cpp,
+// What llama.cpp does with a file (docs/conventions.md §4.7): common/common.cpp,
 // common_control_vector_load_one, puts direction.N (N >= 1; N = 0 is rejected) in buffer row N-1;
 // src/llama-adapter.cpp, llama_adapter_cvec::init/apply, leaves tensors[0] null and gives
 // tensors[il] buffer row il-1 for il = 1..n_layer-1; the models call build_cvec(cur, il) on the
 // output of block il (0-based). So llama.cpp adds direction.N to the output of block N, i.e. at
 // blocks.{N}.hook_resid_post; block 0's output cannot be steered; direction.N with N >= n_layer is
 // loaded but never added.
-enum class GgufLayerMap {
-  // The default (DECISIONS.md "Names and indexing"): resid_post[l] -> direction.{l+1}, so layer 0's
-  // output is direction.1 and every layer 0..n_layer-1 can be exported. This is also the layout of
-  // the files llama.cpp's own llama-cvector-generator writes (the vector it measures at block il's
-  // output is named direction.{il+1}). llama.cpp applies such a file one block after the
-  // measurement: our resid_post[l] vector is added at resid_post[l+1], and the vector of our last
-  // layer (direction.{n_layer}) is loaded but applied nowhere (there is no block n_layer).
-  next_block,
-  // resid_post[l] -> direction.{l}: llama.cpp adds each vector exactly at the hook it was measured
-  // at. Layer 0 has no slot (direction.0 is invalid) and is left out.
-  same_block,
-};
+//
+// GgufLayerMap (core/options.h, the option vectors.gguf_layer_map):
+//   next_block  the default of vectors_write_gguf below (the stage's vectors.gguf_layer_map defaults to
+//               same_block, docs/decisions.md "Names and indexing"): resid_post[l] -> direction.{l+1},
+//               so layer 0's output is direction.1 and every layer 0..n_layer-1 can be exported. This is
+//               also the layout of the files llama.cpp's own llama-cvector-generator writes (the vector
+//               it measures at block il's output is named direction.{il+1}). llama.cpp applies such a
+//               file one block after the measurement: our resid_post[l] vector is added at
+//               resid_post[l+1], and the vector of our last layer (direction.{n_layer}) is loaded but
+//               applied nowhere (there is no block n_layer).
+//   same_block  resid_post[l] -> direction.{l}: llama.cpp adds each vector exactly at the hook it was
+//               measured at. Layer 0 has no slot (direction.0 is invalid) and is left out.
 
 // "next-block" / "same-block": the names a config option and the GGUF key thinksteer.layer_map use.
 std::string gguf_layer_map_name(GgufLayerMap map);
 // The inverse; std::invalid_argument listing the valid names for anything else.
 GgufLayerMap gguf_layer_map_from_name(std::string_view name);
 
-// llama.cpp's GGUF control-vector format (CONVENTIONS.md §4.7): GGUF v3, general.architecture =
+// llama.cpp's GGUF control-vector format (docs/conventions.md §4.7): GGUF v3, general.architecture =
 // "controlvector", controlvector.model_hint = set.architecture (required), controlvector.layer_count
 // (INT32, the number of direction tensors), and per exported layer l one 1-D F32 tensor
 // "direction.{N}" of d_model values: the vector of `name` at layer l, times `scale` (rounded to

@@ -1,5 +1,5 @@
 // An HF checkpoint directory opened and validated without touching torch:
-// config.json + model.safetensors, or model.safetensors.index.json + its shards (CONVENTIONS.md §5.1-5.2).
+// config.json + model.safetensors, or model.safetensors.index.json + its shards (docs/conventions.md §5.1-5.2).
 // Every expected tensor must be present exactly once with the shape config.json implies.
 #pragma once
 #include <filesystem>

@@ -15,6 +15,10 @@ std::string checkpoint_summary(const CheckpointFiles& ck) {
   std::string tokenizer_line = "(no tokenizer.json)";
   const auto tok_path = ck.dir / "tokenizer.json";
   std::error_code ec;
+  // A link that leads nowhere (a copied HF cache snapshot) or in a loop is a broken tokenizer, not none.
+  if (std::filesystem::is_symlink(std::filesystem::symlink_status(tok_path, ec)) && !std::filesystem::exists(tok_path, ec))
+    throw InputError(tok_path.string(), "<file>", "is a symbolic link to nothing (" + (ec ? ec.message() : std::string("dangling")) +
+                                                      "): copy the file itself, not the link");
   if (std::filesystem::exists(tok_path, ec)) {
     const int64_t vocab = Tokenizer::from_file(tok_path).vocab_size();
     if (vocab > c.n_vocab)

@@ -6,6 +6,7 @@
 
 #include "core/atomic_file.h"
 #include "model/safetensors.h"
+#include "model/tensor_names.h"
 
 namespace ts {
 namespace fs = std::filesystem;
@@ -63,32 +64,22 @@ std::map<std::string, at::Tensor> checkpoint_tensors(const ModelWeights& w, c10:
   auto put = [&](const std::string& name, const at::Tensor& t) {
     if (t.defined()) out[name] = t.detach().to(at::kCPU, dtype).contiguous();
   };
-  const int64_t q = c.n_head * c.d_head, kv = c.n_kv_head * c.d_head;
-  put("model.embed_tokens.weight", w.embed);
+  put(std::string(HF_EMBED_TOKENS), w.embed);
   for (int64_t l = 0; l < c.n_layer; ++l) {
     const LayerWeights& lw = w.layers[static_cast<size_t>(l)];
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    put(p + "input_layernorm.weight", lw.attn_norm);
-    put(p + "self_attn.q_proj.weight", lw.w_qkv.narrow(0, 0, q));
-    put(p + "self_attn.k_proj.weight", lw.w_qkv.narrow(0, q, kv));
-    put(p + "self_attn.v_proj.weight", lw.w_qkv.narrow(0, q + kv, kv));
-    if (lw.b_qkv.defined()) {
-      put(p + "self_attn.q_proj.bias", lw.b_qkv.narrow(0, 0, q));
-      put(p + "self_attn.k_proj.bias", lw.b_qkv.narrow(0, q, kv));
-      put(p + "self_attn.v_proj.bias", lw.b_qkv.narrow(0, q + kv, kv));
+    for (const HfLayerTensor& h : HF_LAYER_TENSORS) {
+      const at::Tensor& t = layer_tensor(lw, h.slot);
+      if (!t.defined()) continue;
+      if (h.part == QkvPart::whole) {
+        put(hf_layer_tensor_name(l, h), t);
+      } else {
+        const auto [first, count] = qkv_rows(h.part, c);
+        put(hf_layer_tensor_name(l, h), t.narrow(0, first, count));
+      }
     }
-    put(p + "self_attn.o_proj.weight", lw.w_o);
-    put(p + "self_attn.o_proj.bias", lw.b_o);
-    put(p + "post_attention_layernorm.weight", lw.mlp_norm);
-    put(p + "mlp.gate_proj.weight", lw.w_gate);
-    put(p + "mlp.gate_proj.bias", lw.b_gate);
-    put(p + "mlp.up_proj.weight", lw.w_up);
-    put(p + "mlp.up_proj.bias", lw.b_up);
-    put(p + "mlp.down_proj.weight", lw.w_down);
-    put(p + "mlp.down_proj.bias", lw.b_down);
   }
-  put("model.norm.weight", w.final_norm);
-  if (!c.tie_word_embeddings) put("lm_head.weight", w.lm_head);
+  put(std::string(HF_FINAL_NORM), w.final_norm);
+  if (!c.tie_word_embeddings) put(std::string(HF_LM_HEAD), w.lm_head);
   return out;
 }
 

@@ -1,5 +1,7 @@
 #include "model/generate.h"
 
+#include "core/error.h"
+
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
 
@@ -69,6 +71,8 @@ Decoder::Decoder(const std::vector<GenerateRequest>& requests, const GenerateOpt
 
 std::vector<int64_t> Decoder::choose(const at::Tensor& logits) const {
   const int64_t n = rows();
+  if (!at::isfinite(logits).all().item<bool>())
+    throw NonFiniteError("logits are not finite at generation step " + std::to_string(step_) + " (a steering edit or a dtype overflow?)");
   std::vector<int64_t> next(static_cast<size_t>(n), opt_.pad_id);
   if (opt_.sampling.temperature <= 0.0) {
     at::Tensor ids = logits.select(1, 0).argmax(-1).to(at::kCPU);

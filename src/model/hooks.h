@@ -1,5 +1,5 @@
 // Hook points: explicit, named call sites in the forward pass (libtorch modules have no forward hooks).
-// Names follow TransformerLens (DECISIONS.md):
+// Names follow TransformerLens (docs/decisions.md):
 //   blocks.{l}.hook_resid_pre   [B, T, D]  input of block l
 //   blocks.{l}.hook_attn_out    [B, T, D]  attention output (after o_proj), before the residual add
 //   blocks.{l}.hook_resid_mid   [B, T, D]  resid_pre + attn_out

@@ -3,6 +3,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "model/tensor_names.h"
 
 namespace ts {
 namespace {
@@ -146,34 +147,13 @@ ModelConfig model_config_read(const std::filesystem::path& config_json) {
 std::vector<ExpectedTensor> model_expected_tensors(const ModelConfig& c, int64_t layer_begin, int64_t layer_end,
                                                    bool with_embed, bool with_head) {
   std::vector<ExpectedTensor> t;
-  const int64_t q = c.n_head * c.d_head, kv = c.n_kv_head * c.d_head;
-  if (with_embed || (with_head && c.tie_word_embeddings)) t.push_back({"model.embed_tokens.weight", {c.n_vocab, c.d_model}});
-  for (int64_t l = layer_begin; l < layer_end; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    t.push_back({p + "input_layernorm.weight", {c.d_model}});
-    t.push_back({p + "self_attn.q_proj.weight", {q, c.d_model}});
-    t.push_back({p + "self_attn.k_proj.weight", {kv, c.d_model}});
-    t.push_back({p + "self_attn.v_proj.weight", {kv, c.d_model}});
-    if (c.qkv_bias) {
-      t.push_back({p + "self_attn.q_proj.bias", {q}});
-      t.push_back({p + "self_attn.k_proj.bias", {kv}});
-      t.push_back({p + "self_attn.v_proj.bias", {kv}});
-    }
-    t.push_back({p + "self_attn.o_proj.weight", {c.d_model, q}});
-    if (c.o_bias) t.push_back({p + "self_attn.o_proj.bias", {c.d_model}});
-    t.push_back({p + "post_attention_layernorm.weight", {c.d_model}});
-    t.push_back({p + "mlp.gate_proj.weight", {c.d_mlp, c.d_model}});
-    t.push_back({p + "mlp.up_proj.weight", {c.d_mlp, c.d_model}});
-    t.push_back({p + "mlp.down_proj.weight", {c.d_model, c.d_mlp}});
-    if (c.mlp_bias) {
-      t.push_back({p + "mlp.gate_proj.bias", {c.d_mlp}});
-      t.push_back({p + "mlp.up_proj.bias", {c.d_mlp}});
-      t.push_back({p + "mlp.down_proj.bias", {c.d_model}});
-    }
-  }
+  if (with_embed || (with_head && c.tie_word_embeddings)) t.push_back({std::string(HF_EMBED_TOKENS), {c.n_vocab, c.d_model}});
+  for (int64_t l = layer_begin; l < layer_end; ++l)
+    for (const HfLayerTensor& h : HF_LAYER_TENSORS)
+      if (hf_tensor_present(h, c)) t.push_back({hf_layer_tensor_name(l, h), hf_tensor_shape(h, c)});
   if (with_head) {
-    t.push_back({"model.norm.weight", {c.d_model}});
-    t.push_back({"lm_head.weight", {c.n_vocab, c.d_model}, /*optional=*/c.tie_word_embeddings});
+    t.push_back({std::string(HF_FINAL_NORM), {c.d_model}});
+    t.push_back({std::string(HF_LM_HEAD), {c.n_vocab, c.d_model}, /*optional=*/c.tie_word_embeddings});
   }
   return t;
 }

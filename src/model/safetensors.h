@@ -1,4 +1,4 @@
-// safetensors reader: strict header validation (CONVENTIONS.md §5.1) and a read-only memory map.
+// safetensors reader: strict header validation (docs/conventions.md §5.1) and a read-only memory map.
 // Layout: u64 little-endian N, N bytes of JSON header, then the byte buffer. Offsets in the header are
 // relative to the byte buffer, [begin, end), and must tile it exactly (no holes, no overlaps).
 // Torch-free: the engine turns TensorInfo + bytes into tensors (model/checkpoint.cpp).

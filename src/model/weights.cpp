@@ -5,10 +5,31 @@
 
 #include <cmath>
 #include <cstring>
+#include <stdexcept>
 
 #include "core/error.h"
 
 namespace ts {
+
+at::Tensor& layer_tensor(LayerWeights& lw, LayerSlot slot) {
+  switch (slot) {
+    case LayerSlot::attn_norm: return lw.attn_norm;
+    case LayerSlot::w_qkv: return lw.w_qkv;
+    case LayerSlot::b_qkv: return lw.b_qkv;
+    case LayerSlot::w_o: return lw.w_o;
+    case LayerSlot::b_o: return lw.b_o;
+    case LayerSlot::mlp_norm: return lw.mlp_norm;
+    case LayerSlot::w_gate: return lw.w_gate;
+    case LayerSlot::b_gate: return lw.b_gate;
+    case LayerSlot::w_up: return lw.w_up;
+    case LayerSlot::b_up: return lw.b_up;
+    case LayerSlot::w_down: return lw.w_down;
+    case LayerSlot::b_down: return lw.b_down;
+  }
+  throw std::invalid_argument("layer_tensor: unknown slot");
+}
+
+const at::Tensor& layer_tensor(const LayerWeights& lw, LayerSlot slot) { return layer_tensor(const_cast<LayerWeights&>(lw), slot); }
 
 at::Tensor tensor_from_safetensors(const TensorInfo& info, std::span<const std::byte> bytes) {
   c10::ScalarType st;
@@ -31,10 +52,10 @@ at::Tensor tensor_from_safetensors(const TensorInfo& info, std::span<const std::
   return t;
 }
 
-c10::ScalarType dtype_resolve(const std::string& name, const ModelConfig& cfg, const c10::Device& device) {
-  if (name == "float32") return at::kFloat;
-  if (name == "bfloat16") return at::kBFloat16;
-  if (name == "float16") return at::kHalf;
+c10::ScalarType dtype_resolve(ComputeDType dtype, const ModelConfig& cfg, const c10::Device& device) {
+  if (dtype == ComputeDType::float32) return at::kFloat;
+  if (dtype == ComputeDType::bfloat16) return at::kBFloat16;
+  if (dtype == ComputeDType::float16) return at::kHalf;
   if (device.is_cpu()) return at::kFloat;
   if (cfg.torch_dtype == "float16") return at::kHalf;
   if (cfg.torch_dtype == "float32") return at::kFloat;
@@ -49,41 +70,32 @@ ModelWeights weights_load(const CheckpointFiles& ck, const LoadOptions& opts) {
   w.layer_begin = opts.layer_begin;
   const auto target = at::TensorOptions().dtype(opts.dtype).device(opts.device);
   auto load = [&](const std::string& name) { return tensor_from_safetensors(ck.info(name), ck.bytes(name)).to(target).contiguous(); };
-  auto load_cat = [&](std::initializer_list<std::string> names) {
+  auto load_cat = [&](const std::vector<std::string>& names) {
     std::vector<at::Tensor> parts;
     for (const auto& n : names) parts.push_back(tensor_from_safetensors(ck.info(n), ck.bytes(n)));
     return at::cat(parts, 0).to(target).contiguous();
   };
   auto bytes_of = [](const at::Tensor& t) { return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : int64_t{0}; };
 
-  if (opts.with_embed || (opts.with_head && c.tie_word_embeddings)) w.embed = load("model.embed_tokens.weight");
+  if (opts.with_embed || (opts.with_head && c.tie_word_embeddings)) w.embed = load(std::string(HF_EMBED_TOKENS));
   for (int64_t l = opts.layer_begin; l < layer_end; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
     LayerWeights lw;
-    lw.attn_norm = load(p + "input_layernorm.weight");
-    lw.w_qkv = load_cat({p + "self_attn.q_proj.weight", p + "self_attn.k_proj.weight", p + "self_attn.v_proj.weight"});
-    if (c.qkv_bias) lw.b_qkv = load_cat({p + "self_attn.q_proj.bias", p + "self_attn.k_proj.bias", p + "self_attn.v_proj.bias"});
-    lw.w_o = load(p + "self_attn.o_proj.weight");
-    if (c.o_bias) lw.b_o = load(p + "self_attn.o_proj.bias");
-    lw.mlp_norm = load(p + "post_attention_layernorm.weight");
-    lw.w_gate = load(p + "mlp.gate_proj.weight");
-    lw.w_up = load(p + "mlp.up_proj.weight");
-    if (c.mlp_bias) {
-      lw.b_gate = load(p + "mlp.gate_proj.bias");
-      lw.b_up = load(p + "mlp.up_proj.bias");
+    for (LayerSlot slot : LAYER_SLOTS) {
+      std::vector<std::string> names;  // the slot's HF tensors, q/k/v in row order
+      for (const HfLayerTensor& h : HF_LAYER_TENSORS)
+        if (h.slot == slot && hf_tensor_present(h, c)) names.push_back(hf_layer_tensor_name(l, h));
+      if (names.size() == 1) layer_tensor(lw, slot) = load(names[0]);
+      else if (!names.empty()) layer_tensor(lw, slot) = load_cat(names);
+      w.parameter_bytes += bytes_of(layer_tensor(lw, slot));
     }
-    lw.w_down = load(p + "mlp.down_proj.weight");
-    if (c.mlp_bias) lw.b_down = load(p + "mlp.down_proj.bias");
-    for (const at::Tensor* t : {&lw.attn_norm, &lw.w_qkv, &lw.b_qkv, &lw.w_o, &lw.b_o, &lw.mlp_norm, &lw.w_gate, &lw.b_gate, &lw.w_up, &lw.b_up, &lw.w_down, &lw.b_down})
-      w.parameter_bytes += bytes_of(*t);
     w.layers.push_back(std::move(lw));
   }
   if (opts.with_head) {
-    w.final_norm = load("model.norm.weight");
+    w.final_norm = load(std::string(HF_FINAL_NORM));
     if (c.tie_word_embeddings) {
       w.lm_head = w.embed;
     } else {
-      w.lm_head = load("lm_head.weight");
+      w.lm_head = load(std::string(HF_LM_HEAD));
       w.parameter_bytes += bytes_of(w.lm_head);
     }
     w.parameter_bytes += bytes_of(w.final_norm);
@@ -127,25 +139,11 @@ std::vector<std::pair<std::string, at::Tensor>> weights_parameters(const ModelWe
   auto add = [&](const std::string& name, const at::Tensor& t) {
     if (t.defined()) out.emplace_back(name, t);
   };
-  add("model.embed_tokens.weight", w.embed);
-  for (size_t i = 0; i < w.layers.size(); ++i) {
-    const LayerWeights& lw = w.layers[i];
-    const std::string p = "model.layers." + std::to_string(w.layer_begin + static_cast<int64_t>(i)) + ".";
-    add(p + "input_layernorm.weight", lw.attn_norm);
-    add(p + "self_attn.qkv_proj.weight", lw.w_qkv);
-    add(p + "self_attn.qkv_proj.bias", lw.b_qkv);
-    add(p + "self_attn.o_proj.weight", lw.w_o);
-    add(p + "self_attn.o_proj.bias", lw.b_o);
-    add(p + "post_attention_layernorm.weight", lw.mlp_norm);
-    add(p + "mlp.gate_proj.weight", lw.w_gate);
-    add(p + "mlp.gate_proj.bias", lw.b_gate);
-    add(p + "mlp.up_proj.weight", lw.w_up);
-    add(p + "mlp.up_proj.bias", lw.b_up);
-    add(p + "mlp.down_proj.weight", lw.w_down);
-    add(p + "mlp.down_proj.bias", lw.b_down);
-  }
-  add("model.norm.weight", w.final_norm);
-  if (w.lm_head.defined() && !(w.embed.defined() && w.lm_head.is_same(w.embed))) add("lm_head.weight", w.lm_head);
+  add(std::string(HF_EMBED_TOKENS), w.embed);
+  for (size_t i = 0; i < w.layers.size(); ++i)
+    for (LayerSlot slot : LAYER_SLOTS) add(layer_slot_name(w.layer_begin + static_cast<int64_t>(i), slot), layer_tensor(w.layers[i], slot));
+  add(std::string(HF_FINAL_NORM), w.final_norm);
+  if (w.lm_head.defined() && !(w.embed.defined() && w.lm_head.is_same(w.embed))) add(std::string(HF_LM_HEAD), w.lm_head);
   return out;
 }
 

@@ -1,4 +1,5 @@
-// Model weights as named tensors, one struct per layer (shapes in comments; names in model_config.h).
+// Model weights as named tensors, one struct per layer (shapes in comments; the HF checkpoint names
+// of each, and which are fused, in model/tensor_names.h).
 // Checkpoint-format translation happens here, at load time: q/k/v are fused into one [(H+2K)E, D]
 // matrix so the forward pass does one matmul for them (gate/up stay separate: fused, the [T, 2F]
 // output made prefill ~15% slower on CPU and silu then reads a strided half; see bench/README.md).
@@ -10,8 +11,10 @@
 #include <filesystem>
 #include <vector>
 
+#include "core/options.h"
 #include "model/checkpoint_files.h"
 #include "model/model_config.h"
+#include "model/tensor_names.h"
 
 namespace ts {
 
@@ -29,6 +32,10 @@ struct LayerWeights {
   at::Tensor w_down;      // [D, F]
   at::Tensor b_down;      // [D] or undefined
 };
+
+// The member of `lw` that holds `slot` (model/tensor_names.h).
+at::Tensor& layer_tensor(LayerWeights& lw, LayerSlot slot);
+const at::Tensor& layer_tensor(const LayerWeights& lw, LayerSlot slot);
 
 struct ModelWeights {
   ModelConfig config;
@@ -64,7 +71,7 @@ std::vector<std::pair<std::string, at::Tensor>> weights_parameters(const ModelWe
 // A CPU tensor holding a copy of a safetensors tensor in its stored dtype.
 at::Tensor tensor_from_safetensors(const TensorInfo& info, std::span<const std::byte> bytes);
 
-// Resolves "auto|float32|bfloat16|float16" for a device (auto: fp32 on CPU, the checkpoint's dtype on GPU).
-c10::ScalarType dtype_resolve(const std::string& name, const ModelConfig& cfg, const c10::Device& device);
+// Resolves model.dtype for a device (auto: fp32 on CPU, the checkpoint's dtype on GPU).
+c10::ScalarType dtype_resolve(ComputeDType dtype, const ModelConfig& cfg, const c10::Device& device);
 
 }  // namespace ts

@@ -18,7 +18,7 @@
 // Token ranges (only with model.path) index the trace's token sequence:
 //   - generation: when text_field = text and the rows carry token_ids (generations.jsonl): the
 //     sequence `collect` runs with source = generations, prompt_text's tokens then token_ids
-//     (stages/common.h generation_sequence); the text starts at token /traces/n_prompt_tokens and at
+//     (artifacts/generations.h generation_sequence); the text starts at token /traces/n_prompt_tokens and at
 //     code point len(prompt_text) of that sequence's text. text must equal decode(token_ids).
 //   - text: otherwise, tokenizer(text) with its special tokens (BOS), as HF `tokenizer(text)` does.
 // A span's token range is [first token overlapping the span, one past the last token overlapping it),
@@ -47,30 +47,27 @@
 #include <memory>
 #include <optional>
 
-#include "annotate/lexicon.h"
+#include "annotate/factory.h"
 #include "annotate/llm.h"
-#include "annotate/llm_http.h"
-#include "annotate/sentences.h"
-#include "annotate/toy_annotator.h"
+#include "core/sentences.h"
+#include "artifacts/generations.h"
+#include "artifacts/spans.h"
 #include "core/atomic_file.h"
+#include "core/done_marker.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/sha256.h"
-#include "dist/stop.h"
-#include "stages/common.h"
-#include "stages/llm_local.h"
-#include "stages/stages.h"
-#include "stages/trace_spans.h"
-#include "tokenizer/utf8.h"
-
-#include "default_lexicon.inc"  // DEFAULT_LEXICON: configs/annotate/lexicon.txt, compiled in
+#include "dist/batch_loop.h"
+#include "dist/partition.h"
+#include "io/prompts.h"  // row_id: the id rule of every input row
+#include "stages/stage.h"
+#include "core/utf8.h"
 
 namespace ts::stages::annotate {
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* FORMAT = "thinksteer.spans";
 constexpr int64_t TRACES_PER_ROUND = 256;
 
 enum class TokenSource { NONE, GENERATION, TEXT };
@@ -97,28 +94,7 @@ struct TraceResult {
   int64_t part_begin = 0, part_end = 0, sentences = 0, n_tokens = 0, n_prompt_tokens = 0;
 };
 
-fs::path input_path(const Config& cfg) {
-  return cfg.annotate.input.empty() ? fs::path(cfg.run.dir) / "generate" / "generations.jsonl" : fs::path(cfg.annotate.input);
-}
-
-bool llm_local(const Config& cfg) { return cfg.annotate.annotator == "llm" && cfg.annotate.llm_endpoint.empty(); }
-
-
-// The llm annotator on annotate.llm_model_path, generating on model.device in model.dtype.
-std::unique_ptr<Annotator> make_llm_local(const Config& cfg, const Runtime& rt) {
-  Config local = cfg;
-  local.model.path = cfg.annotate.llm_model_path;
-  StageModel m = load_stage_model(local, rt);
-  return std::make_unique<LlmAnnotator>(std::make_shared<LlmLocalBackend>(std::move(m), chat_format_from_name(cfg.annotate.llm_chat_format),
-                                                                          cfg.annotate.llm_max_tokens, cfg.annotate.llm_concurrency,
-                                                                          checkpoint_identity(cfg.annotate.llm_model_path)));
-}
-
-// The same, without loading the model (for the config hash before the skip check).
-std::string llm_local_identity(const Config& cfg) {
-  return LlmAnnotator::identity_of(LlmLocalBackend::identity_of(chat_format_from_name(cfg.annotate.llm_chat_format), cfg.annotate.llm_max_tokens,
-                                                                checkpoint_identity(cfg.annotate.llm_model_path)));
-}
+fs::path input_path(const Config& cfg) { return artifacts::input_path(cfg.annotate.input, cfg, artifacts::GENERATIONS_JSONL); }
 
 // The config as hashed: the llm keys that only say how requests are made (not what they ask) are
 // left at their defaults, and every llm key when another annotator runs.
@@ -132,7 +108,7 @@ Config hashed_config(const Config& cfg) {
   a.llm_retry_seconds = d.llm_retry_seconds;
   a.llm_concurrency = d.llm_concurrency;
   a.llm_max_failed_fraction = d.llm_max_failed_fraction;
-  if (a.annotator != "llm") {
+  if (a.annotator != AnnotatorKind::llm) {
     a.llm_endpoint = d.llm_endpoint;
     a.llm_model = d.llm_model;
     a.llm_model_path = d.llm_model_path;
@@ -147,13 +123,6 @@ Config hashed_config(const Config& cfg) {
   return h;
 }
 
-std::string row_id(const json& row, const std::string& field, const std::string& where) {
-  const json& v = json_require(row, field, where);
-  if (v.is_string()) return v.get<std::string>();
-  if (v.is_number_integer()) return std::to_string(v.get<int64_t>());
-  throw InputError(where, field, "expected a string or an integer, got " + v.dump());
-}
-
 // Every row of the input, validated; the first row decides the token source when a tokenizer is given.
 std::vector<InputTrace> read_traces(const Config& cfg, const fs::path& file, const Tokenizer* tok, TokenSource& source) {
   std::ifstream in(file);
@@ -164,14 +133,14 @@ std::vector<InputTrace> read_traces(const Config& cfg, const fs::path& file, con
   jsonl_for_each(in, file.string(), [&](const json& row, const std::string& where, int64_t) {
     InputTrace t;
     t.where = where;
-    t.id = row_id(row, cfg.annotate.id_field, where);
+    t.id = row_id(json_require(row, cfg.annotate.id_field, where), where, cfg.annotate.id_field);
     if (auto [it, fresh] = seen.emplace(t.id, where); !fresh) throw InputError(where, cfg.annotate.id_field, "duplicate id '" + t.id + "' (first at " + it->second + ")");
     t.text = json_string(row, cfg.annotate.text_field, where);
     if (auto bad = utf8::find_invalid(t.text)) throw InputError(where, cfg.annotate.text_field, "not valid UTF-8 at byte " + std::to_string(*bad));
     if (tok && out.empty()) source = cfg.annotate.text_field == "text" && row.contains("token_ids") ? TokenSource::GENERATION : TokenSource::TEXT;
     if (source == TokenSource::GENERATION) {
       t.prompt_text = json_string(row, "prompt_text", where);
-      t.token_ids = row_token_ids(row, *tok, where);
+      t.token_ids = artifacts::row_token_ids(row, *tok, where);
     }
     out.push_back(std::move(t));
     return true;
@@ -232,7 +201,7 @@ Tokens tokens_of(const InputTrace& t, const Tokenizer& tok, TokenSource source) 
     out.offsets = tok.encode(t.text, /*add_special_tokens=*/true).offsets;
     return out;
   }
-  TokenSequence q = generation_sequence(tok, t.prompt_text, t.token_ids);
+  artifacts::TokenSequence q = artifacts::generation_sequence(tok, t.prompt_text, t.token_ids);
   if (q.text.compare(t.prompt_text.size(), std::string::npos, t.text) != 0)
     throw InputError(t.where, "text", "is not the decoding of token_ids (was the file edited?); use text_field to annotate another field");
   out.offsets = std::move(q.offsets);
@@ -242,14 +211,15 @@ Tokens tokens_of(const InputTrace& t, const Tokenizer& tok, TokenSource source) 
 }
 
 // The part of a trace to annotate (as `trace`), or a problem in `r` when it holds only white space.
-std::optional<Trace> part_of(const InputTrace& in, const std::string& part, TraceResult& r) {
-  const TextRange range = part == "thinking" ? thinking_range(in.text) : TextRange{0, utf8_length(in.text), 0, in.text.size()};
+std::optional<Trace> part_of(const InputTrace& in, AnnotatePart part, TraceResult& r) {
+  const bool thinking = part == AnnotatePart::thinking;
+  const TextRange range = thinking ? thinking_range(in.text) : TextRange{0, utf8_length(in.text), 0, in.text.size()};
   r.part_begin = range.begin;
   r.part_end = range.end;
   const std::string_view body(in.text.data() + range.byte_begin, range.byte_end - range.byte_begin);
   if (body.find_first_not_of(" \t\r\n\f\v") != std::string_view::npos) return Trace{in.id, in.text, range.begin, range.end};
-  r.problems.push_back({part == "thinking" ? "no_thinking" : "empty_text", -1, -1,
-                        part == "thinking" ? "no thinking text (nothing but white space before </think>)" : "the text is empty", {}});
+  r.problems.push_back({thinking ? "no_thinking" : "empty_text", -1, -1,
+                        thinking ? "no thinking text (nothing but white space before </think>)" : "the text is empty", {}});
   return std::nullopt;
 }
 
@@ -300,32 +270,7 @@ void jsonl_lines(int64_t index, const InputTrace& in, const TraceResult& r, cons
   }
 }
 
-std::vector<h5::DatasetSpec> dataset_specs(int64_t n_spans, int64_t n_traces, bool tokens) {
-  using h5::DType;
-  const std::map<std::string, std::string> cps = {{"units", "code points of the trace text"}};
-  std::vector<h5::DatasetSpec> s = {
-      {"/spans/trace", DType::I64, {n_spans}, {"span"}, {{"description", "row in /traces"}}},
-      {"/spans/label", DType::I32, {n_spans}, {"span"}, {{"description", "index into /labels"}}},
-      {"/spans/char_begin", DType::I64, {n_spans}, {"span"}, cps},
-      {"/spans/char_end", DType::I64, {n_spans}, {"span"}, {{"units", "code points of the trace text"}, {"description", "exclusive"}}},
-      {"/traces/span_offset", DType::I64, {n_traces}, {"trace"}, {{"description", "first row of the trace in /spans"}}},
-      {"/traces/n_spans", DType::I64, {n_traces}, {"trace"}, {}},
-      {"/traces/part_begin", DType::I64, {n_traces}, {"trace"}, {{"units", "code points of the trace text"}, {"description", "annotated part"}}},
-      {"/traces/part_end", DType::I64, {n_traces}, {"trace"}, {{"units", "code points of the trace text"}, {"description", "annotated part, exclusive"}}},
-      {"/traces/n_sentences", DType::I64, {n_traces}, {"trace"}, {{"description", "sentences the annotator considered"}}},
-      {"/traces/n_problems", DType::I64, {n_traces}, {"trace"}, {{"description", "lines of the trace in problems.jsonl"}}},
-  };
-  if (tokens) {
-    const std::string rule = "[first token overlapping the span, one past the last); -1 when none";
-    s.push_back({"/spans/token_begin", DType::I64, {n_spans}, {"span"}, {{"description", rule}}});
-    s.push_back({"/spans/token_end", DType::I64, {n_spans}, {"span"}, {{"description", rule}}});
-    s.push_back({"/traces/n_tokens", DType::I64, {n_traces}, {"trace"}, {{"description", "tokens of the trace's sequence"}}});
-    s.push_back({"/traces/n_prompt_tokens", DType::I64, {n_traces}, {"trace"}, {{"description", "tokens before the trace text (generation source)"}}});
-  }
-  return s;
-}
-
-// This rank's rows of every dataset, in dataset_specs order, and one collective write each.
+// This rank's rows of every dataset, in artifacts::spans_datasets order, and one collective write each.
 void write_rows(h5::ParallelFile& file, const std::vector<h5::DatasetSpec>& specs, const std::vector<TraceResult>& mine, Range share,
                 int64_t span_base) {
   std::map<std::string, std::vector<int64_t>> cols;
@@ -407,7 +352,7 @@ struct Share {
 Share annotate_share(const Config& cfg, Runtime& rt, const Setup& in, Range share) {
   Share out;
   out.results.resize(static_cast<size_t>(share.size()));
-  const int64_t per_round = cfg.annotate.annotator == "llm" ? 4 * cfg.annotate.llm_concurrency : TRACES_PER_ROUND;
+  const int64_t per_round = cfg.annotate.annotator == AnnotatorKind::llm ? 4 * cfg.annotate.llm_concurrency : TRACES_PER_ROUND;
   int64_t done = 0;
   BatchLoop loop;
   loop.work = [&](int64_t b) {
@@ -430,7 +375,7 @@ Share annotate_share(const Config& cfg, Runtime& rt, const Setup& in, Range shar
     }
     done = last;
   };
-  loop.save = [] { spdlog::warn("annotate: nothing is stored on a stop; the rerun starts over"); };
+  loop.save = [] { return std::string("nothing (annotate keeps no partial results; the rerun starts over)"); };
   loop.what = "annotate";
   loop.progress_seconds = cfg.log.progress_seconds;
   loop.detail = [&] { return std::to_string(done) + "/" + std::to_string(share.size()) + " traces of this rank"; };
@@ -448,12 +393,12 @@ void write_h5_extras(const fs::path& tmp, const Config& cfg, const Setup& in, co
   for (const auto& s : specs) f.describe(s);
   f.set_attr("/", "annotator", in.annotator->name());
   f.set_attr("/", "annotator_identity", in.annotator->identity());
-  f.set_attr("/", "part", cfg.annotate.part);
+  f.set_attr("/", "part", option_text(cfg.annotate.part));
   f.set_attr("/", "text_field", cfg.annotate.text_field);
   f.set_attr("/", "input", prov.value("input", ""));
   f.set_attr("/", "token_sequence", token_source_name(in.source));
   f.set_attr("/", "char_units", "code points of the trace text (the text_field value)");
-  write_h5_provenance(f, prov, FORMAT);
+  artifacts::write_h5_identity(f, prov, artifacts::SPANS);
 }
 
 // Traces whose request failed, over all ranks (COLLECTIVE). More than annotate.llm_max_failed_fraction
@@ -486,23 +431,20 @@ std::string join_lines(const std::vector<std::string>& lines) {
 
 void run(const Config& cfg, Runtime& rt) {
   const fs::path input = input_path(cfg);
-  const fs::path out_dir = fs::path(cfg.run.dir) / "annotate";
-  const fs::path out_h5 = out_dir / "spans.h5", tmp = out_dir / "spans.h5.partial";
 
   // Inputs first: every rank validates them alike, so a bad input fails before anything is written.
-  Setup in{llm_local(cfg) ? nullptr : make_annotator(cfg), nullptr, TokenSource::NONE, {}, {}, {}};
+  Setup in{llm_local(cfg) ? nullptr : make_annotator(cfg, rt), nullptr, TokenSource::NONE, {}, {}, {}};
   if (!cfg.model.path.empty()) in.tok = std::make_unique<Tokenizer>(Tokenizer::from_file(fs::path(cfg.model.path) / "tokenizer.json"));
   if (!fs::is_regular_file(input)) throw InputError(input.string(), "annotate.input", "no traces file (run `thinksteer generate` first, or set annotate.input)");
   in.input_sha256 = sha256_file(input);
-  const std::string inputs = in.input_sha256 + "\n" + (in.annotator ? in.annotator->identity() : llm_local_identity(cfg)) + "\n" +
+  const std::string inputs = in.input_sha256 + "\n" + (in.annotator ? in.annotator->identity() : annotator_identity(cfg)) + "\n" +
                              (in.tok ? "tokenizer " + sha256_file(fs::path(cfg.model.path) / "tokenizer.json") : std::string("no tokenizer"));
-  in.config_hash = output_config_hash(hashed_config(cfg), {"annotate"}, inputs);
-  if (rt.world_comm.allreduce_max(rt.rank == 0 && done_marker_matches(out_h5, in.config_hash) ? 1 : 0)) {
-    spdlog::info("annotate: {} is complete for this config ({}), skipping", out_h5.string(), in.config_hash.substr(0, 12));
-    return;
-  }
+  in.config_hash = artifacts::output_config_hash(hashed_config(cfg), {"annotate"}, inputs);
+  StageOutput out(cfg, rt, "annotate", artifacts::SPANS_H5.in(cfg), in.config_hash);
+  if (out.complete()) return;
   in.traces = read_traces(cfg, input, in.tok.get(), in.source);
-  if (!in.annotator) in.annotator = make_llm_local(cfg, rt);
+  artifacts::verify_committed(input, "annotate.input");
+  if (!in.annotator) in.annotator = make_annotator(cfg, rt);
   const int64_t n = static_cast<int64_t>(in.traces.size());
 
   // This rank's even share; its spans follow those of the ranks before it (shares are in trace order).
@@ -514,15 +456,11 @@ void run(const Config& cfg, Runtime& rt) {
   for (const TraceResult& r : mine.results) my_spans += static_cast<int64_t>(r.spans.size());
   const int64_t span_base = rt.world_comm.exscan_sum(my_spans), n_spans = rt.world_comm.allreduce_sum(my_spans);
   const json counts = summary(rt, mine.results, in.annotator->labels());
-  const std::vector<h5::DatasetSpec> specs = dataset_specs(n_spans, n, in.tok != nullptr);
+  const std::vector<h5::DatasetSpec> specs = artifacts::spans_datasets(n_spans, n, in.tok != nullptr);
 
-  if (rt.rank == 0) {
-    fs::create_directories(out_dir);
-    fs::remove(done_marker_path(out_h5));  // from here on the directory claims nothing until the commit
-  }
-  rt.world_comm.barrier();
+  out.begin();
   {
-    h5::ParallelFile file(tmp, rt.world_comm.get());
+    h5::ParallelFile file(out.partial(), rt.world_comm.get());
     for (const auto& s : specs) file.create(s);
     write_rows(file, specs, mine.results, share, span_base);
     file.close();
@@ -530,52 +468,23 @@ void run(const Config& cfg, Runtime& rt) {
   mine.span_lines = rt.world_comm.gather_strings(mine.span_lines, 0);
   mine.problem_lines = rt.world_comm.gather_strings(mine.problem_lines, 0);
   if (rt.rank == 0) {
-    json prov = stage_provenance(cfg, rt, "annotate", in.config_hash, in.tok ? fs::path(cfg.model.path) : fs::path());
+    json prov = out.provenance(in.tok ? fs::path(cfg.model.path) : fs::path());
     prov.update({{"input", fs::absolute(input).string()}, {"input_sha256", in.input_sha256}, {"annotator", in.annotator->name()},
                  {"annotator_identity", in.annotator->identity()}, {"token_sequence", token_source_name(in.source)}, {"traces", n},
                  {"spans", n_spans}, {"summary", counts}});
-    write_h5_extras(tmp, cfg, in, prov, specs);
-    write_file_atomic(out_dir / "spans.jsonl", join_lines(mine.span_lines));
-    write_file_atomic(out_dir / "problems.jsonl", join_lines(mine.problem_lines));
-    write_file_atomic(out_dir / "provenance.json", prov.dump(2));
-    write_file_atomic(fs::path(cfg.run.dir) / "config.resolved.ini", config_to_ini(cfg));
-    h5::commit_h5(tmp, out_h5, FORMAT, specs, in.config_hash);
+    write_h5_extras(out.partial(), cfg, in, prov, specs);
+    write_file_atomic(out.dir() / "spans.jsonl", join_lines(mine.span_lines));
+    write_file_atomic(out.dir() / "problems.jsonl", join_lines(mine.problem_lines));
+    out.commit_h5(prov, artifacts::SPANS, specs);
     log_summary(counts, n, n_spans);
     if (failed > 0)
       spdlog::warn("annotate: {} of {} traces got no reply from the llm annotator (request_failed in problems.jsonl) and have no spans; "
                    "to try them again, remove {} and rerun (every trace is annotated again)",
-                   failed, n, done_marker_path(out_h5).string());
-    spdlog::info("annotate: wrote {} (token ranges: {}), spans.jsonl and problems.jsonl ({} lines)", out_h5.string(),
+                   failed, n, done_marker_path(out.path()).string());
+    spdlog::info("annotate: wrote {} (token ranges: {}), spans.jsonl and problems.jsonl ({} lines)", out.path().string(),
                  token_source_name(in.source), mine.problem_lines.size());
   }
   rt.world_comm.barrier();
 }
 
 }  // namespace ts::stages::annotate
-
-namespace ts::stages {
-
-// The annotator, except the llm annotator on a local checkpoint (make_llm_local: it loads a model).
-std::unique_ptr<Annotator> make_annotator(const Config& cfg) {
-  const Config::Annotate& a = cfg.annotate;
-  if (a.annotator == "toy") return std::make_unique<ToyAnnotator>();
-  if (a.annotator == "llm") {
-    LlmHttpOptions o;
-    o.endpoint = a.llm_endpoint;
-    o.model = a.llm_model;
-    o.max_tokens = a.llm_max_tokens;
-    o.timeout_seconds = a.llm_timeout_seconds;
-    o.retries = a.llm_retries;
-    o.retry_seconds = a.llm_retry_seconds;
-    o.concurrency = a.llm_concurrency;
-    const char* key = std::getenv(a.llm_api_key_env.c_str());
-    o.api_key = key ? key : "";
-    if (o.api_key.empty()) spdlog::info("annotate: ${} (annotate.llm_api_key_env) is unset or empty: requests carry no API key", a.llm_api_key_env);
-    o.cancelled = [] { return stop_local() != 0; };
-    return std::make_unique<LlmAnnotator>(std::make_shared<LlmHttpBackend>(std::move(o)));
-  }
-  Lexicon lex = a.lexicon.empty() ? Lexicon::parse(DEFAULT_LEXICON, "builtin:configs/annotate/lexicon.txt") : Lexicon::read(a.lexicon);
-  return std::make_unique<LexiconAnnotator>(std::move(lex));
-}
-
-}  // namespace ts::stages

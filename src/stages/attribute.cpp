@@ -1,5 +1,5 @@
 // Stage `attribute`: attribution patching of each behaviour's steering vector at each layer
-// (ALGORITHMS §A.7), and the choice of steering layers from it.
+// (docs/algorithms.md §A.7), and the choice of steering layers from it.
 //   in : attribute.generations, attribute.spans (defaults under <run.dir>, as `vectors` reads them),
 //        attribute.vectors (default <run.dir>/vectors/vectors.h5: the feature vectors "<label>"),
 //        model.path
@@ -19,7 +19,7 @@
 //   positions P_X = every span whose label != X (any label of the spans file, selected or not) with a
 //   token before it: p = token_begin - 1, the position whose logits predict the span's first token;
 //   f^ = f_X[l] / |f_X[l]| at the hook the vectors are applied at (resid_post in §A.5).
-// Metrics (DECISIONS.md), a function of the logits z = logits[p]:
+// Metrics (docs/decisions.md), a function of the logits z = logits[p]:
 //   paper   the gradient §A.7's code actually computes: kl_div(log_softmax(z), log_softmax(z).detach(),
 //           'batchmean') differentiates to dm/dy = -y / V for y = log_softmax(z) (the target read as
 //           probabilities, V = vocab size), i.e. the surrogate m = -sum(stopgrad(y) * y) / V.
@@ -67,18 +67,23 @@
 #include "core/log.h"
 #include "core/sha256.h"
 #include "dist/partition.h"
-#include "io/vectors.h"
+#include "artifacts/attribution.h"
+#include "artifacts/generations.h"
+#include "artifacts/spans.h"
+#include "artifacts/vectors.h"
+#include "dist/batch_loop.h"
+#include "dist/rank_model.h"
 #include "model/checkpoint_files.h"
-#include "stages/common.h"
-#include "stages/stages.h"
-#include "stages/trace_spans.h"
+#include "model/checkpoint_identity.h"
+#include "stages/stage.h"
 
 namespace ts::stages::attribute {
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr const char* FORMAT = "thinksteer.attribution";
+using artifacts::Generation;
+using artifacts::Spans;
 constexpr const char* SECTION = "attribute";
 
 // ---------------------------------------------------------------------------------------------------
@@ -233,9 +238,9 @@ void attach_probes(Probes& pr, const Plan& plan) {
 }
 
 // m per row of z [S, V] (see the header): paper's surrogate or the target's log-probability.
-at::Tensor metric(const at::Tensor& z, const at::Tensor& target, const std::string& which) {
+at::Tensor metric(const at::Tensor& z, const at::Tensor& target, AttributeMetric which) {
   const at::Tensor y = at::log_softmax(z.to(at::kFloat), -1);
-  if (which == "logprob") return y.gather(1, target.unsqueeze(1)).squeeze(1);
+  if (which == AttributeMetric::logprob) return y.gather(1, target.unsqueeze(1)).squeeze(1);
   return -(y.detach() * y).sum(-1) / static_cast<double>(z.size(-1));
 }
 
@@ -339,7 +344,7 @@ std::vector<std::vector<size_t>> make_batches(const Plan& plan, const std::vecto
 // COLLECTIVE: this replica's batches; every rank ends with every example's sums. Returns the seconds
 // the slowest rank spent in forward and backward passes.
 double run_attribution(const Config& cfg, Runtime& rt, const StageModel& m, const Plan& plan, const std::vector<Generation>& gens, Results& r) {
-  const bool per_span = cfg.attribute.mode == "per-span";
+  const bool per_span = cfg.attribute.mode == AttributeMode::per_span;
   const auto batches = make_batches(plan, gens, per_span ? 1 : cfg.attribute.batch_size);
   std::vector<int64_t> costs;
   for (const auto& b : batches) costs.push_back(static_cast<int64_t>(b.size() * gens[static_cast<size_t>(plan.examples[b.front()])].ids.size()));
@@ -353,7 +358,7 @@ double run_attribution(const Config& cfg, Runtime& rt, const StageModel& m, cons
     else attribute_batch(cfg, m, plan, gens, batch, rt.device, r);
     seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
-  loop.save = [] { spdlog::warn("attribute: nothing is stored on a stop; the rerun starts over"); };
+  loop.save = [] { return std::string("nothing (attribute keeps no partial results; the rerun starts over)"); };
   loop.what = "attribute";
   loop.progress_seconds = cfg.log.progress_seconds;
   run_batches(rt, share.size(), loop);
@@ -459,13 +464,13 @@ void log_table(const Plan& p, const Summary& s, int64_t n_select) {
 
 // Everything every rank knows before the passes.
 struct Setup {
-  fs::path generations, spans, vectors, out_dir;
+  fs::path generations, spans, vectors;
   std::string generations_sha, spans_sha, vectors_sha, config_hash;
   std::vector<Generation> gens;
   Plan plan;
 };
 
-void write_h5(const Config& cfg, Runtime& rt, const Setup& in, const Summary& s, double seconds) {
+void write_h5(const Config& cfg, StageOutput& out, const Setup& in, const Summary& s, double seconds) {
   const Plan& p = in.plan;
   const int64_t K = static_cast<int64_t>(p.n_labels()), L = static_cast<int64_t>(p.n_layers()), E = static_cast<int64_t>(p.n_examples());
   std::vector<json> skipped = p.skipped;
@@ -477,28 +482,14 @@ void write_h5(const Config& cfg, Runtime& rt, const Setup& in, const Summary& s,
     }
   json kinds = json::object();
   for (const json& r : skipped) kinds[r["kind"].get<std::string>()] = kinds.value(r["kind"].get<std::string>(), int64_t{0}) + 1;
-  json prov = stage_provenance(cfg, rt, SECTION, in.config_hash, cfg.model.path);
+  json prov = out.provenance(cfg.model.path);
   prov.update({{"generations", fs::absolute(in.generations).string()}, {"generations_sha256", in.generations_sha},
                {"spans", fs::absolute(in.spans).string()}, {"spans_sha256", in.spans_sha},
                {"vectors", fs::absolute(in.vectors).string()}, {"vectors_sha256", in.vectors_sha}, {"hook", p.hook},
-               {"metric", cfg.attribute.metric}, {"mode", cfg.attribute.mode}, {"seconds", seconds}, {"skipped", kinds},
-               {"effect", cfg.attribute.mode == "trace" ? "|f^ . sum_{p in P_X} dM/dx[p]| / |P_X|, M = sum of the metric over all span positions"
-                                                          : "mean over P_X of |f^ . dm_p/dx[p]| (ALGORITHMS §A.7)"}});
-  const fs::path final_path = in.out_dir / "attribution.h5", tmp = in.out_dir / "attribution.h5.tmp";
-  std::vector<h5::DatasetSpec> specs = {
-      {"/effect", h5::DType::F32, {K, L, E}, {"label", "layer", "example"}, {}},
-      {"/effect_signed", h5::DType::F32, {K, L, E}, {"label", "layer", "example"}, {}},
-      {"/mean", h5::DType::F32, {K, L}, {"label", "layer"}, {}},
-      {"/std", h5::DType::F32, {K, L}, {"label", "layer"}, {}},
-      {"/cos_embed", h5::DType::F32, {K, L}, {"label", "layer"}, {}},
-      {"/cos_unembed", h5::DType::F32, {K, L}, {"label", "layer"}, {}},
-      {"/n_examples", h5::DType::I64, {K}, {"label"}, {}},
-      {"/exclude_first", h5::DType::I64, {K}, {"label"}, {}},
-      {"/exclude_last", h5::DType::I64, {K}, {"label"}, {}},
-      {"/selected", h5::DType::I64, {K, cfg.attribute.n_select}, {"label", "pick"}, {}},
-      {"/layers", h5::DType::I64, {L}, {"layer"}, {}},
-      {"/positions", h5::DType::I64, {K, E}, {"label", "example"}, {}},
-  };
+               {"metric", option_text(cfg.attribute.metric)}, {"mode", option_text(cfg.attribute.mode)}, {"seconds", seconds}, {"skipped", kinds},
+               {"effect", cfg.attribute.mode == AttributeMode::trace ? "|f^ . sum_{p in P_X} dM/dx[p]| / |P_X|, M = sum of the metric over all span positions"
+                                                          : "mean over P_X of |f^ . dm_p/dx[p]| (docs/algorithms.md §A.7)"}});
+  const std::vector<h5::DatasetSpec> specs = artifacts::attribution_datasets(K, L, E, cfg.attribute.n_select);
   std::vector<int64_t> positions(static_cast<size_t>(K * E));
   for (size_t k = 0; k < p.n_labels(); ++k)
     for (size_t e = 0; e < p.n_examples(); ++e) {
@@ -509,35 +500,36 @@ void write_h5(const Config& cfg, Runtime& rt, const Setup& in, const Summary& s,
   std::vector<std::string> ids;
   for (int64_t t : p.examples) ids.push_back(in.gens[static_cast<size_t>(t)].id);
   {
-    h5::SerialFile f(tmp, h5::SerialFile::Mode::CREATE);
+    h5::SerialFile f(out.partial(), h5::SerialFile::Mode::CREATE);
     const void* data[] = {s.effect.data(), s.effect_signed.data(), s.mean.data(), s.std.data(), s.cos_embed.data(), s.cos_unembed.data(),
                           s.n_examples.data(), s.first.data(), s.last.data(), s.selected.data(), p.layers.data(), positions.data()};
     for (size_t i = 0; i < specs.size(); ++i) f.write_dataset(specs[i], data[i]);
     f.write_strings("/labels", p.labels, "label");
     f.write_strings("/example_id", ids, "example");
-    write_h5_provenance(f, prov, FORMAT);
-    f.set_attr("/", "metric", cfg.attribute.metric);
-    f.set_attr("/", "mode", cfg.attribute.mode);
+    artifacts::write_h5_identity(f, prov, artifacts::ATTRIBUTION);
+    f.set_attr("/", "metric", option_text(cfg.attribute.metric));
+    f.set_attr("/", "mode", option_text(cfg.attribute.mode));
     f.set_attr("/", "hook", p.hook);
   }
   std::string lines;
   for (const json& r : skipped) lines += r.dump() + "\n";
-  write_file_atomic(in.out_dir / "skipped.jsonl", lines);
-  write_file_atomic(in.out_dir / "provenance.json", prov.dump(2));
-  h5::commit_h5(tmp, final_path, FORMAT, specs, in.config_hash);
+  write_file_atomic(out.dir() / "skipped.jsonl", lines);
+  out.commit_h5(prov, artifacts::ATTRIBUTION, specs);
   for (const auto& [kind, count] : kinds.items()) spdlog::info("attribute: skipped {:<24} {:>4} (see skipped.jsonl)", kind, count.get<int64_t>());
-  spdlog::info("attribute: wrote {} ({} labels x {} layers x {} examples, metric {}, mode {}, {:.3f} s of passes)", final_path.string(), K, L, E,
-               cfg.attribute.metric, cfg.attribute.mode, seconds);
+  spdlog::info("attribute: wrote {} ({} labels x {} layers x {} examples, metric {}, mode {}, {:.3f} s of passes)", out.path().string(), K, L, E,
+               option_name(cfg.attribute.metric), option_name(cfg.attribute.mode), seconds);
 }
 
 void read_inputs(const Config& cfg, Setup& in) {
   const fs::path model_dir = cfg.model.path;
   const Tokenizer tok = Tokenizer::from_file(model_dir / "tokenizer.json");
-  in.gens = read_generations(in.generations, tok, SECTION);
-  const Spans spans = read_spans(in.spans, SECTION);
-  check_same_generations(spans, in.gens, in.generations, in.generations_sha, sha256_file(model_dir / "tokenizer.json"), SECTION);
+  in.gens = artifacts::read_generations(in.generations, tok, std::string(SECTION) + ".generations");
+  const Spans spans = artifacts::read_spans(in.spans, std::string(SECTION) + ".spans");
+  artifacts::check_same_generations(spans, in.gens, in.generations, in.generations_sha, sha256_file(model_dir / "tokenizer.json"), SECTION);
+  artifacts::verify_committed(in.spans, std::string(SECTION) + ".spans");
   const ModelConfig mc = checkpoint_open(model_dir).config;
   const VectorSet set = vectors_read_h5(in.vectors);
+  artifacts::verify_committed(in.vectors, "attribute.vectors");
   const std::string vfile = in.vectors.string();
   if (set.d_model != mc.d_model)
     throw InputError(vfile, "d_model", std::to_string(set.d_model) + ", but model.path's model has d_model " + std::to_string(mc.d_model) + ": vectors of another model");
@@ -556,10 +548,9 @@ void run(const Config& cfg, Runtime& rt) {
   if (cfg.model.path.empty()) throw InputError("<config>", "model.path", "no checkpoint directory given");
   if (rt.n_stages > 1) throw InputError("<config>", "parallel.pipeline_stages", "attribute needs gradients through the whole model: use 1 stage (data-parallel ranks only)");
   Setup in;
-  in.generations = run_input(cfg.attribute.generations, cfg, "generate", "generations.jsonl");
-  in.spans = run_input(cfg.attribute.spans, cfg, "annotate", "spans.h5");
-  in.vectors = run_input(cfg.attribute.vectors, cfg, "vectors", "vectors.h5");
-  in.out_dir = fs::path(cfg.run.dir) / "attribute";
+  in.generations = artifacts::input_path(cfg.attribute.generations, cfg, artifacts::GENERATIONS_JSONL);
+  in.spans = artifacts::input_path(cfg.attribute.spans, cfg, artifacts::SPANS_H5);
+  in.vectors = artifacts::input_path(cfg.attribute.vectors, cfg, artifacts::VECTORS_H5);
   const std::tuple<const fs::path*, const char*, const char*> files[] = {{&in.generations, "attribute.generations", "generate"},
                                                                          {&in.spans, "attribute.spans", "annotate"},
                                                                          {&in.vectors, "attribute.vectors", "vectors"}};
@@ -568,21 +559,16 @@ void run(const Config& cfg, Runtime& rt) {
   in.generations_sha = sha256_file(in.generations);
   in.spans_sha = sha256_file(in.spans);
   in.vectors_sha = sha256_file(in.vectors);
-  in.config_hash = output_config_hash(cfg, {"model", "attribute"}, in.generations_sha + "\n" + in.spans_sha + "\n" + in.vectors_sha + "\n" +
+  in.config_hash = artifacts::output_config_hash(cfg, {"model", "attribute"}, in.generations_sha + "\n" + in.spans_sha + "\n" + in.vectors_sha + "\n" +
                                                                       checkpoint_identity(cfg.model.path));
-  const fs::path out_h5 = in.out_dir / "attribution.h5";
-  if (rt.world_comm.allreduce_max(rt.rank == 0 && done_marker_matches(out_h5, in.config_hash) ? 1 : 0)) {
-    spdlog::info("attribute: {} is complete for this config ({}), skipping", out_h5.string(), in.config_hash.substr(0, 12));
-    return;
-  }
+  StageOutput out(cfg, rt, SECTION, artifacts::ATTRIBUTION_H5.in(cfg), in.config_hash);
+  if (out.complete()) return;
   read_inputs(cfg, in);
+  out.begin();
   if (rt.rank == 0) {
-    fs::create_directories(in.out_dir);
-    fs::remove(done_marker_path(out_h5));  // from here on the directory claims nothing until the commit
-    fs::remove(out_h5);
-    fs::remove(in.out_dir / "skipped.jsonl");
+    fs::remove(out.path());
+    fs::remove(out.dir() / "skipped.jsonl");
   }
-  rt.world_comm.barrier();
   const StageModel m = load_stage_model(cfg, rt);
   const Plan& p = in.plan;
   Results r{std::vector<double>(p.n_labels() * p.n_layers() * p.n_examples(), 0.0), std::vector<double>(p.n_labels() * p.n_layers() * p.n_examples(), 0.0),
@@ -595,7 +581,7 @@ void run(const Config& cfg, Runtime& rt) {
     s.cos_unembed = max_abs_cos(m.model->weights().lm_head, p.units);
     for (size_t k = 0; k < p.n_labels(); ++k) select_layers_for(cfg, p, m.config.n_layer, k, s);
     log_table(p, s, cfg.attribute.n_select);
-    write_h5(cfg, rt, in, s, seconds);
+    write_h5(cfg, out, in, s, seconds);
   }
   rt.world_comm.barrier();
 }

@@ -5,7 +5,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "model/checkpoint_files.h"
-#include "stages/stages.h"
+#include "stages/stage.h"
 #include "model/checkpoint_summary.h"
 
 namespace ts::stages::inspect {

@@ -9,12 +9,15 @@
 #include <map>
 
 #include "core/atomic_file.h"
+#include "core/done_marker.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/provenance.h"
 #include "core/sha256.h"
-#include "stages/common.h"
-#include "stages/stages.h"
+#include "artifacts/prompts.h"
+#include "dist/batch_loop.h"
+#include "dist/rank_model.h"
+#include "stages/stage.h"
 #include "toy/corpus.h"
 
 namespace ts::stages::toy_corpus {
@@ -72,7 +75,7 @@ void write(const Config& cfg) {
                  sentences_per_label[label], 100.0 * static_cast<double>(sentences_per_label[label]) / total,
                  100.0 * static_cast<double>(problems_per_label[label]) / n);
   spdlog::info("toy corpus: {} problems ({} train, {} test), style {}, {} slips, {} wrong final answers", problems.size(),
-               per_split["train"], per_split["test"], cfg.toy.style, n_slips, n_wrong);
+               per_split["train"], per_split["test"], option_name(cfg.toy.style), n_slips, n_wrong);
   spdlog::info("toy corpus: wrote {}", out_file.string());
 }
 

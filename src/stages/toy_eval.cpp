@@ -14,8 +14,10 @@
 #include "core/log.h"
 #include "core/provenance.h"
 #include "core/sha256.h"
-#include "stages/common.h"
-#include "stages/stages.h"
+#include "artifacts/prompts.h"
+#include "dist/batch_loop.h"
+#include "dist/rank_model.h"
+#include "stages/stage.h"
 #include "toy/corpus.h"
 #include "toy/evaluate.h"
 
@@ -71,7 +73,7 @@ void evaluate(const Config& cfg) {
   out["stage"] = "toy eval";
   out["input"] = input.string();
   out["input_sha256"] = input_sha256;
-  out["style"] = cfg.toy.style;
+  out["style"] = option_text(cfg.toy.style);
   out["provenance"] = provenance_json(cfg, sha256_hex(config_to_ini(cfg, {"toy"}) + input_sha256 + git_commit()));
   fs::create_directories(out_file.parent_path());
   write_file_atomic(out_file, out.dump(2) + "\n");

@@ -14,12 +14,15 @@
 #include <stdexcept>
 
 #include "core/atomic_file.h"
+#include "core/done_marker.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/provenance.h"
 #include "core/sha256.h"
-#include "stages/common.h"
-#include "stages/stages.h"
+#include "artifacts/prompts.h"
+#include "dist/batch_loop.h"
+#include "dist/rank_model.h"
+#include "stages/stage.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/tokenizer.h"
 #include "toy/bpe_trainer.h"

@@ -41,8 +41,10 @@
 #include "model/checkpoint_write.h"
 #include "model/safetensors.h"
 #include "model/transformer.h"
-#include "stages/common.h"
-#include "stages/stages.h"
+#include "artifacts/prompts.h"
+#include "dist/batch_loop.h"
+#include "dist/rank_model.h"
+#include "stages/stage.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/tokenizer.h"
 #include "toy/corpus.h"
@@ -376,6 +378,151 @@ json parity_record(const fs::path& model_dir, const std::vector<Example>& held_o
           {"sequences", rows}};
 }
 
+// The corpus as training examples: the train split, and the held-out sequences of the validation loss.
+struct Corpus {
+  std::vector<Example> train, held_out;
+  int64_t longest = 0, n_tokens = 0;  // tokens of the longest example; of the train split
+};
+
+Corpus load_corpus(const Config& cfg, const Tokenizer& tok, int32_t eos) {
+  Corpus c;
+  for (const ToyProblem& p : toy_corpus_generate(toy_corpus_options(cfg.toy))) {
+    Example e = make_example(tok, p, eos);
+    c.longest = std::max<int64_t>(c.longest, static_cast<int64_t>(e.ids.size()));
+    if (p.split == "train") c.n_tokens += static_cast<int64_t>(e.ids.size());
+    (p.split == "train" ? c.train : c.held_out).push_back(std::move(e));
+  }
+  if (c.train.empty()) throw InputError("<config>", "toy.n_problems", "the corpus has no train-split problems");
+  if (c.longest > cfg.train.max_position)
+    throw InputError("<config>", "train.max_position", "a corpus example has " + std::to_string(c.longest) + " tokens, more than " +
+                                                           std::to_string(cfg.train.max_position));
+  if (c.held_out.size() > kEvalSequences) c.held_out.resize(kEvalSequences);
+  return c;
+}
+
+// The optimisation: steps [start, train.steps) of data-parallel AdamW, each rank taking an even share
+// of every step's sequences; one flat allreduce carries the gradients and the loss/target counts.
+class Trainer {
+ public:
+  Trainer(const Config& cfg, Runtime& rt, const Paths& paths, const std::string& hash, const Transformer& model, AdamW& opt, const Corpus& corpus,
+          int64_t pad)
+      : cfg_(cfg), rt_(rt), paths_(paths), hash_(hash), model_(model), opt_(opt), corpus_(corpus), pad_(pad),
+        mine_(even_ranges(cfg.train.batch_size, rt.world)[static_cast<size_t>(rt.rank)]), order_(corpus.train, cfg.train.batch_size, cfg.train.seed) {}
+
+  // COLLECTIVE. A stop request saves the resumable state (rank 0) and throws StopRequested.
+  void run(int64_t start, json& history) {
+    const ResumablePhase resumable;  // a SIGTERM past the grace period: requeue, the state saved last resumes
+    std::optional<Progress> progress;
+    if (rt_.rank == 0) progress.emplace("toy train", cfg_.train.steps, cfg_.log.progress_seconds);
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t step = start; step < cfg_.train.steps; ++step) {
+      fault_point("batch", rt_.rank);
+      if (stop_agree(rt_.world_comm) != 0) {
+        if (rt_.rank == 0) state_save(paths_, opt_, step, hash_, history);
+        rt_.world_comm.barrier();
+        if (rt_.rank == 0) spdlog::info("toy train: stopped at step {}; state saved to {}", step, paths_.state.string());
+        throw StopRequested("the training state at step " + std::to_string(step) + " in " + paths_.state.filename().string());
+      }
+      const Step r = this->step(step);
+      smooth_ = step == start ? r.loss : 0.95 * smooth_ + 0.05 * r.loss;
+      if (step % 10 == 0 || step + 1 == cfg_.train.steps)
+        history.push_back({{"step", step}, {"loss", r.loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm}, {"targets", r.targets}});
+      if (cfg_.train.checkpoint_every > 0 && (step + 1) % cfg_.train.checkpoint_every == 0 && step + 1 < cfg_.train.steps && rt_.rank == 0)
+        state_save(paths_, opt_, step + 1, hash_, history);
+      if (progress)
+        progress->update(step + 1, fmt::format("loss {:.4f} lr {:.2e} |g| {:.2f} {:.0f} target tok/s", smooth_, r.lr, r.grad_norm,
+                                               static_cast<double>(tokens_seen_) / std::max(1e-9, seconds_since(t0))));
+    }
+    if (progress) progress->finish(fmt::format("loss {:.4f}", smooth_));
+    const double loop_seconds = seconds_since(t0);
+    if (rt_.rank == 0 && cfg_.train.steps > start)
+      spdlog::info("toy train: {} steps in {:.2f} s, {} target tokens ({:.0f} target tok/s)", cfg_.train.steps - start, loop_seconds, tokens_seen_,
+                   static_cast<double>(tokens_seen_) / std::max(1e-9, loop_seconds));
+  }
+
+ private:
+  struct Step {
+    double loss = 0, lr = 0, grad_norm = 0;
+    int64_t targets = 0;
+  };
+  static double seconds_since(std::chrono::steady_clock::time_point t) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+  }
+
+  // One optimizer step: this rank's sequences forward and backward, the allreduce, clipping, AdamW.
+  Step step(int64_t step) {
+    const std::vector<int64_t> batch = order_.step(step);
+    std::vector<const Example*> rows;
+    for (int64_t j = mine_.begin; j < mine_.end; ++j) rows.push_back(&corpus_.train[static_cast<size_t>(batch[static_cast<size_t>(j)])]);
+    for (auto& [name, t] : opt_.params)
+      if (t.grad().defined()) t.mutable_grad().zero_();
+    double local_loss = 0;
+    int64_t local_targets = 0;
+    if (!rows.empty()) {
+      Batch b = make_batch(rows, pad_);
+      at::Tensor loss = loss_sum(model_, b);
+      loss.backward();
+      local_loss = loss.item<double>();
+      local_targets = b.n_target;
+    }
+    std::vector<float> flat = flatten_grads(opt_, local_loss, local_targets);
+    rt_.world_comm.allreduce_sum(std::span<float>(flat));
+    const double n_target = flat.back();
+    Step r;
+    r.loss = flat[flat.size() - 2] / n_target;
+    r.grad_norm = unflatten_grads(opt_, flat, n_target);
+    if (cfg_.train.grad_clip > 0 && r.grad_norm > cfg_.train.grad_clip) {
+      at::NoGradGuard no_grad;
+      for (auto& [name, t] : opt_.params) t.mutable_grad().mul_(cfg_.train.grad_clip / r.grad_norm);
+    }
+    r.lr = lr_at(cfg_.train, step);
+    opt_.step(cfg_.train, step, r.lr);
+    r.targets = static_cast<int64_t>(n_target);
+    tokens_seen_ += r.targets;
+    return r;
+  }
+
+  const Config& cfg_;
+  Runtime& rt_;
+  const Paths& paths_;
+  const std::string& hash_;
+  const Transformer& model_;
+  AdamW& opt_;
+  const Corpus& corpus_;
+  const int64_t pad_;
+  const Range mine_;
+  DataOrder order_;
+  double smooth_ = 0;
+  int64_t tokens_seen_ = 0;
+};
+
+// Rank 0: the HF checkpoint (with its tokenizer and provenance), the metrics, the parity record.
+json write_model(const Config& cfg, const Paths& paths, const fs::path& tok_dir, const ModelWeights& w, const Transformer& model, const Corpus& corpus,
+                 int64_t pad, int64_t n_params, const std::string& hash, const json& history) {
+  const fs::path tok_file = tok_dir / "tokenizer.json";
+  const double val = mean_loss(model, corpus.held_out, pad);
+  CheckpointWrite out;
+  out.dtype = cfg.train.save_dtype == SaveDType::bfloat16 ? at::kBFloat16 : at::kFloat;
+  out.generation_config = {{"do_sample", false}};
+  out.files["tokenizer.json"] = read_file(tok_file);
+  if (fs::exists(tok_dir / "tokenizer_config.json")) out.files["tokenizer_config.json"] = read_file(tok_dir / "tokenizer_config.json");
+  json prov = provenance_json(cfg, hash);
+  prov["stage"] = "toy train";
+  prov["tokenizer_sha256"] = sha256_file(tok_file);
+  prov["parameters"] = n_params;
+  prov["train_examples"] = corpus.train.size();
+  prov["held_out_loss"] = val;
+  prov["reproduce"] = "thinksteer toy tokenizer, then thinksteer toy train, with the resolved config in this file";
+  out.files["provenance.json"] = prov.dump(2) + "\n";
+  out.metadata = {{"thinksteer_config_sha256", hash}};
+  checkpoint_write(paths.model, w, out);
+  std::string metrics;
+  for (const auto& h : history) metrics += h.dump() + "\n";
+  write_file_atomic(paths.metrics, metrics);
+  write_file_atomic(paths.parity, parity_record(paths.model, corpus.held_out).dump() + "\n");
+  spdlog::info("toy train: held-out loss {:.4f} (per trace token); wrote {}", val, paths.model.string());
+  return prov;
+}
 
 }  // namespace
 
@@ -388,27 +535,13 @@ void run(const Config& cfg, Runtime& rt) {
   const Tokenizer tok = Tokenizer::from_file(tok_file);
   const std::string hash = sha256_hex(config_to_ini(cfg, {"toy", "train"}) + sha256_file(tok_file));
   // The done marker sits on parity.json, the last output written (after the checkpoint directory).
-  if (done_marker_matches(paths.parity, hash) && fs::is_directory(paths.model)) {
-    on_rank0(rt, [&] { spdlog::info("toy train: {} is complete for this config ({}), skipping", paths.model.string(), hash.substr(0, 12)); });
-    return;
-  }
+  StageOutput done(cfg, rt, "toy train", paths.parity, hash);
+  if (done.complete({paths.model})) return;
+  done.begin();
 
   const ModelConfig mc = model_config(cfg, tok, tok_file);
-  const int64_t eos = mc.eos_token_ids[0], pad = mc.pad_token_id;
-  std::vector<Example> train, held_out;
-  int64_t longest = 0, n_tokens = 0;
-  for (const ToyProblem& p : toy_corpus_generate(toy_corpus_options(cfg.toy))) {
-    Example e = make_example(tok, p, static_cast<int32_t>(eos));
-    longest = std::max<int64_t>(longest, static_cast<int64_t>(e.ids.size()));
-    if (p.split == "train") n_tokens += static_cast<int64_t>(e.ids.size());
-    (p.split == "train" ? train : held_out).push_back(std::move(e));
-  }
-  if (train.empty()) throw InputError("<config>", "toy.n_problems", "the corpus has no train-split problems");
-  if (longest > cfg.train.max_position)
-    throw InputError("<config>", "train.max_position", "a corpus example has " + std::to_string(longest) + " tokens, more than " +
-                                                           std::to_string(cfg.train.max_position));
-  if (held_out.size() > kEvalSequences) held_out.resize(kEvalSequences);
-
+  const int64_t pad = mc.pad_token_id;
+  const Corpus corpus = load_corpus(cfg, tok, static_cast<int32_t>(mc.eos_token_ids[0]));
   ModelWeights w = weights_init(mc, cfg.train.init_std, cfg.train.seed);
   AdamW opt(weights_parameters(w));
   for (auto& [name, t] : opt.params) t.requires_grad_(true);
@@ -425,92 +558,16 @@ void run(const Config& cfg, Runtime& rt) {
     fs::create_directories(paths.dir);
     spdlog::info("toy train: {:.2f}M parameters (d_model {}, {} layers, {} heads / {} kv, d_mlp {}, vocab {}), style {}, {} train "
                  "examples ({} tokens, longest {}), {} held out; {} steps x {} sequences on {} rank(s){}",
-                 static_cast<double>(n_params) / 1e6, mc.d_model, mc.n_layer, mc.n_head, mc.n_kv_head, mc.d_mlp, mc.n_vocab,
-                 cfg.toy.style, train.size(), n_tokens, longest, held_out.size(), cfg.train.steps, cfg.train.batch_size, rt.world,
+                 static_cast<double>(n_params) / 1e6, mc.d_model, mc.n_layer, mc.n_head, mc.n_kv_head, mc.d_mlp, mc.n_vocab, option_name(cfg.toy.style),
+                 corpus.train.size(), corpus.n_tokens, corpus.longest, corpus.held_out.size(), cfg.train.steps, cfg.train.batch_size, rt.world,
                  start > 0 ? ", resuming at step " + std::to_string(start) : "");
   });
-
-  const Range mine = even_ranges(cfg.train.batch_size, rt.world)[static_cast<size_t>(rt.rank)];
-  DataOrder order(train, cfg.train.batch_size, cfg.train.seed);
-  std::optional<Progress> progress;
-  if (rt.rank == 0) progress.emplace("toy train", cfg.train.steps, cfg.log.progress_seconds);
-  double smooth = 0;
-  int64_t tokens_seen = 0;
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t step = start; step < cfg.train.steps; ++step) {
-    fault_point("batch", rt.rank);
-    if (stop_agree(rt.world_comm) != 0) {
-      if (rt.rank == 0) state_save(paths, opt, step, hash, history);
-      rt.world_comm.barrier();
-      if (rt.rank == 0) spdlog::info("toy train: stopped at step {}; state saved to {}", step, paths.state.string());
-      throw StopRequested();
-    }
-    const std::vector<int64_t> batch = order.step(step);
-    std::vector<const Example*> rows;
-    for (int64_t j = mine.begin; j < mine.end; ++j) rows.push_back(&train[static_cast<size_t>(batch[static_cast<size_t>(j)])]);
-    for (auto& [name, t] : opt.params)
-      if (t.grad().defined()) t.mutable_grad().zero_();
-    double local_loss = 0;
-    int64_t local_targets = 0;
-    if (!rows.empty()) {
-      Batch b = make_batch(rows, pad);
-      at::Tensor loss = loss_sum(model, b);
-      loss.backward();
-      local_loss = loss.item<double>();
-      local_targets = b.n_target;
-    }
-    std::vector<float> flat = flatten_grads(opt, local_loss, local_targets);
-    rt.world_comm.allreduce_sum(std::span<float>(flat));
-    const double n_target = flat.back(), loss = flat[flat.size() - 2] / n_target;
-    double grad_norm = unflatten_grads(opt, flat, n_target);
-    if (cfg.train.grad_clip > 0 && grad_norm > cfg.train.grad_clip) {
-      at::NoGradGuard no_grad;
-      for (auto& [name, t] : opt.params) t.mutable_grad().mul_(cfg.train.grad_clip / grad_norm);
-    }
-    const double lr = lr_at(cfg.train, step);
-    opt.step(cfg.train, step, lr);
-    tokens_seen += static_cast<int64_t>(n_target);
-    smooth = step == start ? loss : 0.95 * smooth + 0.05 * loss;
-    if (step % 10 == 0 || step + 1 == cfg.train.steps)
-      history.push_back({{"step", step}, {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"targets", static_cast<int64_t>(n_target)}});
-    if (cfg.train.checkpoint_every > 0 && (step + 1) % cfg.train.checkpoint_every == 0 && step + 1 < cfg.train.steps && rt.rank == 0)
-      state_save(paths, opt, step + 1, hash, history);
-    if (progress) {
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      progress->update(step + 1, fmt::format("loss {:.4f} lr {:.2e} |g| {:.2f} {:.0f} target tok/s", smooth, lr, grad_norm,
-                                             static_cast<double>(tokens_seen) / std::max(1e-9, secs)));
-    }
-  }
-  if (progress) progress->finish(fmt::format("loss {:.4f}", smooth));
-  const double loop_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  if (rt.rank == 0 && cfg.train.steps > start)
-    spdlog::info("toy train: {} steps in {:.2f} s, {} target tokens ({:.0f} target tok/s)", cfg.train.steps - start, loop_seconds,
-                 tokens_seen, static_cast<double>(tokens_seen) / std::max(1e-9, loop_seconds));
+  Trainer(cfg, rt, paths, hash, model, opt, corpus, pad).run(start, history);
 
   on_rank0(rt, [&] {
-    const double val = mean_loss(model, held_out, pad);
-    CheckpointWrite out;
-    out.dtype = cfg.train.save_dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
-    out.generation_config = {{"do_sample", false}};
-    out.files["tokenizer.json"] = read_file(tok_file);
-    if (fs::exists(tok_dir / "tokenizer_config.json")) out.files["tokenizer_config.json"] = read_file(tok_dir / "tokenizer_config.json");
-    json prov = provenance_json(cfg, hash);
-    prov["stage"] = "toy train";
-    prov["tokenizer_sha256"] = sha256_file(tok_file);
-    prov["parameters"] = n_params;
-    prov["train_examples"] = train.size();
-    prov["held_out_loss"] = val;
-    prov["reproduce"] = "thinksteer toy tokenizer, then thinksteer toy train, with the resolved config in this file";
-    out.files["provenance.json"] = prov.dump(2) + "\n";
-    out.metadata = {{"thinksteer_config_sha256", hash}};
-    checkpoint_write(paths.model, w, out);
-    std::string metrics;
-    for (const auto& h : history) metrics += h.dump() + "\n";
-    write_file_atomic(paths.metrics, metrics);
-    write_file_atomic(paths.parity, parity_record(paths.model, held_out).dump() + "\n");
-    done_marker_write(paths.parity, hash);
+    const json prov = write_model(cfg, paths, tok_dir, w, model, corpus, pad, n_params, hash, history);
+    done.commit_file(prov, {.provenance_json = false, .resolved_config = false});
     fs::remove(paths.state);
-    spdlog::info("toy train: held-out loss {:.4f} (per trace token); wrote {}", val, paths.model.string());
   });
 }
 

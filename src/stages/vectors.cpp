@@ -1,4 +1,4 @@
-// Stage `vectors`: difference-of-means steering vectors per behaviour and layer (ALGORITHMS §A.4).
+// Stage `vectors`: difference-of-means steering vectors per behaviour and layer (docs/algorithms.md §A.4).
 //   in : vectors.generations (default <run.dir>/generate/generations.jsonl), vectors.spans (default
 //        <run.dir>/annotate/spans.h5: `annotate` with model.path on exactly those generations, so its
 //        token ranges index the sequence `collect` runs: prompt tokens, then generated tokens),
@@ -7,7 +7,7 @@
 //        (one line per thing left out), provenance.json, with vectors.gguf = true one llama.cpp
 //        control vector <label>.gguf per label; .done marker on vectors.h5 with the config hash
 //
-// Names in the vector files (hook_measured = hook_applied = the hook, DECISIONS.md):
+// Names in the vector files (hook_measured = hook_applied = the hook, docs/decisions.md):
 //   "<label>"       the feature vector f = M_label - M_overall, rescaled per layer to |M_overall| when
 //                   vectors.rescale (§A.4 step 5); count = the label's spans
 //   "mean.<label>"  the raw mean M_label of the label's span windows; count = spans
@@ -45,11 +45,14 @@
 #include "core/log.h"
 #include "core/sha256.h"
 #include "dist/pipeline.h"
-#include "io/vectors.h"
+#include "artifacts/generations.h"
+#include "artifacts/spans.h"
+#include "artifacts/vectors.h"
+#include "dist/batch_loop.h"
+#include "dist/rank_model.h"
 #include "model/checkpoint_files.h"
-#include "stages/common.h"
-#include "stages/stages.h"
-#include "stages/trace_spans.h"
+#include "model/checkpoint_identity.h"
+#include "stages/stage.h"
 #include "vectors/contrast.h"
 #include "vectors/windows.h"
 
@@ -65,7 +68,9 @@ constexpr const char* OVERALL = "overall";
 // ---------------------------------------------------------------------------------------------------
 // Inputs
 
-// Generations and spans: stages/trace_spans.h.
+// Generations and spans: artifacts/generations.h, artifacts/spans.h.
+using artifacts::Generation;
+using artifacts::Spans;
 
 // Characters io/vectors.h allows in a name.
 bool valid_name(const std::string& n) {
@@ -134,7 +139,7 @@ void plan_trace(const Spans& s, int64_t t, const std::vector<int32_t>& name_of_l
     const int32_t name = name_of_label[static_cast<size_t>(s.label[static_cast<size_t>(r)])];
     if (name < 0) continue;  // a label not selected: it still bounds the overall window
     const SpanWindow w = dom_span_window(tokens.begin, tokens.end, window);
-    if (!w.skip.empty()) plan.skipped.push_back(skip_record(w.skip, s, t, r, "no window to average (ALGORITHMS §A.4 skips it as NaN)"));
+    if (!w.skip.empty()) plan.skipped.push_back(skip_record(w.skip, s, t, r, "no window to average (docs/algorithms.md §A.4 skips it as NaN)"));
     else out.push_back({w.range, name});
   }
   if (const auto all = dom_overall_window(with_tokens)) out.push_back({*all, static_cast<int32_t>(plan.overall())});
@@ -163,7 +168,7 @@ Plan make_plan(const Config& cfg, const Spans& s, const std::vector<int32_t>& se
     name_of_label[static_cast<size_t>(selected[k])] = static_cast<int32_t>(k);
   }
   plan.windows.resize(s.trace_ids.size());
-  const DomWindow window = dom_window_from_name(cfg.vectors.window);
+  const DomWindow window = cfg.vectors.window;
   for (int64_t t = 0; t < static_cast<int64_t>(s.trace_ids.size()); ++t) plan_trace(s, t, name_of_label, window, plan);
   plan.counts.assign(plan.labels.size() + 1, 0);
   for (const auto& ws : plan.windows)
@@ -338,7 +343,7 @@ std::vector<double> accumulate(const Config& cfg, Runtime& rt, Model& model, con
     forward_batch(model, rt, plan, gens, hp, batch, acc);
     for (int64_t t : batch) tokens += static_cast<int64_t>(gens[static_cast<size_t>(t)].ids.size());
   };
-  loop.save = [] { spdlog::warn("vectors: nothing is stored on a stop; the rerun starts over"); };
+  loop.save = [] { return std::string("nothing (vectors keeps no partial sums; the rerun starts over)"); };
   loop.what = "vectors";
   loop.progress_seconds = cfg.log.progress_seconds;
   loop.detail = [&] { return fmt::format("{} tokens on this rank", tokens); };
@@ -393,7 +398,7 @@ std::string model_type(const fs::path& model_dir) {
 // Per-label GGUF control vectors of the feature vectors (labels present at every layer).
 std::vector<std::string> write_gguf(const Config& cfg, const fs::path& out_dir, const VectorSet& set, const Plan& plan) {
   std::vector<std::string> written;
-  const GgufLayerMap map = gguf_layer_map_from_name(cfg.vectors.gguf_layer_map);
+  const GgufLayerMap map = cfg.vectors.gguf_layer_map;
   for (size_t k = 0; k < plan.labels.size(); ++k) {
     bool complete = true;
     for (size_t li = 0; li < set.n_layers(); ++li) complete = complete && set.count(k, li) > 0;
@@ -403,7 +408,11 @@ std::vector<std::string> write_gguf(const Config& cfg, const fs::path& out_dir, 
     }
     const std::vector<int64_t> layers = vectors_write_gguf(out_dir / (plan.labels[k] + ".gguf"), set, plan.labels[k], 1.0, map);
     written.push_back(plan.labels[k] + ".gguf");
-    spdlog::info("vectors: wrote {}.gguf ({} layers, layer map {})", plan.labels[k], layers.size(), cfg.vectors.gguf_layer_map);
+    // llama.cpp adds direction.N at block N's output (io/vectors.h): the range that applies the file.
+    const int64_t shift = map == GgufLayerMap::next_block ? 1 : 0;
+    const auto [lo, hi] = std::minmax_element(layers.begin(), layers.end());
+    spdlog::info("vectors: wrote {}.gguf ({} layers, layer map {}); apply with llama.cpp: --control-vector {}.gguf --control-vector-layer-range {} {}",
+                 plan.labels[k], layers.size(), option_name(map), plan.labels[k], layers.empty() ? 0 : *lo + shift, layers.empty() ? 0 : *hi + shift);
   }
   return written;
 }
@@ -425,10 +434,10 @@ struct Setup {
 };
 
 // Rank 0: the files, then the done marker.
-void write_outputs(const Config& cfg, Runtime& rt, const Setup& in, const std::vector<double>& sums, int64_t d) {
+void write_outputs(const Config& cfg, StageOutput& out, const Setup& in, const std::vector<double>& sums, int64_t d) {
   std::vector<json> skipped = in.plan.skipped;
   VectorSet set = build_set(cfg, in.plan, in.hook, d, sums, skipped);
-  json prov = stage_provenance(cfg, rt, "vectors", in.config_hash, cfg.model.path);
+  json prov = out.provenance(cfg.model.path);
   json counts = json::object(), kinds = json::object();
   for (size_t k = 0; k < in.plan.labels.size(); ++k) counts[in.plan.labels[k]] = in.plan.counts[k];
   counts[OVERALL] = in.plan.counts[in.plan.overall()];
@@ -436,7 +445,7 @@ void write_outputs(const Config& cfg, Runtime& rt, const Setup& in, const std::v
   prov.update({{"generations", fs::absolute(in.generations).string()}, {"generations_sha256", in.generations_sha},
                {"spans", fs::absolute(in.spans).string()}, {"spans_sha256", in.spans_sha}, {"annotator", in.annotator},
                {"hook", in.hook.pattern}, {"layers", in.hook.layers},
-               {"window", cfg.vectors.window}, {"rescale", cfg.vectors.rescale}, {"counts", counts}, {"skipped", kinds},
+               {"window", option_text(cfg.vectors.window)}, {"rescale", cfg.vectors.rescale}, {"counts", counts}, {"skipped", kinds},
                {"names", {{"<label>", std::string("feature vector M_label - M_overall") + (cfg.vectors.rescale ? ", rescaled per layer to |M_overall|" : "")},
                           {"mean.<label>", "raw mean of the label's span windows (count = spans)"},
                           {"mean.overall", "raw mean of the per-trace overall means (count = traces)"}}}});
@@ -447,10 +456,8 @@ void write_outputs(const Config& cfg, Runtime& rt, const Setup& in, const std::v
   vectors_write_safetensors(in.out_dir / "vectors.safetensors", set);
   if (cfg.vectors.gguf) prov["gguf"] = write_gguf(cfg, in.out_dir, set, in.plan);
   write_file_atomic(in.out_dir / "skipped.jsonl", join_lines(skipped));
-  write_file_atomic(in.out_dir / "provenance.json", prov.dump(2));
-  write_file_atomic(fs::path(cfg.run.dir) / "config.resolved.ini", config_to_ini(cfg));
   vectors_write_h5(out_h5, set);
-  done_marker_write(out_h5, in.config_hash);
+  out.commit_file(prov, {.certified = {in.out_dir / "vectors.safetensors"}});
   for (size_t k = 0; k < in.plan.labels.size(); ++k) spdlog::info("vectors: {:<24} {:>8} spans", in.plan.labels[k], in.plan.counts[k]);
   spdlog::info("vectors: {:<24} {:>8} traces", OVERALL, in.plan.counts[in.plan.overall()]);
   for (const auto& [kind, n] : kinds.items()) spdlog::info("vectors: skipped {:<22} {:>6} (see skipped.jsonl)", kind, n.get<int64_t>());
@@ -461,9 +468,10 @@ void write_outputs(const Config& cfg, Runtime& rt, const Setup& in, const std::v
 void read_inputs(const Config& cfg, Setup& in) {
   const fs::path model_dir = cfg.model.path;
   const Tokenizer tok = Tokenizer::from_file(model_dir / "tokenizer.json");
-  in.gens = read_generations(in.generations, tok, "vectors");
-  const Spans spans = read_spans(in.spans, "vectors");
-  check_same_generations(spans, in.gens, in.generations, in.generations_sha, sha256_file(model_dir / "tokenizer.json"), "vectors");
+  in.gens = artifacts::read_generations(in.generations, tok, "vectors.generations");
+  const Spans spans = artifacts::read_spans(in.spans, "vectors.spans");
+  artifacts::check_same_generations(spans, in.gens, in.generations, in.generations_sha, sha256_file(model_dir / "tokenizer.json"), "vectors");
+  artifacts::verify_committed(in.spans, "vectors.spans");
   in.hook = resolve_hook(cfg, checkpoint_open(model_dir).config.n_layer);
   in.architecture = model_type(model_dir);
   if (cfg.vectors.gguf && in.hook.site != HookSite::RESID_POST)
@@ -479,34 +487,28 @@ void read_inputs(const Config& cfg, Setup& in) {
 void run(const Config& cfg, Runtime& rt) {
   if (cfg.model.path.empty()) throw InputError("<config>", "model.path", "no checkpoint directory given");
   Setup in;
-  in.generations = run_input(cfg.vectors.generations, cfg, "generate", "generations.jsonl");
-  in.spans = run_input(cfg.vectors.spans, cfg, "annotate", "spans.h5");
-  in.out_dir = fs::path(cfg.run.dir) / "vectors";
+  in.generations = artifacts::input_path(cfg.vectors.generations, cfg, artifacts::GENERATIONS_JSONL);
+  in.spans = artifacts::input_path(cfg.vectors.spans, cfg, artifacts::SPANS_H5);
+  in.out_dir = artifacts::VECTORS_H5.in(cfg).parent_path();
   if (!fs::is_regular_file(in.generations))
     throw InputError(in.generations.string(), "vectors.generations", "no generations file (run `thinksteer generate` first, or set vectors.generations)");
   if (!fs::is_regular_file(in.spans))
     throw InputError(in.spans.string(), "vectors.spans", "no spans file (run `thinksteer annotate` with model.path on the generations first, or set vectors.spans)");
   in.generations_sha = sha256_file(in.generations);
   in.spans_sha = sha256_file(in.spans);
-  in.config_hash = output_config_hash(cfg, {"model", "vectors"}, in.generations_sha + "\n" + in.spans_sha + "\n" + checkpoint_identity(cfg.model.path));
-  const fs::path out_h5 = in.out_dir / "vectors.h5";
-  if (rt.world_comm.allreduce_max(rt.rank == 0 && done_marker_matches(out_h5, in.config_hash) ? 1 : 0)) {
-    spdlog::info("vectors: {} is complete for this config ({}), skipping", out_h5.string(), in.config_hash.substr(0, 12));
-    return;
-  }
+  in.config_hash = artifacts::output_config_hash(cfg, {"model", "vectors"}, in.generations_sha + "\n" + in.spans_sha + "\n" + checkpoint_identity(cfg.model.path));
+  StageOutput out(cfg, rt, "vectors", artifacts::VECTORS_H5.in(cfg), in.config_hash);
+  if (out.complete()) return;
   read_inputs(cfg, in);
-  if (rt.rank == 0) {
-    fs::create_directories(in.out_dir);
-    fs::remove(done_marker_path(out_h5));  // from here on the directory claims nothing until the commit
+  out.begin();
+  if (rt.rank == 0)
     for (const auto& e : fs::directory_iterator(in.out_dir))
       if (e.path().extension() == ".gguf") fs::remove(e.path());  // a previous run's exports
-  }
-  rt.world_comm.barrier();
   Model model{load_stage_model(cfg, rt), nullptr, 1};
   model.pipeline = std::make_unique<Pipeline>(*model.m.model, rt);
   model.micro = rt.n_stages > 1 ? (cfg.parallel.micro_batches > 0 ? cfg.parallel.micro_batches : rt.n_stages) : 1;
   const std::vector<double> sums = accumulate(cfg, rt, model, in.plan, in.gens, in.hook);
-  if (rt.rank == 0) write_outputs(cfg, rt, in, sums, model.m.config.d_model);
+  if (rt.rank == 0) write_outputs(cfg, out, in, sums, model.m.config.d_model);
   rt.world_comm.barrier();
 }
 

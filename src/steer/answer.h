@@ -1,4 +1,4 @@
-// Rule-based answer checking (DECISIONS.md "Answer checking", ALGORITHMS §J and §C.3): the answer a
+// Rule-based answer checking (docs/decisions.md "Answer checking", docs/algorithms.md §J and §C.3): the answer a
 // response states is the content of its last brace-matched \boxed{...}, else its last number; two
 // answers are equal when both read as numbers within a relative 1e-4 (math_grader's isclose), else
 // when their normalised strings are equal. Numbers may carry a sign, thousands separators

@@ -1,4 +1,4 @@
-// Behaviour fractions of one trace (ALGORITHMS §A.6, DECISIONS.md "Behaviour fraction") and the
+// Behaviour fractions of one trace (docs/algorithms.md §A.6, docs/decisions.md "Behaviour fraction") and the
 // paired bootstrap that `reduce` puts around their changes.
 //   token share (S1, the default): tokens in spans labelled X / tokens in spans of any steerable
 //               label (backtracking, uncertainty-estimation, example-testing, adding-knowledge;

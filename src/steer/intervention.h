@@ -1,11 +1,11 @@
 // What a sweep point does to the forward pass, before any tensor exists: per layer, the vector and
-// the coefficient (ALGORITHMS §A.5, §H's "residual edit"). The stage turns each LayerEdit into a
+// the coefficient (docs/algorithms.md §A.5, §H's "residual edit"). The stage turns each LayerEdit into a
 // HookSet op at blocks.{layer}.{hook} (add: x + coef·v at the point's positions; project-out:
 // x − (x·v̂)v̂).
 //   vector  the feature vector named after the behaviour, at that layer, from the vectors file
 //           (§A.4: rescaled to the overall mean's norm, so coef 1 adds a vector as large as the mean
 //           activation);
-//   random  a Gaussian direction with exactly that vector's norm at that layer (DECISIONS.md:
+//   random  a Gaussian direction with exactly that vector's norm at that layer (docs/decisions.md:
 //           random-vector ablations keep each vector's norm), a pure function of (seed, behaviour,
 //           layer), so every rank, node and rerun draws the same one.
 // coef = point.coef · point.layer_scale (1/n_layers when steer.divide_by_layers).

@@ -1,10 +1,10 @@
-// A steering sweep as a list of tasks (DECISIONS.md "Sweeps are Slurm array tasks").
+// A steering sweep as a list of tasks (docs/decisions.md "Sweeps are Slurm array tasks").
 //
 // `[sweep]` lists axes; sweep_expand() takes their product, in a fixed order, into SweepPoints, one
 // per task. Per dataset the unsteered baseline comes first (once per dataset, and per seed when
 // generation samples), and every steered point of that dataset is compared with it by `reduce`. For
 // each vector × layers × hook × op × positions × coefficient: the real vector (control "none"), then
-// a same-norm random direction per seed (control "random", DECISIONS.md: random-vector ablations keep
+// a same-norm random direction per seed (control "random", docs/decisions.md: random-vector ablations keep
 // each vector's norm). Projection-out ignores the coefficient (one point, coef 0). The opposite-sign
 // control is a negative coefficient on the coefficient axis.
 //

@@ -2,11 +2,11 @@
 
 #include <algorithm>
 
+#include "core/utf8.h"
 #include "tokenizer/bpe_model.h"
 #include "tokenizer/json_fields.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/regex.h"
-#include "tokenizer/utf8.h"
 
 namespace ts {
 

@@ -4,9 +4,9 @@
 #include <limits>
 #include <queue>
 
+#include "core/utf8.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/json_fields.h"
-#include "tokenizer/utf8.h"
 
 namespace ts {
 
@@ -55,74 +55,8 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const json& model, const std::stri
 
   std::unique_ptr<BpeModel> bpe(new BpeModel());
 
-  // Vocabulary.
-  const json& vocab = json_require(model, "vocab", file, path);
-  tokjson::Where vocab_where = where.field("vocab");
-  if (!vocab.is_object()) vocab_where.fail("expected an object mapping tokens to ids, got " + std::string(vocab.type_name()));
-  bpe->vocab_.reserve(vocab.size());
-  bpe->tokens_.reserve(vocab.size());
-  int64_t max_id = -1;
-  std::vector<int32_t> ids;
-  ids.reserve(vocab.size());
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
-    const json& v = it.value();
-    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxTokenId) {
-      std::string got = v.is_number() ? v.dump() : std::string(v.type_name());
-      vocab_where.field(shorten(it.key()))
-          .fail("expected a token id between 0 and " + std::to_string(kMaxTokenId) + ", got " + got);
-    }
-    int64_t id = v.get<int64_t>();
-    bpe->vocab_.emplace(it.key(), static_cast<int32_t>(id));
-    bpe->tokens_.push_back(it.key());
-    ids.push_back(static_cast<int32_t>(id));
-    max_id = std::max(max_id, id);
-  }
-  bpe->id_index_.assign(static_cast<size_t>(max_id + 1), -1);
-  for (size_t i = 0; i < bpe->tokens_.size(); ++i) {
-    int32_t id = ids[i];
-    int32_t& slot = bpe->id_index_[static_cast<size_t>(id)];
-    if (slot >= 0)
-      vocab_where.field(shorten(bpe->tokens_[i]))
-          .fail("id " + std::to_string(id) + " is also used by '" + shorten(bpe->tokens_[static_cast<size_t>(slot)]) + "'");
-    slot = static_cast<int32_t>(i);
-  }
-
-  // Merges.
-  const json& merges = tokjson::require_array(model, "merges", where);
-  tokjson::Where merges_where = where.field("merges");
-  bpe->merges_.reserve(merges.size());
-  std::vector<uint8_t> produced(bpe->id_index_.size(), 0);
-  bpe->unique_merge_results_ = true;
-  for (size_t rank = 0; rank < merges.size(); ++rank) {
-    const json& m = merges[rank];
-    tokjson::Where m_where = merges_where.index(rank);
-    std::string left, right;
-    if (m.is_string()) {
-      const std::string& s = m.get_ref<const std::string&>();
-      size_t space = s.find(' ');
-      if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
-        m_where.fail("expected \"left right\" (two tokens separated by one space), got \"" + shorten(s) + "\"");
-      left = s.substr(0, space);
-      right = s.substr(space + 1);
-    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-      left = m[0].get<std::string>();
-      right = m[1].get<std::string>();
-    } else {
-      m_where.fail("expected a \"left right\" string or a [left, right] pair of strings");
-    }
-    auto l = bpe->vocab_.find(left);
-    if (l == bpe->vocab_.end()) m_where.fail("token '" + shorten(left) + "' is not in model.vocab");
-    auto r = bpe->vocab_.find(right);
-    if (r == bpe->vocab_.end()) m_where.fail("token '" + shorten(right) + "' is not in model.vocab");
-    auto merged = bpe->vocab_.find(left + right);
-    if (merged == bpe->vocab_.end()) m_where.fail("merged token '" + shorten(left + right) + "' is not in model.vocab");
-    if (bpe->merges_.find(l->second, r->second) == nullptr) {
-      uint8_t& p = produced[static_cast<size_t>(merged->second)];
-      if (p) bpe->unique_merge_results_ = false;
-      p = 1;
-    }
-    bpe->merges_.insert_or_assign(l->second, r->second, Merge{static_cast<uint32_t>(rank), merged->second});
-  }
+  bpe->read_vocab(model, file, path);
+  bpe->read_merges(model, file, path);
 
   // Options.
   bpe->ignore_merges_ = tokjson::optional_bool(model, "ignore_merges", false, where);
@@ -147,6 +81,81 @@ std::unique_ptr<BpeModel> BpeModel::from_json(const json& model, const std::stri
     }
   }
   return bpe;
+}
+
+// model.vocab: token -> id, every id used once.
+void BpeModel::read_vocab(const json& model, const std::string& file, const std::string& path) {
+  tokjson::Where where{file, path};
+  const json& vocab = json_require(model, "vocab", file, path);
+  tokjson::Where vocab_where = where.field("vocab");
+  if (!vocab.is_object()) vocab_where.fail("expected an object mapping tokens to ids, got " + std::string(vocab.type_name()));
+  vocab_.reserve(vocab.size());
+  tokens_.reserve(vocab.size());
+  int64_t max_id = -1;
+  std::vector<int32_t> ids;
+  ids.reserve(vocab.size());
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) {
+    const json& v = it.value();
+    if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > kMaxTokenId) {
+      std::string got = v.is_number() ? v.dump() : std::string(v.type_name());
+      vocab_where.field(shorten(it.key()))
+          .fail("expected a token id between 0 and " + std::to_string(kMaxTokenId) + ", got " + got);
+    }
+    int64_t id = v.get<int64_t>();
+    vocab_.emplace(it.key(), static_cast<int32_t>(id));
+    tokens_.push_back(it.key());
+    ids.push_back(static_cast<int32_t>(id));
+    max_id = std::max(max_id, id);
+  }
+  id_index_.assign(static_cast<size_t>(max_id + 1), -1);
+  for (size_t i = 0; i < tokens_.size(); ++i) {
+    int32_t id = ids[i];
+    int32_t& slot = id_index_[static_cast<size_t>(id)];
+    if (slot >= 0)
+      vocab_where.field(shorten(tokens_[i]))
+          .fail("id " + std::to_string(id) + " is also used by '" + shorten(tokens_[static_cast<size_t>(slot)]) + "'");
+    slot = static_cast<int32_t>(i);
+  }
+}
+
+// model.merges ("left right" or [left, right]), in rank order; every token in model.vocab.
+void BpeModel::read_merges(const json& model, const std::string& file, const std::string& path) {
+  tokjson::Where where{file, path};
+  const json& merges = tokjson::require_array(model, "merges", where);
+  tokjson::Where merges_where = where.field("merges");
+  merges_.reserve(merges.size());
+  std::vector<uint8_t> produced(id_index_.size(), 0);
+  unique_merge_results_ = true;
+  for (size_t rank = 0; rank < merges.size(); ++rank) {
+    const json& m = merges[rank];
+    tokjson::Where m_where = merges_where.index(rank);
+    std::string left, right;
+    if (m.is_string()) {
+      const std::string& s = m.get_ref<const std::string&>();
+      size_t space = s.find(' ');
+      if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
+        m_where.fail("expected \"left right\" (two tokens separated by one space), got \"" + shorten(s) + "\"");
+      left = s.substr(0, space);
+      right = s.substr(space + 1);
+    } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+      left = m[0].get<std::string>();
+      right = m[1].get<std::string>();
+    } else {
+      m_where.fail("expected a \"left right\" string or a [left, right] pair of strings");
+    }
+    auto l = vocab_.find(left);
+    if (l == vocab_.end()) m_where.fail("token '" + shorten(left) + "' is not in model.vocab");
+    auto r = vocab_.find(right);
+    if (r == vocab_.end()) m_where.fail("token '" + shorten(right) + "' is not in model.vocab");
+    auto merged = vocab_.find(left + right);
+    if (merged == vocab_.end()) m_where.fail("merged token '" + shorten(left + right) + "' is not in model.vocab");
+    if (merges_.find(l->second, r->second) == nullptr) {
+      uint8_t& p = produced[static_cast<size_t>(merged->second)];
+      if (p) unique_merge_results_ = false;
+      p = 1;
+    }
+    merges_.insert_or_assign(l->second, r->second, Merge{static_cast<uint32_t>(rank), merged->second});
+  }
 }
 
 std::optional<int32_t> BpeModel::token_to_id(std::string_view token) const {

@@ -41,6 +41,9 @@ class BpeModel {
 
  private:
   BpeModel() = default;
+  // from_json's parts: model.vocab (with the id index), then model.merges (which need the vocab).
+  void read_vocab(const json& model, const std::string& file, const std::string& path);
+  void read_merges(const json& model, const std::string& file, const std::string& path);
   void merge_symbols(std::vector<WordToken>& symbols) const;
   void merge_symbols_heap(std::vector<WordToken>& symbols) const;
 

@@ -11,22 +11,14 @@ constexpr std::string_view kQwenDefaultSystem = "You are Qwen, created by Alibab
 }  // namespace
 
 ChatFormat chat_format_from_name(std::string_view name) {
-  if (name == "raw") return ChatFormat::raw;
-  if (name == "deepseek_r1") return ChatFormat::deepseek_r1;
-  if (name == "chatml") return ChatFormat::chatml;
-  if (name == "llama3") return ChatFormat::llama3;
+  if (const auto format = option_parse<ChatFormat>(name)) return *format;
   throw InputError("<options>", "chat_format",
-                   "unknown chat format '" + std::string(name) + "' (valid: raw, deepseek_r1, chatml, llama3)");
+                   "unknown chat format '" + std::string(name) + "' (valid: " + option_names_joined<ChatFormat>(", ", ", ") + ")");
 }
 
 std::string chat_format_name(ChatFormat format) {
-  switch (format) {
-    case ChatFormat::raw: return "raw";
-    case ChatFormat::deepseek_r1: return "deepseek_r1";
-    case ChatFormat::chatml: return "chatml";
-    case ChatFormat::llama3: return "llama3";
-  }
-  return "raw";
+  const auto index = static_cast<size_t>(format);
+  return std::string(index < OPTION_NAMES<ChatFormat>.size() ? option_name(format) : OPTION_NAMES<ChatFormat>[0]);
 }
 
 std::string chat_format_apply(ChatFormat format, std::string_view user, std::string_view system) {

@@ -19,9 +19,9 @@
 #include <string>
 #include <string_view>
 
-namespace ts {
+#include "core/options.h"  // enum class ChatFormat and its names (config options use it too)
 
-enum class ChatFormat { raw, deepseek_r1, chatml, llama3 };
+namespace ts {
 
 // "raw", "deepseek_r1", "chatml", "llama3". Throws InputError listing the valid names.
 ChatFormat chat_format_from_name(std::string_view name);

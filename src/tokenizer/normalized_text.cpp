@@ -1,6 +1,6 @@
 #include "tokenizer/normalized_text.h"
 
-#include "tokenizer/utf8.h"
+#include "core/utf8.h"
 
 namespace ts {
 

@@ -1,7 +1,7 @@
 #include "tokenizer/normalizer.h"
 
+#include "core/utf8.h"
 #include "tokenizer/json_fields.h"
-#include "tokenizer/utf8.h"
 
 namespace ts {
 

@@ -2,10 +2,10 @@
 
 #include <utf8proc.h>
 
+#include "core/utf8.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/json_fields.h"
 #include "tokenizer/unicode_compat.h"
-#include "tokenizer/utf8.h"
 
 namespace ts {
 

@@ -6,8 +6,8 @@
 #include <cctype>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "tokenizer/unicode_compat.h"
-#include "tokenizer/utf8.h"
 
 namespace ts {
 

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
+#include "core/utf8.h"
 #include "tokenizer/added_vocabulary.h"
 #include "tokenizer/bpe_model.h"
 #include "tokenizer/decoder.h"
@@ -13,7 +14,6 @@
 #include "tokenizer/normalizer.h"
 #include "tokenizer/post_processor.h"
 #include "tokenizer/pre_tokenizer.h"
-#include "tokenizer/utf8.h"
 
 namespace ts {
 
@@ -37,6 +37,22 @@ const json& field_or_null(const json& root, const char* key) {
   static const json null_value;
   auto it = root.find(key);
   return it == root.end() ? null_value : *it;
+}
+
+// Byte offsets -> code point offsets (HF's BytesToCharOffsetConverter).
+void byte_to_char_offsets(std::string_view text, std::vector<EncodedToken>& tokens) {
+  utf8::CharIndex index(text);
+  const int64_t n = static_cast<int64_t>(text.size());
+  for (EncodedToken& t : tokens) {
+    if (t.byte_begin >= n) {  // HF leaves such offsets unconverted
+      t.char_begin = t.byte_begin;
+      t.char_end = t.byte_end;
+      continue;
+    }
+    t.char_begin = index.at(static_cast<size_t>(t.byte_begin));
+    t.char_end = t.byte_end < n ? index.at(static_cast<size_t>(t.byte_end))
+                                : static_cast<int64_t>(index.at(static_cast<size_t>(t.byte_end - 1))) + 1;
+  }
 }
 
 }  // namespace
@@ -167,21 +183,7 @@ void Tokenizer::encode_into(std::string_view text, bool add_special_tokens, bool
     }
   }
 
-  // Byte offsets -> code point offsets (HF's BytesToCharOffsetConverter), before post-processing.
-  if (with_offsets) {
-    utf8::CharIndex index(text);
-    const int64_t n = static_cast<int64_t>(text.size());
-    for (EncodedToken& t : tokens) {
-      if (t.byte_begin >= n) {  // HF leaves such offsets unconverted
-        t.char_begin = t.byte_begin;
-        t.char_end = t.byte_end;
-        continue;
-      }
-      t.char_begin = index.at(static_cast<size_t>(t.byte_begin));
-      t.char_end = t.byte_end < n ? index.at(static_cast<size_t>(t.byte_end))
-                                  : static_cast<int64_t>(index.at(static_cast<size_t>(t.byte_end - 1))) + 1;
-    }
-  }
+  if (with_offsets) byte_to_char_offsets(text, tokens);  // before post-processing, like HF
 
   im.post_processor.apply(tokens, add_special_tokens);
 

@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/utf8.h"
 #include "tokenizer/unicode_compat.h"
-#include "tokenizer/utf8.h"
 
 namespace ts {
 

@@ -1,5 +1,5 @@
 // Planted-truth reasoning world, part 1: a synthetic corpus of arithmetic word problems with thinking
-// traces whose every sentence carries a known behaviour label (the six labels of ALGORITHMS §A.3).
+// traces whose every sentence carries a known behaviour label (the six labels of docs/algorithms.md §A.3).
 //
 // Each problem is an expression DAG of 1-4 integer steps (+, -, ×, ÷ with exact division, no negative
 // intermediate values) from one of several templates. The trace is in the R1 format:
@@ -10,7 +10,7 @@
 // containing \boxed{N}. The labelled ranges tile the sentences exactly; the tags, separators and the
 // final answer line are covered by no label (the final line's range is recorded separately as
 // `answer_begin`/`answer_end`). Every sentence ends with '.', '?' or '!' and contains no other
-// sentence break of ALGORITHMS §B.3 (no ';', '\n', decimals, single-letter abbreviations, "k!").
+// sentence break of docs/algorithms.md §B.3 (no ';', '\n', decimals, single-letter abbreviations, "k!").
 //
 // Every behaviour is a deterministic function of what the text shows where it is decided, so that a
 // model decoding greedily can reproduce it (a hidden coin with p < 0.5 would collapse to "never").
@@ -60,6 +60,7 @@
 #include <vector>
 
 #include "core/config.h"
+#include "toy/phrasings.h"
 
 namespace ts {
 
@@ -79,12 +80,8 @@ struct ToyCorpusOptions {
 // The options of the [toy] config section.
 ToyCorpusOptions toy_corpus_options(const Config::Toy& toy);
 
-// The six behaviour labels, in the order of ALGORITHMS §A.3.
-const std::vector<std::string>& toy_behaviour_labels();
-
-// The phrasings of one behaviour (placeholders in braces: {w} {W} {e} {r} {x} {c} {g} {f}); for the
-// sentence labeller (toy/evaluate.h), tests and documentation. Unknown label: empty.
-const std::vector<std::string>& toy_phrasings(const std::string& label);
+// The six behaviour labels (toy_behaviour_labels) and the phrasings every sentence is written from
+// (toy_phrasings): toy/phrasings.h.
 
 struct ToySentence {
   std::string label;

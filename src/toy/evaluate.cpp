@@ -1,55 +1,21 @@
-// Toy evaluator: sentence splitting, template labelling, answer checking and the report (evaluate.h).
+// Toy evaluator: answer checking and the report (evaluate.h); sentences are split by core/sentences and
+// labelled by toy/phrasings.
 #include "toy/evaluate.h"
 
 #include <algorithm>
 #include <cmath>
 #include <map>
 
-#include "tokenizer/regex.h"
-
 namespace ts {
 namespace {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_ascii_letter(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 
 std::string_view strip(std::string_view s) {
   while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
   while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
   return s;
-}
-
-// The labelling patterns, most specific label first (see toy_label_sentence).
-struct LabelPattern {
-  std::string label;
-  Regex regex;
-};
-
-// A phrasing as an anchored regex: literal text escaped, each {x} placeholder a lazy wildcard.
-std::string phrasing_pattern(const std::string& phrasing) {
-  std::string re;
-  for (size_t i = 0; i < phrasing.size(); ++i) {
-    const char c = phrasing[i];
-    if (c == '{' && i + 2 < phrasing.size() && phrasing[i + 2] == '}' && std::string_view("wWerxcgfn").find(phrasing[i + 1]) != std::string_view::npos) {
-      re += ".+?";
-      i += 2;
-      continue;
-    }
-    if (static_cast<unsigned char>(c) < 0x80 && !is_ascii_letter(c) && !is_digit(c)) re += '\\';
-    re += c;
-  }
-  return re + "\\z";
-}
-
-const std::vector<LabelPattern>& label_patterns() {
-  static const std::vector<LabelPattern> patterns = [] {
-    std::vector<LabelPattern> out;
-    for (const char* label : {"backtracking", "example-testing", "uncertainty-estimation", "adding-knowledge", "initializing", "deduction"})
-      for (const std::string& phrasing : toy_phrasings(label)) out.push_back({label, Regex(phrasing_pattern(phrasing), "toy/corpus.cpp", label)});
-    return out;
-  }();
-  return patterns;
 }
 
 // "[+-]?digits" -> the canonical decimal ("-0" and leading zeros folded); nullopt otherwise.
@@ -71,13 +37,6 @@ std::optional<std::string> canonical_integer(std::string_view s) {
 double share(int64_t part, int64_t whole) { return whole > 0 ? static_cast<double>(part) / static_cast<double>(whole) : 0.0; }
 
 }  // namespace
-
-std::string toy_label_sentence(std::string_view sentence) {
-  size_t end = 0;
-  for (const LabelPattern& p : label_patterns())
-    if (p.regex.matches_prefix(sentence, end) && end == sentence.size()) return p.label;
-  return "unlabelled";
-}
 
 std::optional<std::string> toy_extract_answer(std::string_view s) {
   static constexpr std::string_view kBoxed = "\\boxed{";

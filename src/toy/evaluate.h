@@ -1,10 +1,10 @@
 // Planted-truth reasoning world: evaluation of generated traces against the corpus (toy/corpus.h).
 //
-// A toy model's greedy traces are split into sentences (ALGORITHMS §B.3), every sentence is labelled
+// A toy model's greedy traces are split into sentences (docs/algorithms.md §B.3), every sentence is labelled
 // by matching it against the corpus's phrasing templates, and the share of each behaviour among the
 // sentences is compared with the share in the corpus the model was trained on. On the corpus itself
 // splitting and labelling give back exactly the planted labels (tests/toy/test_toy_evaluate.cpp), so
-// a difference measures the model, not the labeller. Answers are checked as in ALGORITHMS §J: the
+// a difference measures the model, not the labeller. Answers are checked as in docs/algorithms.md §J: the
 // last brace-matched \boxed{} else the last integer, equal to the reference as integers.
 #pragma once
 #include <cstdint>
@@ -13,22 +13,18 @@
 #include <string_view>
 #include <vector>
 
-#include "annotate/sentences.h"
 #include "core/json.h"
+#include "core/sentences.h"
 #include "toy/corpus.h"
+#include "toy/phrasings.h"
 
 namespace ts {
 
-// The sentences of a trace: the generic §B.3 splitter (annotate/sentences.h), under its toy name.
+// The sentences of a trace: the generic §B.3 splitter (core/sentences.h), under its toy name.
 using TextSpan = Sentence;
 inline std::vector<TextSpan> toy_split_sentences(std::string_view thinking) { return split_sentences(thinking); }
 
-// The behaviour label of one sentence: the first label, in the priority order backtracking,
-// example-testing, uncertainty-estimation, adding-knowledge, initializing, deduction (the most
-// specific templates first: a lazy wildcard lets a generic deduction template match almost any
-// sentence with " is " and " = "), one of whose phrasings (toy_phrasings) matches the whole sentence,
-// every placeholder standing for one or more characters. "unlabelled" when none matches.
-std::string toy_label_sentence(std::string_view sentence);
+// The behaviour label of one sentence: toy_label_sentence (toy/phrasings.h).
 
 // The answer a response states: the stripped content of the last brace-matched \boxed{...}, else the
 // last integer (with its '-' sign, if any) of the text; nullopt when there is neither.

@@ -45,7 +45,7 @@ std::vector<double> contrast_direction(SetSum a, SetSum b, bool unit_norm = fals
 
 double l2_norm(std::span<const double> v);
 
-// `v` scaled to norm `target` (ALGORITHMS §A.4 step 5 rescales each feature vector to the norm of
+// `v` scaled to norm `target` (docs/algorithms.md §A.4 step 5 rescales each feature vector to the norm of
 // the overall mean); nullopt when v is zero (there is no direction to scale).
 std::optional<std::vector<double>> rescale_to_norm(std::span<const double> v, double target);
 

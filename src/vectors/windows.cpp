@@ -7,12 +7,11 @@
 namespace ts {
 
 DomWindow dom_window_from_name(std::string_view name) {
-  if (name == "s1") return DomWindow::s1;
-  if (name == "whole-span") return DomWindow::whole_span;
-  throw std::invalid_argument("unknown difference-of-means window '" + std::string(name) + "' (s1 or whole-span)");
+  if (const auto w = option_parse<DomWindow>(name)) return *w;
+  throw std::invalid_argument("unknown difference-of-means window '" + std::string(name) + "' (" + option_names_joined<DomWindow>(", ", " or ") + ")");
 }
 
-std::string dom_window_name(DomWindow w) { return w == DomWindow::s1 ? "s1" : "whole-span"; }
+std::string dom_window_name(DomWindow w) { return option_text(w); }
 
 SpanWindow dom_span_window(int64_t start, int64_t end, DomWindow window) {
   if (end <= start) return {{}, "empty_span"};

@@ -1,6 +1,6 @@
-// The token windows of ALGORITHMS §A.4 (difference-of-means vectors), as pure functions so that the
+// The token windows of docs/algorithms.md §A.4 (difference-of-means vectors), as pure functions so that the
 // stage and its tests agree on one definition. Positions index the token sequence a trace's spans
-// refer to (for generations: prompt tokens then generated tokens, stages/common.h
+// refer to (for generations: prompt tokens then generated tokens, artifacts/generations.h
 // generation_sequence); a span covers tokens [start, end). Torch-free (thinksteer_formats).
 #pragma once
 #include <cstdint>
@@ -9,17 +9,17 @@
 #include <string>
 #include <string_view>
 
+#include "core/options.h"
+
 namespace ts {
 
-// The per-span window (DECISIONS.md: S1 by default, option whole-span).
-enum class DomWindow {
-  s1,          // [start-1, min(end-1, start+10)): the token before the span and the span's first <= 10
-               // tokens, one token early at the end (at most 11 positions), as the reference code does
-  whole_span,  // [start-1, end-1): the whole span shifted one token left (S2's older variant)
-};
+// The per-span window (docs/decisions.md: S1 by default, option whole-span), core/options.h's DomWindow:
+//   s1          [start-1, min(end-1, start+10)): the token before the span and the span's first <= 10
+//               tokens, one token early at the end (at most 11 positions), as the reference code does
+//   whole_span  [start-1, end-1): the whole span shifted one token left (S2's older variant)
 inline constexpr int64_t DOM_S1_SPAN_TOKENS = 10;
 
-// "s1" / "whole-span" (the vectors.window values); std::invalid_argument otherwise.
+// "s1" / "whole-span" (the vectors.window values, core/options.h); std::invalid_argument otherwise.
 DomWindow dom_window_from_name(std::string_view name);
 std::string dom_window_name(DomWindow w);
 

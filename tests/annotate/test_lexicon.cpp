@@ -1,5 +1,5 @@
 // The lexicon annotator (src/annotate/lexicon.h): the shipped rules on R1-style sentences and on the
-// toy corpus's planted labels (issue 5: >= 98% of sentences), the file format's validation, and the
+// toy corpus's planted labels (>= 98% of sentences), the file format's validation, and the
 // annotator contract (offsets into the whole trace, problems instead of silent drops).
 #include <gtest/gtest.h>
 
@@ -12,7 +12,7 @@
 #include <sstream>
 
 #include "annotate/lexicon.h"
-#include "annotate/sentences.h"
+#include "core/sentences.h"
 #include "core/error.h"
 #include "toy/corpus.h"
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "annotate/llm.h"
-#include "annotate/sentences.h"
+#include "core/sentences.h"
 
 namespace {
 

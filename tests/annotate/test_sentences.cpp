@@ -1,10 +1,10 @@
-// Sentence splitting (ALGORITHMS §B.3) and the thinking part (src/annotate/sentences.h).
+// Sentence splitting (docs/algorithms.md §B.3) and the thinking part (src/annotate/sentences.h).
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
-#include "annotate/sentences.h"
+#include "core/sentences.h"
 
 namespace {
 

@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "annotate/sentences.h"
+#include "core/sentences.h"
 #include "annotate/toy_annotator.h"
 #include "toy/corpus.h"
 

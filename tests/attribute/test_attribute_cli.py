@@ -1,4 +1,4 @@
-"""`thinksteer attribute` end to end (ALGORITHMS §A.7, issue 5 items 4 and 6).
+"""`thinksteer attribute` end to end (docs/algorithms.md §A.7).
 
 Models: the shipped toy thinker (4 layers, trained) and a 12-layer random Qwen2 built here with the toy
 thinker's tokenizer (4 layers are few points for a correlation across layers). Run directories: toy
@@ -15,7 +15,7 @@ make_run).
   at start - 1), in float64: per-span effects agree.
 - 1 vs 2 ranks give the same file contents; layer selection, cosines and the file layout; a rerun skips.
 - bad input: exit 2 naming the file and field, and no attribution.h5 or done marker.
-- behaviours without spans (issue 5 item 6): a feature vector that `vectors` stored as missing (count
+- behaviours without spans: a feature vector that `vectors` stored as missing (count
   0: its label has no span) is left out with a warning and a line in attribute/skipped.jsonl (an input
   error when asked for by name); a behaviour attributed at no position keeps NaN effects, selects no
   layer and is recorded. Never a silent zero.

@@ -4,6 +4,7 @@ Checks the output contract (fields, think split, provenance, resolved config), t
 same config skips the stage and a changed config redoes it, and that sampled traces do not depend on
 the batch size (each prompt's stream is keyed by seed and prompt id).
 """
+import hashlib
 import json
 import os
 import subprocess
@@ -58,9 +59,15 @@ def test_output_contract(binary, demo_model, tmp_path):
     for key in ("git_commit", "config_sha256", "versions", "model_config_sha256", "tokenizer_sha256", "prompts_sha256", "seed"):
         assert key in prov
     assert "[generate]" in (tmp_path / "config.resolved.ini").read_text()
-    done = (tmp_path / "generate" / "generations.h5.done").read_text().strip()
-    assert done == prov["config_sha256"]
-    assert not list((tmp_path / "generate").glob("*.tmp.*")) and not list((tmp_path / "generate").glob("*.partial"))
+    done = json.loads((tmp_path / "generate" / "generations.h5.done").read_text())
+    assert done["config_sha256"] == prov["config_sha256"]
+    # The marker certifies the committed content (and the JSONL beside it).
+    assert done["content_sha256"] == hashlib.sha256((tmp_path / "generate" / "generations.h5").read_bytes()).hexdigest()
+    assert done["bytes"] == (tmp_path / "generate" / "generations.h5").stat().st_size
+    jsonl = tmp_path / "generate" / "generations.jsonl"
+    assert done["files"]["generations.jsonl"]["content_sha256"] == hashlib.sha256(jsonl.read_bytes()).hexdigest()
+    assert not list((tmp_path / "generate").glob("*.tmp.*")) and not list((tmp_path / "generate").glob("*.partial*"))
+    assert not list((tmp_path / "generate").glob("*.lock"))
 
 
 def test_rerun_skips_and_config_change_redoes(binary, demo_model, tmp_path):

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "core/atomic_file.h"
+#include "core/done_marker.h"
 #include "core/error.h"
 
 namespace ts::h5 {

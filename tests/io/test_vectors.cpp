@@ -166,7 +166,7 @@ TEST_F(Vectors, GgufLayerMapNames) {
   EXPECT_THROW((void)gguf_layer_map_from_name(""), std::invalid_argument);
 }
 
-// The default map (DECISIONS.md "Names and indexing"): resid_post[l] -> direction.{l+1}, layer 0
+// The default map (docs/decisions.md "Names and indexing"): resid_post[l] -> direction.{l+1}, layer 0
 // included as direction.1.
 TEST_F(Vectors, GgufDefaultExportWritesDirectionLPlusOne) {
   const VectorSet s = ts_test::sample_vectors();
@@ -236,7 +236,7 @@ TEST_F(Vectors, GgufScaleIsAppliedInDoubleAndRoundedOnce) {
   }
 }
 
-// What llama.cpp does with a control-vector file, step by step (CONVENTIONS.md §4.7):
+// What llama.cpp does with a control-vector file, step by step (docs/conventions.md §4.7):
 //  1. common/common.cpp, common_control_vector_load_one: for each tensor direction.N (N >= 1),
 //     its n_embd floats go to buffer row N-1 (rows are summed across tensors and files).
 //  2. src/llama-adapter.cpp, llama_adapter_cvec::init/apply: tensors[0] stays null ("there's never

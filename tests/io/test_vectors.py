@@ -2,14 +2,14 @@
 h5py, safetensors.numpy and gguf.GGUFReader (the reader of llama.cpp's own gguf-py). Every value must equal
 the C++ value bit for bit; expected.json carries those values as uint32 bit patterns.
 
-GGUF layer mapping. What llama.cpp does with a control vector (CONVENTIONS.md §4.7; ggml-org/llama.cpp:
+GGUF layer mapping. What llama.cpp does with a control vector (docs/conventions.md §4.7; ggml-org/llama.cpp:
 common/common.cpp common_control_vector_load_one puts direction.N in buffer row N-1 and rejects N = 0;
 src/llama-adapter.cpp llama_adapter_cvec::init/apply leave tensors[0] empty and give tensors[il] buffer row
 il-1; every src/models/<arch>.cpp calls build_cvec(cur, il) on block il's output inside
 `for (il = 0; il < n_layer; ++il)`): direction.N is added to the output of 0-based block N, i.e. at
 blocks.{N}.hook_resid_post, and block 0's output cannot be steered. Our exporter has two maps for our
 resid_post[l] vector:
-  next-block (the default, DECISIONS.md "Names and indexing"): direction.{l+1}, every layer included (layer 0
+  next-block (the default, docs/decisions.md "Names and indexing"): direction.{l+1}, every layer included (layer 0
     is direction.1). It is the layout llama.cpp's llama-cvector-generator writes; llama.cpp applies the
     vector at resid_post[l+1], and our last layer's direction.{n_layer} at no block.
   same-block: direction.{l}, layer 0 left out; llama.cpp applies the vector at resid_post[l].

@@ -1,4 +1,4 @@
-"""The planted-truth steering acceptance (issue 6 item 7), as the README's main command shows it:
+"""The planted-truth steering acceptance, as the README's main command shows it:
 configs/demo.ini on 2 ranks (generate -> annotate -> vectors -> attribute -> steer), then the acceptance
 table of analysis/thinksteer_analysis/acceptance.py: for backtracking, uncertainty-estimation and
 example-testing, at a layer attribute selected, +3 raises the behaviour's token share and -3 lowers it
@@ -12,7 +12,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(ROOT / "analysis"))
 from thinksteer_testing import ENV, binary, toy_model  # noqa: E402,F401  (fixtures)
 
 
@@ -24,7 +23,7 @@ def test_demo_steering_acceptance(binary, toy_model, tmp_path):
                            env=ENV, capture_output=True, text=True, timeout=900)
         assert r.returncode == 0, f"{stage}: {r.stderr[-3000:]}"
     from thinksteer_analysis.acceptance import acceptance_rows, behaviour_verdicts, format_acceptance
-    from thinksteer_analysis.sweep import load_sweep_summary
+    from thinksteer_analysis.sweep_summary import load_sweep_summary
     s = load_sweep_summary(run_dir)
     rows = acceptance_rows(s)
     print(format_acceptance(rows, "token_share", s.ci, 100))

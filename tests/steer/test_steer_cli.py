@@ -1,4 +1,4 @@
-"""`thinksteer steer`, `sweep plan`, `sweep run` and `reduce` end to end (issue 6 items 1-3).
+"""`thinksteer steer`, `sweep plan`, `sweep run` and `reduce` end to end.
 
 One run directory on the shipped toy thinker: generate (train split) -> annotate -> vectors -> attribute,
 then a small sweep on the test split.

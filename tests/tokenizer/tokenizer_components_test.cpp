@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/json.h"
+#include "core/utf8.h"
 #include "tokenizer/byte_level.h"
 #include "tokenizer/normalized_text.h"
 #include "tokenizer/regex.h"
@@ -13,7 +14,6 @@
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode_compat.h"
 #include "tokenizer/unicode_normalize.h"
-#include "tokenizer/utf8.h"
 
 namespace {
 

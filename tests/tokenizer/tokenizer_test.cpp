@@ -12,8 +12,8 @@
 #include <thread>
 
 #include "core/json.h"
+#include "core/utf8.h"
 #include "tokenizer/tokenizer.h"
-#include "tokenizer/utf8.h"
 
 namespace {
 

@@ -216,7 +216,7 @@ TEST(ToyCorpus, SentenceRangesTileTheThinking) {
         const std::string t = slice(p.text, s.begin, s.end);
         ASSERT_FALSE(t.empty());
         EXPECT_TRUE(t.back() == '.' || t.back() == '?' || t.back() == '!') << t;
-        // One sentence for ALGORITHMS §B.3: no other break character, no decimal point, >= 3 words.
+        // One sentence for docs/algorithms.md §B.3: no other break character, no decimal point, >= 3 words.
         EXPECT_EQ(t.substr(0, t.size() - 1).find_first_of(".!?;\n"), std::string::npos) << t;
         EXPECT_NE(t[0], ' ');
         EXPECT_GE(std::count(t.begin(), t.end(), ' '), 2) << t;

@@ -12,7 +12,7 @@ LABELS = {"initializing", "deduction", "adding-knowledge", "example-testing", "u
 
 
 def split_sentences(text):
-    """The sentence splitter of ALGORITHMS §B.3 (protect decimals, X. y abbreviations, k!; split after .!?; and newline)."""
+    """The sentence splitter of docs/algorithms.md §B.3 (protect decimals, X. y abbreviations, k!; split after .!?; and newline)."""
     protected = re.sub(r"(\d+)\.(\d+)", r"\1<DOT>\2", text)
     protected = re.sub(r"\b([A-Za-z])\. (?=[a-z])", r"\1<DOT> ", protected)
     protected = re.sub(r"(\d)!", r"\1<BANG>", protected)  # factorials (k!)

@@ -1,10 +1,10 @@
 """`thinksteer vectors` end to end, under mpiexec.
 
-- numpy reference: ALGORITHMS §A.4 recomputed in float64 from HF transformers' decoder-layer outputs
+- numpy reference: docs/algorithms.md §A.4 recomputed in float64 from HF transformers' decoder-layer outputs
   (resid_post[l]) on the same token ids and the spans file's token ranges, with the reference's running
   means; every stored vector agrees within 1e-5 relative (fp32 model), for both windows and rescale on/off.
 - 1, 2 and 3 ranks (and 2 pipeline stages) give the same vectors within 1e-6 relative and the same counts.
-- planted truth (issue 5, item 5): on the shipped toy thinker's own greedy traces of held-out problems,
+- planted truth: on the shipped toy thinker's own greedy traces of held-out problems,
   the vectors from the toy annotator's ground-truth labels and from the lexicon annotation have cosine
   >= 0.95 at every layer for every behaviour with >= 20 spans in both.
 - files: names, counts, hooks and provenance in HDF5 and safetensors; the GGUF exports read with gguf-py;
@@ -94,7 +94,7 @@ def resid_posts(model, ids):
 
 
 def reference_vectors(model_dir, run_dir, window, rescale):
-    """ALGORITHMS §A.4 with the reference code's running means, in float64."""
+    """docs/algorithms.md §A.4 with the reference code's running means, in float64."""
     import torch
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
@@ -201,14 +201,15 @@ def test_files_gguf_and_rerun(binary, demo_model, demo_run, tmp_path):
     for name, (v, c) in got.items():
         np.testing.assert_array_equal(st[name], v)
         np.testing.assert_array_equal(st[name + ".counts"], c)
-    # Features have the overall mean's norm at every layer (rescale); GGUF carries them as direction.{l+1}.
+    # Features have the overall mean's norm at every layer (rescale); GGUF carries them as direction.{l}
+    # (vectors.gguf_layer_map = same-block, the default: llama.cpp adds direction.N at block N's output).
     for label in present:
         v, c = got[label]
         if c[0] == 0:
             continue
         np.testing.assert_allclose(np.linalg.norm(v, axis=1), np.linalg.norm(got["mean.overall"][0], axis=1), rtol=1e-5)
         reader = GGUFReader(str(vec / f"{label}.gguf"))
-        assert [t.name for t in reader.tensors] == ["direction.2", "direction.4"]
+        assert [t.name for t in reader.tensors] == ["direction.1", "direction.3"]
         assert reader.fields["controlvector.model_hint"].contents() == "qwen2"
         assert reader.fields["thinksteer.hook_applied"].contents() == "blocks.{l}.hook_resid_post"
         for t, k in zip(reader.tensors, range(2)):

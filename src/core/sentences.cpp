@@ -1,5 +1,5 @@
-// Sentence splitting (ALGORITHMS §B.3) and the thinking part of a response (sentences.h).
-#include "annotate/sentences.h"
+// Sentence splitting (docs/algorithms.md §B.3) and the thinking part of a response (sentences.h).
+#include "core/sentences.h"
 
 namespace ts {
 namespace {

@@ -1,0 +1,52 @@
+#include "artifacts/prompts.h"
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "core/sha256.h"
+#include "toy/corpus.h"
+
+#include "reasoning_tasks.inc"  // REASONING_TASKS_JSONL: configs/prompts/reasoning_tasks.jsonl, compiled in
+
+namespace ts::artifacts {
+
+namespace {
+constexpr const char* BUILTIN = "builtin:";
+}  // namespace
+
+std::vector<Prompt> load_prompts(const Config& cfg, const std::string& spans_field) {
+  if (cfg.data.prompts.empty()) throw InputError("<config>", "data.prompts", "no prompts given (a JSONL file or builtin:toy-test)");
+  if (cfg.data.prompts.rfind(BUILTIN, 0) != 0)
+    return prompts_read_jsonl(cfg.data.prompts, cfg.data.prompt_field, cfg.data.id_field, cfg.data.answer_field, cfg.data.limit, spans_field);
+  const std::string set = cfg.data.prompts.substr(std::string(BUILTIN).size());
+  const std::string family = set.substr(0, set.find('-')), split = set.find('-') == std::string::npos ? "" : set.substr(set.find('-') + 1);
+  if ((family != "toy" && family != "reasoning") || (split != "" && split != "train" && split != "test"))
+    throw InputError("<config>", "data.prompts",
+                     "unknown built-in set '" + cfg.data.prompts + "' (builtin:toy, builtin:reasoning, each also with -train or -test)");
+  if (!spans_field.empty()) throw InputError("<config>", "collect.positions", "built-in prompt sets have no spans");
+  std::vector<Prompt> all;
+  if (family == "reasoning") {
+    all = prompts_parse_jsonl(REASONING_TASKS_JSONL, "builtin:reasoning (configs/prompts/reasoning_tasks.jsonl)", "question", "id", "answer");
+  } else {
+    for (const ToyProblem& p : toy_corpus_generate(toy_corpus_options(cfg.toy))) all.push_back({p.id, p.question, p.answer, {}, p.template_name, p.split});
+  }
+  std::vector<Prompt> out;
+  for (Prompt& p : all) {
+    if (!split.empty() && p.split != split) continue;
+    out.push_back(std::move(p));
+    if (cfg.data.limit > 0 && static_cast<int64_t>(out.size()) >= cfg.data.limit) break;
+  }
+  if (out.empty()) throw InputError("<config>", "data.prompts", cfg.data.prompts + " is empty for this config");
+  return out;
+}
+
+std::string prompts_identity(const Config& cfg) {
+  if (cfg.data.prompts.rfind(BUILTIN, 0) == 0)
+    return cfg.data.prompts + "\n" + config_to_ini(cfg, {"toy"}) + sha256_hex(std::string(REASONING_TASKS_JSONL));
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(cfg.data.prompts, ec))
+    throw InputError(cfg.data.prompts, "data.prompts", std::filesystem::exists(cfg.data.prompts, ec) ? "is not a regular file" : "no such file");
+  return sha256_file(cfg.data.prompts);
+}
+
+}  // namespace ts::artifacts

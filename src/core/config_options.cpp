@@ -1,0 +1,207 @@
+// Every config key, declared once: its field, help text and the check of its value (defaults are the
+// member initializers in core/config.h). Checks that relate several keys are check_relations below.
+#include <cfloat>
+
+#include "core/config_table.h"
+
+namespace ts::config_detail {
+
+using check::at_least;
+using check::in_range;
+using check::in_unit;
+using check::positive;
+
+void declare_run_options(OptionTable& t, Config& c) {
+  t.add("model.path", &c.model.path, "HF checkpoint directory (config.json, safetensors, tokenizer.json)");
+  t.add_option("model.dtype", &c.model.dtype, "compute dtype (auto: float32 on CPU, the checkpoint's on GPU)");
+  t.add<std::string>("model.device", &c.model.device, "cpu|cuda|cuda:N", [](const std::string& d) {
+    return d == "cpu" || d.rfind("cuda", 0) == 0 ? "" : "must be cpu, cuda or cuda:N";
+  });
+  t.add("run.dir", &c.run.dir, "run directory: every output of the run goes here", check::not_empty());
+  t.add("run.threads", &c.run.threads, "CPU intra-op threads (0: library default)", at_least(int64_t{0}));
+  t.add("data.prompts", &c.data.prompts, "prompts: a JSONL file, one object per line");
+  t.add("data.prompt_field", &c.data.prompt_field, "JSONL field holding the prompt text", check::not_empty());
+  t.add("data.id_field", &c.data.id_field, "JSONL field holding the prompt id (absent: line number)", check::not_empty());
+  t.add("data.answer_field", &c.data.answer_field, "JSONL field holding the reference answer (optional)");
+  t.add("data.limit", &c.data.limit, "use only the first N prompts (0: all)", at_least(int64_t{0}));
+  t.add("generate.max_new_tokens", &c.generate.max_new_tokens, "new tokens per prompt at most", positive());
+  t.add("generate.temperature", &c.generate.temperature, "sampling temperature (0: greedy)", at_least(0.0));
+  t.add("generate.top_p", &c.generate.top_p, "nucleus sampling mass (1: off)", in_unit(true, false));
+  t.add("generate.top_k", &c.generate.top_k, "top-k sampling (0: off)", at_least(int64_t{0}));
+  t.add("generate.seed", &c.generate.seed, "sampling seed; each prompt's stream depends only on (seed, prompt id)");
+  t.add("generate.batch_size", &c.generate.batch_size, "prompts per batch", positive());
+  t.add_list("generate.stop", &c.generate.stop, "stop strings, comma-separated (generation also stops at EOS)", check::no_empty_item());
+  t.add_option("generate.chat_format", &c.generate.chat_format, "prompt format");
+  t.add("generate.system", &c.generate.system, "system prompt for chat formats that take one");
+  t.add("parallel.pipeline_stages", &c.parallel.pipeline_stages,
+        "pipeline stages P (ranks = data-parallel replicas x P); each stage holds a contiguous range of layers", positive());
+  t.add("parallel.micro_batches", &c.parallel.micro_batches, "micro-batches per batch in a pipeline (0: one per stage)", at_least(int64_t{0}));
+  t.add("parallel.timeout_seconds", &c.parallel.timeout_seconds, "GPU collectives (NCCL) that take longer abort the job", check::positive_number());
+  t.add("parallel.term_grace_seconds", &c.parallel.term_grace_seconds, "after SIGTERM a rank exits (code 75) at the latest this many seconds later",
+        check::positive_number());
+  t.add_option("output.dtype", &c.output.dtype, "stored activations (bfloat16 as uint16 bits, attribute encoding)");
+  t.add("output.compression", &c.output.compression, "gzip level for HDF5 datasets, 0..9 (needs parallel filtered writes in the HDF5 build)",
+        in_range(0, 9));
+  t.add("output.buffer_mb", &c.output.buffer_mb, "collect: MB of rows a rank buffers before the ranks write them collectively", in_range(0, int64_t{1} << 30));
+}
+
+void declare_collect_annotate_options(OptionTable& t, Config& c) {
+  t.add_option("collect.source", &c.collect.source, "data.prompts chat-formatted, or prompt + generated tokens of collect.input");
+  t.add("collect.input", &c.collect.input, "generations JSONL for source=generations (default <run.dir>/generate/generations.jsonl)");
+  t.add_list("collect.hooks", &c.collect.hooks, "hook names (TransformerLens), comma-separated; blocks.*.X expands over collect.layers",
+             check::all({check::not_empty_list(), check::no_empty_item()}));
+  t.add_list("collect.layers", &c.collect.layers, "layers for blocks.* hooks (empty: all)", check::layer_indices());
+  t.add_option("collect.positions", &c.collect.positions, "rows to store (spans: the mean over each span of collect.spans_field)");
+  t.add("collect.spans_field", &c.collect.spans_field, "JSONL field with spans [{begin, end, label}] in code points of the prompt text");
+  t.add("collect.batch_size", &c.collect.batch_size, "sequences per forward batch", positive());
+  t.add_option("annotate.annotator", &c.annotate.annotator,
+               "built-in rules (offline, deterministic), the toy world's planted-truth templates, or the docs/algorithms.md §A.3 prompt "
+               "on an OpenAI-compatible endpoint or a local checkpoint");
+  t.add("annotate.lexicon", &c.annotate.lexicon, "lexicon rules file (empty: the built-in configs/annotate/lexicon.txt)");
+  t.add("annotate.input", &c.annotate.input, "JSONL of traces (default <run.dir>/generate/generations.jsonl)");
+  t.add("annotate.text_field", &c.annotate.text_field, "JSONL field holding a trace's text", check::not_empty());
+  t.add("annotate.id_field", &c.annotate.id_field, "JSONL field holding a trace's id (a string or an integer)", check::not_empty());
+  t.add_option("annotate.part", &c.annotate.part, "what to annotate: between <think> and </think> (when present), or all");
+  t.add("annotate.llm_endpoint", &c.annotate.llm_endpoint,
+        "llm: OpenAI-compatible endpoint, http(s)://host[:port]/v1 (requests go to <endpoint>/chat/completions) or the full "
+        ".../chat/completions URL; empty: generate with the local checkpoint annotate.llm_model_path",
+        check::http_url_or_empty());
+  t.add("annotate.llm_model", &c.annotate.llm_model, "llm: the model name sent to the endpoint (required with llm_endpoint)");
+  t.add("annotate.llm_model_path", &c.annotate.llm_model_path,
+        "llm without an endpoint: local HF checkpoint directory run by thinksteer's engine (greedy; on model.device in model.dtype)");
+  t.add_option("annotate.llm_chat_format", &c.annotate.llm_chat_format, "llm, local checkpoint: chat format of the prompt");
+  t.add("annotate.llm_api_key_env", &c.annotate.llm_api_key_env,
+        "llm: name of the environment variable holding the endpoint's API key (unset or empty: no Authorization header); "
+        "the key itself never goes in a config file",
+        check::env_var_name());
+  t.add("annotate.llm_max_tokens", &c.annotate.llm_max_tokens, "llm: reply tokens at most (the request's max_tokens; local: new tokens)", positive());
+  t.add("annotate.llm_timeout_seconds", &c.annotate.llm_timeout_seconds, "llm endpoint: seconds one request may take, connection included",
+        check::positive_number());
+  t.add("annotate.llm_retries", &c.annotate.llm_retries,
+        "llm endpoint: further attempts after a failed request (connection errors, time-outs, HTTP 408/409/429/5xx, unusable body)",
+        in_range(0, 100));
+  t.add("annotate.llm_retry_seconds", &c.annotate.llm_retry_seconds,
+        "llm endpoint: back-off; retry k waits llm_retry_seconds * 2^(k-1), or the server's Retry-After when longer", at_least(0.0));
+  t.add("annotate.llm_concurrency", &c.annotate.llm_concurrency, "llm: requests in flight per rank (endpoint), or prompts per generation batch (local)",
+        in_range(1, 1024));
+  t.add("annotate.llm_max_failed_fraction", &c.annotate.llm_max_failed_fraction,
+        "llm: when more than this share of the traces got no reply (request_failed), the stage exits 1 and writes nothing; "
+        "otherwise their failures are in problems.jsonl and they have no spans",
+        in_unit(false, false));
+}
+
+void declare_vectors_steer_options(OptionTable& t, Config& c) {
+  t.add("vectors.generations", &c.vectors.generations, "generations JSONL (default <run.dir>/generate/generations.jsonl)");
+  t.add("vectors.spans", &c.vectors.spans, "spans.h5 that `annotate` wrote for those generations (default <run.dir>/annotate/spans.h5)");
+  t.add("vectors.hook", &c.vectors.hook, "hook the vectors are measured at and meant for; blocks.*.X expands over vectors.layers", check::not_empty());
+  t.add_list("vectors.layers", &c.vectors.layers, "layers for a blocks.* hook (empty: all)", check::layer_indices());
+  t.add_option("vectors.window", &c.vectors.window,
+               "per-span window: the preceding token + the first 10 span tokens, or the preceding token + the span minus its last token");
+  t.add("vectors.rescale", &c.vectors.rescale, "rescale each feature vector to the norm of the overall mean at its layer (true|false)");
+  t.add_list("vectors.labels", &c.vectors.labels, "behaviours to compute, comma-separated (empty: every label of the spans file)", check::no_empty_item());
+  t.add("vectors.batch_size", &c.vectors.batch_size, "traces per forward batch", positive());
+  t.add("vectors.gguf", &c.vectors.gguf, "also write one llama.cpp GGUF control vector per label (true|false)");
+  t.add_option("vectors.gguf_layer_map", &c.vectors.gguf_layer_map,
+               "GGUF tensor of resid_post[l]: direction.{l+1} (next-block) or direction.{l} (same-block, where llama.cpp adds it at layer l)");
+  t.add("attribute.generations", &c.attribute.generations, "generations JSONL (default <run.dir>/generate/generations.jsonl)");
+  t.add("attribute.spans", &c.attribute.spans, "spans.h5 of those generations (default <run.dir>/annotate/spans.h5)");
+  t.add("attribute.vectors", &c.attribute.vectors, "vectors.h5 of `thinksteer vectors` (default <run.dir>/vectors/vectors.h5)");
+  t.add_option("attribute.metric", &c.attribute.metric, "the gradient the original code computes, or log p of the observed next token");
+  t.add_option("attribute.mode", &c.attribute.mode, "one forward + backward per batch of traces, or one pass per span (as the original)");
+  t.add_list("attribute.labels", &c.attribute.labels, "behaviours, comma-separated (empty: every feature vector)", check::no_empty_item());
+  t.add_list("attribute.layers", &c.attribute.layers, "layers, comma-separated (empty: every layer of the vectors)", check::layer_indices());
+  t.add("attribute.n_examples", &c.attribute.n_examples, "the first N traces with spans (0: all)", at_least(int64_t{0}));
+  t.add("attribute.batch_size", &c.attribute.batch_size, "traces per forward batch (mode trace)", positive());
+  t.add("attribute.exclude_first", &c.attribute.exclude_first, "first layers never selected (-1: auto, embedding-aligned)", at_least(int64_t{-1}));
+  t.add("attribute.exclude_first_fraction", &c.attribute.exclude_first_fraction, "auto exclude_first: at least this share of the layers",
+        in_unit(false, true));
+  t.add("attribute.embed_cos", &c.attribute.embed_cos,
+        "auto exclude_first: also leading layers whose vector has max |cos| >= this with an embedding row (above 1: none)", at_least(0.0));
+  t.add("attribute.exclude_last", &c.attribute.exclude_last, "last layers never selected (-1: ceil(0.1 * layers))", at_least(int64_t{-1}));
+  t.add("attribute.n_select", &c.attribute.n_select, "layers selected per behaviour (peaks of mean |effect|)", positive());
+  t.add("steer.vectors", &c.steer.vectors, "vectors file: the feature vector named after each behaviour (default <run.dir>/vectors/vectors.h5)");
+  t.add("steer.attribution", &c.steer.attribution,
+        "attribute's attribution.h5, read for sweep.layers = auto (default <run.dir>/attribute/attribution.h5)");
+  t.add("steer.divide_by_layers", &c.steer.divide_by_layers, "a vector applied at n layers at once adds coef/n at each (true|false)");
+  t.add("steer.save_text", &c.steer.save_text, "keep every generated text in the task files (true|false)");
+}
+
+void declare_sweep_options(OptionTable& t, Config& c) {
+  using check::all;
+  using check::not_empty_list;
+  t.add_list("sweep.datasets", &c.sweep.datasets, "prompt sets, comma-separated data.prompts values (empty: data.prompts)", check::no_empty_item());
+  t.add_list("sweep.vectors", &c.sweep.vectors, "behaviours whose vectors are applied, comma-separated", all({not_empty_list(), check::no_empty_item()}));
+  t.add_list("sweep.layers", &c.sweep.layers,
+             "layers: auto (attribute's first pick per behaviour), selected (every layer it selected), N, or N+M (several at once), comma-separated",
+             all({not_empty_list(), check::no_empty_item()}));
+  // Coefficients scale fp32 vectors: beyond fp32's range a steered activation is inf.
+  t.add_list("sweep.coefficients", &c.sweep.coefficients, "steering coefficients c (either sign), comma-separated",
+             all({not_empty_list(), check::numbers(false, 1e6)}));
+  t.add_list("sweep.hooks", &c.sweep.hooks, "hook sites, comma-separated (empty: the vectors file's): " + option_names_joined<SweepHook>(", ", ", "),
+             check::each_option<SweepHook>());
+  t.add_list("sweep.ops", &c.sweep.ops, "add (x + c v) | project-out (x - (x.v^)v^), comma-separated", all({not_empty_list(), check::each_option<SweepOp>()}));
+  t.add_list("sweep.positions", &c.sweep.positions, "where the intervention applies: all | prompt | generated, comma-separated",
+             all({not_empty_list(), check::each_option<SweepPositions>()}));
+  t.add_list("sweep.controls", &c.sweep.controls, "none (the vector) | random (a same-norm random direction per seed), comma-separated",
+             all({not_empty_list(), check::each_option<SweepControl>()}));
+  t.add_list("sweep.seeds", &c.sweep.seeds, "random-direction seeds (and sampling seeds when generate.temperature > 0), comma-separated",
+             all({not_empty_list(), check::numbers(true, 9.2e18)}));
+  t.add("sweep.task_id", &c.sweep.task_id, "sweep run: the manifest row to run (-1: $SLURM_ARRAY_TASK_ID); also given as --task-id N", at_least(int64_t{-1}));
+  t.add("reduce.allow_partial", &c.reduce.allow_partial, "with tasks missing: write the summary marked partial and exit 0 (true|false)");
+  t.add("reduce.bootstrap", &c.reduce.bootstrap, "bootstrap resamples of the prompts for the intervals", in_range(0, 10'000'000));
+  t.add("reduce.ci", &c.reduce.ci, "interval level, e.g. 0.95", in_unit(true, true));
+  t.add("reduce.seed", &c.reduce.seed, "bootstrap seed");
+}
+
+void declare_toy_log_options(OptionTable& t, Config& c) {
+  const auto rate = in_unit(false, false);
+  t.add("toy.seed", &c.toy.seed, "corpus seed; problem i depends only on (seed, i)");
+  t.add("toy.n_problems", &c.toy.n_problems, "number of problems in the toy corpus", in_range(1, 100'000'000));
+  t.add_option("toy.style", &c.toy.style, "trace style: slips corrected by backtracking (thinker), or direct with slips left (base)");
+  t.add("toy.slip_rate", &c.toy.slip_rate, "digit gate, in tenths: share of carry/borrow steps written wrong (a slip)", rate);
+  t.add("toy.example_testing_rate", &c.toy.example_testing_rate, "digit gate, in tenths: share of steps checked by the inverse operation (thinker)", rate);
+  t.add("toy.uncertainty_rate", &c.toy.uncertainty_rate, "digit gate, in tenths: share of steps followed by an uncertainty remark (thinker)", rate);
+  t.add("toy.adding_knowledge_rate", &c.toy.adding_knowledge_rate, "digit gate, in tenths: share of steps followed by a recalled fact", rate);
+  t.add("toy.min_steps", &c.toy.min_steps, "fewest arithmetic steps per problem (1..4)", in_range(1, 4));
+  t.add("toy.max_steps", &c.toy.max_steps, "most arithmetic steps per problem (1..4)", in_range(1, 4));
+  t.add("toy.test_fraction", &c.toy.test_fraction, "share of problems in the test split (by a hash of the id)", rate);
+  // 256 byte tokens + the 6 R1 added tokens of toy/bpe_trainer.h + at least one merge.
+  t.add("toy.vocab_size", &c.toy.vocab_size, "toy tokenizer vocabulary (256 bytes + merges + 6 R1 added tokens), 263..65536", in_range(263, 65536));
+  t.add("train.tokenizer", &c.train.tokenizer, "directory with tokenizer.json and tokenizer_config.json (default <run.dir>/toy/tokenizer)");
+  t.add("train.d_model", &c.train.d_model, "model width D", in_range(1, 65536));
+  t.add("train.n_layer", &c.train.n_layer, "decoder layers L", in_range(1, 1024));
+  t.add("train.n_head", &c.train.n_head, "attention heads H", in_range(1, 1024));
+  t.add("train.n_kv_head", &c.train.n_kv_head, "key/value heads K (GQA when K < H; divides H)", in_range(1, 1024));
+  t.add("train.d_mlp", &c.train.d_mlp, "MLP width F", in_range(1, 1 << 20));
+  t.add("train.max_position", &c.train.max_position, "context length; a longer training sequence is an error", in_range(1, 1 << 20));
+  t.add("train.steps", &c.train.steps, "optimizer steps", positive());
+  t.add("train.batch_size", &c.train.batch_size, "sequences per step over all ranks (each rank takes an even share)", positive());
+  t.add("train.lr", &c.train.lr, "peak AdamW learning rate (linear warm-up, cosine decay)", check::positive_number());
+  t.add("train.min_lr_ratio", &c.train.min_lr_ratio, "final learning rate as a fraction of train.lr", rate);
+  t.add("train.warmup_steps", &c.train.warmup_steps, "linear warm-up steps", at_least(int64_t{0}));
+  t.add("train.weight_decay", &c.train.weight_decay, "decoupled weight decay on matrices (not norms or biases)", at_least(0.0));
+  t.add("train.beta1", &c.train.beta1, "AdamW beta1", in_unit(false, true));
+  t.add("train.beta2", &c.train.beta2, "AdamW beta2", in_unit(false, true));
+  t.add("train.grad_clip", &c.train.grad_clip, "clip the global gradient norm to this (0: off)", at_least(0.0));
+  t.add("train.init_std", &c.train.init_std, "standard deviation of the normal init of matrices and embeddings", check::positive_number());
+  t.add("train.seed", &c.train.seed, "seed of the init and the data order");
+  t.add("train.checkpoint_every", &c.train.checkpoint_every, "steps between resumable state saves (0: only when stopped)", at_least(int64_t{0}));
+  t.add_option("train.save_dtype", &c.train.save_dtype, "dtype of the written HF checkpoint");
+  t.add_option("log.level", &c.log.level, "log level");
+  t.add("log.progress_seconds", &c.log.progress_seconds, "seconds between progress lines in batch logs", check::positive_number());
+}
+
+void check_relations(const Config& c, const SourceOf& source_of) {
+  if (c.collect.positions == CollectPositions::generated && c.collect.source != CollectSource::generations)
+    fail(source_of, "collect.positions", "generated positions need collect.source = generations");
+  if (c.annotate.annotator == AnnotatorKind::llm && !c.annotate.llm_endpoint.empty() && c.annotate.llm_model.empty())
+    fail(source_of, "annotate.llm_model", "the model name to send to annotate.llm_endpoint is required");
+  if (c.annotate.annotator == AnnotatorKind::llm && c.annotate.llm_endpoint.empty() && c.annotate.llm_model_path.empty())
+    fail(source_of, "annotate.llm_model_path", "annotator llm needs an endpoint (annotate.llm_endpoint) or a local checkpoint (annotate.llm_model_path)");
+  if (c.toy.min_steps > c.toy.max_steps) fail(source_of, "toy.max_steps", "must be >= toy.min_steps");
+  if (c.train.n_head % c.train.n_kv_head != 0) fail(source_of, "train.n_kv_head", "must divide train.n_head");
+  if (c.train.d_model % c.train.n_head != 0 || (c.train.d_model / c.train.n_head) % 2 != 0)
+    fail(source_of, "train.n_head", "must divide train.d_model into an even head size");
+}
+
+}  // namespace ts::config_detail
