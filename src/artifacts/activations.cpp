@@ -1,5 +1,7 @@
 #include "artifacts/activations.h"
 
+#include "core/error.h"
+
 namespace ts::artifacts {
 
 h5::DatasetSpec activations_dataset(const HookPoint& h, const ModelConfig& c, int64_t n_rows, h5::DType dtype, CollectPositions positions) {
@@ -67,6 +69,74 @@ void write_activation_index(h5::SerialFile& f, const ActivationIndex& index) {
   if (index.positions == CollectPositions::spans) f.write_strings("/activations/label", labels, "row");
   f.set_attr("/activations", "positions", option_text(index.positions));
   f.set_attr("/activations", "source", option_text(index.source));
+}
+
+namespace {
+
+template <class T>
+void require_rows(const std::string& file, const std::string& path, const std::vector<T>& v, size_t n, const std::string& of) {
+  if (v.size() != n) throw InputError(file, path, "holds " + std::to_string(v.size()) + " entries, expected one per " + of + " (" + std::to_string(n) + ")");
+}
+
+}  // namespace
+
+ActivationIndex read_activation_index(const std::filesystem::path& path) {
+  const auto opened = open_checked(path, ACTIVATIONS, "collect output");
+  const h5::SerialFile& f = *opened;
+  const std::string file = path.string();
+  ActivationIndex index;
+  const auto positions = option_parse<CollectPositions>(f.attr_string("/activations", "positions"));
+  const auto source = option_parse<CollectSource>(f.attr_string("/activations", "source"));
+  if (!positions || !source) throw InputError(file, "/activations", "unknown positions or source attribute");
+  index.positions = *positions;
+  index.source = *source;
+  const std::vector<std::string> ids = f.read_strings("/sequences/id"), texts = f.read_strings("/sequences/text");
+  const size_t n = ids.size();
+  const std::vector<int64_t> n_tokens = f.read_i64("/sequences/n_tokens"), n_prompt = f.read_i64("/sequences/n_prompt_tokens"),
+                             token_offset = f.read_i64("/sequences/token_offset"), row_offset = f.read_i64("/sequences/row_offset"),
+                             n_rows = f.read_i64("/sequences/n_rows");
+  for (const auto& [name, v] : {std::pair<const char*, const std::vector<int64_t>*>{"/sequences/n_tokens", &n_tokens}, {"/sequences/n_prompt_tokens", &n_prompt},
+                                {"/sequences/token_offset", &token_offset}, {"/sequences/row_offset", &row_offset}, {"/sequences/n_rows", &n_rows}})
+    require_rows(file, name, *v, n, "sequence");
+  require_rows(file, "/sequences/text", texts, n, "sequence");
+  const std::vector<int64_t> tok_id = f.read_i64("/tokens/id"), cb = f.read_i64("/tokens/char_begin"), ce = f.read_i64("/tokens/char_end");
+  const std::vector<int64_t> tb = f.read_i64("/activations/token_begin"), te = f.read_i64("/activations/token_end");
+  const std::vector<std::string> labels = index.positions == CollectPositions::spans ? f.read_strings("/activations/label") : std::vector<std::string>{};
+  int64_t next_token = 0, next_row = 0;
+  for (size_t s = 0; s < n; ++s) {
+    if (token_offset[s] != next_token || row_offset[s] != next_row || n_tokens[s] < 0 || n_rows[s] < 0 || n_prompt[s] > n_tokens[s])
+      throw InputError(file, "/sequences/token_offset", "sequence " + std::to_string(s) + ": offsets do not tile /tokens and the rows");
+    ActivationIndex::Sequence q{ids[s], texts[s], {}, {}, n_prompt[s], {}};
+    for (int64_t t = token_offset[s]; t < token_offset[s] + n_tokens[s]; ++t) {
+      if (t >= static_cast<int64_t>(tok_id.size())) throw InputError(file, "/tokens/id", "fewer tokens than /sequences/n_tokens adds up to");
+      q.ids.push_back(static_cast<int32_t>(tok_id[static_cast<size_t>(t)]));
+      q.offsets.emplace_back(cb[static_cast<size_t>(t)], ce[static_cast<size_t>(t)]);
+    }
+    for (int64_t r = row_offset[s]; r < row_offset[s] + n_rows[s]; ++r) {
+      if (r >= static_cast<int64_t>(tb.size()) || tb[static_cast<size_t>(r)] < 0 || te[static_cast<size_t>(r)] <= tb[static_cast<size_t>(r)] ||
+          te[static_cast<size_t>(r)] > n_tokens[s])
+        throw InputError(file, "/activations/token_begin", "row " + std::to_string(r) + " is not a token range of its sequence");
+      q.rows.push_back({tb[static_cast<size_t>(r)], te[static_cast<size_t>(r)], labels.empty() ? "" : labels[static_cast<size_t>(r)]});
+    }
+    next_token += n_tokens[s];
+    next_row += n_rows[s];
+    index.sequences.push_back(std::move(q));
+  }
+  if (next_token != static_cast<int64_t>(tok_id.size()) || next_row != static_cast<int64_t>(tb.size()))
+    throw InputError(file, "/sequences/n_rows", "the sequences do not account for every token and row");
+  verify_committed(path, "collect output");
+  return index;
+}
+
+std::vector<float> read_activation_rows(const std::filesystem::path& path, const std::string& hook, std::vector<int64_t>& shape) {
+  const auto opened = open_checked(path, ACTIVATIONS, "collect output");
+  const h5::SerialFile& f = *opened;
+  const std::string dataset = "/activations/" + hook;
+  if (!f.exists(dataset)) throw InputError(path.string(), dataset, "no such hook in the file (collect.hooks)");
+  shape = f.shape(dataset);
+  if (shape.empty() || shape[0] != static_cast<int64_t>(f.shape("/activations/token_begin")[0]))
+    throw InputError(path.string(), dataset, "does not have one row per /activations/token_begin entry");
+  return f.read_f32(dataset);
 }
 
 }  // namespace ts::artifacts

@@ -3,6 +3,7 @@
 // n_head, d_head]) in output.dtype, with /activations/{sequence, token_begin, token_end[, label]}
 // per row, /sequences/* per sequence and /tokens/* per token; written collectively by every rank.
 #pragma once
+#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -43,5 +44,12 @@ struct ActivationIndex {
 // Phase 2 of the file (rank 0, serial): /sequences/*, /tokens/*, /activations/{sequence, token_begin,
 // token_end[, label]} and the attributes of /activations.
 void write_activation_index(h5::SerialFile& f, const ActivationIndex& index);
+
+// The index of an activations file, checked: identity, the per-sequence offsets tiling /tokens and
+// the rows, every row's token range inside its sequence. Throws InputError naming the file and dataset.
+ActivationIndex read_activation_index(const std::filesystem::path& file);
+// The rows of one hook's dataset ([rows, d_model] or [rows, head, d_head]) as float, with its shape;
+// bfloat16 and float16 decoded. Throws InputError when the hook is absent or has another row count.
+std::vector<float> read_activation_rows(const std::filesystem::path& file, const std::string& hook, std::vector<int64_t>& shape);
 
 }  // namespace ts::artifacts

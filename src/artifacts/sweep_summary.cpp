@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "core/error.h"
 #include "core/log.h"
 
 namespace ts::artifacts {
@@ -100,6 +101,46 @@ std::string sweep_summary_csv(const SweepSummary& s) {
                          num(s.d_think_tokens.lo[r]), num(s.d_think_tokens.hi[r]));
     }
   return csv;
+}
+
+SweepSummary read_sweep_summary(const fs::path& file) {
+  const auto opened = open_checked(file, SWEEP_SUMMARY, "sweep summary");
+  const h5::SerialFile& f = *opened;
+  SweepSummary s;
+  s.labels = f.read_strings("/labels");
+  s.task = f.read_i64("/points/task");
+  const int64_t P = static_cast<int64_t>(s.task.size()), K = static_cast<int64_t>(s.labels.size());
+  for (const h5::DatasetSpec& spec : sweep_summary_datasets(P, K))
+    if (f.shape(spec.path) != spec.shape) throw InputError(file.string(), spec.path, "does not have the shape of " + std::to_string(P) + " points and " + std::to_string(K) + " labels");
+  for (int64_t v : f.read_i64("/steerable")) s.steerable.push_back(static_cast<uint8_t>(v));
+  s.layer = f.read_i64("/points/layer");
+  s.seed = f.read_i64("/points/seed");
+  s.n_prompts = f.read_i64("/points/n_prompts");
+  s.baseline = f.read_i64("/points/baseline");
+  auto doubles = [&](const std::string& path) { return f.read_f64(path); };
+  s.coef = doubles("/points/coef");
+  s.accuracy = doubles("/points/accuracy");
+  s.think_tokens = doubles("/points/think_tokens");
+  s.closed = doubles("/points/closed");
+  s.token_share = doubles("/fraction/token_share");
+  s.span_share = doubles("/fraction/span_share");
+  const std::pair<const char*, Delta*> deltas[] = {{"token_share", &s.d_token_share}, {"span_share", &s.d_span_share},
+                                                   {"accuracy", &s.d_accuracy}, {"think_tokens", &s.d_think_tokens}};
+  for (const auto& [name, d] : deltas) {
+    d->mean = doubles(std::string("/delta/") + name);
+    d->lo = doubles(std::string("/delta/") + name + "_lo");
+    d->hi = doubles(std::string("/delta/") + name + "_hi");
+  }
+  const std::pair<const char*, std::vector<std::string>*> strings[] = {{"key", &s.key},       {"dataset", &s.dataset}, {"kind", &s.kind}, {"vector", &s.vector},
+                                                                       {"layers", &s.layers}, {"hook", &s.hook},       {"op", &s.op},     {"positions", &s.positions}};
+  for (const auto& [name, v] : strings) {
+    *v = f.read_strings(std::string("/points/") + name);
+    if (static_cast<int64_t>(v->size()) != P) throw InputError(file.string(), std::string("/points/") + name, "does not have one entry per point");
+  }
+  for (int64_t b : s.baseline)
+    if (b < -1 || b >= P) throw InputError(file.string(), "/points/baseline", std::to_string(b) + " is not a row of the summary");
+  verify_committed(file, "sweep summary");
+  return s;
 }
 
 }  // namespace ts::artifacts

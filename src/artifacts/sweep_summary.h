@@ -54,5 +54,8 @@ std::vector<h5::DatasetSpec> sweep_summary_datasets(int64_t P, int64_t K);
 void write_sweep_summary(const std::filesystem::path& file, const SweepSummary& s, const SummaryRun& run, const json& provenance);
 // summary.csv: one row per point x label.
 std::string sweep_summary_csv(const SweepSummary& s);
+// A summary file, checked for identity and for every dataset's shape ([P], [K], [P, K]). Throws
+// InputError naming the file and the dataset.
+SweepSummary read_sweep_summary(const std::filesystem::path& file);
 
 }  // namespace ts::artifacts

@@ -169,6 +169,17 @@ std::vector<int64_t> SerialFile::read_i64(const std::string& path) const {
   return out;
 }
 
+std::vector<double> SerialFile::read_f64(const std::string& path) const {
+  const Ctx ctx = ctx_of(file_, path_);
+  Hid d = open_dataset(file_, path, ctx);
+  Hid type(H5Dget_type(d.get()), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_FLOAT) ctx.fail(path, "not a floating-point dataset (found " + type_str(type.get()) + ")");
+  const std::vector<int64_t> dims = extent(d.get());
+  std::vector<double> out(static_cast<size_t>(std::accumulate(dims.begin(), dims.end(), int64_t{1}, std::multiplies<>())));
+  if (!out.empty()) ctx.ok(H5Dread(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), path, "cannot read");
+  return out;
+}
+
 std::vector<std::string> SerialFile::read_strings(const std::string& path) const {
   const Ctx ctx = ctx_of(file_, path_);
   Hid d = open_dataset(file_, path, ctx);

@@ -1,9 +1,11 @@
 // The stage skeleton's pieces without a model: the one subcommand table (every entry has a run
 // function and known config sections), done markers (content hash, sidecars, earlier one-line markers),
-// output locks (one holder, stale locks of dead processes taken over), and the id rule of input rows.
+// output locks (one holder, stale locks of dead processes taken over), the id rule of input rows, and
+// artifact writers against their validating readers.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <fstream>
 #include <thread>
 
@@ -13,6 +15,8 @@
 #include "core/error.h"
 #include "io/output_lock.h"
 #include "io/prompts.h"
+#include "artifacts/activations.h"
+#include "artifacts/sweep_summary.h"
 #include "stages/catalogue.h"
 #include "stages/stage.h"
 
@@ -121,4 +125,72 @@ TEST(IdRule, OneRuleForEveryInputRow) {
   IdSet ids;
   ids.add("a", "f:1", "id");
   EXPECT_THROW(ids.add("a", "f:2", "id"), InputError);
+}
+
+TEST(Artifacts, SweepSummaryRoundTripsThroughItsWriterAndReader) {
+  const fs::path d = scratch("summary");
+  artifacts::SweepSummary s;
+  s.labels = {"backtracking", "deduction"};
+  s.steerable = {1, 0};
+  s.task = {0, 1};
+  s.layer = {-1, 2};
+  s.seed = {0, 0};
+  s.n_prompts = {4, 4};
+  s.baseline = {-1, 0};
+  s.key = {"k0", "k1"};
+  s.dataset = {"builtin:toy-test", "builtin:toy-test"};
+  s.kind = {"baseline", "vector"};
+  s.vector = {"", "backtracking"};
+  s.layers = {"", "2"};
+  s.hook = {"", "hook_resid_post"};
+  s.op = {"", "add"};
+  s.positions = {"", "generated"};
+  s.coef = {0, 1.5};
+  s.accuracy = {0.5, 0.25};
+  s.think_tokens = {100, 120.5};
+  s.closed = {1, 0.75};
+  s.token_share = {0.2, NAN, 0.4, NAN};
+  s.span_share = {0.1, 0.9, 0.3, 0.7};
+  for (artifacts::Delta* x : {&s.d_token_share, &s.d_span_share}) x->resize(4, 0.125);
+  for (artifacts::Delta* x : {&s.d_accuracy, &s.d_think_tokens}) x->resize(2, -0.5);
+  const fs::path file = d / "summary.h5";
+  artifacts::write_sweep_summary(file, s, {false, 2, 0, "", 100, 0.95}, json{{"stage", "reduce"}});
+  const artifacts::SweepSummary r = artifacts::read_sweep_summary(file);
+  EXPECT_EQ(r.labels, s.labels);
+  EXPECT_EQ(r.baseline, s.baseline);
+  EXPECT_EQ(r.key, s.key);
+  EXPECT_EQ(r.coef, s.coef);
+  EXPECT_EQ(r.d_think_tokens.hi, s.d_think_tokens.hi);
+  EXPECT_EQ(r.span_share, s.span_share);
+  EXPECT_TRUE(std::isnan(r.token_share[1]));
+  remove_tree(d);
+}
+
+TEST(Artifacts, ActivationIndexRoundTripsAndBadOffsetsAreRefused) {
+  const fs::path d = scratch("activations");
+  artifacts::ActivationIndex index;
+  index.positions = CollectPositions::all;
+  index.source = CollectSource::generations;
+  index.sequences.push_back({"a", "xy", {5, 6}, {{0, 1}, {1, 2}}, 1, {{0, 1, ""}, {1, 2, ""}}});
+  index.sequences.push_back({"b", "z", {7}, {{0, 1}}, 1, {{0, 1, ""}}});
+  ModelConfig c;
+  c.d_model = 3;
+  const h5::DatasetSpec spec = artifacts::activations_dataset({HookSite::RESID_POST, 0}, c, 3, h5::DType::F32, CollectPositions::all);
+  const std::vector<float> rows = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  const fs::path file = d / "activations.h5";
+  {
+    h5::SerialFile f(file, h5::SerialFile::Mode::CREATE);
+    f.write_dataset(spec, rows.data());
+    artifacts::write_activation_index(f, index);
+    artifacts::write_h5_identity(f, json{{"stage", "collect"}}, artifacts::ACTIVATIONS);
+  }
+  const artifacts::ActivationIndex back = artifacts::read_activation_index(file);
+  ASSERT_EQ(back.sequences.size(), 2u);
+  EXPECT_EQ(back.sequences[0].ids, (std::vector<int32_t>{5, 6}));
+  EXPECT_EQ(back.sequences[1].rows[0].token_end, 1);
+  std::vector<int64_t> shape;
+  EXPECT_EQ(artifacts::read_activation_rows(file, "blocks.0.hook_resid_post", shape), rows);
+  EXPECT_EQ(shape, (std::vector<int64_t>{3, 3}));
+  EXPECT_THROW((void)artifacts::read_activation_rows(file, "blocks.1.hook_resid_post", shape), InputError);
+  remove_tree(d);
 }
