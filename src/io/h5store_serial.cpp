@@ -158,26 +158,30 @@ std::vector<float> SerialFile::read_f32(const std::string& path) const {
   return out;
 }
 
-std::vector<int64_t> SerialFile::read_i64(const std::string& path) const {
-  const Ctx ctx = ctx_of(file_, path_);
-  Hid d = open_dataset(file_, path, ctx);
+namespace {
+
+// A whole numeric dataset of type class `cls`, converted by HDF5 to `native` (element type T).
+template <class T>
+std::vector<T> read_numeric(long long file, const std::filesystem::path& path_of_file, const std::string& path, H5T_class_t cls, hid_t native,
+                            const char* what) {
+  const Ctx ctx = ctx_of(file, path_of_file);
+  Hid d = open_dataset(file, path, ctx);
   Hid type(H5Dget_type(d.get()), H5Tclose);
-  if (H5Tget_class(type.get()) != H5T_INTEGER) ctx.fail(path, "not an integer dataset (found " + type_str(type.get()) + ")");
+  if (H5Tget_class(type.get()) != cls) ctx.fail(path, std::string("not ") + what + " dataset (found " + type_str(type.get()) + ")");
   const std::vector<int64_t> dims = extent(d.get());
-  std::vector<int64_t> out(static_cast<size_t>(std::accumulate(dims.begin(), dims.end(), int64_t{1}, std::multiplies<>())));
-  if (!out.empty()) ctx.ok(H5Dread(d.get(), H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), path, "cannot read");
+  std::vector<T> out(static_cast<size_t>(std::accumulate(dims.begin(), dims.end(), int64_t{1}, std::multiplies<>())));
+  if (!out.empty()) ctx.ok(H5Dread(d.get(), native, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), path, "cannot read");
   return out;
 }
 
+}  // namespace
+
+std::vector<int64_t> SerialFile::read_i64(const std::string& path) const {
+  return read_numeric<int64_t>(file_, path_, path, H5T_INTEGER, H5T_NATIVE_INT64, "an integer");
+}
+
 std::vector<double> SerialFile::read_f64(const std::string& path) const {
-  const Ctx ctx = ctx_of(file_, path_);
-  Hid d = open_dataset(file_, path, ctx);
-  Hid type(H5Dget_type(d.get()), H5Tclose);
-  if (H5Tget_class(type.get()) != H5T_FLOAT) ctx.fail(path, "not a floating-point dataset (found " + type_str(type.get()) + ")");
-  const std::vector<int64_t> dims = extent(d.get());
-  std::vector<double> out(static_cast<size_t>(std::accumulate(dims.begin(), dims.end(), int64_t{1}, std::multiplies<>())));
-  if (!out.empty()) ctx.ok(H5Dread(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), path, "cannot read");
-  return out;
+  return read_numeric<double>(file_, path_, path, H5T_FLOAT, H5T_NATIVE_DOUBLE, "a floating-point");
 }
 
 std::vector<std::string> SerialFile::read_strings(const std::string& path) const {
