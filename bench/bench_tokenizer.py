@@ -8,6 +8,12 @@ binary on the same documents, checks that both produce identical ids and prints 
 
 Usage: bench_tokenizer.py --binary build/bin/bench_tokenizer [--family qwen2|llama3|deepseek_r1]
                           [--tokenizer tokenizer.json] [--size-mb 1.0] [--repeats 5] [--workdir DIR]
+                          [--long-run N]
+
+--long-run N times hostile input instead of the corpus: two documents of N letters without a space
+(seeded random letters, and one letter repeated), each a single pre-token that BPE merges as one word.
+Merging is O(n log n) in the word's length (docs/algorithms.md, tokenizer); 1M letters is the size
+the reliability issue measured.
 """
 import argparse
 import glob
@@ -105,12 +111,19 @@ def main():
     parser.add_argument("--size-mb", type=float, default=1.0)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workdir", help="where to write the corpus and tokenizer (default: a temp dir)")
+    parser.add_argument("--long-run", type=int, default=0, metavar="N",
+                        help="time two unspaced runs of N letters instead of the corpus")
     args = parser.parse_args()
 
     binary = find_binary(args.binary)
     workdir = args.workdir or tempfile.mkdtemp(prefix="bench_tokenizer_")
     os.makedirs(workdir, exist_ok=True)
     documents = build_corpus(int(args.size_mb * 1e6))
+    training_documents = documents
+    if args.long_run > 0:
+        rng = random.Random(7)
+        documents = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(args.long_run)),
+                     "a" * args.long_run]
     corpus_path = os.path.join(workdir, "corpus.jsonl")
     with open(corpus_path, "w", encoding="utf-8") as f:
         for d in documents:
@@ -121,7 +134,7 @@ def main():
         tokenizer_path = args.tokenizer
     else:
         tokenizer_path = os.path.join(workdir, f"{args.family}_tokenizer.json")
-        train_tokenizer(args.family, documents, args.vocab_size).save(tokenizer_path)
+        train_tokenizer(args.family, training_documents, args.vocab_size).save(tokenizer_path)
     tok = Tokenizer.from_file(tokenizer_path)
 
     hf_batch, encodings = best_time(lambda: tok.encode_batch(documents, add_special_tokens=False), args.repeats)

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/disk_space.h"
 #include "core/error.h"
 #include "io/h5store.h"
 
@@ -56,7 +57,7 @@ struct Ctx {
   bool input = false;
   [[noreturn]] void fail(const std::string& field, const std::string& what) const {
     if (input) throw InputError(file, field, what);
-    throw std::runtime_error(file + ": " + field + ": " + what);
+    throw std::runtime_error(file + ": " + field + ": " + what + disk_full_note(file));
   }
   hid_t id(hid_t id, const std::string& field, const std::string& what) const {
     if (id < 0) fail(field, what + ": " + h5_error_text());

@@ -10,7 +10,8 @@ On the shipped toy thinker, small and fast:
   behind a marker rewritten to match), exit 2 naming the file and the dataset or attribute;
 - a stop request during the last batch of a task: the complete task commits (exit 0);
 - hostile input: --data.prompts /dev/zero, a directory as --config, max_new_tokens beyond the context,
-  run.threads beyond the hardware, an id with a control character: exit 2 before any work, and no output.
+  run.threads beyond the hardware, an id with a control character: exit 2 before any work, and no output;
+- a full disk: the error names the file and the cause, and nothing is certified.
 """
 import hashlib
 import json
@@ -186,3 +187,21 @@ def test_hostile_input_fails_fast_and_leaves_nothing(binary, toy_model, tmp_path
         [line] = error_lines(r)
         assert file in line and field in line[line.index(file) + len(file):], (override, extra, line)
         assert not list(d.rglob("generations.*")), (override, extra)
+
+
+def test_a_full_disk_is_named_and_nothing_is_certified(binary, toy_model, tmp_path):
+    """collect into a 2 MiB tmpfs: the error names the file and says the device is full; no marker."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs a 2 MiB tmpfs (root and mount permission)")
+    try:
+        r = run(binary, "collect", "--model.path", toy_model, "--run.dir", mnt / "run", "--run.threads", 1,
+                "--data.prompts", "builtin:toy-test", "--data.limit", 100, "--collect.positions", "all", timeout=120)
+        assert r.returncode != 0, r.stderr
+        [line] = error_lines(r)
+        assert "activations.h5" in line and "no space left on the device" in line, line
+        assert not list((mnt / "run").rglob("*.done")), "a marker certifies output on a full disk"
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True)
