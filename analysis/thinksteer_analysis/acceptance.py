@@ -1,29 +1,42 @@
-"""The steering acceptance table (the §A.6 claim of docs/algorithms.md as a test): for each behaviour vector
-applied at a layer, +c must raise that behaviour's fraction and -c lower it, each by a paired
-difference from the baseline whose bootstrap interval excludes zero, while the same-norm random
-directions at the same layer and coefficients stay inside the interval the vector's two effects leave
-between them: every random control's mean change lies above the upper end of the -c interval and below
-the lower end of the +c interval, so the vector moves its behaviour further, in each direction, than a
-random push of the same size. Whether a random control's own interval contains zero (no change at
-all) is shown as a separate column: on a 4-layer model a push of 2.5x the mean activation's norm moves
-every behaviour by a few points, and a paired test over 200 prompts sees that.
+"""The steering acceptance table: the §A.6 claim of docs/algorithms.md as a test, with the rule written
+down in docs/algorithms.md ("Steering acceptance").
+
+For each behaviour, at the layer `attribute` picked first for it (attribute/attribution.h5 /selected[k, 0]),
+and for some |c| <= max_c (1.5 by default, near the paper's coefficients):
+  1. +c raises the behaviour's fraction and -c lowers it: the paired difference from the unsteered
+     baseline has a bootstrap interval that excludes zero, on the intended side;
+  2. the vector's point estimate lies outside every same-norm random direction's interval, on the
+     intended side, on both sides of c: delta(+c) > hi of every random direction at +c, and
+     delta(-c) < lo of every random direction at -c;
+  3. there are at least `min_random` random directions at each sign (5: `sweep.random_directions = 5`).
+The strict reading (a random push should not move the behaviour at all) is reported beside it: how
+many random directions' intervals contain zero.
+
+Rows at other layers or larger |c| are printed for reference, not judged. When the summary has the
+vector at several layers for the same |c| (sweep.layers = selected with attribute.n_select large), the
+attribution-vs-steering agreement is printed too: per layer the steering effect (delta(+c) - delta(-c)) / 2,
+the layer that steers best, and whether it is attribute's first pick.
 
     python -m thinksteer_analysis acceptance RUN_DIR [--share token_share|span_share] [--min-prompts 100]
+                                                     [--max-c 1.5] [--min-random 5]
 
-prints one row per behaviour, layer and |c|, then one verdict per behaviour: it passes when at least
-one of its rows (a layer of the sweep, e.g. each layer `attribute` selected, and a |c|) passes; exit 0
-when every behaviour passes, 1 otherwise."""
+exit 0 when every behaviour passes, 1 otherwise."""
 from __future__ import annotations
 
+import pathlib
 from collections.abc import Sequence
 from typing import TypedDict
 
 import numpy as np
 
+from .attribution import attribution_path, load_attribution
 from .schema import PathLike
-from .sweep_summary import SweepSummary, load_sweep_summary
+from .sweep_summary import SweepSummary, load_sweep_summary, summary_path
 
 Cell = tuple[float, float, float]   # (delta, lo, hi) of a paired difference from the baseline, fraction units
+
+MAX_C = 1.5
+MIN_RANDOM = 5
 
 
 class Row(TypedDict):
@@ -36,22 +49,32 @@ class Row(TypedDict):
     base: float                     # the behaviour's baseline fraction
     plus: Cell                      # +c
     minus: Cell                     # -c
-    random_plus: list[Cell]         # same-norm random directions at +c (one per seed)
+    random_plus: list[Cell]         # same-norm random directions at +c (one per direction seed)
     random_minus: list[Cell]
+    first_pick: bool | None         # the layers are attribute's first pick (None: the run has no attribution)
     raises: bool                    # +c's interval lies above 0
     lowers: bool                    # -c's interval lies below 0
-    random_inside: bool             # every random control's mean lies between -c's upper and +c's lower end
-    random_zero: bool               # every random control's interval contains 0
-    ok: bool                        # raises and lowers and random_inside
+    beyond_random: bool             # delta(+c) above every random +c interval, delta(-c) below every random -c one
+    random_with_zero: int           # strict reading: random directions (both signs) whose interval contains 0
+    ok: bool                        # raises and lowers and beyond_random (random directions present)
 
 
 def _cell(s: SweepSummary, share: str, i: int, k: int) -> Cell:
     return float(s.delta[share][i, k]), float(s.delta[share + "_lo"][i, k]), float(s.delta[share + "_hi"][i, k])
 
 
-def acceptance_rows(s: SweepSummary, share: str = "token_share") -> list[Row]:
-    """One Row per steered behaviour, layers, |c| and dataset that has both signs of "add" points (see
-    Row). Random controls of several seeds: every one must stay inside."""
+def first_picks(run_dir: PathLike) -> dict[str, str] | None:
+    """{behaviour: layers text of attribute's first pick} from the run's attribution.h5 (None when the
+    run has none, e.g. a sweep over listed layers)."""
+    path = attribution_path(run_dir)
+    if not path.exists():
+        return None
+    a = load_attribution(path)
+    return {label: str(picks[0]) for label in a.labels if (picks := a.selected_layers(label))}
+
+
+def acceptance_rows(s: SweepSummary, share: str = "token_share", picks: dict[str, str] | None = None) -> list[Row]:
+    """One Row per steered behaviour, layers, |c| and dataset that has both signs of "add" points (see Row)."""
     p = s.points
     rows: list[Row] = []
     steered = [i for i in range(len(s)) if p["kind"][i] == "vector" and p["op"][i] == "add"]
@@ -65,22 +88,39 @@ def acceptance_rows(s: SweepSummary, share: str = "token_share") -> list[Row]:
             return [i for i in range(len(s)) if p["kind"][i] == kind and p["vector"][i] == vector and p["layers"][i] == layers
                     and p["op"][i] == "add" and p["dataset"][i] == dataset and np.isclose(float(p["coef"][i]), sign * c)]
         plus, minus = find("vector", 1), find("vector", -1)
-        rplus, rminus = find("random", 1), find("random", -1)
         if not plus or not minus:
             continue
         i_plus, i_minus = plus[0], minus[0]
         b = int(p["baseline"][i_plus])
         cell_plus, cell_minus = _cell(s, share, i_plus, k), _cell(s, share, i_minus, k)
-        random_plus, random_minus = [_cell(s, share, i, k) for i in rplus], [_cell(s, share, i, k) for i in rminus]
-        randoms = random_plus + random_minus
+        random_plus = [_cell(s, share, i, k) for i in find("random", 1)]
+        random_minus = [_cell(s, share, i, k) for i in find("random", -1)]
         raises, lowers = bool(cell_plus[1] > 0), bool(cell_minus[2] < 0)
-        random_inside = bool(randoms) and all(cell_minus[2] < d < cell_plus[1] for d, _, _ in randoms)
+        beyond = bool(random_plus and random_minus and all(cell_plus[0] > hi for _, _, hi in random_plus)
+                      and all(cell_minus[0] < lo for _, lo, _ in random_minus))
         rows.append(Row(vector=vector, layers=layers, c=c, dataset=dataset, n=int(p["n_prompts"][i_plus]),
                         base=float(s.fraction[share][b, k]) if b >= 0 else float("nan"), plus=cell_plus, minus=cell_minus,
-                        random_plus=random_plus, random_minus=random_minus, raises=raises, lowers=lowers, random_inside=random_inside,
-                        random_zero=bool(randoms) and all(lo <= 0 <= hi for _, lo, hi in randoms),
-                        ok=raises and lowers and random_inside))
+                        random_plus=random_plus, random_minus=random_minus,
+                        first_pick=None if picks is None else picks.get(vector) == layers,
+                        raises=raises, lowers=lowers, beyond_random=beyond,
+                        random_with_zero=sum(1 for _, lo, hi in random_plus + random_minus if lo <= 0 <= hi),
+                        ok=raises and lowers and beyond))
     return rows
+
+
+def judged(r: Row, max_c: float = MAX_C) -> bool:
+    """Whether a row counts for its behaviour's verdict: at attribute's first pick (or any layer when the
+    run has no attribution) and |c| <= max_c."""
+    return r["first_pick"] is not False and r["c"] <= max_c + 1e-12
+
+
+def failures(r: Row, min_prompts: int, min_random: int = MIN_RANDOM) -> list[str]:
+    """Why a row fails the rule (empty: it passes)."""
+    n_random = min(len(r["random_plus"]), len(r["random_minus"]))
+    return [w for w, bad in (("+c does not raise", not r["raises"]), ("-c does not lower", not r["lowers"]),
+                             (f"{n_random} random directions < {min_random}", n_random < min_random),
+                             ("inside a random direction's interval", n_random > 0 and not r["beyond_random"]),
+                             (f"n < {min_prompts}", r["n"] < min_prompts)) if bad]
 
 
 def _fmt(cell: Cell | None) -> str:
@@ -90,39 +130,99 @@ def _fmt(cell: Cell | None) -> str:
     return f"{100 * d:+6.1f} [{100 * lo:+5.1f}, {100 * hi:+5.1f}]"
 
 
-def format_acceptance(rows: Sequence[Row], share: str, ci: float, min_prompts: int) -> str:
+def _spread(cells: Sequence[Cell]) -> str:
+    """The random directions' point estimates and the outer ends of their intervals."""
+    if not cells:
+        return "-"
+    ds = [100 * d for d, _, _ in cells]
+    return f"{min(ds):+5.1f}..{max(ds):+5.1f} [{100 * min(lo for _, lo, _ in cells):+5.1f}, {100 * max(hi for _, _, hi in cells):+5.1f}]"
+
+
+def format_acceptance(rows: Sequence[Row], share: str, ci: float, min_prompts: int, max_c: float = MAX_C,
+                      min_random: int = MIN_RANDOM) -> str:
     """The acceptance table as text: one line per row with its verdict and why it fails."""
     out = [f"Steering acceptance ({share.replace('_', ' ')}, paired differences from the baseline in points of %, "
-           f"{round(100 * ci)}% bootstrap intervals)",
-           f"{'behaviour':<24} {'layer':>5} {'c':>5} {'n':>4} {'base %':>7}  {'+c':<22} {'-c':<22} {'random +c / -c':<46} {'rnd~0':<5} verdict"]
+           f"{round(100 * ci)}% bootstrap intervals; random: the directions' estimates min..max [lowest lo, highest hi])",
+           f"{'behaviour':<24} {'layer':>5} {'c':>5} {'n':>4} {'base %':>7}  {'+c':<22} {'-c':<22} {'random +c':<30} {'random -c':<30} "
+           f"{'rnd~0':>5}  verdict"]
     for r in rows:
-        rnd = " / ".join(_fmt(x) for x in r["random_plus"][:1] + r["random_minus"][:1]) or "-"
-        enough = r["n"] >= min_prompts
-        verdict = "PASS" if r["ok"] and enough else "FAIL"
-        why = [w for w, bad in (("+c does not raise", not r["raises"]), ("-c does not lower", not r["lowers"]),
-                                ("no random control" if not (r["random_plus"] or r["random_minus"]) else "random moves it as far", not r["random_inside"]), (f"n < {min_prompts}", not enough)) if bad]
+        why = failures(r, min_prompts, min_random)
+        verdict = ("PASS" if not why else "FAIL") if judged(r, max_c) else ("pass" if not why else "fail") + " (not judged)"
+        n_rand = len(r["random_plus"]) + len(r["random_minus"])
         out.append(f"{r['vector']:<24} {r['layers']:>5} {r['c']:>5g} {r['n']:>4} {100 * r['base']:>7.1f}  {_fmt(r['plus']):<22} "
-                   f"{_fmt(r['minus']):<22} {rnd:<46} {('yes' if r['random_zero'] else 'no'):<5} {verdict}{' (' + '; '.join(why) + ')' if why else ''}")
+                   f"{_fmt(r['minus']):<22} {_spread(r['random_plus']):<30} {_spread(r['random_minus']):<30} "
+                   f"{r['random_with_zero']:>2}/{n_rand:<2}  {verdict}{' (' + '; '.join(why) + ')' if why else ''}")
     return "\n".join(out)
 
 
-def behaviour_verdicts(rows: Sequence[Row], min_prompts: int) -> dict[str, list[Row]]:
-    """{behaviour: [passing rows]} (an empty list: the behaviour fails)."""
+def behaviour_verdicts(rows: Sequence[Row], min_prompts: int, max_c: float = MAX_C, min_random: int = MIN_RANDOM) -> dict[str, list[Row]]:
+    """{behaviour: [passing judged rows]} (an empty list: the behaviour fails)."""
     out: dict[str, list[Row]] = {}
     for r in rows:
         out.setdefault(r["vector"], [])
-        if r["ok"] and r["n"] >= min_prompts:
+        if judged(r, max_c) and not failures(r, min_prompts, min_random):
             out[r["vector"]].append(r)
     return out
 
 
-def main(run_dir: PathLike, share: str = "token_share", min_prompts: int = 100) -> int:
-    """Prints the table and one verdict per behaviour; 0 when every behaviour passes, 1 otherwise."""
+class Agreement(TypedDict):
+    """Attribution against steering for one behaviour, dataset and |c|: the effect at every swept layer."""
+    vector: str
+    dataset: str
+    c: float
+    effects: dict[str, float]       # layers -> (delta(+c) - delta(-c)) / 2, fraction units
+    best: str                       # the layers with the largest effect
+    first_pick: str | None
+    agrees: bool | None             # best == first pick (None: no attribution)
+
+
+def agreement(rows: Sequence[Row], picks: dict[str, str] | None) -> list[Agreement]:
+    """Per behaviour, dataset and |c| swept at two or more single layers: which layer steers best."""
+    groups: dict[tuple[str, str, float], dict[str, float]] = {}
+    for r in rows:
+        if "+" not in r["layers"]:
+            groups.setdefault((r["vector"], r["dataset"], r["c"]), {})[r["layers"]] = (r["plus"][0] - r["minus"][0]) / 2
+    out: list[Agreement] = []
+    for (vector, dataset, c), effects in sorted(groups.items()):
+        if len(effects) < 2:
+            continue
+        best = max(effects, key=lambda layer: effects[layer])
+        pick = None if picks is None else picks.get(vector)
+        out.append(Agreement(vector=vector, dataset=dataset, c=c, effects=dict(sorted(effects.items(), key=lambda x: int(x[0]))), best=best,
+                             first_pick=pick, agrees=None if pick is None else pick == best))
+    return out
+
+
+def format_agreement(items: Sequence[Agreement]) -> str:
+    out = ["Attribution against steering: effect (delta(+c) - delta(-c)) / 2 per layer, points of %; * = attribute's first pick"]
+    for a in items:
+        cells = " ".join(f"L{layer}{'*' if layer == a['first_pick'] else ''} {100 * e:+.1f}" for layer, e in a["effects"].items())
+        verdict = "-" if a["agrees"] is None else ("first pick steers best" if a["agrees"] else f"layer {a['best']} steers best")
+        out.append(f"{a['vector']:<24} c={a['c']:g}  {cells}  -> {verdict}")
+    return "\n".join(out)
+
+
+def run_dir_of(path: PathLike) -> pathlib.Path:
+    """The run directory of a run directory or of its sweep/summary.h5."""
+    p = summary_path(path)
+    return p.parent.parent
+
+
+def main(run_dir: PathLike, share: str = "token_share", min_prompts: int = 100, max_c: float = MAX_C, min_random: int = MIN_RANDOM) -> int:
+    """Prints the table, the agreement when the sweep has several layers, and one verdict per behaviour;
+    0 when every behaviour passes, 1 otherwise."""
     s = load_sweep_summary(run_dir)
-    rows = acceptance_rows(s, share)
-    print(format_acceptance(rows, share, s.ci, min_prompts))
-    verdicts = behaviour_verdicts(rows, min_prompts)
+    picks = first_picks(run_dir_of(run_dir))
+    rows = acceptance_rows(s, share, picks)
+    print(format_acceptance(rows, share, s.ci, min_prompts, max_c, min_random))
+    if items := agreement(rows, picks):
+        print()
+        print(format_agreement(items))
+    print()
+    if picks is None:
+        print("note: no attribute/attribution.h5 in the run: rows at every layer are judged")
+    verdicts = behaviour_verdicts(rows, min_prompts, max_c, min_random)
     for vector, passing in verdicts.items():
         where = ", ".join(f"layer {r['layers']} c={r['c']:g}" for r in passing)
-        print(f"{vector}: {'PASS at ' + where if passing else 'FAIL at every layer and c'}")
+        print(f"{vector}: {'PASS at ' + where if passing else f'FAIL (no row at the first pick with c <= {max_c:g} passes)'}")
     return 0 if verdicts and all(verdicts.values()) else 1

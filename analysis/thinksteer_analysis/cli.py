@@ -2,14 +2,15 @@
 
   figures RUN_DIR [--out DIR] [--format png|pdf] [--share token_share|span_share]
   summary RUN_DIR [--share token_share|span_share]
-  acceptance RUN_DIR [--share ...] [--min-prompts 100]
+  acceptance RUN_DIR [--share ...] [--min-prompts 100] [--max-c 1.5] [--min-random 5]
 
 figures: draws every figure the run directory has the outputs for (attribute/attribution.h5,
          sweep/summary.h5) into DIR (default RUN_DIR/figures) and prints the files written; a stage that
          has not run is skipped with a one-line note.
 summary: prints the sweep table (sweep/summary.h5) as plain text.
-acceptance: the steering acceptance table (+c raises, -c lowers, same-norm random controls stay inside
-         their interval); exit 0 when every row passes, 1 otherwise.
+acceptance: the steering acceptance table (docs/algorithms.md "Steering acceptance": at attribute's first
+         pick and some |c| <= max-c, +c raises and -c lowers each behaviour beyond every same-norm
+         random direction's interval); exit 0 when every behaviour passes, 1 otherwise.
 A malformed file stops the command with exit status 1 and a message naming the file and the dataset."""
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     acc.add_argument("run_dir")
     acc.add_argument("--share", default="token_share", choices=SHARES)
     acc.add_argument("--min-prompts", type=int, default=100)
+    acc.add_argument("--max-c", type=float, default=1.5, help="largest |c| a judged row may have (default 1.5)")
+    acc.add_argument("--min-random", type=int, default=5, help="random directions needed at each sign (default 5)")
     return parser
 
 
@@ -57,7 +60,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
                 return 1
         elif args.command == "acceptance":
             from .acceptance import main as acceptance_main
-            return acceptance_main(args.run_dir, args.share, args.min_prompts)
+            return acceptance_main(args.run_dir, args.share, args.min_prompts, args.max_c, args.min_random)
         else:
             from .sweep_analysis import format_table
             from .sweep_summary import load_sweep_summary

@@ -14,6 +14,9 @@ Figures (each function returns the matplotlib Figure; make_figures writes the fi
                           line per layers value, random controls dashed
   accuracy_length         <run>/sweep: accuracy and mean thinking length against coefficient, a line per
                           vector and layers value
+  vector_vs_random        <run>/sweep with random controls: per behaviour at attribute's first pick (or each
+                          layer without attribution), the vector's paired delta at each c against every
+                          same-norm random direction's delta, with 95% intervals (the acceptance rule's picture)
 Sizes are fixed (no tight bounding box): a grid of panels PANEL_W x PANEL_H inches each at DPI.
 """
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import acceptance as acc
 from . import sweep_analysis as sw
 from .attribution import Attribution, attribution_path, load_attribution
 from .schema import PathLike, done_marker
@@ -280,6 +284,39 @@ def accuracy_length(s: SweepSummary, title: str = "") -> Figure:
     return fig
 
 
+def vector_vs_random(rows: Sequence[acc.Row], ci: float, title: str = "") -> Figure:
+    """A panel per behaviour and layers: at each +-c, the vector's paired delta (colour) beside each random
+    direction's (grey), error bars the bootstrap interval; the rule asks the coloured point to lie
+    beyond every grey interval on its side."""
+    panels: dict[tuple[str, str], list[acc.Row]] = {}
+    for r in rows:
+        if (r["random_plus"] or r["random_minus"]) and r["first_pick"] is not False:
+            panels.setdefault((r["vector"], r["layers"]), []).append(r)
+    fig, axes = _panels(max(len(panels), 1), (title or "Steering vector against same-norm random directions")
+                        + f"; error bars: {100 * ci:.0f}% CI")
+    for pi, (ax, ((vector, layers), group)) in enumerate(zip(axes, sorted(panels.items()))):
+        for r in group:
+            for sign, cell, randoms in ((1, r["plus"], r["random_plus"]), (-1, r["minus"], r["random_minus"])):
+                x = sign * r["c"]
+                width = 0.25 * r["c"]
+                for j, (d, lo, hi) in enumerate(randoms):
+                    xj = x + width * ((j + 1) / (len(randoms) + 1) - 0.5) + 0.3 * width
+                    ax.errorbar([xj], [100 * d], yerr=[[100 * max(0.0, d - lo)], [100 * max(0.0, hi - d)]], fmt="o", markersize=2.5,
+                                capsize=1.5, color="0.55", linewidth=0.8, label="random directions" if (sign == 1 and j == 0 and r is group[0]) else None)
+                d, lo, hi = cell
+                ax.errorbar([x - 0.3 * width], [100 * d], yerr=[[100 * max(0.0, d - lo)], [100 * max(0.0, hi - d)]], fmt="D", markersize=4,
+                            capsize=2, color=_color(pi), linewidth=1.2, label="vector" if (sign == 1 and r is group[0]) else None)
+        ax.axhline(0, color="0.6", linewidth=0.8)
+        ax.set_title(f"{vector} @ layer {layers}", fontsize=9)
+        ax.set_xlabel("coefficient")
+        ax.set_ylabel("change from baseline (points of %)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if not panels:
+        axes[0].text(0.5, 0.5, "no random controls", ha="center", va="center", transform=axes[0].transAxes)
+    return fig
+
+
 # ---- one call for a run directory -----------------------------------------------------------------
 
 def _save(fig: Figure, out: pathlib.Path, name: str, fmt: str, written: list[pathlib.Path]) -> None:
@@ -322,6 +359,7 @@ def make_figures(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png
         _save(attribution_layers(attribution), out_dir, "attribution_layers", fmt, written)
         _save(attribution_cosine(attribution), out_dir, "attribution_cosine", fmt, written)
     if summary is not None:
+        picks = {label: str(p[0]) for label in attribution.labels if (p := attribution.selected_layers(label))} if attribution is not None else None
         datasets = summary.datasets()
         for ds in datasets:
             part = summary.subset(summary.points["dataset"] == ds) if len(datasets) > 1 else summary
@@ -331,6 +369,10 @@ def make_figures(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png
             _save(fraction_bars(part, share, title=f"Behaviour fraction: original, +steer, −steer{tag}{partial}"), out_dir, f"fraction_bars{suffix}", fmt, written)
             _save(fraction_vs_coef(part, share, title=f"Behaviour fraction against coefficient{tag}{partial}"), out_dir, f"fraction_vs_coef{suffix}", fmt, written)
             _save(accuracy_length(part, title=f"Accuracy and thinking length against strength{tag}{partial}"), out_dir, f"accuracy_length{suffix}", fmt, written)
+            rows = acc.acceptance_rows(part, share, picks)
+            if any(r["random_plus"] or r["random_minus"] for r in rows):
+                _save(vector_vs_random(rows, part.ci, title=f"Vector vs same-norm random directions{partial}\n{ds}"),
+                      out_dir, f"vector_vs_random{suffix}", fmt, written)
     return written
 
 

@@ -125,6 +125,7 @@ struct Config {
     std::vector<std::string> positions = {"all"};   // all | prompt | generated
     std::vector<std::string> controls = {"none", "random"};  // none (the vector) | random (same-norm random direction per seed)
     std::vector<std::string> seeds = {"0"};
+    int64_t random_directions = 1;   // random directions per seed: 1 uses the seed itself, n > 1 seeds 100*seed + j, j < n
     int64_t task_id = -1;            // sweep run: manifest row (-1: $SLURM_ARRAY_TASK_ID); also --task-id
   } sweep;
   struct Reduce {                  // gathering a sweep's tasks (stages/reduce.cpp)

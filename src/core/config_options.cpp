@@ -146,6 +146,9 @@ void declare_sweep_options(OptionTable& t, Config& c) {
              all({not_empty_list(), check::each_option<SweepControl>()}));
   t.add_list("sweep.seeds", &c.sweep.seeds, "random-direction seeds (and sampling seeds when generate.temperature > 0), comma-separated",
              all({not_empty_list(), check::numbers(true, 9.2e18)}));
+  t.add("sweep.random_directions", &c.sweep.random_directions,
+        "same-norm random directions per seed for control random: 1 (the seed itself) or n (seeds 100*seed + j, j < n)",
+        in_range(1, 100));
   t.add("sweep.task_id", &c.sweep.task_id, "sweep run: the manifest row to run (-1: $SLURM_ARRAY_TASK_ID); also given as --task-id N", at_least(int64_t{-1}));
   t.add("reduce.allow_partial", &c.reduce.allow_partial, "with tasks missing: write the summary marked partial and exit 0 (true|false)");
   t.add("reduce.bootstrap", &c.reduce.bootstrap, "bootstrap resamples of the prompts for the intervals", in_range(0, 10'000'000));

@@ -259,7 +259,7 @@ void write_summary(const Config& cfg, Runtime& rt, StageOutput& out, const Found
   const json prov = artifacts::stage_provenance(cfg, rt, "reduce", f.hash, cfg.model.path);
   artifacts::write_sweep_summary(out.partial(), s, run, prov);
   out.commit_h5(prov, artifacts::SWEEP_SUMMARY, artifacts::sweep_summary_datasets(static_cast<int64_t>(s.n_points()), static_cast<int64_t>(s.labels.size())),
-                {.provenance_json = false, .resolved_config = false});
+                {.provenance_json = false, .resolved_config = false, .certified = {}});
   const fs::path out_csv = artifacts::SWEEP_SUMMARY_CSV.in(cfg);
   write_file_atomic(out_csv, artifacts::sweep_summary_csv(s));
   spdlog::info("reduce: {} points ({} tasks, {} missing) -> {}, {}", s.n_points(), f.points.size(), f.status.missing.size(), out.path().string(),

@@ -3,6 +3,7 @@
 //   in : [sweep] axes, the vectors file (steer.vectors), attribute's output for layers = auto | selected
 //   out: <run.dir>/sweep/manifest.jsonl (artifacts/sweep_manifest.h), plan.json; stdout: one line
 //        "--array=0-<N-1>" for sbatch
+#include <cstdint>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -42,6 +43,10 @@ std::vector<SweepPoint> make_plan(const Config& cfg, const VectorSet& set, const
   a.positions = cfg.sweep.positions;
   a.controls = cfg.sweep.controls;
   for (const auto& s : cfg.sweep.seeds) a.seeds.push_back(std::stoll(s));
+  a.random_directions = cfg.sweep.random_directions;
+  for (int64_t s : a.seeds)
+    if (a.random_directions > 1 && (s > INT64_MAX / 100 - 100 || s < INT64_MIN / 100 + 100))
+      throw InputError("[sweep]", "sweep.seeds", std::to_string(s) + " is too large for sweep.random_directions > 1 (seeds 100*seed + j)");
   a.sampled = cfg.generate.temperature > 0;
   for (const auto& h : a.hooks)
     if (h != hook_site(set.hook_applied))

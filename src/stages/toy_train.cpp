@@ -20,6 +20,7 @@
 // by all ranks at a step boundary), rank 0 writes the parameters, AdamW moments and step atomically; a
 // rerun with the same config continues from there and gives the same model as an uninterrupted run.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <algorithm>
@@ -29,6 +30,7 @@
 #include <fstream>
 #include <numeric>
 #include <optional>
+#include <thread>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -511,6 +513,9 @@ json write_model(const Config& cfg, const Paths& paths, const fs::path& tok_dir,
   prov["tokenizer_sha256"] = sha256_file(tok_file);
   prov["parameters"] = n_params;
   prov["train_examples"] = corpus.train.size();
+  // Where it was trained: bitwise results hold for the same device and thread count (docs/decisions.md).
+  prov["device"] = json{{"device", cfg.model.device}, {"torch_threads", at::get_num_threads()},
+                        {"hardware_threads", static_cast<int64_t>(std::thread::hardware_concurrency())}, {"ranks", env_world_size()}};
   prov["held_out_loss"] = val;
   prov["reproduce"] = "thinksteer toy tokenizer, then thinksteer toy train, with the resolved config in this file";
   out.files["provenance.json"] = prov.dump(2) + "\n";

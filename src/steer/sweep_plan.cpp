@@ -79,7 +79,12 @@ std::vector<SweepPoint> sweep_expand(const SweepAxes& a, const LayerResolver& re
     p.key = key_of(p);
     if (keys.insert(p.key).second) out.push_back(std::move(p));
   };
-  const std::vector<int64_t> point_seeds = a.sampled ? a.seeds : std::vector<int64_t>{a.seeds.empty() ? 0 : a.seeds.front()};
+  // Greedy baselines and vector points do not depend on a seed: seed 0, so that a run with other control
+  // seeds reuses their task files (tasks are named by key).
+  const std::vector<int64_t> point_seeds = a.sampled ? a.seeds : std::vector<int64_t>{0};
+  std::vector<int64_t> random_seeds;
+  for (int64_t seed : a.seeds)
+    for (int64_t j = 0; j < a.random_directions; ++j) random_seeds.push_back(a.random_directions == 1 ? seed : 100 * seed + j);
   for (const std::string& dataset : a.datasets) {
     for (int64_t seed : point_seeds) {
       SweepPoint b;
@@ -107,7 +112,7 @@ std::vector<SweepPoint> sweep_expand(const SweepAxes& a, const LayerResolver& re
                   p.positions = positions;
                   p.layer_scale = divide_by_layers ? 1.0 / static_cast<double>(layers.size()) : 1.0;
                   p.kind = control == "random" ? "random" : "vector";
-                  for (int64_t seed : control == "random" ? a.seeds : point_seeds) {
+                  for (int64_t seed : control == "random" ? random_seeds : point_seeds) {
                     p.seed = seed;
                     push(p);
                   }

@@ -4,8 +4,9 @@
 // per task. Per dataset the unsteered baseline comes first (once per dataset, and per seed when
 // generation samples), and every steered point of that dataset is compared with it by `reduce`. For
 // each vector × layers × hook × op × positions × coefficient: the real vector (control "none"), then
-// a same-norm random direction per seed (control "random", docs/decisions.md: random-vector ablations keep
-// each vector's norm). Projection-out ignores the coefficient (one point, coef 0). The opposite-sign
+// same-norm random directions (control "random", docs/decisions.md: random-vector ablations keep each
+// vector's norm): one per seed, or with random_directions = n > 1, n per seed s with direction seeds
+// 100*s + j (j < n), so "control seed 11" names the five directions 1100..1104. Projection-out ignores the coefficient (one point, coef 0). The opposite-sign
 // control is a negative coefficient on the coefficient axis.
 //
 // A point's `key` is a hash of its parameters (not of its position), so ids stay stable for the same
@@ -32,6 +33,7 @@ struct SweepAxes {
   std::vector<std::string> positions;  // all | prompt | generated
   std::vector<std::string> controls;   // none (the real vector) | random (same-norm random direction per seed)
   std::vector<int64_t> seeds;          // random-direction seeds; sampling seeds too when `sampled`
+  int64_t random_directions = 1;       // per seed: 1 uses the seed itself; n > 1 seeds 100*seed + j, j < n
   bool sampled = false;                // generation samples: baselines and real-vector points repeat per seed
 };
 
@@ -46,7 +48,7 @@ struct SweepPoint {
   double coef = 0;
   std::string op;          // add | project-out ("" for baseline)
   std::string positions;   // all | prompt | generated ("" for baseline)
-  int64_t seed = 0;        // random-direction seed (random), sampling seed (when sampled)
+  int64_t seed = 0;        // random-direction seed (random), sampling seed (when sampled), else 0
   double layer_scale = 1;  // multiplier on coef per layer: 1, or 1/n_layers with steer.divide_by_layers
 
   std::string layers_text() const;  // "1+2"; "" for baseline

@@ -29,7 +29,7 @@ STR = h5py.string_dtype("utf-8")
 A_LABELS = ["adding-knowledge", "example-testing", "uncertainty-estimation", "backtracking"]
 A_LAYERS = np.arange(6, dtype=np.int64)
 A_E = 5
-A_SELECTED = np.array([[3, 2], [2, 4], [4, -1], [1, 3]], dtype=np.int64)
+A_SELECTED = np.array([[3, 2], [2, 4], [4, -1], [2, 3]], dtype=np.int64)
 
 
 def attribution_effect():
@@ -212,6 +212,7 @@ EXPECTED = {
     "fraction_bars": (450, 600),
     "fraction_vs_coef": (320, 800),
     "accuracy_length": (450, 1100),
+    "vector_vs_random": (320, 400),     # one panel: backtracking at its first pick, layer 2
 }
 
 
@@ -249,7 +250,8 @@ def test_missing_stages_are_skipped_with_a_note(tmp_path):
     p = cli("figures", only_sweep)
     assert p.returncode == 0, p.stderr
     assert "note: no attribute" in p.stdout and "partial" in p.stdout
-    assert sorted(x.name for x in (only_sweep / "figures").iterdir()) == ["accuracy_length.png", "fraction_bars.png", "fraction_vs_coef.png"]
+    assert sorted(x.name for x in (only_sweep / "figures").iterdir()) == ["accuracy_length.png", "fraction_bars.png", "fraction_vs_coef.png",
+                                                                          "vector_vs_random.png"]
     from thinksteer_analysis.figures import make_figures   # in process: the same code path, one interpreter less
     notes = []
     written = make_figures(only_attr, log=notes.append)
@@ -268,7 +270,7 @@ def test_load_attribution_returns_planted_numbers(run):
     np.testing.assert_array_equal(a.effect, eff)
     np.testing.assert_allclose(a.mean, eff.mean(axis=2), rtol=1e-6)
     np.testing.assert_allclose(a.std, eff.std(axis=2), rtol=1e-6)
-    assert a.selected_layers("backtracking") == [1, 3] and a.selected_layers("uncertainty-estimation") == [4]
+    assert a.selected_layers("backtracking") == [2, 3] and a.selected_layers("uncertainty-estimation") == [4]
     assert a.example_id[2] == "toy-000002" and a.metric == "paper" and a.hook == "blocks.{l}.hook_resid_post"
     assert a.embed_cos_threshold() == 0.5
     assert a.cos_embed.shape == (4, 6) and a.n_examples.tolist() == [A_E] * 4
@@ -315,7 +317,7 @@ def test_datasets_span_share_and_subsets(tmp_path):
     b = {x.label: x for x in fraction_bars(g, "span_share")}["backtracking"]
     assert (b.layers, b.baseline, b.pos, b.neg) == ("2", pytest.approx(0.12), pytest.approx(0.32), pytest.approx(0.008))
     written = make_figures(run, tmp_path / "out", log=lambda line: None)
-    assert sorted(p.name for p in written) == sorted(f"{n}_{ds}.png" for n in ("fraction_bars", "fraction_vs_coef", "accuracy_length")
+    assert sorted(p.name for p in written) == sorted(f"{n}_{ds}.png" for n in ("fraction_bars", "fraction_vs_coef", "accuracy_length", "vector_vs_random")
                                                      for ds in ("gsm8k", "math500"))
 
 
@@ -374,21 +376,33 @@ def test_bad_baseline_index_is_named(tmp_path):
 
 
 def test_acceptance_table_on_planted_numbers(run):
-    """+c raises, -c lowers (intervals exclude 0), random controls inside the gap the vector's effects leave."""
-    from thinksteer_analysis.acceptance import acceptance_rows, behaviour_verdicts
+    """At attribute's first pick: +c raises, -c lowers (intervals exclude 0), and the vector's estimate lies
+    beyond every random direction's interval on its side; |c| and the number of directions are limited."""
+    from thinksteer_analysis.acceptance import acceptance_rows, agreement, behaviour_verdicts, first_picks
     from thinksteer_analysis.sweep_summary import load_sweep_summary
-    rows = acceptance_rows(load_sweep_summary(run))
+    picks = first_picks(run)
+    assert picks == {"adding-knowledge": "3", "example-testing": "2", "uncertainty-estimation": "4", "backtracking": "2"}
+    rows = acceptance_rows(load_sweep_summary(run), picks=picks)
     by = {(r["vector"], r["layers"], r["c"]): r for r in rows}
     bt = by[("backtracking", "2", 8.0)]
     assert np.isclose(bt["plus"][0], 0.25) and np.isclose(bt["minus"][0], -0.14)
-    assert bt["raises"] and bt["lowers"] and bt["random_inside"] and bt["ok"]
+    assert bt["raises"] and bt["lowers"] and bt["beyond_random"] and bt["ok"] and bt["first_pick"]
     assert len(bt["random_plus"]) == 2 and len(bt["random_minus"]) == 2          # seeds 1 and 2
-    assert not by[("backtracking", "1", 8.0)]["ok"]                              # no random control there
-    assert not by[("uncertainty-estimation", "2", 4.0)]["ok"]
-    verdicts = behaviour_verdicts(rows, min_prompts=50)
+    assert bt["random_with_zero"] == 3                                          # the strict reading
+    assert not by[("backtracking", "1", 8.0)]["ok"] and by[("backtracking", "1", 8.0)]["first_pick"] is False
+    loose = dict(min_prompts=50, max_c=8.0, min_random=2)
+    verdicts = behaviour_verdicts(rows, **loose)
     assert [(r["layers"], r["c"]) for r in verdicts["backtracking"]] == [("2", 8.0)]
-    assert verdicts["uncertainty-estimation"] == []
-    assert behaviour_verdicts(rows, min_prompts=100)["backtracking"] == []       # 50 prompts < 100
-    r = cli("acceptance", run, "--min-prompts", "50")
+    assert verdicts["uncertainty-estimation"] == []                              # its first pick, 4, was not swept
+    assert behaviour_verdicts(rows, **dict(loose, min_prompts=100))["backtracking"] == []   # 50 prompts < 100
+    assert behaviour_verdicts(rows, **dict(loose, max_c=1.5))["backtracking"] == []         # c = 8 > 1.5
+    assert behaviour_verdicts(rows, **dict(loose, min_random=5))["backtracking"] == []      # 2 directions < 5
+    agree = {(a["vector"], a["c"]): a for a in agreement(rows, picks)}
+    assert agree[("backtracking", 8.0)]["best"] == "2" and agree[("backtracking", 8.0)]["agrees"]
+    assert np.isclose(agree[("backtracking", 8.0)]["effects"]["1"], 0.075)
+    assert agree[("uncertainty-estimation", 8.0)]["best"] == "1" and agree[("uncertainty-estimation", 8.0)]["agrees"] is False
+    r = cli("acceptance", run, "--min-prompts", "50", "--max-c", "8", "--min-random", "2")
     assert r.returncode == 1, r.stderr                                           # uncertainty fails
     assert "backtracking: PASS at layer 2 c=8" in r.stdout and "uncertainty-estimation: FAIL" in r.stdout, r.stdout
+    assert "Attribution against steering" in r.stdout and "L2* +19.5" in r.stdout, r.stdout
+    assert cli("acceptance", run, "--min-prompts", "50").returncode == 1         # defaults: c <= 1.5, 5 directions

@@ -133,6 +133,30 @@ TEST(SweepPlan, OrderCountsAndKeys) {
   EXPECT_NE(scaled[7].key, pts[7].key);
 }
 
+TEST(SweepPlan, RandomDirectionsPerSeed) {
+  SweepAxes a = small_axes();
+  a.vectors = {"backtracking"};
+  a.layers = {"auto"};
+  a.coefficients = {1};
+  a.seeds = {11};
+  a.random_directions = 5;
+  const auto pts = sweep_expand(a, resolve, false);
+  // baseline, the vector, then five directions 1100..1104; greedy baseline and vector points have seed
+  // 0 whatever the control seed, so other control seeds reuse their tasks
+  ASSERT_EQ(pts.size(), 7u);
+  EXPECT_EQ(pts[1].kind, "vector");
+  EXPECT_EQ(pts[0].seed, 0);
+  EXPECT_EQ(pts[1].seed, 0);
+  for (int64_t j = 0; j < 5; ++j) {
+    EXPECT_EQ(pts[2 + j].kind, "random");
+    EXPECT_EQ(pts[2 + j].seed, 1100 + j);
+  }
+  a.random_directions = 1;  // the seed itself: manifests planned before the option keep their keys
+  const auto one = sweep_expand(a, resolve, false);
+  ASSERT_EQ(one.size(), 3u);
+  EXPECT_EQ(one[2].seed, 11);
+}
+
 TEST(SweepPlan, ProjectOutCollapsesCoefficientsSampledRepeatsSeeds) {
   SweepAxes a = small_axes();
   a.vectors = {"backtracking"};
