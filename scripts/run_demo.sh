@@ -2,9 +2,10 @@
 # The main job on the embedded default, from a fresh machine: set-up, build, then the whole steering
 # chain on the shipped toy thinker (models/toy-thinker, trained by thinksteer on the planted-truth
 # corpus; nothing is downloaded) on 2 MPI ranks: generate -> annotate -> collect -> vectors ->
-# attribute -> steer sweep (plan, tasks, reduce) -> figures, and the acceptance table (+c raises each
-# behaviour, -c lowers it, same-norm random directions do not move it; bootstrap 95% intervals over
-# 200 held-out problems). Everything lands in runs/demo/ (see configs/demo.ini).
+# attribute -> steer sweep (plan, tasks, reduce) -> figures, and the acceptance table (at attribute's
+# first pick, +c raises each behaviour and -c lowers it beyond every same-norm random direction's
+# interval; bootstrap 95% intervals over 200 held-out problems; docs/algorithms.md "Steering
+# acceptance"). Everything lands in runs/demo/ (see configs/demo.ini), or in the --run.dir given.
 # Usage: scripts/run_demo.sh [--section.key value ...]   (extra options override configs/demo.ini)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,12 +15,15 @@ scripts/build.sh thinksteer
 # torch thread per rank keeps the ranks from stalling each other on 2 cores.
 if [[ $(id -u) -eq 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 export OMP_NUM_THREADS=1
+run_dir=runs/demo   # or the --run.dir given
+args=("$@")
+for ((i = 0; i + 1 < ${#args[@]}; i++)); do [[ ${args[i]} == --run.dir ]] && run_dir=${args[i+1]}; done
 start=$(date +%s)
 for stage in generate annotate collect vectors attribute steer; do
   mpiexec --oversubscribe -n 2 build/bin/thinksteer "$stage" --config configs/demo.ini --run.threads 1 "$@"
 done
-.venv/bin/thinksteer-analysis figures runs/demo
+.venv/bin/thinksteer-analysis figures "$run_dir"
 echo
-.venv/bin/thinksteer-analysis acceptance runs/demo || true
+.venv/bin/thinksteer-analysis acceptance "$run_dir" || true
 echo
-echo "chain finished in $(( $(date +%s) - start )) s; outputs in runs/demo/ (sweep/summary.h5, summary.csv, figures/*.png)"
+echo "chain finished in $(( $(date +%s) - start )) s; outputs in $run_dir/ (sweep/summary.h5, summary.csv, figures/*.png)"

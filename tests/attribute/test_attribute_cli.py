@@ -352,7 +352,7 @@ def test_bad_input(binary, toy_model, deep_run, toy_run, tmp_path):
         f.attrs["format"] = "nothing"
     msg = bad(binary, toy_run, toy_model, "--attribute.vectors", str(tmp_path / "bad_layers.h5"))
     assert "bad_layers.h5" in msg
-    msg = bad(binary, toy_run, toy_model, "--attribute.layers", "7")
+    msg = bad(binary, toy_run, toy_model, "--attribute.layers", "9")
     assert "vectors.h5" in msg and "layers" in msg
 
 

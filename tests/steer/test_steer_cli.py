@@ -263,7 +263,7 @@ def test_reduce_missing_tasks(binary, chain):
 
 @pytest.mark.parametrize("extra, file_part, field", [
     (["--sweep.vectors", "no-such-behaviour"], "vectors.h5", "names"),
-    (["--sweep.layers", "7"], "vectors.h5", "layers"),
+    (["--sweep.layers", "9"], "vectors.h5", "layers"),
     (["--sweep.layers", "1+x"], "[sweep]", "sweep.layers"),
     (["--sweep.coefficients", "1,abc"], "sweep.coefficients", "abc"),
     (["--sweep.ops", "multiply"], "sweep.ops", "multiply"),
