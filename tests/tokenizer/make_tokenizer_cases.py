@@ -108,7 +108,7 @@ TEST_CORPUS = [
     " " * 300 + "x",
     "ab" * 150 + " " + "🤗" * 40,
     "Let me think step by step. First, 12 + 30 = 42. Then 42 * 2 = 84. So the answer is \\boxed{84}.",
-    # Long unspaced runs: one pre-token of 20k symbols, merged by the O(n log n) heap path (issue 13).
+    # Long unspaced runs: one pre-token of 20k symbols, merged by the O(n log n) heap path (README "Reliability").
     "".join("abcdefghijklmnopqrstuvwxyz"[(i * 7919 + i * i * 104729) % 26] for i in range(20000)),
     "a" * 20001,
     "ab" * 5000 + "ba" * 5000,
