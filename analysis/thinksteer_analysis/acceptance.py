@@ -29,7 +29,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from .attribution import attribution_path, load_attribution
+from .attribution import Attribution, attribution_path, load_attribution
 from .schema import PathLike
 from .sweep_summary import SweepSummary, load_sweep_summary, summary_path
 
@@ -67,9 +67,11 @@ def first_picks(run_dir: PathLike) -> dict[str, str] | None:
     """{behaviour: layers text of attribute's first pick} from the run's attribution.h5 (None when the
     run has none, e.g. a sweep over listed layers)."""
     path = attribution_path(run_dir)
-    if not path.exists():
-        return None
-    a = load_attribution(path)
+    return picks_of(load_attribution(path)) if path.exists() else None
+
+
+def picks_of(a: Attribution) -> dict[str, str]:
+    """{behaviour: layers text of attribute's first pick} of a loaded attribution (behaviours without one left out)."""
     return {label: str(picks[0]) for label in a.labels if (picks := a.selected_layers(label))}
 
 

@@ -284,6 +284,11 @@ def accuracy_length(s: SweepSummary, title: str = "") -> Figure:
     return fig
 
 
+def _cell_err(d: float, lo: float, hi: float) -> list[list[float]]:
+    """matplotlib yerr, in points of %, of one (delta, lo, hi) cell."""
+    return [[100 * max(0.0, d - lo)], [100 * max(0.0, hi - d)]]
+
+
 def vector_vs_random(rows: Sequence[acc.Row], ci: float, title: str = "") -> Figure:
     """A panel per behaviour and layers: at each +-c, the vector's paired delta (colour) beside each random
     direction's (grey), error bars the bootstrap interval; the rule asks the coloured point to lie
@@ -301,10 +306,10 @@ def vector_vs_random(rows: Sequence[acc.Row], ci: float, title: str = "") -> Fig
                 width = 0.25 * r["c"]
                 for j, (d, lo, hi) in enumerate(randoms):
                     xj = x + width * ((j + 1) / (len(randoms) + 1) - 0.5) + 0.3 * width
-                    ax.errorbar([xj], [100 * d], yerr=[[100 * max(0.0, d - lo)], [100 * max(0.0, hi - d)]], fmt="o", markersize=2.5,
+                    ax.errorbar([xj], [100 * d], yerr=_cell_err(d, lo, hi), fmt="o", markersize=2.5,
                                 capsize=1.5, color="0.55", linewidth=0.8, label="random directions" if (sign == 1 and j == 0 and r is group[0]) else None)
                 d, lo, hi = cell
-                ax.errorbar([x - 0.3 * width], [100 * d], yerr=[[100 * max(0.0, d - lo)], [100 * max(0.0, hi - d)]], fmt="D", markersize=4,
+                ax.errorbar([x - 0.3 * width], [100 * d], yerr=_cell_err(d, lo, hi), fmt="D", markersize=4,
                             capsize=2, color=_color(pi), linewidth=1.2, label="vector" if (sign == 1 and r is group[0]) else None)
         ax.axhline(0, color="0.6", linewidth=0.8)
         ax.set_title(f"{vector} @ layer {layers}", fontsize=9)
@@ -359,7 +364,7 @@ def make_figures(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png
         _save(attribution_layers(attribution), out_dir, "attribution_layers", fmt, written)
         _save(attribution_cosine(attribution), out_dir, "attribution_cosine", fmt, written)
     if summary is not None:
-        picks = {label: str(p[0]) for label in attribution.labels if (p := attribution.selected_layers(label))} if attribution is not None else None
+        picks = acc.picks_of(attribution) if attribution is not None else None
         datasets = summary.datasets()
         for ds in datasets:
             part = summary.subset(summary.points["dataset"] == ds) if len(datasets) > 1 else summary
