@@ -6,7 +6,8 @@
 // each vector × layers × hook × op × positions × coefficient: the real vector (control "none"), then
 // same-norm random directions (control "random", docs/decisions.md: random-vector ablations keep each
 // vector's norm): one per seed, or with random_directions = n > 1, n per seed s with direction seeds
-// 100*s + j (j < n), so "control seed 11" names the five directions 1100..1104. Projection-out ignores the coefficient (one point, coef 0). The opposite-sign
+// 100*s + j (j < n), so "control seed 11" names the five directions 1100..1104. Projection-out
+// ignores the coefficient (one point, coef 0). The opposite-sign
 // control is a negative coefficient on the coefficient axis.
 //
 // A point's `key` is a hash of its parameters (not of its position), so ids stay stable for the same
