@@ -122,11 +122,11 @@ bool Decoder::advance(const std::vector<int64_t>& chosen) {
   }
   if (n_done == n || step_ + 1 == opt_.max_new_tokens) return false;
 
-  // Without hooks, finished rows leave the batch (and the KV cache) once a quarter of it has finished;
-  // with hooks the batch keeps its rows, because hook masks, replacement values and records are
-  // indexed by the original row.
+  // Finished rows leave the batch (and the KV cache) once a quarter of it has finished, unless a hook
+  // is bound to the original rows (masks, replacement values, records: HookSet::row_independent);
+  // steering edits (a vector added or projected out by position scope) let them leave.
   const auto device = key_valid_.device();
-  if (hooks_ == nullptr && n_done * 4 >= n) {
+  if ((hooks_ == nullptr || hooks_->row_independent()) && n_done * 4 >= n) {
     std::vector<int64_t> keep;
     std::vector<size_t> kept_rows;
     std::vector<int64_t> kept_next;

@@ -67,6 +67,13 @@ void HookSet::project_out(HookPoint p, at::Tensor direction, PositionScope scope
 void HookSet::replace(HookPoint p, at::Tensor value) { push(p, Op{Op::Kind::REPLACE, std::move(value), 1.0, PositionScope::ALL, {}, {}}); }
 void HookSet::add_fn(HookPoint p, HookFn fn) { push(p, Op{Op::Kind::FN, {}, 1.0, PositionScope::ALL, {}, std::move(fn)}); }
 
+bool HookSet::row_independent() const {
+  for (const auto& [point, ops] : ops_)
+    for (const Op& op : ops)
+      if ((op.kind != Op::Kind::ADD && op.kind != Op::Kind::PROJECT_OUT) || op.mask.defined()) return false;
+  return true;
+}
+
 // Per-position coefficient broadcastable to x ([B, T, 1] or [B, T, 1, 1]); undefined means "coef everywhere".
 at::Tensor HookSet::position_coef(const Op& op, const at::Tensor& x, const HookContext& ctx) const {
   const int64_t t0 = ctx.slot_start, n = ctx.n_pos;

@@ -67,6 +67,10 @@ class HookSet {
   void add_fn(HookPoint point, HookFn fn);
 
   bool active(HookSite site, int64_t layer) const { return active_[index(site, layer)] != 0; }
+  // True when every op acts on each batch row alone, through position scopes only (ADD, PROJECT_OUT
+  // without a per-row mask): such a set may run on a batch whose finished rows have been dropped.
+  // Records, probes, replacements, masks and functions are indexed by the original row.
+  bool row_independent() const;
   at::Tensor run(HookSite site, int64_t layer, at::Tensor x, const HookContext& ctx);
 
   // Recorded activations of `point`, concatenated along positions: [B, T_total, ...].

@@ -155,13 +155,35 @@ TEST_P(Parity, FinishedRowsLeaveTheBatchWithoutChangingOthers) {
   opt.eos_ids = {expected[0][2].item<int64_t>()};  // row 0 stops by its third token
   auto batched = generate_batch(*model_, reqs, opt);
   ASSERT_EQ(batched[0].finish, FinishReason::EOS);
-  HookSet no_op(model_->config().n_layer);  // hooks attached: rows stay in the batch
-  no_op.add_vector({HookSite::RESID_POST, 0}, at::zeros({model_->config().d_model}), 0.0);
-  auto with_hooks = generate_batch(*model_, reqs, opt, &no_op);
+  const int64_t d = model_->config().d_model;
+  HookSet row_bound(model_->config().n_layer);  // a per-row mask: rows stay in the batch
+  row_bound.add_vector({HookSite::RESID_POST, 0}, at::zeros({d}), 0.0, PositionScope::ALL,
+                       at::ones({static_cast<int64_t>(reqs.size()), 4096}));
+  ASSERT_FALSE(row_bound.row_independent());
+  auto with_hooks = generate_batch(*model_, reqs, opt, &row_bound);
   for (size_t b = 0; b < reqs.size(); ++b) {
     auto alone = generate_batch(*model_, {reqs[b]}, opt);
     EXPECT_EQ(batched[b].tokens, alone[0].tokens) << "row " << b;
-    EXPECT_EQ(with_hooks[b].tokens, alone[0].tokens) << "row " << b << " (hooks attached)";
+    EXPECT_EQ(with_hooks[b].tokens, alone[0].tokens) << "row " << b << " (row-bound hooks attached)";
+  }
+}
+
+// A steering edit by position scope lets finished rows leave too; the steered rows must not notice.
+TEST_P(Parity, FinishedRowsLeaveASteeredBatchWithoutChangingOthers) {
+  const std::vector<GenerateRequest> reqs = batch_requests();
+  HookSet steer(model_->config().n_layer);
+  steer.add_vector({HookSite::RESID_POST, golden_->get("steer.layer").item<int64_t>()}, golden_->get("steer.vector"),
+                   golden_->get("steer.coef").item<double>(), PositionScope::GENERATED);
+  ASSERT_TRUE(steer.row_independent());
+  GenerateOptions opt;
+  opt.max_new_tokens = 12;
+  const auto free_run = generate_batch(*model_, reqs, opt, &steer);
+  opt.eos_ids = {free_run[0].tokens[2]};  // row 0 stops by its third token
+  auto batched = generate_batch(*model_, reqs, opt, &steer);
+  ASSERT_EQ(batched[0].finish, FinishReason::EOS);
+  for (size_t b = 0; b < reqs.size(); ++b) {
+    auto alone = generate_batch(*model_, {reqs[b]}, opt, &steer);
+    EXPECT_EQ(batched[b].tokens, alone[0].tokens) << "row " << b;
   }
 }
 
