@@ -167,6 +167,14 @@ def behaviour_verdicts(rows: Sequence[Row], min_prompts: int, max_c: float = MAX
     return out
 
 
+def smallest_passing_c(rows: Sequence[Row], vector: str, min_prompts: int, min_random: int = MIN_RANDOM) -> float | None:
+    """The smallest |c| at attribute's first pick (any layer without attribution) where `vector` passes
+    the rule, whatever max_c; None when no swept |c| passes. With the effect-against-c curve (several
+    |c| on the sweep axis) this is the strength the model needs, reported beside the verdict."""
+    cs = [r["c"] for r in rows if r["vector"] == vector and r["first_pick"] is not False and not failures(r, min_prompts, min_random)]
+    return min(cs) if cs else None
+
+
 class Agreement(TypedDict):
     """Attribution against steering for one behaviour, dataset and |c|: the effect at every swept layer."""
     vector: str
@@ -226,5 +234,9 @@ def main(run_dir: PathLike, share: str = "token_share", min_prompts: int = 100, 
     verdicts = behaviour_verdicts(rows, min_prompts, max_c, min_random)
     for vector, passing in verdicts.items():
         where = ", ".join(f"layer {r['layers']} c={r['c']:g}" for r in passing)
-        print(f"{vector}: {'PASS at ' + where if passing else f'FAIL (no row at the first pick with c <= {max_c:g} passes)'}")
+        smallest = smallest_passing_c(rows, vector, min_prompts, min_random)
+        swept = sorted({r["c"] for r in rows if r["vector"] == vector and r["first_pick"] is not False})
+        at = (f"smallest c where the rule holds: {smallest:g}" if smallest is not None
+              else f"the rule holds at none of c = {', '.join(f'{c:g}' for c in swept)}")
+        print(f"{vector}: {'PASS at ' + where if passing else f'FAIL (no row at the first pick with c <= {max_c:g} passes)'}; {at}")
     return 0 if verdicts and all(verdicts.values()) else 1
