@@ -39,6 +39,7 @@
 #include "core/sha256.h"
 #include "core/splitmix.h"
 #include "dist/stop.h"
+#include "model/adamw.h"
 #include "model/checkpoint_files.h"
 #include "model/checkpoint_write.h"
 #include "model/safetensors.h"
@@ -223,63 +224,6 @@ double lr_at(const Config::Train& t, int64_t step) {
   return t.lr * (t.min_lr_ratio + (1 - t.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * progress)));
 }
 
-// AdamW (Loshchilov & Hutter) with bias correction; decoupled decay on matrices only.
-struct AdamW {
-  std::vector<std::pair<std::string, at::Tensor>> params;
-  std::vector<at::Tensor> m, v;
-  std::vector<bool> decay;
-
-  explicit AdamW(std::vector<std::pair<std::string, at::Tensor>> p) : params(std::move(p)) {
-    for (const auto& [name, t] : params) {
-      m.push_back(at::zeros_like(t));
-      v.push_back(at::zeros_like(t));
-      decay.push_back(t.dim() >= 2);
-    }
-  }
-  void step(const Config::Train& c, int64_t step, double lr) {
-    at::NoGradGuard no_grad;
-    const double bc1 = 1 - std::pow(c.beta1, static_cast<double>(step + 1)), bc2 = 1 - std::pow(c.beta2, static_cast<double>(step + 1));
-    for (size_t i = 0; i < params.size(); ++i) {
-      at::Tensor p = params[i].second;
-      const at::Tensor& g = p.grad();
-      m[i].mul_(c.beta1).add_(g, 1 - c.beta1);
-      v[i].mul_(c.beta2).addcmul_(g, g, 1 - c.beta2);
-      if (decay[i] && c.weight_decay > 0) p.mul_(1 - lr * c.weight_decay);
-      p.addcdiv_(m[i] / bc1, (v[i] / bc2).sqrt_().add_(1e-8), -lr);
-    }
-  }
-};
-
-// One flat fp32 buffer for the gradient allreduce: the gradients, then the loss sum and target count.
-std::vector<float> flatten_grads(const AdamW& opt, double loss, int64_t n_target) {
-  int64_t n = 0;
-  for (const auto& [name, t] : opt.params) n += t.numel();
-  std::vector<float> flat(static_cast<size_t>(n + 2), 0.0f);
-  int64_t off = 0;
-  for (const auto& [name, t] : opt.params) {
-    if (t.grad().defined())
-      at::from_blob(flat.data() + off, {t.numel()}, at::TensorOptions().dtype(at::kFloat)).copy_(t.grad().reshape({-1}));
-    off += t.numel();
-  }
-  flat[static_cast<size_t>(n)] = static_cast<float>(loss);
-  flat[static_cast<size_t>(n + 1)] = static_cast<float>(n_target);
-  return flat;
-}
-
-// Writes the summed gradients back, divided by the global target count; returns the global grad norm.
-double unflatten_grads(AdamW& opt, std::vector<float>& flat, double n_target) {
-  int64_t off = 0;
-  double sq = 0;
-  for (auto& [name, t] : opt.params) {
-    at::Tensor g = at::from_blob(flat.data() + off, t.sizes(), at::TensorOptions().dtype(at::kFloat)).div(n_target);
-    sq += g.pow(2).sum().item<double>();
-    if (!t.grad().defined()) t.mutable_grad() = at::zeros_like(t);
-    t.mutable_grad().copy_(g);
-    off += t.numel();
-  }
-  return std::sqrt(sq);
-}
-
 // --- resumable state -------------------------------------------------------------------------------
 
 void state_save(const Paths& paths, const AdamW& opt, int64_t step, const std::string& hash, const json& history) {
@@ -456,8 +400,7 @@ class Trainer {
     const std::vector<int64_t> batch = order_.step(step);
     std::vector<const Example*> rows;
     for (int64_t j = mine_.begin; j < mine_.end; ++j) rows.push_back(&corpus_.train[static_cast<size_t>(batch[static_cast<size_t>(j)])]);
-    for (auto& [name, t] : opt_.params)
-      if (t.grad().defined()) t.mutable_grad().zero_();
+    opt_.zero_grad();
     double local_loss = 0;
     int64_t local_targets = 0;
     if (!rows.empty()) {
@@ -467,18 +410,20 @@ class Trainer {
       local_loss = loss.item<double>();
       local_targets = b.n_target;
     }
-    std::vector<float> flat = flatten_grads(opt_, local_loss, local_targets);
+    // One flat fp32 buffer: the gradients, then the loss sum and the target count.
+    const double extras[] = {local_loss, static_cast<double>(local_targets)};
+    std::vector<float> flat = opt_.flatten_grads(extras);
     rt_.world_comm.allreduce_sum(std::span<float>(flat));
     const double n_target = flat.back();
     Step r;
     r.loss = flat[flat.size() - 2] / n_target;
-    r.grad_norm = unflatten_grads(opt_, flat, n_target);
+    r.grad_norm = opt_.unflatten_grads(flat, n_target);
     if (cfg_.train.grad_clip > 0 && r.grad_norm > cfg_.train.grad_clip) {
       at::NoGradGuard no_grad;
       for (auto& [name, t] : opt_.params) t.mutable_grad().mul_(cfg_.train.grad_clip / r.grad_norm);
     }
     r.lr = lr_at(cfg_.train, step);
-    opt_.step(cfg_.train, step, r.lr);
+    opt_.step(AdamWOptions{cfg_.train.beta1, cfg_.train.beta2, 1e-8, cfg_.train.weight_decay}, step, r.lr);
     r.targets = static_cast<int64_t>(n_target);
     tokens_seen_ += r.targets;
     return r;
@@ -550,8 +495,7 @@ void run(const Config& cfg, Runtime& rt) {
   ModelWeights w = weights_init(mc, cfg.train.init_std, cfg.train.seed);
   AdamW opt(weights_parameters(w));
   for (auto& [name, t] : opt.params) t.requires_grad_(true);
-  int64_t n_params = 0;
-  for (const auto& [name, t] : opt.params) n_params += t.numel();
+  const int64_t n_params = opt.n_parameters();
   const Transformer model(w);
 
   json history = json::array();
