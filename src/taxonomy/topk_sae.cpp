@@ -1,0 +1,171 @@
+#include "taxonomy/topk_sae.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "core/splitmix.h"
+
+namespace ts::taxonomy {
+namespace {
+
+// A uniform double in [0, 1) from the i-th draw of the stream `seed`.
+double uniform01(uint64_t seed, uint64_t i) { return static_cast<double>(splitmix64(seed ^ splitmix64(i)) >> 11) * 0x1.0p-53; }
+
+at::Tensor unit_rows(const at::Tensor& w) { return w / (w.norm(2, 1, true) + 1e-5); }
+
+std::vector<std::pair<std::string, at::Tensor>> named(const TopkSae& s) {
+  return {{"w_enc", s.w_enc}, {"b_enc", s.b_enc}, {"w_dec", s.w_dec}, {"b_dec", s.b_dec}};
+}
+
+}  // namespace
+
+at::Tensor TopkSae::encode(const at::Tensor& x) const { return at::addmm(b_enc, x - b_dec, w_enc.t()); }
+
+at::Tensor TopkSae::reconstruct(const at::Tensor& x) const {
+  const at::Tensor a = encode(x);
+  auto [values, indices] = at::topk(a, top_k, 1);
+  const at::Tensor sparse = at::zeros_like(a).scatter(1, indices, values);
+  return at::addmm(b_dec, sparse, w_dec);
+}
+
+at::Tensor TopkSae::assign(const at::Tensor& x) const {
+  at::NoGradGuard no_grad;
+  return encode(x).argmax(1);
+}
+
+TopkSae TopkSae::clone() const {
+  at::NoGradGuard no_grad;
+  return TopkSae{w_enc.detach().clone(), b_enc.detach().clone(), w_dec.detach().clone(), b_dec.detach().clone(), top_k};
+}
+
+TopkSae topk_sae_init(int64_t d_in, int64_t n_latents, int64_t top_k, uint64_t seed) {
+  if (d_in < 1 || n_latents < 1 || top_k < 1 || top_k > n_latents)
+    throw std::invalid_argument("topk_sae_init: need d_in >= 1 and 1 <= top_k <= n_latents (got d_in " + std::to_string(d_in) +
+                                ", n_latents " + std::to_string(n_latents) + ", top_k " + std::to_string(top_k) + ")");
+  const double bound = 1.0 / std::sqrt(static_cast<double>(d_in));
+  std::vector<float> w(static_cast<size_t>(n_latents * d_in));
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>((2 * uniform01(seed, i) - 1) * bound);
+  at::Tensor w_enc = at::from_blob(w.data(), {n_latents, d_in}, at::kFloat).clone();
+  return TopkSae{w_enc, at::zeros({n_latents}, at::kFloat), unit_rows(w_enc), at::zeros({d_in}, at::kFloat), top_k};
+}
+
+double topk_sae_default_lr(int64_t n_latents) { return 2e-4 / std::sqrt(static_cast<double>(n_latents) / 16384.0); }
+
+std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  const uint64_t stream = splitmix64(splitmix64(seed) ^ static_cast<uint64_t>(epoch));
+  for (int64_t j = n - 1; j > 0; --j) {  // Fisher-Yates
+    const auto r = static_cast<int64_t>((static_cast<unsigned __int128>(splitmix64(stream + static_cast<uint64_t>(j))) *
+                                         static_cast<unsigned __int128>(j + 1)) >> 64);
+    std::swap(order[static_cast<size_t>(j)], order[static_cast<size_t>(r)]);
+  }
+  return order;
+}
+
+SaeTrainer::SaeTrainer(TopkSae init, int64_t n_rows, SaeTrainOptions opt, RowFetcher rows, int rank, int world, AllreduceSum sum)
+    : sae_(std::move(init)), adam_({}), n_(n_rows), opt_(opt), rows_(std::move(rows)), rank_(rank), world_(world), sum_(std::move(sum)),
+      lr_(opt.lr > 0 ? opt.lr : topk_sae_default_lr(sae_.n_latents())) {
+  if (n_ < 1 || opt_.batch_size < 1) throw std::invalid_argument("SaeTrainer: need rows and a positive batch size");
+  for (at::Tensor* t : {&sae_.w_enc, &sae_.b_enc, &sae_.w_dec, &sae_.b_dec}) *t = t->detach().clone().requires_grad_(true);
+  adam_ = AdamW(named(sae_));
+  best_ = sae_.clone();
+}
+
+double SaeTrainer::step(std::span<const int64_t> batch) {
+  const auto b = static_cast<int64_t>(batch.size());
+  const int64_t d = sae_.d_in();
+  std::vector<int64_t> mine(batch.begin() + b * rank_ / world_, batch.begin() + b * (rank_ + 1) / world_);
+  std::sort(mine.begin(), mine.end());
+  const at::Tensor x = mine.empty() ? at::zeros({0, d}, at::kFloat) : rows_(mine);
+
+  // The minibatch mean over all replicas: one allreduce of (Σ x, count).
+  std::vector<float> stats(static_cast<size_t>(d + 1), 0.0f);
+  at::from_blob(stats.data(), {d}, at::kFloat).copy_(x.sum(0));
+  stats[static_cast<size_t>(d)] = static_cast<float>(mine.size());
+  if (sum_) sum_(stats);
+  const at::Tensor mean = at::from_blob(stats.data(), {d}, at::kFloat).clone() / stats[static_cast<size_t>(d)];
+
+  // Forward and backward of this replica's share of the numerator; one allreduce of the gradients,
+  // the numerator and the denominator, then the gradients divided by the global denominator.
+  adam_.zero_grad();
+  const at::Tensor num = (sae_.reconstruct(x) - x).pow(2).sum();
+  num.backward();
+  double den_local = 0;
+  {
+    at::NoGradGuard no_grad;
+    den_local = (x - mean).pow(2).sum().item<double>();
+  }
+  const double extras[] = {num.item<double>(), den_local};
+  std::vector<float> flat = adam_.flatten_grads(extras);
+  if (sum_) sum_(flat);
+  const double den = std::max(static_cast<double>(flat[flat.size() - 1]), 1e-30);
+  const double loss = static_cast<double>(flat[flat.size() - 2]) / den;
+  adam_.unflatten_grads(std::span<const float>(flat).first(flat.size() - 2), den);
+  adam_.step(AdamWOptions{}, step_, lr_);
+  {
+    at::NoGradGuard no_grad;
+    sae_.w_dec.copy_(unit_rows(sae_.w_dec));
+  }
+  ++step_;
+  return loss;
+}
+
+SaeEpoch SaeTrainer::run_epoch() {
+  const std::vector<int64_t> order = epoch_order(n_, opt_.seed, epoch_);
+  double total = 0;
+  int64_t n_steps = 0;
+  for (int64_t begin = 0; begin < n_; begin += opt_.batch_size, ++n_steps)
+    total += step(std::span<const int64_t>(order).subspan(static_cast<size_t>(begin), static_cast<size_t>(std::min(opt_.batch_size, n_ - begin))));
+  const double loss = total / static_cast<double>(n_steps);
+  losses_.push_back(loss);
+  if (best_epoch_ < 0 || loss < best_loss_) {
+    best_loss_ = loss;
+    best_ = sae_.clone();
+    best_epoch_ = epoch_;
+    bad_epochs_ = 0;
+  } else {
+    ++bad_epochs_;
+  }
+  ++epoch_;
+  return SaeEpoch{epoch_ - 1, loss, best_loss_, bad_epochs_};
+}
+
+std::vector<std::pair<std::string, at::Tensor>> SaeTrainer::state_tensors() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (size_t i = 0; i < adam_.params.size(); ++i) {
+    out.emplace_back("param/" + adam_.params[i].first, adam_.params[i].second.detach());
+    out.emplace_back("adam_m/" + adam_.params[i].first, adam_.m[i]);
+    out.emplace_back("adam_v/" + adam_.params[i].first, adam_.v[i]);
+  }
+  for (const auto& [name, t] : named(best_)) out.emplace_back("best/" + name, t);
+  const std::vector<int64_t> counters = {epoch_, step_, bad_epochs_, best_epoch_};
+  out.emplace_back("counters", at::from_blob(const_cast<int64_t*>(counters.data()), {4}, at::kLong).clone());
+  std::vector<double> losses = losses_;
+  losses.push_back(best_loss_);  // the last entry is the best loss
+  out.emplace_back("losses", at::from_blob(losses.data(), {static_cast<int64_t>(losses.size())}, at::kDouble).clone());
+  return out;
+}
+
+void SaeTrainer::load_state_tensors(const std::function<at::Tensor(const std::string&)>& get) {
+  at::NoGradGuard no_grad;
+  for (size_t i = 0; i < adam_.params.size(); ++i) {
+    adam_.params[i].second.copy_(get("param/" + adam_.params[i].first));
+    adam_.m[i].copy_(get("adam_m/" + adam_.params[i].first));
+    adam_.v[i].copy_(get("adam_v/" + adam_.params[i].first));
+  }
+  best_ = TopkSae{get("best/w_enc").clone(), get("best/b_enc").clone(), get("best/w_dec").clone(), get("best/b_dec").clone(), sae_.top_k};
+  const at::Tensor c = get("counters").to(at::kLong).contiguous();
+  epoch_ = c[0].item<int64_t>();
+  step_ = c[1].item<int64_t>();
+  bad_epochs_ = c[2].item<int64_t>();
+  best_epoch_ = c[3].item<int64_t>();
+  const at::Tensor l = get("losses").to(at::kDouble).contiguous();
+  losses_.assign(l.data_ptr<double>(), l.data_ptr<double>() + l.numel() - 1);
+  best_loss_ = l[l.numel() - 1].item<double>();
+}
+
+}  // namespace ts::taxonomy
