@@ -70,7 +70,7 @@ SaeTrainer::SaeTrainer(TopkSae init, int64_t n_rows, SaeTrainOptions opt, RowFet
     : sae_(std::move(init)), adam_({}), n_(n_rows), opt_(opt), rows_(std::move(rows)), rank_(rank), world_(world), sum_(std::move(sum)),
       lr_(opt.lr > 0 ? opt.lr : topk_sae_default_lr(sae_.n_latents())) {
   if (n_ < 1 || opt_.batch_size < 1) throw std::invalid_argument("SaeTrainer: need rows and a positive batch size");
-  for (at::Tensor* t : {&sae_.w_enc, &sae_.b_enc, &sae_.w_dec, &sae_.b_dec}) *t = t->detach().clone().requires_grad_(true);
+  for (at::Tensor* t : {&sae_.w_enc, &sae_.b_enc, &sae_.w_dec, &sae_.b_dec}) *t = t->detach().clone();
   adam_ = AdamW(named(sae_));
   best_ = sae_.clone();
 }
@@ -89,27 +89,36 @@ double SaeTrainer::step(std::span<const int64_t> batch) {
   if (sum_) sum_(stats);
   const at::Tensor mean = at::from_blob(stats.data(), {d}, at::kFloat).clone() / stats[static_cast<size_t>(d)];
 
-  // Forward and backward of this replica's share of the numerator; one allreduce of the gradients,
-  // the numerator and the denominator, then the gradients divided by the global denominator.
-  adam_.zero_grad();
-  const at::Tensor num = (sae_.reconstruct(x) - x).pow(2).sum();
-  num.backward();
-  double den_local = 0;
-  {
-    at::NoGradGuard no_grad;
-    den_local = (x - mean).pow(2).sum().item<double>();
+  // Forward and backward of this replica's share of the numerator Σ‖x̂ − x‖², by hand (the chain rule
+  // below; a handful of matmuls, no autograd tape); one allreduce of the gradients, the numerator and
+  // the denominator, then the gradients divided by the global denominator.
+  at::NoGradGuard no_grad;
+  const at::Tensor xc = x - sae_.b_dec;
+  const at::Tensor a = at::addmm(sae_.b_enc, xc, sae_.w_enc.t());
+  auto [values, indices] = at::topk(a, sae_.top_k, 1);
+  const at::Tensor sparse = at::zeros_like(a).scatter_(1, indices, values);
+  const at::Tensor r = at::addmm(sae_.b_dec, sparse, sae_.w_dec) - x;
+  const at::Tensor g_xhat = 2 * r;                                                  // ∂num/∂x̂
+  const at::Tensor g_a = at::zeros_like(a).scatter_(1, indices, at::mm(g_xhat, sae_.w_dec.t()).gather(1, indices));
+  const at::Tensor g_b_enc = g_a.sum(0);
+  const at::Tensor grads[] = {at::mm(g_a.t(), xc), g_b_enc, at::mm(sparse.t(), g_xhat),
+                              g_xhat.sum(0) - at::mv(sae_.w_enc.t(), g_b_enc)};  // w_enc, b_enc, w_dec, b_dec
+  const double extras[] = {r.pow(2).sum().item<double>(), (x - mean).pow(2).sum().item<double>()};
+  double num = extras[0], den = extras[1];
+  if (sum_) {  // replicas: one flat buffer through the allreduce
+    for (size_t i = 0; i < adam_.params.size(); ++i) adam_.params[i].second.mutable_grad() = grads[i];
+    std::vector<float> flat = adam_.flatten_grads(extras);
+    sum_(flat);
+    num = flat[flat.size() - 2];
+    den = std::max(static_cast<double>(flat[flat.size() - 1]), 1e-30);
+    adam_.unflatten_grads(std::span<const float>(flat).first(flat.size() - 2), den);
+  } else {
+    den = std::max(den, 1e-30);
+    for (size_t i = 0; i < adam_.params.size(); ++i) adam_.params[i].second.mutable_grad() = grads[i].div_(den);
   }
-  const double extras[] = {num.item<double>(), den_local};
-  std::vector<float> flat = adam_.flatten_grads(extras);
-  if (sum_) sum_(flat);
-  const double den = std::max(static_cast<double>(flat[flat.size() - 1]), 1e-30);
-  const double loss = static_cast<double>(flat[flat.size() - 2]) / den;
-  adam_.unflatten_grads(std::span<const float>(flat).first(flat.size() - 2), den);
+  const double loss = num / den;
   adam_.step(AdamWOptions{}, step_, lr_);
-  {
-    at::NoGradGuard no_grad;
-    sae_.w_dec.copy_(unit_rows(sae_.w_dec));
-  }
+  sae_.w_dec.copy_(unit_rows(sae_.w_dec));
   ++step_;
   return loss;
 }

@@ -12,7 +12,8 @@
 // of batch_size consecutive rows of it (the last one smaller); early stopping when the epoch-average loss
 // has not improved for `patience` epochs, and the best epoch's state is the result. The inputs are the
 // centred, unit-normalised sentence vectors (§B.3). Everything is a pure function of (data, options,
-// seed): 1 and N ranks agree up to the order of floating-point sums.
+// seed): 1 and N ranks agree up to the order of floating-point sums. The backward pass is written out
+// (SaeTrainer::step), checked against PyTorch autograd in tests/taxonomy.
 #pragma once
 #include <ATen/ATen.h>
 
