@@ -7,7 +7,9 @@ What is asserted is what holds on the shipped 8-layer toy thinker (README "Steer
 attribute's first pick, with five same-norm random directions per point, c = 3 raises (+c) and lowers
 (-c) each of backtracking, uncertainty-estimation and example-testing with intervals that exclude zero.
 The full rule (c <= 1.5, beyond every random direction) does not hold on this model: at c = 1.5 nothing
-moves, and at c = 3 some random directions move a behaviour as far as the vector. The table is printed
+moves, and at c = 3 some random directions move a behaviour as far as the vector (README "Steering: the
+demo"; at full size the rule holds at c = 3 for example-testing in 9 of 9 seed combinations, for
+backtracking in 3 and uncertainty in 1). About 70 s on 2 cores. The table is printed
 (pytest -s) so a run shows where it stands. Full-size runs of every combination: scripts/seed_robustness.sh."""
 import subprocess
 import sys
