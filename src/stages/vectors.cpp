@@ -44,15 +44,14 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/sha256.h"
-#include "dist/pipeline.h"
 #include "artifacts/generations.h"
 #include "artifacts/spans.h"
 #include "artifacts/vectors.h"
 #include "dist/batch_loop.h"
-#include "dist/rank_model.h"
 #include "model/checkpoint_files.h"
 #include "model/checkpoint_identity.h"
 #include "stages/stage.h"
+#include "stages/trace_forward.h"
 #include "vectors/contrast.h"
 #include "vectors/windows.h"
 
@@ -178,61 +177,9 @@ Plan make_plan(const Config& cfg, const Spans& s, const std::vector<int32_t>& se
 }
 
 // ---------------------------------------------------------------------------------------------------
-// The hook and the forward passes
+// The forward passes (stages/trace_forward.h) and the sums
 
-struct HookPlan {
-  HookSite site = HookSite::RESID_POST;
-  std::string pattern;          // "blocks.{l}.hook_resid_post": VectorSet's hook_measured and hook_applied
-  std::vector<int64_t> layers;  // ascending
-};
-
-HookPlan resolve_hook(const Config& cfg, int64_t n_layer) {
-  const std::string& name = cfg.vectors.hook;
-  const bool star = name.rfind("blocks.*.", 0) == 0;
-  const HookPoint first = hook_parse(star ? "blocks.0." + name.substr(9) : name, n_layer);
-  if (first.site == HookSite::ATTN_Z || first.site == HookSite::LN_FINAL)
-    throw InputError("<config>", "vectors.hook", "'" + name + "' is not a d_model-sized block hook (resid_pre, attn_out, resid_mid, mlp_out or resid_post)");
-  HookPlan h;
-  h.site = first.site;
-  const std::string at0 = hook_name({first.site, 0});
-  h.pattern = "blocks.{l}" + at0.substr(std::string("blocks.0").size());
-  if (!star) {
-    if (!cfg.vectors.layers.empty()) throw InputError("<config>", "vectors.layers", "needs a blocks.* hook (vectors.hook names one layer)");
-    h.layers = {first.layer};
-    return h;
-  }
-  for (const std::string& l : cfg.vectors.layers) {
-    const int64_t v = std::stoll(l);
-    if (v >= n_layer) throw InputError("<config>", "vectors.layers", "layer " + l + " >= the model's " + std::to_string(n_layer) + " layers");
-    h.layers.push_back(v);
-  }
-  if (h.layers.empty()) {
-    h.layers.resize(static_cast<size_t>(n_layer));
-    std::iota(h.layers.begin(), h.layers.end(), int64_t{0});
-  }
-  std::sort(h.layers.begin(), h.layers.end());
-  h.layers.erase(std::unique(h.layers.begin(), h.layers.end()), h.layers.end());
-  return h;
-}
-
-// Batches over every trace with windows, longest first (less padding), the same for any rank layout.
-std::vector<std::vector<int64_t>> make_batches(const Plan& plan, const std::vector<Generation>& gens, int64_t batch_size) {
-  std::vector<int64_t> order;
-  for (int64_t t = 0; t < static_cast<int64_t>(gens.size()); ++t)
-    if (!plan.windows[static_cast<size_t>(t)].empty()) order.push_back(t);
-  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return gens[static_cast<size_t>(a)].ids.size() > gens[static_cast<size_t>(b)].ids.size(); });
-  std::vector<std::vector<int64_t>> out;
-  for (size_t i = 0; i < order.size(); i += static_cast<size_t>(batch_size))
-    out.emplace_back(order.begin() + static_cast<std::ptrdiff_t>(i), order.begin() + static_cast<std::ptrdiff_t>(std::min(order.size(), i + static_cast<size_t>(batch_size))));
-  return out;
-}
-
-// This replica's contiguous share of the batches, balanced by padded tokens.
-Range batch_share(const std::vector<std::vector<int64_t>>& batches, const std::vector<Generation>& gens, const Runtime& rt) {
-  std::vector<int64_t> costs;
-  for (const auto& b : batches) costs.push_back(static_cast<int64_t>(b.size() * gens[static_cast<size_t>(b.front())].ids.size()));
-  return partition_contiguous(costs, rt.n_replicas)[static_cast<size_t>(rt.replica)];
-}
+using HookPlan = BlockHook;
 
 // Per-name fp64 sums at every hooked layer, and the windows that went into them.
 struct Sums {
@@ -240,25 +187,19 @@ struct Sums {
   std::vector<int64_t> counts;  // [names][hooked layers]
 };
 
-// One micro-batch: its tokens (right padded to T) and every window position of it, flattened.
+// One micro-batch's window positions, flattened (its tokens are trace_forward.h's, right padded to T).
 struct Gather {
-  at::Tensor tokens;                  // [B, T] int64
   at::Tensor position, weight, name;  // [P]: b * T + t, 1 / window size (fp64), name index
   std::vector<int64_t> windows;       // per name: windows in the micro-batch
 };
 
-Gather make_gather(const Plan& plan, const std::vector<Generation>& gens, std::span<const int64_t> traces, int64_t T, int64_t pad_id, c10::Device device) {
-  const int64_t B = static_cast<int64_t>(traces.size());
+Gather make_gather(const Plan& plan, std::span<const int64_t> traces, int64_t T, c10::Device device) {
   Gather g;
-  g.tokens = at::full({B, T}, pad_id, at::kLong);
   g.windows.assign(plan.counts.size(), 0);
   std::vector<int64_t> pos, name;
   std::vector<double> weight;
-  for (int64_t b = 0; b < B; ++b) {
-    const int64_t t = traces[static_cast<size_t>(b)];
-    const std::vector<int32_t>& ids = gens[static_cast<size_t>(t)].ids;
-    g.tokens[b].narrow(0, 0, static_cast<int64_t>(ids.size())).copy_(at::tensor(std::vector<int64_t>(ids.begin(), ids.end()), at::kLong));
-    for (const Window& w : plan.windows[static_cast<size_t>(t)]) {
+  for (int64_t b = 0; b < static_cast<int64_t>(traces.size()); ++b)
+    for (const Window& w : plan.windows[static_cast<size_t>(traces[static_cast<size_t>(b)])]) {
       ++g.windows[static_cast<size_t>(w.name)];
       for (int64_t p = w.range.begin; p < w.range.end; ++p) {
         pos.push_back(b * T + p);
@@ -266,7 +207,6 @@ Gather make_gather(const Plan& plan, const std::vector<Generation>& gens, std::s
         name.push_back(w.name);
       }
     }
-  }
   g.position = at::tensor(pos, at::kLong).to(device);
   g.weight = at::tensor(weight, at::kDouble).to(device);
   g.name = at::tensor(name, at::kLong).to(device);
@@ -287,31 +227,14 @@ void attach_sums(HookSet& hooks, const HookPlan& hp, Range held, const Gather& g
   }
 }
 
-struct Model {
-  StageModel m;
-  std::unique_ptr<Pipeline> pipeline;
-  int64_t micro = 1;
-};
-
-// One forward pass (per micro-batch on a pipeline) for a batch of traces.
-void forward_batch(Model& model, Runtime& rt, const Plan& plan, const std::vector<Generation>& gens, const HookPlan& hp,
+// One forward pass (per micro-batch on a pipeline) for a batch of traces, adding into `acc`.
+void forward_batch(TraceModel& model, Runtime& rt, const Plan& plan, const std::vector<Generation>& gens, const HookPlan& hp,
                    const std::vector<int64_t>& batch, Sums& acc) {
-  int64_t T = 0;
-  for (int64_t t : batch) T = std::max<int64_t>(T, static_cast<int64_t>(gens[static_cast<size_t>(t)].ids.size()));
-  for (const Range& mb : even_ranges(static_cast<int64_t>(batch.size()), model.micro)) {
-    // Right padding: with causal attention the real tokens never see the padding after them.
-    const Gather g = make_gather(plan, gens, std::span<const int64_t>(batch).subspan(static_cast<size_t>(mb.begin), static_cast<size_t>(mb.size())), T,
-                                 model.m.pad_id, rt.device);
-    HookSet hooks(model.m.config.n_layer);
+  forward_traces(model, rt, gens, batch, [&](HookSet& hooks, std::span<const int64_t> traces, int64_t T, const std::function<void()>& run) {
+    const Gather g = make_gather(plan, traces, T, rt.device);
     attach_sums(hooks, hp, model.m.layers, g, acc);
-    ForwardArgs args;
-    args.tokens = g.tokens.to(rt.device);
-    args.positions = at::arange(T, at::TensorOptions().dtype(at::kLong)).unsqueeze(0).expand({mb.size(), T}).contiguous().to(rt.device);
-    args.hooks = &hooks;
-    args.logits = LogitsMode::NONE;
-    if (rt.n_stages > 1) model.pipeline->forward(args);
-    else model.m.model->forward(args);
-  }
+    run();
+  });
 }
 
 // Every rank's sums and counts added up (COLLECTIVE), checked against the plan.
@@ -329,10 +252,13 @@ std::vector<double> reduce_sums(Runtime& rt, Sums& acc, const Plan& plan, size_t
 }
 
 // COLLECTIVE: this replica's batches through the model; every rank ends with the global sums.
-std::vector<double> accumulate(const Config& cfg, Runtime& rt, Model& model, const Plan& plan, const std::vector<Generation>& gens, const HookPlan& hp) {
+std::vector<double> accumulate(const Config& cfg, Runtime& rt, TraceModel& model, const Plan& plan, const std::vector<Generation>& gens, const HookPlan& hp) {
   c10::InferenceMode inference;
-  const std::vector<std::vector<int64_t>> batches = make_batches(plan, gens, cfg.vectors.batch_size);
-  const Range share = batch_share(batches, gens, rt);
+  std::vector<int64_t> with_windows;
+  for (int64_t t = 0; t < static_cast<int64_t>(gens.size()); ++t)
+    if (!plan.windows[static_cast<size_t>(t)].empty()) with_windows.push_back(t);
+  const std::vector<std::vector<int64_t>> batches = trace_batches(gens, with_windows, cfg.vectors.batch_size);
+  const Range share = trace_batch_share(batches, gens, rt);
   const int64_t n_names = static_cast<int64_t>(plan.counts.size()), n_layers = static_cast<int64_t>(hp.layers.size());
   Sums acc{at::zeros({n_names, n_layers, model.m.config.d_model}, at::TensorOptions().dtype(at::kDouble).device(rt.device)),
            std::vector<int64_t>(static_cast<size_t>(n_names * n_layers), 0)};
@@ -472,7 +398,7 @@ void read_inputs(const Config& cfg, Setup& in) {
   const Spans spans = artifacts::read_spans(in.spans, "vectors.spans");
   artifacts::check_same_generations(spans, in.gens, in.generations, in.generations_sha, sha256_file(model_dir / "tokenizer.json"), "vectors");
   artifacts::verify_committed(in.spans, "vectors.spans");
-  in.hook = resolve_hook(cfg, checkpoint_open(model_dir).config.n_layer);
+  in.hook = resolve_block_hook(cfg.vectors.hook, cfg.vectors.layers, checkpoint_open(model_dir).config.n_layer, "vectors");
   in.architecture = model_type(model_dir);
   if (cfg.vectors.gguf && in.hook.site != HookSite::RESID_POST)
     throw InputError("<config>", "vectors.gguf", "llama.cpp control vectors are added at resid_post; vectors.hook is " + cfg.vectors.hook);
@@ -504,9 +430,7 @@ void run(const Config& cfg, Runtime& rt) {
   if (rt.rank == 0)
     for (const auto& e : fs::directory_iterator(in.out_dir))
       if (e.path().extension() == ".gguf") fs::remove(e.path());  // a previous run's exports
-  Model model{load_stage_model(cfg, rt), nullptr, 1};
-  model.pipeline = std::make_unique<Pipeline>(*model.m.model, rt);
-  model.micro = rt.n_stages > 1 ? (cfg.parallel.micro_batches > 0 ? cfg.parallel.micro_batches : rt.n_stages) : 1;
+  TraceModel model = load_trace_model(cfg, rt);
   const std::vector<double> sums = accumulate(cfg, rt, model, in.plan, in.gens, in.hook);
   if (rt.rank == 0) write_outputs(cfg, out, in, sums, model.m.config.d_model);
   rt.world_comm.barrier();
