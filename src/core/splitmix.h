@@ -12,4 +12,9 @@ constexpr uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
+// The i-th draw of the seeded stream `seed` as a uniform double in [0, 1) (53 random bits).
+constexpr double splitmix_uniform01(uint64_t seed, uint64_t i) {
+  return static_cast<double>(splitmix64(seed ^ splitmix64(i)) >> 11) * 0x1.0p-53;
+}
+
 }  // namespace ts

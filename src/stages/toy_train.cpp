@@ -515,7 +515,7 @@ void run(const Config& cfg, Runtime& rt) {
 
   on_rank0(rt, [&] {
     const json prov = write_model(cfg, paths, tok_dir, w, model, corpus, pad, n_params, hash, history);
-    done.commit_file(prov, {.provenance_json = false, .resolved_config = false});
+    done.commit_file(prov, {.provenance_json = false, .resolved_config = false, .certified = {}});
     fs::remove(paths.state);
   });
 }

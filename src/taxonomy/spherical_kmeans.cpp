@@ -9,22 +9,20 @@
 namespace ts::taxonomy {
 namespace {
 
-double uniform01(uint64_t seed, uint64_t i) { return static_cast<double>(splitmix64(seed ^ splitmix64(i)) >> 11) * 0x1.0p-53; }
-
 // k-means++ on the sphere: row indices of the k initial centres.
 std::vector<int64_t> plus_plus(const at::Tensor& x, int64_t k, uint64_t seed) {
   const int64_t n = x.size(0);
-  std::vector<int64_t> picks = {static_cast<int64_t>(uniform01(seed, 0) * static_cast<double>(n))};
+  std::vector<int64_t> picks = {static_cast<int64_t>(splitmix_uniform01(seed, 0) * static_cast<double>(n))};
   at::Tensor d2 = (2 - 2 * at::mv(x, x[picks[0]])).clamp_min(0).to(at::kDouble);
   for (int64_t c = 1; c < k; ++c) {
     const at::Tensor cum = d2.cumsum(0);
     const double total = cum[n - 1].item<double>();
     int64_t pick = 0;
     if (total > 0) {
-      const double r = uniform01(seed, static_cast<uint64_t>(c)) * total;
+      const double r = splitmix_uniform01(seed, static_cast<uint64_t>(c)) * total;
       pick = std::min<int64_t>(at::searchsorted(cum, at::scalar_tensor(r, at::kDouble), false, true).item<int64_t>(), n - 1);
     } else {
-      pick = static_cast<int64_t>(uniform01(seed, static_cast<uint64_t>(c)) * static_cast<double>(n));  // all points coincide
+      pick = static_cast<int64_t>(splitmix_uniform01(seed, static_cast<uint64_t>(c)) * static_cast<double>(n));  // all points coincide
     }
     picks.push_back(pick);
     d2 = at::minimum(d2, (2 - 2 * at::mv(x, x[pick])).clamp_min(0).to(at::kDouble));

@@ -11,9 +11,6 @@
 namespace ts::taxonomy {
 namespace {
 
-// A uniform double in [0, 1) from the i-th draw of the stream `seed`.
-double uniform01(uint64_t seed, uint64_t i) { return static_cast<double>(splitmix64(seed ^ splitmix64(i)) >> 11) * 0x1.0p-53; }
-
 at::Tensor unit_rows(const at::Tensor& w) { return w / (w.norm(2, 1, true) + 1e-5); }
 
 std::vector<std::pair<std::string, at::Tensor>> named(const TopkSae& s) {
@@ -23,13 +20,6 @@ std::vector<std::pair<std::string, at::Tensor>> named(const TopkSae& s) {
 }  // namespace
 
 at::Tensor TopkSae::encode(const at::Tensor& x) const { return at::addmm(b_enc, x - b_dec, w_enc.t()); }
-
-at::Tensor TopkSae::reconstruct(const at::Tensor& x) const {
-  const at::Tensor a = encode(x);
-  auto [values, indices] = at::topk(a, top_k, 1);
-  const at::Tensor sparse = at::zeros_like(a).scatter(1, indices, values);
-  return at::addmm(b_dec, sparse, w_dec);
-}
 
 at::Tensor TopkSae::assign(const at::Tensor& x) const {
   at::NoGradGuard no_grad;
@@ -47,7 +37,7 @@ TopkSae topk_sae_init(int64_t d_in, int64_t n_latents, int64_t top_k, uint64_t s
                                 ", n_latents " + std::to_string(n_latents) + ", top_k " + std::to_string(top_k) + ")");
   const double bound = 1.0 / std::sqrt(static_cast<double>(d_in));
   std::vector<float> w(static_cast<size_t>(n_latents * d_in));
-  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>((2 * uniform01(seed, i) - 1) * bound);
+  for (size_t i = 0; i < w.size(); ++i) w[i] = static_cast<float>((2 * splitmix_uniform01(seed, i) - 1) * bound);
   at::Tensor w_enc = at::from_blob(w.data(), {n_latents, d_in}, at::kFloat).clone();
   return TopkSae{w_enc, at::zeros({n_latents}, at::kFloat), unit_rows(w_enc), at::zeros({d_in}, at::kFloat), top_k};
 }

@@ -33,7 +33,6 @@ struct TopkSae {
   int64_t n_latents() const { return w_enc.size(0); }
   int64_t d_in() const { return w_enc.size(1); }
   at::Tensor encode(const at::Tensor& x) const;         // [N, K], before top-k
-  at::Tensor reconstruct(const at::Tensor& x) const;    // [N, d] through the top-k latents
   at::Tensor assign(const at::Tensor& x) const;         // [N] int64: the cluster of each row
   TopkSae clone() const;
 };
