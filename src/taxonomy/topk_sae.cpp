@@ -26,6 +26,11 @@ at::Tensor TopkSae::assign(const at::Tensor& x) const {
   return encode(x).argmax(1);
 }
 
+std::vector<int64_t> TopkSae::cluster_sizes(const at::Tensor& x) const {
+  const at::Tensor counts = at::bincount(assign(x), {}, n_latents()).to(at::kLong).contiguous();
+  return {counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel()};
+}
+
 TopkSae TopkSae::clone() const {
   at::NoGradGuard no_grad;
   return TopkSae{w_enc.detach().clone(), b_enc.detach().clone(), w_dec.detach().clone(), b_dec.detach().clone(), top_k};
@@ -59,7 +64,10 @@ std::vector<int64_t> epoch_order(int64_t n, uint64_t seed, int64_t epoch) {
 SaeTrainer::SaeTrainer(TopkSae init, int64_t n_rows, SaeTrainOptions opt, RowFetcher rows, int rank, int world, AllreduceSum sum)
     : sae_(std::move(init)), adam_({}), n_(n_rows), opt_(opt), rows_(std::move(rows)), rank_(rank), world_(world), sum_(std::move(sum)),
       lr_(opt.lr > 0 ? opt.lr : topk_sae_default_lr(sae_.n_latents())) {
-  if (n_ < 1 || opt_.batch_size < 1) throw std::invalid_argument("SaeTrainer: need rows and a positive batch size");
+  if (opt_.batch_size < 1) throw std::invalid_argument("SaeTrainer: the batch size must be positive");
+  if (n_ < sae_.n_latents())  // K clusters of fewer than K sentences: some cluster would be empty by construction
+    throw std::invalid_argument("SaeTrainer: K = " + std::to_string(sae_.n_latents()) + " latents but only " + std::to_string(n_) +
+                                " vectors to cluster");
   for (at::Tensor* t : {&sae_.w_enc, &sae_.b_enc, &sae_.w_dec, &sae_.b_dec}) *t = t->detach().clone();
   adam_ = AdamW(named(sae_));
   best_ = sae_.clone();
@@ -107,6 +115,9 @@ double SaeTrainer::step(std::span<const int64_t> batch) {
     for (size_t i = 0; i < adam_.params.size(); ++i) adam_.params[i].second.mutable_grad() = grads[i].div_(den);
   }
   const double loss = num / den;
+  if (!std::isfinite(loss))
+    throw std::runtime_error("SaeTrainer: the loss of step " + std::to_string(step_) + " (epoch " + std::to_string(epoch_) +
+                             ") is not finite: the vectors hold NaN or Inf");
   adam_.step(AdamWOptions{}, step_, lr_);
   sae_.w_dec.copy_(unit_rows(sae_.w_dec));
   ++step_;

@@ -34,6 +34,8 @@ struct TopkSae {
   int64_t d_in() const { return w_enc.size(1); }
   at::Tensor encode(const at::Tensor& x) const;         // [N, K], before top-k
   at::Tensor assign(const at::Tensor& x) const;         // [N] int64: the cluster of each row
+  // Rows per cluster; a zero is a dead latent (no row's argmax), which a caller reports.
+  std::vector<int64_t> cluster_sizes(const at::Tensor& x) const;
   TopkSae clone() const;
 };
 
@@ -67,6 +69,8 @@ struct SaeEpoch {
 
 // One SAE's training, an epoch at a time, so that a caller can log progress and save a resumable
 // state between epochs (state_tensors / load_state_tensors).
+// Throws std::invalid_argument for fewer rows than latents, std::runtime_error naming the step when a
+// loss is not finite (NaN or Inf in the vectors).
 class SaeTrainer {
  public:
   SaeTrainer(TopkSae init, int64_t n_rows, SaeTrainOptions opt, RowFetcher rows, int rank = 0, int world = 1,

@@ -11,6 +11,7 @@
 #include <barrier>
 #include <filesystem>
 #include <map>
+#include <limits>
 #include <thread>
 
 #include "core/json.h"
@@ -189,6 +190,26 @@ TEST(TopkSae, ResumeEqualsUninterruptedAndBestEpochIsKept) {
   EXPECT_TRUE(resumed.current().w_enc.equal(whole.current().w_enc));
   EXPECT_TRUE(resumed.best().w_dec.equal(whole.best().w_dec));
   EXPECT_EQ(resumed.epoch_losses(), whole.epoch_losses());
+}
+
+TEST(TopkSae, BadInputIsNamedAndDeadLatentsAreCounted) {
+  const auto [x, labels] = planted(50, 8, 3, 0.3, 11);
+  SaeTrainOptions opt;
+  opt.batch_size = 16;
+  EXPECT_THROW(SaeTrainer(topk_sae_init(8, 60, 3, 0), x.size(0), opt, fetch_from(x)), std::invalid_argument);  // K > N
+  at::Tensor bad = x.clone();
+  bad[7][2] = std::numeric_limits<float>::quiet_NaN();
+  SaeTrainer nan_trainer(topk_sae_init(8, 4, 3, 0), bad.size(0), opt, fetch_from(bad));
+  try {
+    nan_trainer.run_epoch();
+    FAIL() << "a NaN vector trained without an error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("not finite"), std::string::npos) << e.what();
+  }
+  TopkSae sae = topk_sae_init(8, 4, 3, 0);
+  sae.b_enc = at::tensor({100.0f, 0.0f, 0.0f, 0.0f});  // latent 0 wins every argmax: 1, 2 and 3 are dead
+  const auto sizes = sae.cluster_sizes(x);
+  EXPECT_EQ(sizes, (std::vector<int64_t>{50, 0, 0, 0}));
 }
 
 TEST(SphericalKMeans, RecoversPlantedClustersDeterministically) {
