@@ -179,8 +179,6 @@ Plan make_plan(const Config& cfg, const Spans& s, const std::vector<int32_t>& se
 // ---------------------------------------------------------------------------------------------------
 // The forward passes (stages/trace_forward.h) and the sums
 
-using HookPlan = BlockHook;
-
 // Per-name fp64 sums at every hooked layer, and the windows that went into them.
 struct Sums {
   at::Tensor sums;              // [names, hooked layers, D] fp64, on the compute device
@@ -214,7 +212,7 @@ Gather make_gather(const Plan& plan, std::span<const int64_t> traces, int64_t T,
 }
 
 // At each held hooked layer: sums[name] += sum over the window positions of x[pos] / window size.
-void attach_sums(HookSet& hooks, const HookPlan& hp, Range held, const Gather& g, Sums& acc) {
+void attach_sums(HookSet& hooks, const BlockHook& hp, Range held, const Gather& g, Sums& acc) {
   const size_t n_layers = hp.layers.size();
   for (size_t li = 0; li < n_layers; ++li) {
     if (hp.layers[li] < held.begin || hp.layers[li] >= held.end) continue;
@@ -228,7 +226,7 @@ void attach_sums(HookSet& hooks, const HookPlan& hp, Range held, const Gather& g
 }
 
 // One forward pass (per micro-batch on a pipeline) for a batch of traces, adding into `acc`.
-void forward_batch(TraceModel& model, Runtime& rt, const Plan& plan, const std::vector<Generation>& gens, const HookPlan& hp,
+void forward_batch(TraceModel& model, Runtime& rt, const Plan& plan, const std::vector<Generation>& gens, const BlockHook& hp,
                    const std::vector<int64_t>& batch, Sums& acc) {
   forward_traces(model, rt, gens, batch, [&](HookSet& hooks, std::span<const int64_t> traces, int64_t T, const std::function<void()>& run) {
     const Gather g = make_gather(plan, traces, T, rt.device);
@@ -252,7 +250,7 @@ std::vector<double> reduce_sums(Runtime& rt, Sums& acc, const Plan& plan, size_t
 }
 
 // COLLECTIVE: this replica's batches through the model; every rank ends with the global sums.
-std::vector<double> accumulate(const Config& cfg, Runtime& rt, TraceModel& model, const Plan& plan, const std::vector<Generation>& gens, const HookPlan& hp) {
+std::vector<double> accumulate(const Config& cfg, Runtime& rt, TraceModel& model, const Plan& plan, const std::vector<Generation>& gens, const BlockHook& hp) {
   c10::InferenceMode inference;
   std::vector<int64_t> with_windows;
   for (int64_t t = 0; t < static_cast<int64_t>(gens.size()); ++t)
@@ -281,7 +279,7 @@ std::vector<double> accumulate(const Config& cfg, Runtime& rt, TraceModel& model
 // Results
 
 // The means and feature vectors of §A.4 as one VectorSet: "<label>"..., "mean.<label>"..., "mean.overall".
-VectorSet build_set(const Config& cfg, const Plan& plan, const HookPlan& hp, int64_t d, const std::vector<double>& sums, std::vector<json>& skipped) {
+VectorSet build_set(const Config& cfg, const Plan& plan, const BlockHook& hp, int64_t d, const std::vector<double>& sums, std::vector<json>& skipped) {
   const size_t n_labels = plan.labels.size(), n_layers = hp.layers.size(), D = static_cast<size_t>(d);
   VectorSet set;
   set.hook_measured = set.hook_applied = hp.pattern;
@@ -356,7 +354,7 @@ struct Setup {
   json annotator;  // who labelled the spans (from the spans file's provenance)
   std::vector<Generation> gens;
   Plan plan;
-  HookPlan hook;
+  BlockHook hook;
 };
 
 // Rank 0: the files, then the done marker.
