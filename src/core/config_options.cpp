@@ -161,9 +161,11 @@ void declare_toy_log_options(OptionTable& t, Config& c) {
   t.add("toy.seed", &c.toy.seed, "corpus seed; problem i depends only on (seed, i)");
   t.add("toy.n_problems", &c.toy.n_problems, "number of problems in the toy corpus", in_range(1, 100'000'000));
   t.add_option("toy.style", &c.toy.style, "trace style: slips corrected by backtracking (thinker), or direct with slips left (base)");
-  t.add("toy.slip_rate", &c.toy.slip_rate, "digit gate, in tenths: share of carry/borrow steps written wrong (a slip)", rate);
-  t.add("toy.example_testing_rate", &c.toy.example_testing_rate, "digit gate, in tenths: share of steps checked by the inverse operation (thinker)", rate);
-  t.add("toy.uncertainty_rate", &c.toy.uncertainty_rate, "digit gate, in tenths: share of steps followed by an uncertainty remark (thinker)", rate);
+  t.add_option("toy.thinker_gates", &c.toy.thinker_gates,
+               "the thinker's slips, uncertainty and testing: hidden coins (calibrated, judged on sampled traces) or digit gates (deterministic)");
+  t.add("toy.slip_rate", &c.toy.slip_rate, "share of carry/borrow steps written wrong (a slip; digit gate in tenths, or a coin)", rate);
+  t.add("toy.example_testing_rate", &c.toy.example_testing_rate, "share of steps checked by the inverse operation (thinker; a coin, or a digit gate)", rate);
+  t.add("toy.uncertainty_rate", &c.toy.uncertainty_rate, "share of steps followed by an uncertainty remark (thinker; a coin, or a digit gate)", rate);
   t.add("toy.adding_knowledge_rate", &c.toy.adding_knowledge_rate, "digit gate, in tenths: share of steps followed by a recalled fact", rate);
   t.add("toy.min_steps", &c.toy.min_steps, "fewest arithmetic steps per problem (1..4)", in_range(1, 4));
   t.add("toy.max_steps", &c.toy.max_steps, "most arithmetic steps per problem (1..4)", in_range(1, 4));

@@ -92,16 +92,19 @@ std::string inverse_check(char op, int64_t a, int64_t b, int64_t value) {
 
 // One problem's trace, written step by step. `work` holds the value the trace works with for each
 // step: the right one in the thinker style (slips are corrected), the written one in the base style
-// (slips stay and propagate).
+// (slips stay and propagate). `coins` is the thinker's hidden coins (corpus.h), a stream of its own so
+// that they do not shift the phrasing draws of `g`.
 struct TraceBuilder {
   const ToyCorpusOptions& opt;
   const Spec& spec;
   bool thinker;
   Rng& g;
+  Rng& coins;
   TraceWriter tw;
   std::vector<int64_t> work;
   int64_t n_slips = 0;
 
+  bool thinker_coin() const { return thinker && opt.thinker_coins; }
   int64_t operand(const Operand& o) const { return o.ref ? work[static_cast<size_t>(o.v)] : o.v; }
 
   // Base style: would the later steps stay non-negative if step i were written as `wrong` (and no
@@ -125,8 +128,8 @@ struct TraceBuilder {
     const int64_t right = apply(st.op, a, b);
     if (right < 0) throw std::logic_error("toy template " + spec.tmpl + ": a propagated slip made a value negative");
     const int64_t wrong = slipped_value(st.op, right);
-    const bool slipped = slip_candidate(st.op, a, b) && toy_gate(ToyGate::slip, a % 10, opt.slip_rate) &&
-                         (thinker || chain_stays_valid(i, wrong));
+    const bool slipped = slip_candidate(st.op, a, b) &&
+                         (thinker_coin() ? coins.coin(opt.slip_rate) : toy_gate(ToyGate::slip, a % 10, opt.slip_rate) && (thinker || chain_stays_valid(i, wrong)));
     const std::string e = S(a) + " " + op_symbol(st.op) + " " + S(b);
     n_slips += slipped;
     tw.sentence("deduction",
@@ -138,8 +141,9 @@ struct TraceBuilder {
     if (toy_gate(ToyGate::knowledge, d, opt.adding_knowledge_rate))
       tw.sentence("adding-knowledge", fill(phrase(g, knowledge), {{"{f}", st.fact}}), g);
     if (!thinker) return;
-    if (toy_gate(ToyGate::uncertainty, d, opt.uncertainty_rate)) tw.sentence("uncertainty-estimation", phrase(g, uncertain), g);
-    if (toy_gate(ToyGate::testing, d, opt.example_testing_rate))
+    if (thinker_coin() ? coins.coin(opt.uncertainty_rate) : toy_gate(ToyGate::uncertainty, d, opt.uncertainty_rate))
+      tw.sentence("uncertainty-estimation", phrase(g, uncertain), g);
+    if (thinker_coin() ? coins.coin(opt.example_testing_rate) : toy_gate(ToyGate::testing, d, opt.example_testing_rate))
       tw.sentence("example-testing",
                   fill(phrase(g, test), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}), g);
   }
@@ -185,7 +189,8 @@ ToyProblem make_problem(const ToyCorpusOptions& opt, int64_t index) {
   const Spec spec = problem_templates()[static_cast<size_t>(g.range(0, static_cast<int64_t>(problem_templates().size()) - 1))](g, k);
   const std::vector<int64_t> truth = exact_values(spec);
 
-  TraceBuilder tb{opt, spec, opt.style == "thinker", g, {}, {}, 0};
+  Rng coins{mix64(opt.seed ^ 0xA0761D6478BD642FULL) ^ mix64(static_cast<uint64_t>(index) + 0xE7037ED1A0B428DBULL)};
+  TraceBuilder tb{opt, spec, opt.style == "thinker", g, coins, {}, {}, 0};
   tb.write();
   ToyProblem p;
   p.final_answer = S(tb.work.back());
@@ -264,6 +269,7 @@ ToyCorpusOptions toy_corpus_options(const Config::Toy& toy) {
   o.seed = toy.seed;
   o.n_problems = toy.n_problems;
   o.style = std::string(option_name(toy.style));
+  o.thinker_coins = toy.thinker_gates == ToyGates::coins;
   o.slip_rate = toy.slip_rate;
   o.example_testing_rate = toy.example_testing_rate;
   o.uncertainty_rate = toy.uncertainty_rate;

@@ -12,9 +12,17 @@
 // `answer_begin`/`answer_end`). Every sentence ends with '.', '?' or '!' and contains no other
 // sentence break of docs/algorithms.md §B.3 (no ';', '\n', decimals, single-letter abbreviations, "k!").
 //
-// Every behaviour is a deterministic function of what the text shows where it is decided, so that a
-// model decoding greedily can reproduce it (a hidden coin with p < 0.5 would collapse to "never").
-// Only the phrasing of a sentence and the separator (" " or "\n\n") are random.
+// Two kinds of decision. The base style's, and the adding-knowledge sentence of both styles, are
+// digit gates: deterministic functions of what the text shows where they are decided, so a model
+// decoding greedily reproduces them. The thinker's own behaviours (its slips, hence its backtracking,
+// uncertainty-estimation and example-testing) are hidden coins: independent draws with the given rate
+// from a stream of the problem's own, that no text predicts. A model trained on them learns calibrated,
+// uncertain choices (P(behaviour) = rate at each place it may occur), which a small push along a
+// behaviour direction can move; deterministic gates made its choices nearly certain, so that only a
+// push large enough to garble the trace changed them (docs/algorithms.md §A.6). The price: greedy
+// decoding of a coin with rate < 0.5 never takes it, so the thinker is judged on sampled traces
+// (temperature 1, seeded) and its shares are compared with the corpus's under sampling.
+// Only the phrasing of a sentence and the separator (" " or "\n\n") are otherwise random.
 //
 // Digit gates: g(kind, digit, rate) := PERM_kind[digit] < round(10 * rate), with one fixed
 // permutation of 0..9 per kind (toy_gate_permutation), different per kind so the gates are not
@@ -30,7 +38,8 @@
 //   2. per step, in order:
 //      deduction      "a op b = r". The step is a slip candidate iff it has a units carry ('+':
 //                     a%10 + b%10 >= 10; '×': (a%10)·(b%10) >= 10) or a units borrow ('-': a%10 <
-//                     b%10); never '÷'. A candidate is written wrong iff g(slip, a%10, slip_rate):
+//                     b%10); never '÷'. A candidate is written wrong iff g(slip, a%10, slip_rate)
+//                     (base) or a coin with slip_rate comes up (thinker):
 //                     '+' and '×' lose the carry (r - 10, possibly 0), '-' forgets the borrow (r + 10).
 //      backtracking   thinker only, right after a slip: the correction; the trace goes on with the
 //                     right value. Base style: no correction, the wrong value stays and later steps
@@ -42,8 +51,8 @@
 //      adding-knowledge         iff g(knowledge, d, adding_knowledge_rate): the step's fact (one
 //                               fixed fact per template step, so a function of the template and
 //                               the step), both styles;
-//      uncertainty-estimation   iff g(uncertainty, d, uncertainty_rate), thinker only;
-//      example-testing          iff g(testing, d, example_testing_rate), thinker only: the inverse
+//      uncertainty-estimation   iff a coin with uncertainty_rate comes up, thinker only;
+//      example-testing          iff a coin with example_testing_rate comes up, thinker only: the inverse
 //                               operation ("v ÷ b = a" for "a × b = v").
 // Several slips per problem are possible. With the defaults (slip 0.4, the others 0.2) on 2000
 // problems the thinker's sentences are about 25% initializing, 42% deduction, 9% adding-knowledge,
@@ -68,6 +77,7 @@ struct ToyCorpusOptions {
   uint64_t seed = 0;
   int64_t n_problems = 2000;
   std::string style = "thinker";  // thinker | base
+  bool thinker_coins = true;      // the thinker's slips, uncertainty and testing: hidden coins (else digit gates)
   // Digit-gate rates (see the file comment): of slip candidates, and of deduction steps.
   double slip_rate = 0.4;
   double example_testing_rate = 0.2;
