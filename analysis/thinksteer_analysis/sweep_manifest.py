@@ -10,7 +10,7 @@ schema version: the reader checks every row's keys and types the way the C++ rea
 A row: task (0, 1, ... in order), key (16 hex digits of SHA-256 over the parameters: it names the task
 file sweep/tasks/<key>.h5), dataset, kind (baseline | vector | random), vector, layers (list of
 non-negative ints; [] for a baseline), hook, coef, op (add | project-out), positions (all | prompt |
-generated), seed, layer_scale.
+generated), seed, layer_scale, and sample_seed when generation samples.
 """
 from __future__ import annotations
 
@@ -34,6 +34,14 @@ ROW_KEYS: dict[str, type | tuple[type, ...]] = {
 KEY = re.compile(r"[0-9a-f]{16}")
 
 
+def _sample_seed(path: PathLike, where: str, row: dict[str, Any]) -> int:
+    """The optional key sample_seed (written only when generation samples; 0 otherwise)."""
+    v = row.get("sample_seed", 0)
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise SchemaError(path, where, f"key 'sample_seed' must be an integer, got {v!r}")
+    return v
+
+
 def manifest_path(run_dir: PathLike) -> pathlib.Path:
     """<run_dir>/sweep/manifest.jsonl, or `run_dir` itself when it names a file."""
     return SWEEP_MANIFEST.path(run_dir)
@@ -53,6 +61,7 @@ class SweepPoint:
     op: str                     # add | project-out ("" for a baseline)
     positions: str              # all | prompt | generated ("" for a baseline)
     seed: int
+    sample_seed: int            # the generation's seed when it samples (a random direction's: its control seed)
     layer_scale: float
 
     @property
@@ -78,7 +87,7 @@ class SweepPoint:
             raise SchemaError(path, where, f"key 'layers' must hold non-negative integers, got {layers!r}")
         return SweepPoint(task=row["task"], key=row["key"], dataset=row["dataset"], kind=row["kind"], vector=row["vector"],
                           layers=tuple(layers), hook=row["hook"], coef=float(row["coef"]), op=row["op"], positions=row["positions"],
-                          seed=row["seed"], layer_scale=float(row["layer_scale"]))
+                          seed=row["seed"], sample_seed=_sample_seed(path, where, row), layer_scale=float(row["layer_scale"]))
 
 
 def load_sweep_manifest(run_dir: PathLike) -> list[SweepPoint]:

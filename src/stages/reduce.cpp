@@ -188,7 +188,7 @@ artifacts::SweepSummary summarise(const Config& cfg, const std::vector<SweepPoin
   auto baseline_row = [&](const SweepPoint& p) -> int64_t {
     if (p.kind == "baseline") return -1;
     for (const SweepPoint& b : points)
-      if (b.kind == "baseline" && b.dataset == p.dataset && (!sampled || b.seed == p.seed)) {
+      if (b.kind == "baseline" && b.dataset == p.dataset && (!sampled || b.sample_seed == p.sample_seed)) {
         auto it = row_of.find(static_cast<size_t>(b.task));
         return it == row_of.end() ? -1 : it->second;
       }

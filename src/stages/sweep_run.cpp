@@ -139,7 +139,7 @@ bool run_task(const Config& cfg, Runtime& rt, const SweepPoint& p, const TaskEnv
   if (out.complete()) return false;
   Config c = cfg;
   c.data.prompts = p.dataset;
-  if (cfg.generate.temperature > 0) c.generate.seed = static_cast<uint64_t>(p.seed);
+  if (cfg.generate.temperature > 0) c.generate.seed = static_cast<uint64_t>(p.sample_seed);
   const std::vector<Prompt> prompts = artifacts::load_prompts(c);
   const int64_t n = static_cast<int64_t>(prompts.size());
   const GenerateOptions gen = generate_options(c, env.model);

@@ -10,10 +10,13 @@
 namespace ts {
 namespace {
 
+// sample_seed is written only when generation samples, so greedy points keep the keys they had before it.
 json parameters(const SweepPoint& p) {
-  return json{{"dataset", p.dataset}, {"kind", p.kind},   {"vector", p.vector},       {"layers", p.layers},
-              {"hook", p.hook},       {"coef", p.coef},   {"op", p.op},               {"positions", p.positions},
-              {"seed", p.seed},       {"layer_scale", p.layer_scale}};
+  json j{{"dataset", p.dataset}, {"kind", p.kind},   {"vector", p.vector},       {"layers", p.layers},
+         {"hook", p.hook},       {"coef", p.coef},   {"op", p.op},               {"positions", p.positions},
+         {"seed", p.seed},       {"layer_scale", p.layer_scale}};
+  if (p.sample_seed != 0) j["sample_seed"] = p.sample_seed;
+  return j;
 }
 
 std::string key_of(const SweepPoint& p) { return sha256_hex(parameters(p).dump()).substr(0, 16); }
@@ -51,6 +54,7 @@ SweepPoint SweepPoint::from_json(const json& row, const std::string& where) {
   p.op = json_string(row, "op", where);
   p.positions = json_string(row, "positions", where);
   p.seed = json_int(row, "seed", where);
+  p.sample_seed = row.contains("sample_seed") ? json_int(row, "sample_seed", where) : 0;
   p.layer_scale = json_number(row, "layer_scale", where);
   if (key_of(p) != p.key) throw InputError(where, "key", "does not match the row's parameters (was the manifest edited?); run `thinksteer sweep plan` again");
   return p;
@@ -82,15 +86,18 @@ std::vector<SweepPoint> sweep_expand(const SweepAxes& a, const LayerResolver& re
   // Greedy baselines and vector points do not depend on a seed: seed 0, so that a run with other control
   // seeds reuses their task files (tasks are named by key).
   const std::vector<int64_t> point_seeds = a.sampled ? a.seeds : std::vector<int64_t>{0};
-  std::vector<int64_t> random_seeds;
+  std::vector<std::pair<int64_t, int64_t>> random_seeds;  // (direction seed, control seed)
   for (int64_t seed : a.seeds)
-    for (int64_t j = 0; j < a.random_directions; ++j) random_seeds.push_back(a.random_directions == 1 ? seed : 100 * seed + j);
+    for (int64_t j = 0; j < a.random_directions; ++j) random_seeds.emplace_back(a.random_directions == 1 ? seed : 100 * seed + j, seed);
+  std::vector<std::pair<int64_t, int64_t>> vector_seeds;
+  for (int64_t seed : point_seeds) vector_seeds.emplace_back(seed, seed);
   for (const std::string& dataset : a.datasets) {
     for (int64_t seed : point_seeds) {
       SweepPoint b;
       b.dataset = dataset;
       b.kind = "baseline";
       b.seed = seed;
+      b.sample_seed = a.sampled ? seed : 0;
       push(b);
     }
     for (const std::string& vector : a.vectors)
@@ -112,8 +119,9 @@ std::vector<SweepPoint> sweep_expand(const SweepAxes& a, const LayerResolver& re
                   p.positions = positions;
                   p.layer_scale = divide_by_layers ? 1.0 / static_cast<double>(layers.size()) : 1.0;
                   p.kind = control == "random" ? "random" : "vector";
-                  for (int64_t seed : control == "random" ? random_seeds : point_seeds) {
+                  for (const auto& [seed, control_seed] : control == "random" ? random_seeds : vector_seeds) {
                     p.seed = seed;
+                    p.sample_seed = a.sampled ? control_seed : 0;
                     push(p);
                   }
                 }

@@ -6,7 +6,8 @@
 // each vector × layers × hook × op × positions × coefficient: the real vector (control "none"), then
 // same-norm random directions (control "random", docs/decisions.md: random-vector ablations keep each
 // vector's norm): one per seed, or with random_directions = n > 1, n per seed s with direction seeds
-// 100*s + j (j < n), so "control seed 11" names the five directions 1100..1104. Projection-out
+// 100*s + j (j < n), so "control seed 11" names the five directions 1100..1104; when generation samples,
+// they sample with seed s, as the baseline and the vector of seed s do (common random numbers). Projection-out
 // ignores the coefficient (one point, coef 0). The opposite-sign
 // control is a negative coefficient on the coefficient axis.
 //
@@ -50,6 +51,8 @@ struct SweepPoint {
   std::string op;          // add | project-out ("" for baseline)
   std::string positions;   // all | prompt | generated ("" for baseline)
   int64_t seed = 0;        // random-direction seed (random), sampling seed (when sampled), else 0
+  int64_t sample_seed = 0; // when sampled, the generation's seed: the point's seed, or a random direction's
+                           // control seed (so its tokens pair with the baseline's draw for draw); else 0
   double layer_scale = 1;  // multiplier on coef per layer: 1, or 1/n_layers with steer.divide_by_layers
 
   std::string layers_text() const;  // "1+2"; "" for baseline

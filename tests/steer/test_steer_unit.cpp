@@ -151,6 +151,17 @@ TEST(SweepPlan, RandomDirectionsPerSeed) {
     EXPECT_EQ(pts[2 + j].kind, "random");
     EXPECT_EQ(pts[2 + j].seed, 1100 + j);
   }
+  // Sampled: baseline, vector and the five directions all draw their tokens with the control seed 11,
+  // so every steered point pairs with the baseline draw for draw.
+  a.sampled = true;
+  const auto sampled = sweep_expand(a, resolve, false);
+  ASSERT_EQ(sampled.size(), 7u);
+  for (const auto& p : sampled) EXPECT_EQ(p.sample_seed, 11) << p.kind << " " << p.seed;
+  EXPECT_EQ(sampled[1].seed, 11);
+  EXPECT_EQ(sampled[6].seed, 1104);
+  EXPECT_EQ(SweepPoint::from_json(sampled[6].to_json(), "row").sample_seed, 11);
+  EXPECT_EQ(pts[2].to_json().count("sample_seed"), 0u);  // greedy rows keep their keys
+  a.sampled = false;
   a.random_directions = 1;  // the seed itself: manifests planned before the option keep their keys
   const auto one = sweep_expand(a, resolve, false);
   ASSERT_EQ(one.size(), 3u);
