@@ -55,6 +55,7 @@ TokenSequence generation_sequence(const Tokenizer& tok, const std::string& promp
   s.offsets = std::move(e.offsets);
   s.n_prompt = static_cast<int64_t>(s.ids.size());
   s.prompt_chars = utf8_length(prompt_text);
+  s.prompt_bytes = prompt_text.size();
   s.text = prompt_text + tok.decode(generated);
   const auto gen_offsets = generated_token_offsets(tok, generated, s.prompt_chars);
   s.ids.insert(s.ids.end(), generated.begin(), generated.end());
@@ -82,7 +83,7 @@ std::vector<int32_t> row_token_ids(const json& row, const Tokenizer& tok, const 
   return out;
 }
 
-std::vector<Generation> read_generations(const fs::path& file, const Tokenizer& tok, const std::string& key) {
+std::vector<Generation> read_generations(const fs::path& file, const Tokenizer& tok, const std::string& key, std::vector<TokenSequence>* sequences) {
   std::ifstream in(file);
   if (!in) throw InputError(file.string(), key, "cannot open the generations (run `thinksteer generate` first, or set " + key + ")");
   std::vector<Generation> out;
@@ -90,7 +91,13 @@ std::vector<Generation> read_generations(const fs::path& file, const Tokenizer& 
   jsonl_for_each(in, file.string(), [&](const json& row, const std::string& where, int64_t) {
     const std::string id = row_id(json_require(row, "id", where), where, "id");
     ids.add(id, where, "id");
-    TokenSequence q = generation_sequence(tok, json_string(row, "prompt_text", where), row_token_ids(row, tok, where));
+    const std::string prompt_text = json_string(row, "prompt_text", where);
+    TokenSequence q = generation_sequence(tok, prompt_text, row_token_ids(row, tok, where));
+    if (sequences) {
+      if (q.text.compare(q.prompt_bytes, std::string::npos, json_string(row, "text", where)) != 0)
+        throw InputError(where, "text", "is not the decoding of token_ids (was the file edited?)");
+      sequences->push_back(q);
+    }
     out.push_back({id, std::move(q.ids), q.n_prompt});
     return true;
   });

@@ -38,6 +38,7 @@ struct TokenSequence {
   std::vector<std::pair<int64_t, int64_t>> offsets;
   int64_t n_prompt = 0;       // prompt tokens
   int64_t prompt_chars = 0;   // code points of prompt_text: where the generated text starts in `text`
+  size_t prompt_bytes = 0;    // the same in bytes
 };
 TokenSequence generation_sequence(const Tokenizer& tok, const std::string& prompt_text, const std::vector<int32_t>& generated);
 
@@ -63,7 +64,10 @@ struct Generation {
 // The `token_ids` of a generations row, each checked to be an id of `tok`; errors name `where` and the field.
 std::vector<int32_t> row_token_ids(const json& row, const Tokenizer& tok, const std::string& where);
 
-// Every row of a generations JSONL; `key` is the config key that points at it (for messages).
-std::vector<Generation> read_generations(const std::filesystem::path& file, const Tokenizer& tok, const std::string& key);
+// Every row of a generations JSONL; `key` is the config key that points at it (for messages). With
+// `sequences`, also each row's TokenSequence (text and token offsets, for stages that map characters
+// to tokens), in the same order; then a row's `text` must be the decoding of its token_ids.
+std::vector<Generation> read_generations(const std::filesystem::path& file, const Tokenizer& tok, const std::string& key,
+                                         std::vector<TokenSequence>* sequences = nullptr);
 
 }  // namespace ts::artifacts

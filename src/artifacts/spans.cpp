@@ -42,7 +42,8 @@ void require_size(const Spans& s, const std::string& dataset, size_t got, size_t
 void check_span_rows(const Spans& s) {
   const size_t n = s.trace.size(), t = s.trace_ids.size();
   using Column = std::pair<const char*, const std::vector<int64_t>*>;
-  for (const auto& [name, v] : {Column{"/spans/label", &s.label}, Column{"/spans/token_begin", &s.token_begin}, Column{"/spans/token_end", &s.token_end}})
+  for (const auto& [name, v] : {Column{"/spans/label", &s.label}, Column{"/spans/token_begin", &s.token_begin}, Column{"/spans/token_end", &s.token_end},
+                                Column{"/spans/char_begin", &s.char_begin}, Column{"/spans/char_end", &s.char_end}})
     require_size(s, name, v->size(), n, "/spans/trace");
   for (const auto& [name, v] : {Column{"/traces/span_offset", &s.span_offset}, Column{"/traces/n_spans", &s.n_spans},
                                 Column{"/traces/n_tokens", &s.n_tokens}, Column{"/traces/n_prompt_tokens", &s.n_prompt_tokens}})
@@ -67,6 +68,8 @@ void check_span_rows(const Spans& s) {
     if ((b == -1) != (e == -1) || b < -1 || e < b)
       throw InputError(s.file, "/spans/token_begin", row + "token range [" + std::to_string(b) + ", " + std::to_string(e) + ") is neither a range nor (-1, -1)");
     if (e > len) throw InputError(s.file, "/spans/token_end", row + std::to_string(e) + " is past the trace's " + std::to_string(len) + " tokens (/traces/n_tokens)");
+    if (s.char_begin[r] < 0 || s.char_end[r] < s.char_begin[r])
+      throw InputError(s.file, "/spans/char_begin", row + "[" + std::to_string(s.char_begin[r]) + ", " + std::to_string(s.char_end[r]) + ") is not a code-point range");
   }
 }
 
@@ -85,6 +88,9 @@ Spans read_spans(const fs::path& path, const std::string& key) {
   s.label = f.read_i64("/spans/label");
   s.token_begin = f.read_i64("/spans/token_begin");
   s.token_end = f.read_i64("/spans/token_end");
+  s.char_begin = f.read_i64("/spans/char_begin");
+  s.char_end = f.read_i64("/spans/char_end");
+  s.text_field = f.attr_string("/", "text_field");
   s.span_offset = f.read_i64("/traces/span_offset");
   s.n_spans = f.read_i64("/traces/n_spans");
   s.n_tokens = f.read_i64("/traces/n_tokens");
@@ -100,12 +106,13 @@ std::string short_hash(const std::string& h) { return h.substr(0, 12); }
 }  // namespace
 
 void check_same_generations(const Spans& s, const std::vector<Generation>& gens, const fs::path& gen_file, const std::string& gen_sha,
-                            const std::string& tok_sha, const std::string& section) {
+                            const std::string& tok_sha, const std::string& section, const std::string& spans_key) {
   const std::string their_sha = s.provenance.value("input_sha256", ""), their_input = s.provenance.value("input", "?");
   if (their_sha != gen_sha)
     throw InputError(s.file, "input_sha256", "the spans were annotated from " + their_input + " (sha256 " + short_hash(their_sha) + "), not from " +
                                                  gen_file.string() + " (sha256 " + short_hash(gen_sha) +
-                                                 "): run `thinksteer annotate` on these generations, or set " + section + ".spans and " + section + ".generations to matching files");
+                                                 "): run `thinksteer annotate` on these generations, or set " + (spans_key.empty() ? section + ".spans" : spans_key) + " and " +
+                                                 section + ".generations to matching files");
   if (const std::string t = s.provenance.value("tokenizer_sha256", ""); t != tok_sha)
     throw InputError(s.file, "tokenizer_sha256", "the token ranges were computed with another tokenizer (sha256 " + short_hash(t) + ") than model.path's (" +
                                                      short_hash(tok_sha) + ")");

@@ -29,6 +29,8 @@ struct Spans {
   std::string file;
   std::vector<std::string> labels, trace_ids;
   std::vector<int64_t> trace, label, token_begin, token_end;            // per span row
+  std::vector<int64_t> char_begin, char_end;                            // per span row: code points of the text_field text
+  std::string text_field;                                               // the input's field the code points index
   std::vector<int64_t> span_offset, n_spans, n_tokens, n_prompt_tokens;  // per trace
   json provenance;
 };
@@ -37,8 +39,9 @@ struct Spans {
 Spans read_spans(const std::filesystem::path& path, const std::string& key);
 
 // The spans must index these very generations, tokenized by the tokenizer with SHA-256 `tok_sha`;
-// `section` names the config keys in messages ("vectors", "attribute").
+// `section` names the config keys in messages ("vectors", "attribute": <section>.generations and
+// `spans_key`, by default <section>.spans).
 void check_same_generations(const Spans& s, const std::vector<Generation>& gens, const std::filesystem::path& gen_file,
-                            const std::string& gen_sha, const std::string& tok_sha, const std::string& section);
+                            const std::string& gen_sha, const std::string& tok_sha, const std::string& section, const std::string& spans_key = "");
 
 }  // namespace ts::artifacts

@@ -98,6 +98,7 @@ OptionTable::OptionTable()
                     {"collect", "activation collection"},
                     {"annotate", "behaviour annotation"},
                     {"vectors", "difference-of-means steering vectors"},
+                    {"sentences", "sentence activations for the taxonomy"},
                     {"attribute", "attribution patching to choose layers"},
                     {"steer", "steered generation"},
                     {"sweep", "steering sweep axes"},
@@ -224,6 +225,7 @@ OptionTable make_table(Config& c) {
   declare_vectors_steer_options(t, c);
   declare_sweep_options(t, c);
   declare_toy_log_options(t, c);
+  declare_taxonomy_options(t, c);
   return t;
 }
 

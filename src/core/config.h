@@ -93,6 +93,14 @@ struct Config {
     bool gguf = false;               // also one llama.cpp control vector per label
     GgufLayerMap gguf_layer_map = GgufLayerMap::same_block;  // io/vectors.h; same-block: llama.cpp adds it where it was measured
   } vectors;
+  struct Sentences {               // sentence activations for the taxonomy (stages/sentences.cpp, docs/algorithms.md §B.3)
+    std::string generations;         // generations JSONL (default <run.dir>/generate/generations.jsonl)
+    std::string reference;           // optional `annotate` spans of those generations: each sentence gets the covering span's label
+    std::string hook = "blocks.*.hook_resid_post";  // * = every layer in sentences.layers
+    std::vector<std::string> layers; // layers for * (empty: all)
+    int64_t min_words = 3;           // sentences of fewer words are dropped (§B.3)
+    int64_t batch_size = 8;          // traces per forward batch
+  } sentences;
   struct Attribute {               // attribution patching to choose steering layers (stages/attribute.cpp, docs/algorithms.md §A.7)
     std::string generations;         // generations JSONL (default <run.dir>/generate/generations.jsonl)
     std::string spans;               // `annotate` spans of those generations (default <run.dir>/annotate/spans.h5)
@@ -116,6 +124,7 @@ struct Config {
     bool save_text = true;           // keep every generated text in the task files
   } steer;
   struct Sweep {                   // the axes of a steering sweep: one Slurm array task per point (steer/sweep_plan.h)
+    SweepKindName kind = SweepKindName::steer;  // which sweep `sweep plan|run` and `reduce` work on (stages/sweep_kind.h)
     std::vector<std::string> datasets;   // prompt sets (data.prompts values; empty: data.prompts)
     std::vector<std::string> vectors = {"backtracking", "uncertainty-estimation", "example-testing", "adding-knowledge"};
     std::vector<std::string> layers = {"auto"};   // auto (attribute's first pick) | selected (each layer it selected) | N | N+M (at once)
@@ -128,6 +137,21 @@ struct Config {
     int64_t random_directions = 1;   // random directions per seed: 1 uses the seed itself, n > 1 seeds 100*seed + j, j < n
     int64_t task_id = -1;            // sweep run: manifest row (-1: $SLURM_ARRAY_TASK_ID); also --task-id
   } sweep;
+  struct Taxonomy {                // the taxonomy sweep, sweep.kind = taxonomy (stages/taxonomy_sweep.cpp; docs/algorithms.md §B.4)
+    std::string sentences;         // the sentence vectors (default <run.dir>/sentences/sentences.h5)
+    std::vector<std::string> layers;                 // layers of that file to cluster (empty: every layer it holds)
+    std::vector<std::string> clusters = {"5", "10", "15", "20", "25", "30", "35", "40", "45", "50"};  // K
+    std::vector<std::string> methods = {"sae", "kmeans"};  // sae (TopK SAE, §B.4) | kmeans (spherical k-means)
+    std::vector<std::string> seeds = {"0"};
+    int64_t topk = 3;              // SAE: latents kept per sentence (<= K)
+    int64_t batch_size = 512;      // SAE minibatch (all rows when fewer)
+    int64_t max_epochs = 300;
+    int64_t patience = 10;         // early stopping on the epoch-average loss; the best epoch is kept
+    double lr = 0;                 // 0: 2e-4 / sqrt(K / 2^14)
+    int64_t kmeans_iters = 100;    // k-means: Lloyd iterations per init (best of kmeans_inits)
+    int64_t kmeans_inits = 4;
+    int64_t memory_mb = 4096;      // vectors a task may hold in memory; beyond it rows stream from the file
+  } taxonomy;
   struct Reduce {                  // gathering a sweep's tasks (stages/reduce.cpp)
     bool allow_partial = false;      // write a summary (marked partial) and exit 0 when tasks are missing
     int64_t bootstrap = 2000;        // bootstrap resamples of the prompts for the intervals

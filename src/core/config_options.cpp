@@ -105,6 +105,14 @@ void declare_vectors_steer_options(OptionTable& t, Config& c) {
                "GGUF tensor of resid_post[l]: direction.{l+1} (next-block) or direction.{l} (same-block, where llama.cpp adds it at layer l)");
   t.add("attribute.generations", &c.attribute.generations, "generations JSONL (default <run.dir>/generate/generations.jsonl)");
   t.add("attribute.spans", &c.attribute.spans, "spans.h5 of those generations (default <run.dir>/annotate/spans.h5)");
+  t.add("sentences.generations", &c.sentences.generations, "generations JSONL (default <run.dir>/generate/generations.jsonl)");
+  t.add("sentences.reference", &c.sentences.reference,
+        "optional spans.h5 of `annotate` (with model.path) on those generations: /sentences/label holds the covering span's label");
+  t.add("sentences.hook", &c.sentences.hook, "hook the sentence activations are read at; blocks.*.X expands over sentences.layers", check::not_empty());
+  t.add_list("sentences.layers", &c.sentences.layers, "layers for a blocks.* hook (empty: all)", check::layer_indices());
+  t.add("sentences.min_words", &c.sentences.min_words, "sentences of fewer white-space separated words are dropped (docs/algorithms.md §B.3)",
+        in_range(1, 1'000'000));
+  t.add("sentences.batch_size", &c.sentences.batch_size, "traces per forward batch", positive());
   t.add("attribute.vectors", &c.attribute.vectors, "vectors.h5 of `thinksteer vectors` (default <run.dir>/vectors/vectors.h5)");
   t.add_option("attribute.metric", &c.attribute.metric, "the gradient the original code computes, or log p of the observed next token");
   t.add_option("attribute.mode", &c.attribute.mode, "one forward + backward per batch of traces, or one pass per span (as the original)");
@@ -129,6 +137,7 @@ void declare_vectors_steer_options(OptionTable& t, Config& c) {
 void declare_sweep_options(OptionTable& t, Config& c) {
   using check::all;
   using check::not_empty_list;
+  t.add_option("sweep.kind", &c.sweep.kind, "the sweep `sweep plan|run` and `reduce` work on: steer ([sweep] axes) | taxonomy ([taxonomy] axes)");
   t.add_list("sweep.datasets", &c.sweep.datasets, "prompt sets, comma-separated data.prompts values (empty: data.prompts)", check::no_empty_item());
   t.add_list("sweep.vectors", &c.sweep.vectors, "behaviours whose vectors are applied, comma-separated", all({not_empty_list(), check::no_empty_item()}));
   t.add_list("sweep.layers", &c.sweep.layers,
@@ -207,6 +216,28 @@ void check_relations(const Config& c, const SourceOf& source_of) {
   if (c.train.n_head % c.train.n_kv_head != 0) fail(source_of, "train.n_kv_head", "must divide train.n_head");
   if (c.train.d_model % c.train.n_head != 0 || (c.train.d_model / c.train.n_head) % 2 != 0)
     fail(source_of, "train.n_head", "must divide train.d_model into an even head size");
+}
+
+void declare_taxonomy_options(OptionTable& t, Config& c) {
+  using check::all;
+  using check::not_empty_list;
+  t.add("taxonomy.sentences", &c.taxonomy.sentences, "sentence vectors of `sentences` (default <run.dir>/sentences/sentences.h5)");
+  t.add_list("taxonomy.layers", &c.taxonomy.layers, "layers to cluster, comma-separated (empty: every layer of the sentences file)",
+             check::layer_indices());
+  t.add_list("taxonomy.clusters", &c.taxonomy.clusters, "cluster counts K >= 2 (= SAE latents), comma-separated",
+             all({not_empty_list(), check::numbers(true, 1e6)}));
+  t.add_list("taxonomy.methods", &c.taxonomy.methods, "sae (TopK SAE, docs/algorithms.md §B.4) | kmeans (spherical k-means), comma-separated",
+             all({not_empty_list(), check::each_option<TaxonomyMethod>()}));
+  t.add_list("taxonomy.seeds", &c.taxonomy.seeds, "seeds (SAE init and order, k-means++), comma-separated", all({not_empty_list(), check::numbers(true, 9.2e18)}));
+  t.add("taxonomy.topk", &c.taxonomy.topk, "SAE: latents kept per sentence (at most K)", in_range(1, 1'000'000));
+  t.add("taxonomy.batch_size", &c.taxonomy.batch_size, "SAE minibatch (all sentences when fewer)", in_range(1, 100'000'000));
+  t.add("taxonomy.max_epochs", &c.taxonomy.max_epochs, "SAE: most epochs", in_range(1, 1'000'000));
+  t.add("taxonomy.patience", &c.taxonomy.patience, "SAE: epochs without a better epoch-average loss before stopping", in_range(1, 1'000'000));
+  t.add("taxonomy.lr", &c.taxonomy.lr, "SAE Adam learning rate (0: 2e-4 / sqrt(K / 2^14))", at_least(0.0));
+  t.add("taxonomy.kmeans_iters", &c.taxonomy.kmeans_iters, "k-means: Lloyd iterations per init", in_range(1, 1'000'000));
+  t.add("taxonomy.kmeans_inits", &c.taxonomy.kmeans_inits, "k-means: k-means++ inits (the best is kept)", in_range(1, 1000));
+  t.add("taxonomy.memory_mb", &c.taxonomy.memory_mb, "MB of vectors a task may hold; beyond it rows stream from the sentences file (0: always)",
+        in_range(0, int64_t{1} << 30));
 }
 
 }  // namespace ts::config_detail

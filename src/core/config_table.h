@@ -140,9 +140,10 @@ Check<std::vector<std::string>> check::each_option() {
 // The declarations of every key, one function per group of sections (core/config_options.cpp).
 void declare_run_options(OptionTable& t, Config& c);               // [model] [run] [data] [generate] [parallel] [output]
 void declare_collect_annotate_options(OptionTable& t, Config& c);  // [collect] [annotate]
-void declare_vectors_steer_options(OptionTable& t, Config& c);     // [vectors] [attribute] [steer]
+void declare_vectors_steer_options(OptionTable& t, Config& c);     // [vectors] [sentences] [attribute] [steer]
 void declare_sweep_options(OptionTable& t, Config& c);             // [sweep] [reduce]
 void declare_toy_log_options(OptionTable& t, Config& c);           // [toy] [train] [log]
+void declare_taxonomy_options(OptionTable& t, Config& c);          // [taxonomy]
 
 // Checks that relate several keys (the others sit with their key's declaration).
 void check_relations(const Config& c, const SourceOf& source_of);

@@ -82,6 +82,14 @@ inline constexpr std::array<std::string_view, 2> OPTION_NAMES<SweepOp> = {"add",
 enum class SweepPositions { all, prompt, generated };
 template <>
 inline constexpr std::array<std::string_view, 3> OPTION_NAMES<SweepPositions> = {"all", "prompt", "generated"};
+enum class SweepKindName { steer, taxonomy };  // sweep.kind (stages/sweep_kind.h)
+template <>
+inline constexpr std::array<std::string_view, 2> OPTION_NAMES<SweepKindName> = {"steer", "taxonomy"};
+
+enum class TaxonomyMethod { sae, kmeans };  // taxonomy.methods
+template <>
+inline constexpr std::array<std::string_view, 2> OPTION_NAMES<TaxonomyMethod> = {"sae", "kmeans"};
+
 enum class SweepControl { none, random };
 template <>
 inline constexpr std::array<std::string_view, 2> OPTION_NAMES<SweepControl> = {"none", "random"};

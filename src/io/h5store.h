@@ -68,6 +68,9 @@ class ParallelFile {
   // empty, but must lie within the rows and not overlap: a violation is a programming error, detected
   // on every rank (one MPI_Allreduce) so that all ranks throw instead of some waiting in H5Dwrite.
   void write_rows(const std::string& path, const std::vector<RowRange>& ranges, const void* data);
+  // COLLECTIVE, the mirror of write_rows: the rows of `ranges` into `data`, back to back in the order
+  // given, in the dataset's own type (a second pass over rows written earlier, before close()).
+  void read_rows(const std::string& path, const std::vector<RowRange>& ranges, void* data);
 
   // COLLECTIVE: flushes and closes the file (H5Fclose). Idempotent.
   void close();
@@ -95,6 +98,7 @@ class SerialFile {
   void set_attr(const std::string& object, const std::string& name, const std::string& value);
   void set_attr(const std::string& object, const std::string& name, int64_t value);
   void set_attr(const std::string& object, const std::string& name, double value);
+  void set_attr_ints(const std::string& object, const std::string& name, const std::vector<int64_t>& values);  // 1-D int64
   // Dimension scale for axis `axis` of dataset `path`: a dataset named `dim` in the dataset's parent
   // group (int64 0..n-1, marked as a netCDF dimension without a coordinate variable, so xarray via
   // h5netcdf names the axis `dim`), created on first use and attached with H5DSattach_scale. A scale
@@ -109,7 +113,9 @@ class SerialFile {
   std::vector<int64_t> shape(const std::string& path) const;
   std::string attr_string(const std::string& object, const std::string& name) const;  // throws if missing
   int64_t attr_int(const std::string& object, const std::string& name) const;
+  std::vector<int64_t> attr_ints(const std::string& object, const std::string& name) const;  // a 1-D (or scalar) integer attribute
   std::vector<float> read_f32(const std::string& path) const;  // whole dataset converted to float (F32/F16; BF16 decoded)
+  std::vector<float> read_f32_rows(const std::string& path, int64_t begin, int64_t count) const;  // rows [begin, begin+count) of a float dataset
   std::vector<int64_t> read_i64(const std::string& path) const;  // whole dataset converted to int64 (integer types)
   std::vector<double> read_f64(const std::string& path) const;   // whole dataset converted to double (float types)
   std::vector<std::string> read_strings(const std::string& path) const;

@@ -72,6 +72,17 @@ void SerialFile::set_attr(const std::string& object, const std::string& name, in
 void SerialFile::set_attr(const std::string& object, const std::string& name, double value) {
   write_attr(file_, ctx_of(file_, path_), object, name, H5T_IEEE_F64LE, &value);
 }
+void SerialFile::set_attr_ints(const std::string& object, const std::string& name, const std::vector<int64_t>& values) {
+  const Ctx ctx = ctx_of(file_, path_);
+  const std::string field = object + "@" + name;
+  Hid obj = open_object(file_, object, ctx);
+  if (H5Aexists(obj.get(), name.c_str()) > 0) ctx.ok(H5Adelete(obj.get(), name.c_str()), field, "cannot replace attribute");
+  const hsize_t n = values.size();
+  Hid space(ctx.id(H5Screate_simple(1, &n, nullptr), field, "cannot make the attribute's dataspace"), H5Sclose);
+  Hid attr(ctx.id(H5Acreate2(obj.get(), name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), field, "cannot create attribute"),
+           H5Aclose);
+  if (n > 0) ctx.ok(H5Awrite(attr.get(), H5T_NATIVE_INT64, values.data()), field, "cannot write attribute");
+}
 
 void SerialFile::attach_dim(const std::string& path, int axis, const std::string& dim) {
   const Ctx ctx = ctx_of(file_, path_);
@@ -135,6 +146,22 @@ int64_t SerialFile::attr_int(const std::string& object, const std::string& name)
   return v;
 }
 
+std::vector<int64_t> SerialFile::attr_ints(const std::string& object, const std::string& name) const {
+  const Ctx ctx = ctx_of(file_, path_);
+  const std::string field = object + "@" + name;
+  Hid obj = open_object(file_, object, ctx);
+  const htri_t e = H5Aexists(obj.get(), name.c_str());
+  if (e <= 0) ctx.fail(field, e < 0 ? "cannot look up attribute: " + h5_error_text() : "attribute missing");
+  Hid a(ctx.id(H5Aopen(obj.get(), name.c_str(), H5P_DEFAULT), field, "cannot open attribute"), H5Aclose);
+  Hid type(H5Aget_type(a.get()), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_INTEGER) ctx.fail(field, "not integers (found " + type_str(type.get()) + ")");
+  Hid space(H5Aget_space(a.get()), H5Sclose);
+  if (H5Sget_simple_extent_ndims(space.get()) > 1) ctx.fail(field, "not a list of integers (more than one dimension)");
+  std::vector<int64_t> v(static_cast<size_t>(std::max<hssize_t>(H5Sget_simple_extent_npoints(space.get()), 0)));
+  if (!v.empty()) ctx.ok(H5Aread(a.get(), H5T_NATIVE_INT64, v.data()), field, "cannot read attribute");
+  return v;
+}
+
 std::vector<float> SerialFile::read_f32(const std::string& path) const {
   const Ctx ctx = ctx_of(file_, path_);
   Hid d = open_dataset(file_, path, ctx);
@@ -155,6 +182,27 @@ std::vector<float> SerialFile::read_f32(const std::string& path) const {
     const uint32_t w = static_cast<uint32_t>(bits[i]) << 16;
     std::memcpy(&out[i], &w, sizeof w);
   }
+  return out;
+}
+
+std::vector<float> SerialFile::read_f32_rows(const std::string& path, int64_t begin, int64_t count) const {
+  const Ctx ctx = ctx_of(file_, path_);
+  Hid d = open_dataset(file_, path, ctx);
+  Hid type(H5Dget_type(d.get()), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_FLOAT) ctx.fail(path, "not a floating-point dataset (found " + type_str(type.get()) + ")");
+  const std::vector<int64_t> dims = extent(d.get());
+  if (dims.empty() || begin < 0 || count < 0 || begin + count > dims[0])
+    ctx.fail(path, "rows [" + std::to_string(begin) + ", " + std::to_string(begin + count) + ") are outside the dataset's " + shape_str(dims));
+  std::vector<hsize_t> start(dims.size(), 0), extent_of(dims.begin(), dims.end());
+  start[0] = static_cast<hsize_t>(begin);
+  extent_of[0] = static_cast<hsize_t>(count);
+  const size_t n = static_cast<size_t>(std::accumulate(extent_of.begin(), extent_of.end(), hsize_t{1}, std::multiplies<>()));
+  std::vector<float> out(n);
+  if (n == 0) return out;
+  Hid fspace(H5Dget_space(d.get()), H5Sclose);
+  ctx.ok(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, extent_of.data(), nullptr), path, "cannot select rows");
+  Hid mspace(H5Screate_simple(static_cast<int>(extent_of.size()), extent_of.data(), nullptr), H5Sclose);
+  ctx.ok(H5Dread(d.get(), H5T_NATIVE_FLOAT, mspace.get(), fspace.get(), H5P_DEFAULT, out.data()), path, "cannot read rows");
   return out;
 }
 

@@ -1,25 +1,20 @@
-// Stage `steer`: a whole steering sweep on these ranks: `sweep plan`, every task not yet finished
-// (`sweep run`'s work, skipping finished ones), then `reduce`. The same files as the Slurm route.
-#include "core/log.h"
-#include "stages/sweep.h"
+// Stages `steer` and `taxonomy`: a whole sweep on these ranks, of the steering kind or the taxonomy
+// kind (stages/sweep_kind.h): `sweep plan`, every task not yet finished (`sweep run`'s work,
+// skipping finished ones), then `reduce`. The same files as the Slurm route.
+#include "stages/sweep_kind.h"
 
 namespace ts::stages {
 
-namespace reduce {
-void run(const Config& cfg, Runtime& rt);
-}  // namespace reduce
-
 namespace steer {
 
-void run(const Config& cfg, Runtime& rt) {
-  const std::vector<SweepPoint> points = plan_sweep(cfg, rt);
-  const TaskEnv env = load_task_env(cfg, rt);
-  int64_t ran = 0;
-  for (const SweepPoint& p : points) ran += run_task(cfg, rt, p, env) ? 1 : 0;
-  spdlog::info("steer: {} of {} tasks run, {} were finished before", ran, points.size(), static_cast<int64_t>(points.size()) - ran);
-  reduce::run(cfg, rt);
-}
+void run(const Config& cfg, Runtime& rt) { run_whole_sweep(*make_steer_sweep(), cfg, rt); }
 
 }  // namespace steer
+
+namespace taxonomy {
+
+void run(const Config& cfg, Runtime& rt) { run_whole_sweep(*make_taxonomy_sweep(), cfg, rt); }
+
+}  // namespace taxonomy
 
 }  // namespace ts::stages

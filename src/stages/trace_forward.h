@@ -1,5 +1,5 @@
 // Forward passes over whole traces, for the stages that average token windows of them (`vectors`,
-// docs/algorithms.md §A.4; the sentence activations of §B.3 next): the block hook and layers the stage
+// docs/algorithms.md §A.4; `sentences`, §B.3): the block hook and layers the stage
 // measures, the batches of traces (longest first, the same whatever the rank layout), this replica's
 // share of them, and one forward pass per micro-batch (right padded; several micro-batches on a
 // pipeline) with the stage's hooks attached. Not a stage: a helper of stages/.

@@ -1,13 +1,16 @@
-// The token windows of docs/algorithms.md §A.4 (difference-of-means vectors), as pure functions so that the
-// stage and its tests agree on one definition. Positions index the token sequence a trace's spans
-// refer to (for generations: prompt tokens then generated tokens, artifacts/generations.h
-// generation_sequence); a span covers tokens [start, end). Torch-free (thinksteer_formats).
+// The token windows of docs/algorithms.md §A.4 (difference-of-means vectors) and §B.3 (sentence
+// activations), as pure functions so that the stages and their tests agree on one definition.
+// Positions index the token sequence a trace's spans refer to (for generations: prompt tokens then
+// generated tokens, artifacts/generations.h generation_sequence); a span covers tokens [start, end).
+// Torch-free (thinksteer_formats).
 #pragma once
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "core/options.h"
 
@@ -41,5 +44,24 @@ SpanWindow dom_span_window(int64_t start, int64_t end, DomWindow window);
 // §A.4 step 2: the overall window of a trace, [min start, max end) over its spans (all labels);
 // nullopt for a trace without spans. Empty spans (end <= start) take part like the others.
 std::optional<TokenRange> dom_overall_window(std::span<const TokenRange> spans);
+
+// §B.3, HF `char_to_token` for every code point of a text of `n_chars` code points: the first token
+// whose code-point range [cb, ce) holds it, -1 where no token does. `offsets` are per token, as
+// artifacts/generations.h's TokenSequence gives them.
+std::vector<int64_t> char_tokens(std::span<const std::pair<int64_t, int64_t>> offsets, int64_t n_chars);
+
+// §B.3: the tokens of a sentence at code points [begin, end) of the sequence's text (`token_of_char`
+// is char_tokens() of that text, `n_tokens` its token count) and its window.
+//   tokens  [token holding the sentence's first character, token holding the character after it); a
+//           sentence that ends the text runs to its end (tokens.end = n_tokens)
+//   window  [tokens.begin - 1, tokens.end): the mean includes the token before the sentence
+// or why there is none: "no_token" (a character without a token, or a range outside the text),
+// "sentence_at_position_0" (no token precedes it), "empty_window" (the end's token lies before the
+// start's).
+struct SentenceWindow {
+  TokenRange tokens, window;
+  std::string skip;  // empty when the window is valid
+};
+SentenceWindow sentence_window(std::span<const int64_t> token_of_char, int64_t n_tokens, int64_t begin, int64_t end);
 
 }  // namespace ts

@@ -278,3 +278,32 @@ def test_stage_and_bad_input(cluster, logs, tmp_path):
     assert r.returncode == 2 and "no config file" in r.stderr, r
     r = cluster.run(SUBMIT, "sweep", config, "--fake.tasks", "zero", check=False, env=env)
     assert r.returncode == 2 and "sweep plan" in r.stderr, r
+
+
+def test_taxonomy_sweep_through_the_same_machinery(cluster, logs, tmp_path, request):
+    """The taxonomy sweep (sweep.kind = taxonomy) through the same slurm/submit.sh, sweep.sbatch and
+    reduce.sbatch: its rows run as array tasks, reduce writes taxonomy/summary.csv, equal to the same sweep
+    run in one process (`thinksteer taxonomy`) in another run dir."""
+    real, why = real_sweep(request)
+    if not real:
+        pytest.skip(f"needs the real binary: {why}")
+    binary = real[0]
+    sys.path.insert(0, str(ROOT / "tests" / "taxonomy"))
+    from planted_sentences import write_planted_sentences
+    sentences = tmp_path / "sentences.h5"
+    write_planted_sentences(sentences, n=600)
+    config = tmp_path / "taxonomy.ini"
+    config.write_text(f"[run]\nthreads = 1\n\n[sweep]\nkind = taxonomy\n\n[taxonomy]\nsentences = {sentences}\nlayers = 5\n"
+                      "clusters = 3,6\nmethods = sae,kmeans\nseeds = 0\nmax_epochs = 20\npatience = 5\nbatch_size = 128\n")
+    run_dir, local_dir = tmp_path / "slurm_run", tmp_path / "local_run"
+    env = dict(cluster.env, THINKSTEER_BIN=str(binary), THINKSTEER_LOG_DIR=str(logs), SBATCH_ARGS="--time=10")
+    ids = cluster.submit("sweep", config, "--run.dir", str(run_dir), env=env)
+    assert len((run_dir / "taxonomy" / "manifest.jsonl").read_text().splitlines()) == 4
+    tasks = cluster.wait(ids["sweep"], timeout=300)
+    assert all(j["JobState"] == "COMPLETED" for j in tasks.values()), {t: j["JobState"] for t, j in tasks.items()}
+    red = cluster.wait(ids["reduce"])[ids["reduce"]]
+    assert red["JobState"] == "COMPLETED" and red["ExitCode"] == "0:0", \
+        red | {"log": (logs / f"thinksteer-reduce-{ids['reduce']}.out").read_text()}
+    local = {k: v for k, v in ENV.items() if not k.startswith(("SLURM_", "SBATCH_"))}
+    cluster.run(binary, "taxonomy", "--config", config, "--run.dir", local_dir, env=local, timeout=300)
+    assert read_csv(run_dir / "taxonomy" / "summary.csv") == read_csv(local_dir / "taxonomy" / "summary.csv")

@@ -1,0 +1,137 @@
+#include "artifacts/sentences.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+
+namespace ts::artifacts {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string layer_group(int64_t layer) { return "/layer_" + std::to_string(layer); }
+
+// The per-sentence numeric columns with their descriptions.
+std::vector<h5::DatasetSpec> index_datasets(int64_t n) {
+  using h5::DType;
+  const std::string text = "code points of the trace's generated text (generations.jsonl `text`)";
+  const std::string tokens = "tokens of prompt + generated; the raw vector averages [token_begin - 1, token_end)";
+  return {
+      {"/sentences/trace", DType::I64, {n}, {"sentence"}, {{"description", "row of the trace in the generations file"}}},
+      {"/sentences/char_begin", DType::I64, {n}, {"sentence"}, {{"units", text}}},
+      {"/sentences/char_end", DType::I64, {n}, {"sentence"}, {{"units", text}, {"description", "exclusive"}}},
+      {"/sentences/token_begin", DType::I64, {n}, {"sentence"}, {{"description", "the token holding the first character; " + tokens}}},
+      {"/sentences/token_end", DType::I64, {n}, {"sentence"}, {{"description", "the token holding the character after the sentence; " + tokens}}},
+  };
+}
+
+void require(bool ok, const std::string& file, const std::string& field, const std::string& what) {
+  if (!ok) throw InputError(file, field, what);
+}
+
+std::string shape_text(const std::vector<int64_t>& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  return out + "]";
+}
+
+// `path` is a dataset of exactly `shape`.
+void require_shape(const h5::SerialFile& f, const std::string& file, const std::string& path, const std::vector<int64_t>& shape) {
+  require(f.exists(path), file, path, "missing (a sentences file holds it; regenerate it with `thinksteer sentences`)");
+  const std::vector<int64_t> got = f.shape(path);
+  require(got == shape, file, path, "has shape " + shape_text(got) + ", expected " + shape_text(shape));
+}
+
+}  // namespace
+
+std::string sentence_vectors_path(int64_t layer) { return layer_group(layer) + "/vectors"; }
+std::string sentence_norm_path(int64_t layer) { return layer_group(layer) + "/norm"; }
+std::string sentence_mean_path(int64_t layer) { return layer_group(layer) + "/mean"; }
+
+std::vector<h5::DatasetSpec> sentences_layer_datasets(const SentencesMeta& m) {
+  using h5::DType;
+  std::vector<h5::DatasetSpec> out;
+  for (int64_t l : m.layers) {
+    const std::string layer = std::to_string(l);
+    out.push_back({sentence_vectors_path(l), DType::F32, {m.n_sentences, m.d_model}, {"sentence", "d_model"},
+                   {{"layer", layer}, {"description", "(raw - mean) / |raw - mean|: centred, unit rows (docs/algorithms.md §B.3)"}}});
+    out.push_back({sentence_norm_path(l), DType::F32, {m.n_sentences}, {"sentence"},
+                   {{"layer", layer}, {"description", "|raw - mean|: raw = mean + norm * vectors"}}});
+    out.push_back({sentence_mean_path(l), DType::F32, {m.d_model}, {"d_model"},
+                   {{"layer", layer}, {"description", "mean over traces of each trace's overall mean over [min token_begin, max token_end)"}}});
+  }
+  return out;
+}
+
+std::vector<h5::DatasetSpec> sentences_datasets(const SentencesMeta& m) {
+  std::vector<h5::DatasetSpec> out = sentences_layer_datasets(m);
+  for (h5::DatasetSpec& s : index_datasets(m.n_sentences)) out.push_back(std::move(s));
+  return out;
+}
+
+void write_sentences_index(h5::SerialFile& f, const SentencesMeta& m, const SentenceIndex& index) {
+  const std::vector<const std::vector<int64_t>*> columns = {&index.trace, &index.char_begin, &index.char_end, &index.token_begin, &index.token_end};
+  const std::vector<h5::DatasetSpec> specs = index_datasets(index.size());
+  for (size_t k = 0; k < specs.size(); ++k) f.write_dataset(specs[k], columns[k]->data());
+  f.write_strings("/sentences/trace_id", index.trace_id, "sentence");
+  f.write_strings("/sentences/text", index.text, "sentence");
+  if (!index.label.empty()) f.write_strings("/sentences/label", index.label, "sentence");
+  f.set_attr("/", "hook", m.hook);
+  f.set_attr_ints("/", "layers", m.layers);
+  f.set_attr("/", "d_model", m.d_model);
+  f.set_attr("/", "n_sentences", m.n_sentences);
+  f.set_attr("/", "n_traces", m.n_traces);
+  f.set_attr("/", "n_mean_traces", m.n_mean_traces);
+  f.set_attr("/", "model_path", m.model_path);
+}
+
+SentencesMeta read_sentences_meta(const fs::path& path, const std::string& key) {
+  const auto opened = open_checked(path, SENTENCES, key);
+  const h5::SerialFile& f = *opened;
+  const std::string file = path.string();
+  SentencesMeta m;
+  m.hook = f.attr_string("/", "hook");
+  m.layers = f.attr_ints("/", "layers");
+  m.d_model = f.attr_int("/", "d_model");
+  m.n_sentences = f.attr_int("/", "n_sentences");
+  m.n_traces = f.attr_int("/", "n_traces");
+  m.model_path = f.attr_string("/", "model_path");
+  require(!m.layers.empty() && std::is_sorted(m.layers.begin(), m.layers.end()) &&
+              std::adjacent_find(m.layers.begin(), m.layers.end()) == m.layers.end() && m.layers.front() >= 0,
+          file, "layers", "must list distinct layers >= 0 in ascending order");
+  require(m.d_model > 0, file, "d_model", "must be positive");
+  require(m.n_sentences >= 0 && m.n_traces >= 0, file, "n_sentences", "counts must not be negative");
+  for (int64_t l : m.layers) {
+    require_shape(f, file, sentence_vectors_path(l), {m.n_sentences, m.d_model});
+    require_shape(f, file, sentence_norm_path(l), {m.n_sentences});
+    require_shape(f, file, sentence_mean_path(l), {m.d_model});
+  }
+  for (const h5::DatasetSpec& s : index_datasets(m.n_sentences)) require_shape(f, file, s.path, s.shape);
+  for (const char* strings : {"/sentences/trace_id", "/sentences/text"}) require_shape(f, file, strings, {m.n_sentences});
+  if (f.exists("/sentences/label")) {
+    m.labels = f.read_strings("/sentences/label");
+    require(static_cast<int64_t>(m.labels.size()) == m.n_sentences, file, "/sentences/label", "does not hold one label per sentence");
+  }
+  verify_committed(path, key);
+  return m;
+}
+
+SentenceRowReader::SentenceRowReader(const fs::path& path, int64_t layer)
+    : path_(path), dataset_(sentence_vectors_path(layer)), file_(open_checked(path, SENTENCES, "sentences file")) {
+  require(file_->exists(dataset_), path.string(), dataset_, "no such layer in the file (its layers are the root attribute `layers`)");
+  const std::vector<int64_t> shape = file_->shape(dataset_);
+  require(shape.size() == 2, path.string(), dataset_, "has shape " + shape_text(shape) + ", expected [n_sentences, d_model]");
+  rows_ = shape[0];
+}
+
+std::vector<float> SentenceRowReader::read(int64_t begin, int64_t count) const {
+  require(begin >= 0 && count >= 0 && begin + count <= rows_, path_.string(), dataset_,
+          "rows [" + std::to_string(begin) + ", " + std::to_string(begin + count) + ") are not among its " + std::to_string(rows_) + " rows");
+  return file_->read_f32_rows(dataset_, begin, count);
+}
+
+std::vector<float> read_sentence_rows(const fs::path& path, int64_t layer, int64_t begin, int64_t count) {
+  return SentenceRowReader(path, layer).read(begin, count);
+}
+
+}  // namespace ts::artifacts
