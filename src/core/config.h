@@ -162,7 +162,7 @@ struct Config {
     uint64_t seed = 0;             // problem i depends only on (seed, i)
     int64_t n_problems = 2000;
     ToyStyle style = ToyStyle::thinker;
-    ToyGates thinker_gates = ToyGates::coins;  // the thinker's own behaviours: hidden coins, or digit gates (toy/corpus.h)
+    ToyGates thinker_gates = ToyGates::digits;  // the thinker's own behaviours: digit gates, or hidden coins (toy/corpus.h)
     double slip_rate = 0.4;        // rates (toy/corpus.h): share of carry/borrow steps written wrong
     double example_testing_rate = 0.2;  // ... and shares of deduction steps followed by each behaviour
     double uncertainty_rate = 0.2;

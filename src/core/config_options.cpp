@@ -171,7 +171,7 @@ void declare_toy_log_options(OptionTable& t, Config& c) {
   t.add("toy.n_problems", &c.toy.n_problems, "number of problems in the toy corpus", in_range(1, 100'000'000));
   t.add_option("toy.style", &c.toy.style, "trace style: slips corrected by backtracking (thinker), or direct with slips left (base)");
   t.add_option("toy.thinker_gates", &c.toy.thinker_gates,
-               "the thinker's slips, uncertainty and testing: hidden coins (calibrated, judged on sampled traces) or digit gates (deterministic)");
+               "the thinker's slips, uncertainty and testing: digit gates (deterministic; the shipped thinker) or hidden coins (calibrated, judged on sampled traces)");
   t.add("toy.slip_rate", &c.toy.slip_rate, "share of carry/borrow steps written wrong (a slip; digit gate in tenths, or a coin)", rate);
   t.add("toy.example_testing_rate", &c.toy.example_testing_rate, "share of steps checked by the inverse operation (thinker; a coin, or a digit gate)", rate);
   t.add("toy.uncertainty_rate", &c.toy.uncertainty_rate, "share of steps followed by an uncertainty remark (thinker; a coin, or a digit gate)", rate);

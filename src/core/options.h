@@ -62,9 +62,9 @@ enum class ToyStyle { thinker, base };
 template <>
 inline constexpr std::array<std::string_view, 2> OPTION_NAMES<ToyStyle> = {"thinker", "base"};
 
-enum class ToyGates { coins, digits };  // toy.thinker_gates (toy/corpus.h)
+enum class ToyGates { digits, coins };  // toy.thinker_gates (toy/corpus.h)
 template <>
-inline constexpr std::array<std::string_view, 2> OPTION_NAMES<ToyGates> = {"coins", "digits"};
+inline constexpr std::array<std::string_view, 2> OPTION_NAMES<ToyGates> = {"digits", "coins"};
 
 enum class SaveDType { float32, bfloat16 };  // train.save_dtype
 template <>

@@ -12,16 +12,16 @@
 // `answer_begin`/`answer_end`). Every sentence ends with '.', '?' or '!' and contains no other
 // sentence break of docs/algorithms.md §B.3 (no ';', '\n', decimals, single-letter abbreviations, "k!").
 //
-// Two kinds of decision. The base style's, and the adding-knowledge sentence of both styles, are
-// digit gates: deterministic functions of what the text shows where they are decided, so a model
-// decoding greedily reproduces them. The thinker's own behaviours (its slips, hence its backtracking,
-// uncertainty-estimation and example-testing) are hidden coins: independent draws with the given rate
-// from a stream of the problem's own, that no text predicts. A model trained on them learns calibrated,
-// uncertain choices (P(behaviour) = rate at each place it may occur), which a small push along a
-// behaviour direction can move; deterministic gates made its choices nearly certain, so that only a
-// push large enough to garble the trace changed them (docs/algorithms.md §A.6). The price: greedy
-// decoding of a coin with rate < 0.5 never takes it, so the thinker is judged on sampled traces
-// (temperature 1, seeded) and its shares are compared with the corpus's under sampling.
+// Two kinds of decision. By default every behaviour is a digit gate: a deterministic function of what
+// the text shows where it is decided, so a model decoding greedily reproduces it (the shipped toy pair).
+// With toy.thinker_gates = coins the thinker's own behaviours (its slips, hence its backtracking,
+// uncertainty-estimation and example-testing) are hidden coins instead: independent draws with the
+// given rate from a stream of the problem's own, that no text predicts, so a model trained on them
+// learns calibrated choices (P(behaviour) = rate where it may occur) that a small steering push could
+// move, where digit gates make its choices nearly certain (docs/algorithms.md §A.6). Greedy decoding of a
+// coin with rate < 0.5 never takes it, so such a thinker is judged on sampled traces
+// (configs/toy/thinker-coins.ini). The base style and adding-knowledge are digit gates either way, and
+// the coins do not shift the other draws: the problems, and the whole base corpus, are the same.
 // Only the phrasing of a sentence and the separator (" " or "\n\n") are otherwise random.
 //
 // Digit gates: g(kind, digit, rate) := PERM_kind[digit] < round(10 * rate), with one fixed
@@ -77,7 +77,7 @@ struct ToyCorpusOptions {
   uint64_t seed = 0;
   int64_t n_problems = 2000;
   std::string style = "thinker";  // thinker | base
-  bool thinker_coins = true;      // the thinker's slips, uncertainty and testing: hidden coins (else digit gates)
+  bool thinker_coins = false;     // the thinker's slips, uncertainty and testing: hidden coins (else digit gates)
   // Digit-gate rates (see the file comment): of slip candidates, and of deduction steps.
   double slip_rate = 0.4;
   double example_testing_rate = 0.2;

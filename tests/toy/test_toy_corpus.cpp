@@ -202,6 +202,7 @@ TEST(ToyCorpus, DeterministicAndPrefix) {
 // same under either kind of gate, and the base corpus does not depend on the thinker's gates at all.
 TEST(ToyCorpus, ThinkerGatesChangeOnlyTheThinkersDecisions) {
   auto coins = opts("thinker", 300), digits = coins;
+  coins.thinker_coins = true;
   digits.thinker_coins = false;
   const auto a = ts::toy_corpus_generate(coins), b = ts::toy_corpus_generate(digits);
   int64_t differ = 0;
@@ -213,6 +214,7 @@ TEST(ToyCorpus, ThinkerGatesChangeOnlyTheThinkersDecisions) {
   }
   EXPECT_GT(differ, 100);  // the decisions differ in most problems
   auto base = opts("base", 300), base_digits = base;
+  base.thinker_coins = true;
   base_digits.thinker_coins = false;
   const auto c = ts::toy_corpus_generate(base), d = ts::toy_corpus_generate(base_digits);
   for (size_t i = 0; i < c.size(); ++i) EXPECT_EQ(ts::toy_problem_to_json_line(c[i]), ts::toy_problem_to_json_line(d[i]));
