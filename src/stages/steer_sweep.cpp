@@ -287,10 +287,10 @@ std::vector<SweepPoint> plan_steer_points(const Config& cfg) {
   return make_plan(cfg, set, vectors_file);
 }
 
-std::vector<SweepPoint> steer_points(const Config& cfg, const std::vector<json>& rows) {
+std::vector<SweepPoint> steer_points(const Config& cfg, const std::vector<json>& rows, size_t first_index) {
   std::vector<SweepPoint> points;
   const std::string manifest = artifacts::STEER_SWEEP.manifest(cfg).string();
-  for (const json& row : rows) points.push_back(SweepPoint::from_json(row, manifest + ":" + std::to_string(points.size() + 1)));
+  for (const json& row : rows) points.push_back(SweepPoint::from_json(row, manifest + ":" + std::to_string(first_index + points.size() + 1)));
   return points;
 }
 
@@ -312,8 +312,8 @@ class SteerSweep final : public SweepKind {
             {"config", config_to_ini(cfg, {"model", "run", "data", "generate", "annotate", "steer", "sweep"})}};
   }
   void prepare(const Config& cfg, Runtime& rt) override { env_ = std::make_unique<TaskEnv>(load_task_env(cfg, rt)); }
-  bool run(const Config& cfg, Runtime& rt, const json& row) override {
-    return run_task(cfg, rt, steer_points(cfg, {row}).front(), *env_);
+  bool run(const Config& cfg, Runtime& rt, const json& row, size_t index) override {
+    return run_task(cfg, rt, steer_points(cfg, {row}, index).front(), *env_);
   }
   std::vector<SweepTaskId> task_ids(const Config& cfg, Runtime& rt, const std::vector<json>& rows) override {
     const std::unique_ptr<Annotator> annotator = make_measuring_annotator(cfg, rt);

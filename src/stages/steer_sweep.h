@@ -37,7 +37,7 @@ TaskEnv load_task_env(const Config& cfg, Runtime& rt);
 bool run_task(const Config& cfg, Runtime& rt, const SweepPoint& p, const TaskEnv& env);
 
 // The manifest's rows as points (a row whose key does not match its parameters is refused).
-std::vector<SweepPoint> steer_points(const Config& cfg, const std::vector<json>& rows);
+std::vector<SweepPoint> steer_points(const Config& cfg, const std::vector<json>& rows, size_t first_index = 0);
 
 // Rank 0: the summary of the finished points (summary.h5 through `out`, summary.csv, the log table).
 void write_steer_summary(const Config& cfg, Runtime& rt, StageOutput& out, const std::vector<SweepPoint>& points, const SweepStatus& st);

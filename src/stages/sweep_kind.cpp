@@ -89,7 +89,7 @@ void run_whole_sweep(SweepKind& kind, const Config& cfg, Runtime& rt) {
   const std::vector<json> rows = plan_and_write(kind, cfg, rt);
   kind.prepare(cfg, rt);
   int64_t ran = 0;
-  for (const json& row : rows) ran += kind.run(cfg, rt, row) ? 1 : 0;
+  for (size_t i = 0; i < rows.size(); ++i) ran += kind.run(cfg, rt, rows[i], i) ? 1 : 0;
   spdlog::info("{}: {} of {} tasks run, {} were finished before", kind.name(), ran, rows.size(), static_cast<int64_t>(rows.size()) - ran);
   reduce_sweep(kind, cfg, rt);
 }

@@ -45,8 +45,9 @@ class SweepKind {
   virtual json plan_record(const Config& cfg) const = 0;
   // COLLECTIVE: what every task of this process needs (model, vectors, data), loaded once.
   virtual void prepare(const Config& cfg, Runtime& rt) = 0;
-  // COLLECTIVE, after prepare(): runs manifest row `row` unless its output is complete; false when it was.
-  virtual bool run(const Config& cfg, Runtime& rt, const json& row) = 0;
+  // COLLECTIVE, after prepare(): runs manifest row `row` (row number `index`, from 0, for messages)
+  // unless its output is complete; false when it was.
+  virtual bool run(const Config& cfg, Runtime& rt, const json& row, size_t index) = 0;
   // Rank 0, without prepare(): each row's task file and hash (rows are the manifest's, checked by the kind).
   virtual std::vector<SweepTaskId> task_ids(const Config& cfg, Runtime& rt, const std::vector<json>& rows) = 0;
   // The summary `reduce` certifies, and files written beside it (removed with it when tasks are missing).

@@ -28,7 +28,7 @@ void run(const Config& cfg, Runtime& rt) {
     throw InputError(kind->layout().manifest(cfg).string(), "task",
                      "task " + std::to_string(task) + " is not in the manifest (" + std::to_string(rows.size()) + " tasks)");
   kind->prepare(cfg, rt);
-  kind->run(cfg, rt, rows[static_cast<size_t>(task)]);
+  kind->run(cfg, rt, rows[static_cast<size_t>(task)], static_cast<size_t>(task));
 }
 
 }  // namespace ts::stages::sweep_run

@@ -31,10 +31,10 @@ std::vector<int64_t> integers(const std::vector<std::string>& v) {
   return out;
 }
 
-std::vector<TaxonomyPoint> taxonomy_points(const Config& cfg, const std::vector<json>& rows) {
+std::vector<TaxonomyPoint> taxonomy_points(const Config& cfg, const std::vector<json>& rows, size_t first_index = 0) {
   std::vector<TaxonomyPoint> points;
   const std::string manifest = artifacts::TAXONOMY_SWEEP.manifest(cfg).string();
-  for (const json& row : rows) points.push_back(TaxonomyPoint::from_json(row, manifest + ":" + std::to_string(points.size() + 1)));
+  for (const json& row : rows) points.push_back(TaxonomyPoint::from_json(row, manifest + ":" + std::to_string(first_index + points.size() + 1)));
   return points;
 }
 
@@ -163,7 +163,9 @@ class TaxonomySweep final : public SweepKind {
             {"config", config_to_ini(cfg, {"run", "taxonomy"})}};
   }
   void prepare(const Config& cfg, Runtime&) override { set_ = open_sentence_set(cfg); }
-  bool run(const Config& cfg, Runtime& rt, const json& row) override { return run_taxonomy_task(cfg, rt, taxonomy_points(cfg, {row}).front(), set_); }
+  bool run(const Config& cfg, Runtime& rt, const json& row, size_t index) override {
+    return run_taxonomy_task(cfg, rt, taxonomy_points(cfg, {row}, index).front(), set_);
+  }
   std::vector<SweepTaskId> task_ids(const Config& cfg, Runtime&, const std::vector<json>& rows) override {
     const SentenceSet set = open_sentence_set(cfg);
     std::vector<SweepTaskId> ids;

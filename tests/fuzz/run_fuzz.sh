@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds the libFuzzer build (clang, torch-free, everything under ASan + UBSan and
 # coverage instrumentation) in build-fuzz, then runs every fuzz-labelled test there: each fuzzer runs
-# THINKSTEER_FUZZ_SECONDS (default 20) from its seed corpus; new inputs go to
+# THINKSTEER_FUZZ_SECONDS (default 10) from its seed corpus; new inputs go to
 # build-fuzz/tests/.../<name>_corpus. Any crash, sanitizer report or escaped exception fails.
 #
 # Usage: tests/fuzz/run_fuzz.sh [ctest args, e.g. -R fuzz_model_config]
@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${THINKSTEER_FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
 JOBS=${JOBS:-2}
-SECONDS_EACH=${THINKSTEER_FUZZ_SECONDS:-20}
+SECONDS_EACH=${THINKSTEER_FUZZ_SECONDS:-10}
 
 configure=(-S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
            -DTHINKSTEER_ENGINE=OFF -DTHINKSTEER_FUZZ=ON -DTHINKSTEER_ASAN=ON
