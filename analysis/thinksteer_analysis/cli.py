@@ -5,8 +5,9 @@
   acceptance RUN_DIR [--share ...] [--min-prompts 100] [--max-c 1.5] [--min-random 5]
 
 figures: draws every figure the run directory has the outputs for (attribute/attribution.h5,
-         sweep/summary.h5) into DIR (default RUN_DIR/figures) and prints the files written; a stage that
-         has not run is skipped with a one-line note.
+         sweep/summary.h5; taxonomy/summary.h5 and titles/*/titles.json when present) into DIR (default
+         RUN_DIR/figures) and prints the files written; a stage that has not run is skipped with a
+         one-line note.
 summary: prints the sweep table (sweep/summary.h5) as plain text.
 acceptance: the steering acceptance table (docs/algorithms.md "Steering acceptance": at attribute's first
          pick and some |c| <= max-c, +c raises and -c lowers each behaviour beyond every same-norm
@@ -56,7 +57,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             for path in written:
                 print(path)
             if not written:
-                print(f"error: {args.run_dir}: nothing to draw (no attribute, no sweep)", file=sys.stderr)
+                print(f"error: {args.run_dir}: nothing to draw (no attribute, no sweep, no taxonomy)", file=sys.stderr)
                 return 1
         elif args.command == "acceptance":
             from .acceptance import main as acceptance_main

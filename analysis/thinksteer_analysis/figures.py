@@ -17,6 +17,9 @@ Figures (each function returns the matplotlib Figure; make_figures writes the fi
   vector_vs_random        <run>/sweep with random controls: per behaviour at attribute's first pick (or each
                           layer without attribution), the vector's paired delta at each c against every
                           same-norm random direction's delta, with 95% intervals (the acceptance rule's picture)
+taxonomy_score, taxonomy_metrics, taxonomy_titles_<key>.md
+                          <run>/taxonomy, <run>/titles: the taxonomy's choice of (layer, K) and its cluster
+                          titles (taxonomy_figures; drawn only when the run has them)
 Sizes are fixed (no tight bounding box): a grid of panels PANEL_W x PANEL_H inches each at DPI.
 """
 from __future__ import annotations
@@ -356,8 +359,10 @@ def make_figures(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png
         summary = load_sweep_summary(sp)
         if summary.partial or summary.n_missing:
             log(f"note: {sp} is partial ({summary.n_missing} of {summary.n_tasks} tasks missing); figures show the finished points")
+    from .taxonomy_figures import draw_taxonomy, load_taxonomy_inputs   # here: it draws with this module's helpers
+    taxonomy = load_taxonomy_inputs(run, log)
     written: list[pathlib.Path] = []
-    if attribution is None and summary is None:
+    if attribution is None and summary is None and taxonomy.empty:
         return written
     out_dir.mkdir(parents=True, exist_ok=True)
     if attribution is not None:
@@ -378,6 +383,7 @@ def make_figures(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png
             if any(r["random_plus"] or r["random_minus"] for r in rows):
                 _save(vector_vs_random(rows, part.ci, title=f"Vector vs same-norm random directions{partial}\n{ds}"),
                       out_dir, f"vector_vs_random{suffix}", fmt, written)
+    draw_taxonomy(taxonomy, out_dir, fmt, written)
     return written
 
 

@@ -10,7 +10,7 @@ fails with the file and the dataset named, not with an IndexError three function
         labels = read(f, "/labels", [("label", None)], "str")           # numpy str array ('<U…'), decoded
 
 One module per artifact uses this: generations, spans, activations, attribution, vectors,
-sweep_manifest, sweep_task, sweep_summary.
+sweep_manifest, sweep_task, sweep_summary, sentences, taxonomy (taxonomy tasks, summary, titles).
 """
 from __future__ import annotations
 
@@ -177,6 +177,21 @@ def attr(f: h5py.File | h5py.Group | h5py.Dataset, name: str, default: Any = Non
     if isinstance(v, np.ndarray) and v.shape == ():
         v = v[()]
     return v.item() if isinstance(v, np.generic) else v
+
+
+def int_attr(f: h5py.File | h5py.Group | h5py.Dataset, name: str, default: int | None = None) -> int:
+    """Attribute `name` as an int; required unless `default` is given. SchemaError naming the attribute
+    when absent (and required) or not an integer."""
+    v = attr(f, name, default, required=default is None)
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        raise SchemaError(f.file.filename, f"attribute {name!r}", f"{v!r}, expected an integer")
+    return int(v)
+
+
+def first_index(mask: npt.ArrayLike) -> int | None:
+    """The first index where `mask` is true (None when nowhere): the row a value check reports."""
+    idx = np.flatnonzero(mask)
+    return int(idx[0]) if idx.size else None
 
 
 def provenance(f: h5py.File) -> dict[str, Any]:

@@ -50,6 +50,8 @@ std::unique_ptr<Annotator> make_llm_local(const Config& cfg, const Runtime& rt) 
 std::unique_ptr<Annotator> make_offline_or_http(const Config& cfg) {
   const Config::Annotate& a = cfg.annotate;
   if (a.annotator == AnnotatorKind::toy) return std::make_unique<ToyAnnotator>();
+  if (a.annotator == AnnotatorKind::taxonomy)  // built from the sentences file by stages/annotate_taxonomy.cpp
+    throw InputError("[annotate]", "annotate.annotator", "the taxonomy annotator labels the rows of a sentences file: only `thinksteer annotate` uses it");
   if (a.annotator == AnnotatorKind::llm) return make_llm_http(a);
   Lexicon lex = a.lexicon.empty() ? Lexicon::parse(DEFAULT_LEXICON, "builtin:configs/annotate/lexicon.txt") : Lexicon::read(a.lexicon);
   return std::make_unique<LexiconAnnotator>(std::move(lex));

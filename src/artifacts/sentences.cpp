@@ -116,6 +116,36 @@ SentencesMeta read_sentences_meta(const fs::path& path, const std::string& key) 
   return m;
 }
 
+std::vector<std::string> read_sentence_texts(const fs::path& path) {
+  return open_checked(path, SENTENCES, "sentences file")->read_strings("/sentences/text");
+}
+
+SentenceIndex read_sentence_index(const fs::path& path) {
+  const auto f = open_checked(path, SENTENCES, "sentences file");
+  SentenceIndex x;
+  x.trace = f->read_i64("/sentences/trace");
+  x.char_begin = f->read_i64("/sentences/char_begin");
+  x.char_end = f->read_i64("/sentences/char_end");
+  x.token_begin = f->read_i64("/sentences/token_begin");
+  x.token_end = f->read_i64("/sentences/token_end");
+  x.trace_id = f->read_strings("/sentences/trace_id");
+  x.text = f->read_strings("/sentences/text");
+  if (f->exists("/sentences/label")) x.label = f->read_strings("/sentences/label");
+  return x;
+}
+
+std::vector<float> read_sentence_norms(const fs::path& path, int64_t layer) {
+  const auto f = open_checked(path, SENTENCES, "sentences file");
+  require(f->exists(sentence_norm_path(layer)), path.string(), sentence_norm_path(layer), "no such layer in the file");
+  return f->read_f32(sentence_norm_path(layer));
+}
+
+std::vector<float> read_sentence_mean(const fs::path& path, int64_t layer) {
+  const auto f = open_checked(path, SENTENCES, "sentences file");
+  require(f->exists(sentence_mean_path(layer)), path.string(), sentence_mean_path(layer), "no such layer in the file");
+  return f->read_f32(sentence_mean_path(layer));
+}
+
 SentenceRowReader::SentenceRowReader(const fs::path& path, int64_t layer)
     : path_(path), dataset_(sentence_vectors_path(layer)), file_(open_checked(path, SENTENCES, "sentences file")) {
   require(file_->exists(dataset_), path.string(), dataset_, "no such layer in the file (its layers are the root attribute `layers`)");

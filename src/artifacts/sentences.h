@@ -68,6 +68,11 @@ void write_sentences_index(h5::SerialFile& f, const SentencesMeta& m, const Sent
 // The root attributes and the labels of a sentences file, every dataset checked for its shape
 // (InputError naming the file and the attribute or dataset). `key` is the config key that points at it.
 SentencesMeta read_sentences_meta(const std::filesystem::path& file, const std::string& key);
+// The sentence texts and one layer's mean μ, from a file read_sentences_meta has checked.
+std::vector<std::string> read_sentence_texts(const std::filesystem::path& file);
+SentenceIndex read_sentence_index(const std::filesystem::path& file);  // /sentences/* (label when present)
+std::vector<float> read_sentence_norms(const std::filesystem::path& file, int64_t layer);
+std::vector<float> read_sentence_mean(const std::filesystem::path& file, int64_t layer);
 // One layer's unit vectors, read by blocks of rows from a file kept open (the taxonomy's SAE streams
 // them when they do not fit in memory). InputError when the layer or the rows are not in the file.
 class SentenceRowReader {

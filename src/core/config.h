@@ -62,7 +62,9 @@ struct Config {
     int64_t batch_size = 8;
   } collect;
   struct Annotate {                // behaviour spans of traces (stages/annotate.cpp)
-    AnnotatorKind annotator = AnnotatorKind::lexicon;  // lexicon (built in, offline) | toy (planted-truth templates) | llm (annotate/llm.h)
+    AnnotatorKind annotator = AnnotatorKind::lexicon;  // lexicon (built in, offline) | toy (planted-truth templates) | llm (annotate/llm.h) | taxonomy (an SAE, §B.7)
+    std::string taxonomy_sae;        // annotator = taxonomy: an SAE export directory of `thinksteer titles` (<run.dir>/titles/<key>)
+    std::string taxonomy_sentences;  // annotator = taxonomy: the sentences file it classifies (default <run.dir>/sentences/sentences.h5)
     std::string lexicon;             // lexicon file (empty: configs/annotate/lexicon.txt, compiled in)
     std::string input;               // JSONL of traces (default <run.dir>/generate/generations.jsonl)
     std::string text_field = "text"; // JSONL field holding a trace's text
@@ -151,6 +153,9 @@ struct Config {
     int64_t kmeans_iters = 100;    // k-means: Lloyd iterations per init (best of kmeans_inits)
     int64_t kmeans_inits = 4;
     int64_t memory_mb = 4096;      // vectors a task may hold in memory; beyond it rows stream from the file
+    std::vector<std::string> titles = {"selected"};  // `titles`: selected (every seed of reduce's choice) | all | task keys
+    int64_t title_examples = 200;  // representative sentences per cluster: half closest to its direction, half random (§B.5)
+    int64_t title_words = 8;       // distinctive terms kept per cluster (offline titles)
   } taxonomy;
   struct Reduce {                  // gathering a sweep's tasks (stages/reduce.cpp)
     bool allow_partial = false;      // write a summary (marked partial) and exit 0 when tasks are missing

@@ -56,7 +56,10 @@ void declare_collect_annotate_options(OptionTable& t, Config& c) {
   t.add("collect.batch_size", &c.collect.batch_size, "sequences per forward batch", positive());
   t.add_option("annotate.annotator", &c.annotate.annotator,
                "built-in rules (offline, deterministic), the toy world's planted-truth templates, or the docs/algorithms.md §A.3 prompt "
-               "on an OpenAI-compatible endpoint or a local checkpoint");
+               "on an OpenAI-compatible endpoint or a local checkpoint, or the clusters of a taxonomy SAE (§B.7)");
+  t.add("annotate.taxonomy_sae", &c.annotate.taxonomy_sae, "annotator taxonomy: an SAE export directory of `thinksteer titles` (<run.dir>/titles/<key>)");
+  t.add("annotate.taxonomy_sentences", &c.annotate.taxonomy_sentences,
+        "annotator taxonomy: the sentences file whose rows it classifies (default <run.dir>/sentences/sentences.h5)");
   t.add("annotate.lexicon", &c.annotate.lexicon, "lexicon rules file (empty: the built-in configs/annotate/lexicon.txt)");
   t.add("annotate.input", &c.annotate.input, "JSONL of traces (default <run.dir>/generate/generations.jsonl)");
   t.add("annotate.text_field", &c.annotate.text_field, "JSONL field holding a trace's text", check::not_empty());
@@ -212,6 +215,8 @@ void check_relations(const Config& c, const SourceOf& source_of) {
     fail(source_of, "annotate.llm_model", "the model name to send to annotate.llm_endpoint is required");
   if (c.annotate.annotator == AnnotatorKind::llm && c.annotate.llm_endpoint.empty() && c.annotate.llm_model_path.empty())
     fail(source_of, "annotate.llm_model_path", "annotator llm needs an endpoint (annotate.llm_endpoint) or a local checkpoint (annotate.llm_model_path)");
+  if (c.annotate.annotator == AnnotatorKind::taxonomy && c.annotate.taxonomy_sae.empty())
+    fail(source_of, "annotate.taxonomy_sae", "annotator taxonomy needs an SAE export directory (`thinksteer titles` writes <run.dir>/titles/<key>)");
   if (c.toy.min_steps > c.toy.max_steps) fail(source_of, "toy.max_steps", "must be >= toy.min_steps");
   if (c.train.n_head % c.train.n_kv_head != 0) fail(source_of, "train.n_kv_head", "must divide train.n_head");
   if (c.train.d_model % c.train.n_head != 0 || (c.train.d_model / c.train.n_head) % 2 != 0)
@@ -238,6 +243,11 @@ void declare_taxonomy_options(OptionTable& t, Config& c) {
   t.add("taxonomy.kmeans_inits", &c.taxonomy.kmeans_inits, "k-means: k-means++ inits (the best is kept)", in_range(1, 1000));
   t.add("taxonomy.memory_mb", &c.taxonomy.memory_mb, "MB of vectors a task may hold; beyond it rows stream from the sentences file (0: always)",
         in_range(0, int64_t{1} << 30));
+  t.add_list("taxonomy.titles", &c.taxonomy.titles, "`titles`: selected (every seed of the (layer, K, method) reduce chose) | all | task keys, comma-separated",
+             all({not_empty_list(), check::no_empty_item()}));
+  t.add("taxonomy.title_examples", &c.taxonomy.title_examples, "`titles`: representative sentences per cluster (half closest to its direction, half random)",
+        in_range(0, 100'000));
+  t.add("taxonomy.title_words", &c.taxonomy.title_words, "`titles`: distinctive words and word pairs kept per cluster", in_range(1, 1000));
 }
 
 }  // namespace ts::config_detail

@@ -34,9 +34,9 @@ enum class CollectPositions { all, last, prompt, generated, spans };
 template <>
 inline constexpr std::array<std::string_view, 5> OPTION_NAMES<CollectPositions> = {"all", "last", "prompt", "generated", "spans"};
 
-enum class AnnotatorKind { lexicon, toy, llm };
+enum class AnnotatorKind { lexicon, toy, llm, taxonomy };
 template <>
-inline constexpr std::array<std::string_view, 3> OPTION_NAMES<AnnotatorKind> = {"lexicon", "toy", "llm"};
+inline constexpr std::array<std::string_view, 4> OPTION_NAMES<AnnotatorKind> = {"lexicon", "toy", "llm", "taxonomy"};
 
 enum class AnnotatePart { thinking, all };
 template <>

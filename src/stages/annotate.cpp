@@ -60,6 +60,7 @@
 #include "dist/batch_loop.h"
 #include "dist/partition.h"
 #include "io/prompts.h"  // row_id: the id rule of every input row
+#include "stages/annotate_taxonomy.h"
 #include "stages/stage.h"
 #include "core/utf8.h"
 
@@ -433,7 +434,10 @@ void run(const Config& cfg, Runtime& rt) {
   const fs::path input = input_path(cfg);
 
   // Inputs first: every rank validates them alike, so a bad input fails before anything is written.
-  Setup in{llm_local(cfg) ? nullptr : make_annotator(cfg, rt), nullptr, TokenSource::NONE, {}, {}, {}};
+  Setup in{cfg.annotate.annotator == AnnotatorKind::taxonomy ? make_taxonomy_annotator(cfg)
+           : llm_local(cfg)                                   ? nullptr
+                                                              : make_annotator(cfg, rt),
+           nullptr, TokenSource::NONE, {}, {}, {}};
   if (!cfg.model.path.empty()) in.tok = std::make_unique<Tokenizer>(Tokenizer::from_file(fs::path(cfg.model.path) / "tokenizer.json"));
   if (!fs::is_regular_file(input)) throw InputError(input.string(), "annotate.input", "no traces file (run `thinksteer generate` first, or set annotate.input)");
   in.input_sha256 = sha256_file(input);

@@ -82,9 +82,10 @@ at::Tensor LayerRows::fetch(std::span<const int64_t> rows) const {
 }
 
 std::string taxonomy_task_hash(const Config& cfg, const TaxonomyPoint& p, const SentenceSet& set) {
-  Config c = cfg;  // the axes and the budget do not decide a task's result
+  Config c = cfg;  // the axes, the budget and the options of `titles` do not decide a task's result
   c.taxonomy.layers.clear(), c.taxonomy.clusters.clear(), c.taxonomy.methods.clear(), c.taxonomy.seeds.clear();
   c.taxonomy.memory_mb = 0;
+  c.taxonomy.titles.clear(), c.taxonomy.title_examples = 0, c.taxonomy.title_words = 0;
   c.taxonomy.sentences.clear();
   json point = p.to_json();
   point.erase("task");

@@ -356,7 +356,7 @@ def test_identity_is_checked(tmp_path, which):
 
 
 def test_artifact_paths_and_identities():
-    """Paths and identities as the C++ writes them (src/stages/*.cpp, src/io/vectors.h)."""
+    """Paths and identities as the C++ writes them (src/stages/*.cpp, src/artifacts/*.h, src/io/vectors.h)."""
     got = {name: (a.relpath, a.format, a.schema_version, a.format_version) for name, a in ta.ARTIFACTS.items()}
     assert got == {
         "generations": ("generate/generations.h5", "thinksteer.generations", 1, None),
@@ -367,8 +367,13 @@ def test_artifact_paths_and_identities():
         "sweep_manifest": ("sweep/manifest.jsonl", None, None, None),
         "sweep_task": ("sweep/tasks/{key}.h5", "thinksteer.sweep_task", 1, None),
         "sweep_summary": ("sweep/summary.h5", "thinksteer.sweep_summary", 1, 1),
+        "sentences": ("sentences/sentences.h5", "thinksteer.sentences", 1, None),
+        "taxonomy_task": ("taxonomy/tasks/{key}.h5", "thinksteer.taxonomy_task", 1, None),
+        "taxonomy_summary": ("taxonomy/summary.h5", "thinksteer.taxonomy_summary", 1, None),
+        "titles": ("titles/{key}/titles.json", "thinksteer.titles", 1, None),     # JSON: keys format and version
     }
     assert ta.SWEEP_TASK.path("/r", key="abc") == Path("/r/sweep/tasks/abc.h5")
+    assert ta.TAXONOMY_TASK.path("/r", key="abc") == Path("/r/taxonomy/tasks/abc.h5") and ta.TITLES.path("/r", key="abc") == Path("/r/titles/abc/titles.json")
     assert ta.SPANS.path("/r/x/spans.h5") == Path("/r/x/spans.h5")
 
 

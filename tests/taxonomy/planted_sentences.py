@@ -1,7 +1,7 @@
 """A sentences file (the `sentences` stage's format, artifacts/sentences.h) with planted clusters, for the
 taxonomy sweep's tests: N sentences at two layers; at the `planted` layer every sentence is its
 category's unit direction plus noise (K_TRUE categories, labels "cat0".."cat5" as the reference
-annotation), at the other layer the vectors are pure noise. Rows are centred and unit-normalised as
+annotation; each category's texts share a word of WORDS), at the other layer the vectors are pure noise. Rows are centred and unit-normalised as
 the stage writes them. Deterministic in `seed`."""
 import json
 
@@ -9,6 +9,8 @@ import h5py
 import numpy as np
 
 K_TRUE = 6
+# The word each category's sentences share (what an offline title should find).
+WORDS = ("wait", "check", "maybe", "recall", "plan", "compute")
 LAYERS = (2, 5)
 PLANTED = 5
 
@@ -42,7 +44,7 @@ def write_planted_sentences(path, n=1200, d=32, noise=0.08, seed=0):
         s = f.create_group("sentences")
         s["trace"] = (np.arange(n) // 4).astype(np.int64)
         s["trace_id"] = np.array([f"t{i // 4}" for i in range(n)], dtype=h5py.string_dtype())
-        s["text"] = np.array([f"sentence {i} of category {t}." for i, t in enumerate(truth)], dtype=h5py.string_dtype())
+        s["text"] = np.array([f"Sentence {i} is about {WORDS[t]} things." for i, t in enumerate(truth)], dtype=h5py.string_dtype())
         for name in ("char_begin", "char_end", "token_begin", "token_end"):
             s[name] = np.zeros(n, dtype=np.int64)
         s["label"] = np.array([f"cat{t}" for t in truth], dtype=h5py.string_dtype())

@@ -14,10 +14,16 @@ planted clusters (planted_sentences.py: 6 categories at layer 5, noise at layer 
 - resume: a STOP file ends an SAE task after its first epoch with exit 75 and its state saved; the rerun
   finishes it, equal bit for bit to an uninterrupted run.
 - reduce with a task missing: exit 3, missing.txt names it, no summary.
+- titles and export: `thinksteer titles` on the chosen group writes, per seed, a SAELens-style
+  directory; numpy recomputes every sentence's cluster from cfg.json, sae_weights.safetensors and
+  centering.safetensors (raw activations = mean + norm * vector) and gets the task's clusters; on
+  `all`, each k-means K = 6 cluster at the planted layer is titled by its category's word; a task key
+  that is not in the manifest exits 2.
 - bad input: a layer the file does not hold, K larger than the sentences, a missing sentences file: exit
   2, one line naming the file or key, no manifest or task file.
 """
 import csv
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +35,7 @@ import pytest
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-from planted_sentences import PLANTED, write_planted_sentences  # noqa: E402
+from planted_sentences import PLANTED, WORDS, write_planted_sentences  # noqa: E402
 from thinksteer_testing import ENV, binary  # noqa: E402,F401  (fixtures)
 
 FAST = ["--taxonomy.max_epochs", "40", "--taxonomy.patience", "5", "--taxonomy.batch_size", "256"]
@@ -167,3 +173,57 @@ def test_bad_input(binary, sentences, tmp_path, args, needle):
     assert needle in r.stderr, r.stderr[-2000:]
     assert not (tmp_path / "taxonomy" / "manifest.jsonl").exists()
     assert not task_files(tmp_path)
+
+
+def titles(binary, run_dir, sentences, *args, check=True):
+    return run(binary, run_dir, sentences, "--taxonomy.clusters", "4,6,8", "--taxonomy.methods", "sae,kmeans", "--taxonomy.seeds", "0,1", *FAST,
+               *args, stage=("titles",), check=check)
+
+
+def test_saelens_export_recomputes_the_clusters_with_numpy(binary, sweep, sentences):
+    from safetensors.numpy import load_file
+    run_dir, _ = sweep
+    titles(binary, run_dir, sentences)
+    index = json.loads((run_dir / "titles" / "index.json").read_text())
+    assert (run_dir / "titles" / "index.json.done").exists()
+    assert [t["seed"] for t in index["tasks"]] == [0, 1] and {t["method"] for t in index["tasks"]} == {"sae"}, index
+    with h5py.File(sentences, "r") as f:
+        g = f[f"layer_{PLANTED}"]
+        raw = g["mean"][()].astype(np.float64) + g["norm"][()][:, None].astype(np.float64) * g["vectors"][()]
+    for t in index["tasks"]:
+        d = run_dir / "titles" / t["dir"]
+        cfg = json.loads((d / "cfg.json").read_text())
+        w = load_file(str(d / "sae_weights.safetensors"))
+        mean = load_file(str(d / "centering.safetensors"))["mean"].astype(np.float64)
+        assert (cfg["d_in"], cfg["d_sae"], cfg["k"], cfg["hook_name"]) == (32, t["k"], 3, f"blocks.{PLANTED}.hook_resid_post"), cfg
+        assert cfg["thinksteer"]["no_relu"] is True and "unit" not in cfg["normalize_activations"]
+        assert w["W_enc"].shape == (32, t["k"]) and w["W_dec"].shape == (t["k"], 32)
+        x = raw - mean
+        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        a = (x - w["b_dec"]) @ w["W_enc"].astype(np.float64) + w["b_enc"]
+        top2 = np.sort(a, axis=1)[:, -2:]
+        clear = top2[:, 1] - top2[:, 0] > 1e-4  # rows not at a tie within float32 rounding
+        with h5py.File(run_dir / "taxonomy" / "tasks" / f"{t['key']}.h5", "r") as f:
+            assign = f["assign"][()]
+        assert clear.mean() > 0.99
+        assert np.array_equal(a.argmax(axis=1)[clear], assign[clear])
+        doc = json.loads((d / "titles.json").read_text())
+        assert [c["size"] for c in doc["clusters"]] == np.bincount(assign, minlength=t["k"]).tolist()
+
+
+def test_offline_titles_name_the_planted_categories(binary, sweep, sentences):
+    run_dir, _ = sweep
+    titles(binary, run_dir, sentences, "--taxonomy.titles", "all")
+    index = json.loads((run_dir / "titles" / "index.json").read_text())
+    assert len(index["tasks"]) == 2 * 3 * 2 * 2
+    [km] = [t for t in index["tasks"] if (t["layer"], t["k"], t["method"], t["seed"]) == (PLANTED, 6, "kmeans", 0)]
+    doc = json.loads((run_dir / "titles" / km["dir"] / "titles.json").read_text())
+    assert not (run_dir / "titles" / km["dir"] / "cfg.json").exists()  # k-means: titles only
+    named = set()
+    for c in doc["clusters"]:
+        words = [w for w in WORDS if w in c["title"].split(", ")[0].split()]
+        assert len(words) == 1 and all(words[0] in e for e in c["examples"][:5]), c
+        named.add(words[0])
+    assert named == set(WORDS)
+    r = titles(binary, run_dir, sentences, "--taxonomy.titles", "0123456789abcdef", check=False)
+    assert r.returncode == 2 and "taxonomy.titles" in r.stderr, r.stderr[-2000:]
