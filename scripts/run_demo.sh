@@ -5,7 +5,8 @@
 # attribute -> steer sweep (plan, tasks, reduce) -> figures, and the acceptance table (at attribute's
 # first pick, +c raises each behaviour and -c lowers it beyond every same-norm random direction's
 # interval; bootstrap 95% intervals over 200 held-out problems; docs/algorithms.md "Steering
-# acceptance"). Everything lands in runs/demo/ (see configs/demo.ini), or in the --run.dir given.
+# acceptance"); then a small taxonomy sweep of the same traces (sentences -> SAEs and k-means at K = 6
+# over every layer -> titles) and its table. Everything lands in runs/demo/ (see configs/demo.ini), or in the --run.dir given.
 # Usage: scripts/run_demo.sh [--section.key value ...]   (extra options override configs/demo.ini)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,11 +20,14 @@ run_dir=runs/demo   # or the --run.dir given
 args=("$@")
 for ((i = 0; i + 1 < ${#args[@]}; i++)); do [[ ${args[i]} == --run.dir ]] && run_dir=${args[i+1]}; done
 start=$(date +%s)
-for stage in generate annotate collect vectors attribute steer; do
-  mpiexec --oversubscribe -n 2 build/bin/thinksteer "$stage" --config configs/demo.ini --run.threads 1 "$@"
+for stage in generate annotate collect vectors attribute steer sentences taxonomy titles; do
+  mpiexec --oversubscribe -n 2 build/bin/thinksteer "$stage" --config configs/demo.ini --run.threads 1 \
+          --sentences.reference "$run_dir/annotate/spans.h5" "$@"
 done
 .venv/bin/thinksteer-analysis figures "$run_dir"
 echo
 .venv/bin/thinksteer-analysis acceptance "$run_dir" || true
+echo
+.venv/bin/thinksteer-analysis taxonomy "$run_dir"
 echo
 echo "chain finished in $(( $(date +%s) - start )) s; outputs in $run_dir/ (sweep/summary.h5, summary.csv, figures/*.png)"

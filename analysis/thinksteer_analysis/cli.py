@@ -3,6 +3,7 @@
   figures RUN_DIR [--out DIR] [--format png|pdf] [--share token_share|span_share]
   summary RUN_DIR [--share token_share|span_share]
   acceptance RUN_DIR [--share ...] [--min-prompts 100] [--max-c 1.5] [--min-random 5]
+  taxonomy RUN_DIR
 
 figures: draws every figure the run directory has the outputs for (attribute/attribution.h5,
          sweep/summary.h5; taxonomy/summary.h5 and titles/*/titles.json when present) into DIR (default
@@ -12,6 +13,8 @@ summary: prints the sweep table (sweep/summary.h5) as plain text.
 acceptance: the steering acceptance table (docs/algorithms.md "Steering acceptance": at attribute's first
          pick and some |c| <= max-c, +c raises and -c lowers each behaviour beyond every same-norm
          random direction's interval); exit 0 when every behaviour passes, 1 otherwise.
+taxonomy: prints the taxonomy sweep's table (taxonomy/summary.h5; the chosen group marked) and the
+         titles of the chosen SAE (titles/) when `thinksteer titles` has run.
 A malformed file stops the command with exit status 1 and a message naming the file and the dataset."""
 from __future__ import annotations
 
@@ -44,6 +47,8 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     acc.add_argument("--min-prompts", type=int, default=100)
     acc.add_argument("--max-c", type=float, default=1.5, help="largest |c| a judged row may have (default 1.5)")
     acc.add_argument("--min-random", type=int, default=5, help="random directions needed at each sign (default 5)")
+    tax = sub.add_parser("taxonomy", help="print the taxonomy sweep's table and the chosen clusters' titles")
+    tax.add_argument("run_dir")
     return parser
 
 
@@ -59,6 +64,9 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             if not written:
                 print(f"error: {args.run_dir}: nothing to draw (no attribute, no sweep, no taxonomy)", file=sys.stderr)
                 return 1
+        elif args.command == "taxonomy":
+            from .taxonomy_table import main as taxonomy_main
+            return taxonomy_main(args.run_dir)
         elif args.command == "acceptance":
             from .acceptance import main as acceptance_main
             return acceptance_main(args.run_dir, args.share, args.min_prompts, args.max_c, args.min_random)

@@ -15,7 +15,7 @@ sentences.h5:
   /sentences/trace, char_begin, char_end, token_begin, token_end [N] i64   (char: code points of the
                                   trace's generated text; token: of prompt + generated, end exclusive)
   /sentences/trace_id, text [N] str; /sentences/label [N] str (only with a reference annotation; "" none)
-  root attributes: hook, layers (i64 list, ascending), d_model, n_sentences, n_traces, n_mean_traces
+  root attributes: hook, position (mean | last_token), layers (i64 list, ascending), d_model, n_sentences, n_traces, n_mean_traces
   (not read by the C++; optional here), model_path, and the provenance
 """
 from __future__ import annotations
@@ -53,6 +53,7 @@ class Sentences:
     hook: str = ""                              # "blocks.{l}.hook_resid_post"
     n_traces: int = 0
     n_mean_traces: int | None = None
+    position: str = "mean"                      # mean (§B.3 window mean) | last_token (§B.7)
     model_path: str = ""
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -111,6 +112,7 @@ def read_sentences(run_dir: PathLike) -> Sentences:
         s = Sentences(path=path, layers=layers, d_model=d, **cols, trace_id=read(f, "/sentences/trace_id", [("n_sentences", N)], "str"),
                       text=read(f, "/sentences/text", [("n_sentences", N)], "str"),
                       labels=read_optional(f, "/sentences/label", [("n_sentences", N)], "str"), hook=str(attr(f, "hook", required=True)),
+                      position=str(attr(f, "position", required=True)),
                       n_traces=n_traces, n_mean_traces=int_attr(f, "n_mean_traces") if "n_mean_traces" in f.attrs else None,
                       model_path=str(attr(f, "model_path", required=True)), provenance=provenance(f))
     i = first_index((s.trace < 0) | (s.trace >= n_traces))

@@ -12,7 +12,7 @@
 //     could not use, is an AnnotationProblem (the stage writes them to problems.jsonl).
 // Annotators are immutable after construction and annotate() may run on several threads at once.
 //
-// The annotators (taxonomy is planned):
+// The annotators:
 //   lexicon   (annotate/lexicon.h) splits the part into sentences (§B.3) and labels each sentence by
 //             the first matching rule of a user-editable pattern file. Offline and deterministic.
 //   toy       (annotate/toy_annotator.h) the planted-truth labels of the toy world: each sentence gets
@@ -30,10 +30,10 @@
 //             `unaligned_section`, and `unlabelled_text` (a piece of the part between or after the
 //             aligned sections). annotate_batch() is where it keeps several requests (or one
 //             generation batch) in flight.
-//   taxonomy  (planned, §B.7) labels the §B.3 sentences with the SAE cluster of their activation.
-//             It is constructed with what it needs besides text (the SAE weights and a reader of the
-//             sentence activations that `collect` stored, keyed by trace id and sentence range), so
-//             annotate() keeps this signature; labels() are the cluster names ("idx0".., or titles).
+//   taxonomy  (annotate/taxonomy_annotator.h, §B.7) labels the §B.3 sentences with the cluster of a
+//             taxonomy SAE. It is built by the stage layer (stages/annotate_taxonomy.h) from the
+//             `sentences` file and an SAE export of `titles`, which it classifies once, so annotate()
+//             keeps this signature and is a lookup by trace id; labels() are "idx0".."idx<K-1>".
 #pragma once
 #include <cstdint>
 #include <span>

@@ -77,6 +77,7 @@ void write_sentences_index(h5::SerialFile& f, const SentencesMeta& m, const Sent
   f.write_strings("/sentences/text", index.text, "sentence");
   if (!index.label.empty()) f.write_strings("/sentences/label", index.label, "sentence");
   f.set_attr("/", "hook", m.hook);
+  f.set_attr("/", "position", m.position);
   f.set_attr_ints("/", "layers", m.layers);
   f.set_attr("/", "d_model", m.d_model);
   f.set_attr("/", "n_sentences", m.n_sentences);
@@ -91,6 +92,7 @@ SentencesMeta read_sentences_meta(const fs::path& path, const std::string& key) 
   const std::string file = path.string();
   SentencesMeta m;
   m.hook = f.attr_string("/", "hook");
+  m.position = f.attr_string("/", "position");
   m.layers = f.attr_ints("/", "layers");
   m.d_model = f.attr_int("/", "d_model");
   m.n_sentences = f.attr_int("/", "n_sentences");
@@ -100,6 +102,7 @@ SentencesMeta read_sentences_meta(const fs::path& path, const std::string& key) 
               std::adjacent_find(m.layers.begin(), m.layers.end()) == m.layers.end() && m.layers.front() >= 0,
           file, "layers", "must list distinct layers >= 0 in ascending order");
   require(m.d_model > 0, file, "d_model", "must be positive");
+  require(m.position == "mean" || m.position == "last_token", file, "position", "must be mean or last_token, got '" + m.position + "'");
   require(m.n_sentences >= 0 && m.n_traces >= 0, file, "n_sentences", "counts must not be negative");
   for (int64_t l : m.layers) {
     require_shape(f, file, sentence_vectors_path(l), {m.n_sentences, m.d_model});

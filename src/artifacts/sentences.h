@@ -18,7 +18,9 @@
 //                                      the raw vector is the mean over [token_begin - 1, token_end)
 //   /sentences/label [N] str           only with a reference annotation: the label of the span that
 //                                      covers the sentence, "" where none does
-// Root attributes: hook (blocks.{l}.hook_X), layers (int64 list, ascending), d_model, n_sentences,
+// Root attributes: hook (blocks.{l}.hook_X), position (sentences.position: "mean", raw as above, or
+// "last_token", raw = the activation at token_end - 1 alone, §B.7's classifier input; `mean` is the
+// mean of the traces' overall means either way), layers (int64 list, ascending), d_model, n_sentences,
 // n_traces (rows of the generations file), n_mean_traces (traces with a sentence: the mean's count),
 // model_path, and the identity and provenance of artifacts/artifact.h.
 #pragma once
@@ -39,6 +41,7 @@ inline constexpr Location SENTENCES_H5{"sentences", "sentences.h5"};
 // What the root attributes say, and the reference labels when the file holds them.
 struct SentencesMeta {
   std::string hook;                 // "blocks.{l}.hook_resid_post"
+  std::string position = "mean";    // mean (§B.3 window mean) | last_token (at token_end - 1, §B.7)
   std::vector<int64_t> layers;      // ascending
   int64_t d_model = 0, n_sentences = 0, n_traces = 0, n_mean_traces = 0;
   std::string model_path;

@@ -101,6 +101,7 @@ struct Config {
     std::string hook = "blocks.*.hook_resid_post";  // * = every layer in sentences.layers
     std::vector<std::string> layers; // layers for * (empty: all)
     int64_t min_words = 3;           // sentences of fewer words are dropped (§B.3)
+    SentencePosition position = SentencePosition::mean;  // mean: over [token before, token after) (§B.3); last_token: at token_end - 1 (§B.7)
     int64_t batch_size = 8;          // traces per forward batch
   } sentences;
   struct Attribute {               // attribution patching to choose steering layers (stages/attribute.cpp, docs/algorithms.md §A.7)

@@ -115,6 +115,8 @@ void declare_vectors_steer_options(OptionTable& t, Config& c) {
   t.add_list("sentences.layers", &c.sentences.layers, "layers for a blocks.* hook (empty: all)", check::layer_indices());
   t.add("sentences.min_words", &c.sentences.min_words, "sentences of fewer white-space separated words are dropped (docs/algorithms.md §B.3)",
         in_range(1, 1'000'000));
+  t.add_option("sentences.position", &c.sentences.position,
+               "a sentence's activation: its §B.3 window mean (what the SAE trains on) or the activation at its last token (§B.7's classifier input)");
   t.add("sentences.batch_size", &c.sentences.batch_size, "traces per forward batch", positive());
   t.add("attribute.vectors", &c.attribute.vectors, "vectors.h5 of `thinksteer vectors` (default <run.dir>/vectors/vectors.h5)");
   t.add_option("attribute.metric", &c.attribute.metric, "the gradient the original code computes, or log p of the observed next token");

@@ -50,6 +50,10 @@ enum class GgufLayerMap { next_block, same_block };  // vectors.gguf_layer_map (
 template <>
 inline constexpr std::array<std::string_view, 2> OPTION_NAMES<GgufLayerMap> = {"next-block", "same-block"};
 
+enum class SentencePosition { mean, last_token };  // sentences.position (stages/sentences.cpp)
+template <>
+inline constexpr std::array<std::string_view, 2> OPTION_NAMES<SentencePosition> = {"mean", "last_token"};
+
 enum class AttributeMetric { paper, logprob };
 template <>
 inline constexpr std::array<std::string_view, 2> OPTION_NAMES<AttributeMetric> = {"paper", "logprob"};

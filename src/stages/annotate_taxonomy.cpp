@@ -74,9 +74,10 @@ std::unique_ptr<Annotator> make_taxonomy_annotator(const Config& cfg) {
   for (size_t k = 0; k < sizes.size(); ++k)
     if (sizes[k] == 0) spdlog::warn("annotate: latent idx{} of {} is the argmax of no sentence of {} (a dead latent: no span gets it)", k, dir.string(), file.string());
   std::string identity = "taxonomy sae " + sae.key + " weights " + sha256_file(dir / "sae_weights.safetensors") + " centering " +
-                         sha256_file(dir / "centering.safetensors") + " sentences " + sentences_identity(file);
-  spdlog::info("annotate: taxonomy annotator: {} sentences of {} traces classified by the SAE {} (layer {}, K {})", index.size(), by_trace.size(),
-               dir.string(), sae.layer, sae.d_sae);
+                         sha256_file(dir / "centering.safetensors") + " sentences " + sentences_identity(file) + " position " + meta.position;
+  spdlog::info("annotate: taxonomy annotator: {} sentences of {} traces classified by the SAE {} (layer {}, K {}) on their {} activations{}",
+               index.size(), by_trace.size(), dir.string(), sae.layer, sae.d_sae, meta.position,
+               meta.position == "mean" ? " (§B.7's default is the last token: sentences.position = last_token)" : "");
   return std::make_unique<TaxonomyAnnotator>(sae.d_sae, std::move(by_trace), std::move(identity));
 }
 

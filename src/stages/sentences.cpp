@@ -80,7 +80,7 @@ struct Plan {
 };
 
 // Steps 1 and 2 for trace t.
-void plan_trace(Plan& plan, int64_t t, const Generation& g, const TokenSequence& q, int64_t min_words) {
+void plan_trace(Plan& plan, int64_t t, const Generation& g, const TokenSequence& q, int64_t min_words, SentencePosition position) {
   const std::string_view generated = std::string_view(q.text).substr(q.prompt_bytes);
   const TextRange part = thinking_range(generated);
   std::vector<Sentence> fragments;
@@ -99,7 +99,7 @@ void plan_trace(Plan& plan, int64_t t, const Generation& g, const TokenSequence&
     artifacts::SentenceIndex& x = plan.index;
     x.trace.push_back(t), x.trace_id.push_back(g.id), x.text.push_back(s.text);
     x.char_begin.push_back(begin), x.char_end.push_back(end), x.token_begin.push_back(w.tokens.begin), x.token_end.push_back(w.tokens.end);
-    plan.windows.push_back(w.window);
+    plan.windows.push_back(position == SentencePosition::last_token ? TokenRange{w.tokens.end - 1, w.tokens.end} : w.window);
     kept.push_back(w.tokens);
   }
   plan.n_rows.push_back(static_cast<int64_t>(kept.size()));
@@ -107,9 +107,9 @@ void plan_trace(Plan& plan, int64_t t, const Generation& g, const TokenSequence&
   plan.overall.push_back(all && all->size() > 0 ? all : std::nullopt);
 }
 
-Plan make_plan(const std::vector<Generation>& gens, const std::vector<TokenSequence>& seqs, int64_t min_words) {
+Plan make_plan(const std::vector<Generation>& gens, const std::vector<TokenSequence>& seqs, int64_t min_words, SentencePosition position) {
   Plan plan;
-  for (size_t t = 0; t < gens.size(); ++t) plan_trace(plan, static_cast<int64_t>(t), gens[t], seqs[t], min_words);
+  for (size_t t = 0; t < gens.size(); ++t) plan_trace(plan, static_cast<int64_t>(t), gens[t], seqs[t], min_words, position);
   return plan;
 }
 
@@ -163,12 +163,12 @@ void read_inputs(const Config& cfg, Setup& in) {
   in.gens = artifacts::read_generations(in.generations, tok, "sentences.generations", &seqs);
   const ModelConfig model = checkpoint_open(model_dir).config;
   in.hook = resolve_block_hook(cfg.sentences.hook, cfg.sentences.layers, model.n_layer, "sentences");
-  in.plan = make_plan(in.gens, seqs, cfg.sentences.min_words);
+  in.plan = make_plan(in.gens, seqs, cfg.sentences.min_words, cfg.sentences.position);
   if (in.plan.index.size() == 0)
     throw InputError(in.generations.string(), "text", "no trace has a thinking sentence of " + std::to_string(cfg.sentences.min_words) +
                                                           " words or more with a token window: nothing to average (sentences.min_words)");
   if (!in.reference.empty()) read_reference(in, model_dir);
-  in.meta = {in.hook.pattern, in.hook.layers, model.d_model, in.plan.index.size(), static_cast<int64_t>(in.gens.size()), in.plan.mean_traces(),
+  in.meta = {in.hook.pattern, std::string(option_name(cfg.sentences.position)), in.hook.layers, model.d_model, in.plan.index.size(), static_cast<int64_t>(in.gens.size()), in.plan.mean_traces(),
              fs::absolute(model_dir).string(), {}};  // the labels stay in the plan's index
 }
 

@@ -11,26 +11,54 @@
 #include <unordered_map>
 
 #include "core/splitmix.h"
+#include "core/utf8.h"
 
 namespace ts::taxonomy {
 
 namespace {
 
-bool word_byte(unsigned char c) { return std::isalpha(c) != 0 || c >= 0x80; }
+// Letters: ASCII letters and non-ASCII code points outside the symbol and punctuation blocks (Latin-1
+// signs, × and ÷, U+2000-U+2BFF punctuation, arrows, mathematical operators, shapes; CJK punctuation).
+bool letter(char32_t cp) {
+  if (cp < 0x80) return std::isalpha(static_cast<int>(cp)) != 0;
+  if (cp < 0xC0 || cp == 0xD7 || cp == 0xF7) return false;
+  if (cp >= 0x2000 && cp < 0x2C00) return false;
+  if (cp >= 0x3000 && cp < 0x3040) return false;
+  return true;
+}
+
+// Function words that never make a title term on their own (they still do inside a pair: "let me").
+bool stopword(const std::string& w) {
+  static const std::set<std::string> words = {
+      "a", "an", "and", "are", "as", "at", "be", "but", "by", "do", "does", "for", "from", "has", "have", "i", "i'm", "if", "in", "is",
+      "it", "it's", "its", "let", "let's", "me", "my", "of", "on", "or", "so", "that", "the", "then", "there", "this", "to", "was", "we",
+      "what", "which", "with", "you"};
+  return words.count(w) > 0;
+}
 
 std::vector<std::string> words_of(std::string_view text) {
   std::vector<std::string> words;
   std::string cur;
-  for (size_t i = 0; i <= text.size(); ++i) {
-    const unsigned char c = i < text.size() ? static_cast<unsigned char>(text[i]) : ' ';
-    const bool apostrophe_inside = (c == '\'') && !cur.empty() && i + 1 < text.size() && word_byte(static_cast<unsigned char>(text[i + 1]));
-    if (word_byte(c) || apostrophe_inside) {
-      cur.push_back(c < 0x80 ? static_cast<char>(std::tolower(c)) : static_cast<char>(c));
+  for (size_t i = 0; i <= text.size();) {
+    const size_t at = i;
+    char32_t cp = ' ';
+    if (i < text.size()) {
+      const size_t len = utf8::sequence_length(static_cast<unsigned char>(text[i]));
+      if (i + len > text.size()) break;
+      cp = utf8::next(text, i);
+    } else {
+      ++i;
+    }
+    const bool apostrophe_inside = cp == '\'' && !cur.empty() && i < text.size() && std::isalpha(static_cast<unsigned char>(text[i])) != 0;
+    if (letter(cp) || apostrophe_inside) {
+      if (cp < 0x80) cur.push_back(static_cast<char>(std::tolower(static_cast<int>(cp))));
+      else cur.append(text.substr(at, i - at));
     } else if (!cur.empty()) {
       words.push_back(std::move(cur));
       cur.clear();
     }
   }
+  if (!cur.empty()) words.push_back(std::move(cur));
   return words;
 }
 
@@ -45,8 +73,11 @@ std::vector<std::string> split_words(const std::string& term) {
 
 std::vector<std::string> sentence_terms(std::string_view text) {
   const std::vector<std::string> words = words_of(text);
-  std::set<std::string> terms(words.begin(), words.end());
-  for (size_t i = 0; i + 1 < words.size(); ++i) terms.insert(words[i] + " " + words[i + 1]);
+  std::set<std::string> terms;
+  for (const std::string& w : words)
+    if (!stopword(w)) terms.insert(w);
+  for (size_t i = 0; i + 1 < words.size(); ++i)
+    if (!stopword(words[i]) || !stopword(words[i + 1])) terms.insert(words[i] + " " + words[i + 1]);
   return {terms.begin(), terms.end()};
 }
 
@@ -99,12 +130,22 @@ std::vector<std::vector<Term>> distinctive_terms(std::span<const std::string> te
 std::string offline_title(std::span<const Term> terms, const std::string& fallback) {
   std::vector<std::string> taken;
   std::set<std::string> used;
-  for (const Term& t : terms) {
-    const std::vector<std::string> words = split_words(t.text);
+  for (size_t i = 0; i < terms.size() && taken.size() < 3; ++i) {
+    const Term* pick = &terms[i];
+    // A single word gives way to a pair holding it that is nearly as distinctive ("figure out" over "figure").
+    if (pick->text.find(' ') == std::string::npos)
+      for (const Term& t : terms)
+        if (t.text.find(' ') != std::string::npos && t.z >= 0.75 * pick->z) {
+          const std::vector<std::string> pair = split_words(t.text);
+          if (std::find(pair.begin(), pair.end(), pick->text) != pair.end()) {
+            pick = &t;
+            break;
+          }
+        }
+    const std::vector<std::string> words = split_words(pick->text);
     if (std::any_of(words.begin(), words.end(), [&](const std::string& w) { return used.count(w) > 0; })) continue;
     used.insert(words.begin(), words.end());
-    taken.push_back(t.text);
-    if (taken.size() == 3) break;
+    taken.push_back(pick->text);
   }
   if (taken.empty()) return fallback;
   std::string title = taken.front();

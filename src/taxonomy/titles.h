@@ -12,9 +12,11 @@
 
 namespace ts::taxonomy {
 
-// The terms of a sentence: its words (maximal runs of letters, apostrophes inside a word, and any
-// non-ASCII UTF-8 bytes; ASCII lower-cased; digits and punctuation separate words and are not terms)
-// and the pairs of consecutive words ("w1 w2"). Each distinct term once.
+// The terms of a sentence: its words (maximal runs of letters, an apostrophe inside a word kept; ASCII
+// lower-cased; non-ASCII letters kept, non-ASCII symbols such as × and ÷ not letters; digits and
+// punctuation separate words and are not terms) that are not function words ("the", "let", "me", ...),
+// and the pairs of consecutive words not both function words ("let me", not "of the"). Each distinct
+// term once.
 std::vector<std::string> sentence_terms(std::string_view text);
 
 struct Term {
@@ -30,8 +32,9 @@ struct Term {
 std::vector<std::vector<Term>> distinctive_terms(std::span<const std::string> texts, std::span<const int64_t> assign, int64_t k,
                                                  int64_t per_cluster);
 
-// "t1, t2, t3": the three highest terms, a term skipped when it shares a word with one already taken
-// (so "no wait" and "wait" do not both appear); `fallback` when there is none.
+// "t1, t2, t3": the three highest terms, a single word giving way to a pair that holds it and has at
+// least 0.75 of its z, and a term skipped when it shares a word with one already taken (so "no wait"
+// and "wait" do not both appear); `fallback` when there is none.
 std::string offline_title(std::span<const Term> terms, const std::string& fallback);
 
 // The rows of cluster `cluster` (assign[i] == cluster) nearest to its unit direction, given each

@@ -68,6 +68,7 @@ def write_sentences(run, labels=True):
             f.create_dataset("/sentences/label", data=LABELS, dtype=STR)
         identity(f, "thinksteer.sentences", "sentences")
         f.attrs["hook"] = "blocks.{l}.hook_resid_post"
+        f.attrs["position"] = "mean"
         f.attrs["layers"] = np.array(LAYERS, dtype=np.int64)
         for name, v in (("d_model", D), ("n_sentences", N), ("n_traces", N_TRACES), ("n_mean_traces", N_TRACES)):
             f.attrs[name] = np.int64(v)

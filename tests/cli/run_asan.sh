@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
 # The bad-input suite under AddressSanitizer + UndefinedBehaviorSanitizer (LeakSanitizer included).
-# Configures and builds the torch-free build-asan (-DTHINKSTEER_ASAN=ON -DTHINKSTEER_ENGINE=OFF: only
-# thinksteer-check and the torch-free unit tests), runs the safetensors/checkpoint unit tests there,
-# then tests/cli/test_bad_input.py against build-asan/bin/thinksteer-check (--only-check). Any
+# Builds thinksteer-check and two torch-free unit tests in the torch-free sanitized build the fuzz tier
+# shares (tests/sanitized_build.sh: clang, ASan + UBSan, coverage instrumentation), runs the safetensors/checkpoint unit tests there,
+# then tests/cli/test_bad_input.py against that build's bin/thinksteer-check (--only-check). Any
 # sanitizer report aborts the process (abort_on_error / halt_on_error) and fails the run.
 #
 # Usage: tests/cli/run_asan.sh [--reference DIR] [pytest args...]
-# Env:   THINKSTEER_ASAN_BUILD_DIR (default <repo>/build-asan), THINKSTEER_PYTHON (default <repo>/.venv/bin/python),
-#        THINKSTEER_REFERENCE_DIR (default: generated into <build-asan>/testdata/reference), JOBS (default 2)
+# Env:   THINKSTEER_SANITIZED_BUILD_DIR (default <repo>/build-sanitized), THINKSTEER_PYTHON (default <repo>/.venv/bin/python),
+#        THINKSTEER_REFERENCE_DIR (default: generated into <build-sanitized>/testdata/reference), JOBS (default 2)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-BUILD=${THINKSTEER_ASAN_BUILD_DIR:-$ROOT/build-asan}
 PY=${THINKSTEER_PYTHON:-$ROOT/.venv/bin/python}
 REF=${THINKSTEER_REFERENCE_DIR:-}
 JOBS=${JOBS:-2}
@@ -19,8 +18,9 @@ if [[ "${1:-}" == "--reference" ]]; then
   shift 2
 fi
 
-cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-      -DTHINKSTEER_ENGINE=OFF -DTHINKSTEER_ASAN=ON -DTHINKSTEER_FUZZ=OFF "-DTHINKSTEER_PYTHON=$PY" >/dev/null
+# shellcheck source=../sanitized_build.sh
+source "$ROOT/tests/sanitized_build.sh"  # configures $SANITIZED_BUILD, shared with tests/fuzz/run_fuzz.sh
+BUILD=$SANITIZED_BUILD
 cmake --build "$BUILD" -j "$JOBS" --target thinksteer-check test_safetensors test_checkpoint_files
 
 if [[ -z "$REF" ]]; then

@@ -1,4 +1,4 @@
-"""Options of the taxonomy sweep tests (tests/taxonomy/test_taxonomy_sweep.py): --thinksteer."""
+"""Options of the taxonomy tests (tests/taxonomy/test_taxonomy_sweep.py, test_toy_taxonomy.py): --thinksteer, --toy-model."""
 import sys
 from pathlib import Path
 
@@ -7,4 +7,4 @@ from thinksteer_testing import add_options  # noqa: E402
 
 
 def pytest_addoption(parser):
-    add_options(parser, "thinksteer")
+    add_options(parser, "thinksteer", "toy-model")
