@@ -20,7 +20,7 @@ namespace ts {
 
 namespace {
 
-std::unique_ptr<Annotator> make_llm_http(const Config::Annotate& a) {
+std::shared_ptr<const LlmBackend> make_llm_http_backend(const Config::Annotate& a) {
   LlmHttpOptions o;
   o.endpoint = a.llm_endpoint;
   o.model = a.llm_model;
@@ -33,7 +33,7 @@ std::unique_ptr<Annotator> make_llm_http(const Config::Annotate& a) {
   o.api_key = key ? key : "";
   if (o.api_key.empty()) spdlog::info("annotate: ${} (annotate.llm_api_key_env) is unset or empty: requests carry no API key", a.llm_api_key_env);
   o.cancelled = [] { return stop_local() != 0; };
-  return std::make_unique<LlmAnnotator>(std::make_shared<LlmHttpBackend>(std::move(o)));
+  return std::make_shared<LlmHttpBackend>(std::move(o));
 }
 
 // The llm annotator on annotate.llm_model_path, generating on model.device in model.dtype.
@@ -52,7 +52,7 @@ std::unique_ptr<Annotator> make_offline_or_http(const Config& cfg) {
   if (a.annotator == AnnotatorKind::toy) return std::make_unique<ToyAnnotator>();
   if (a.annotator == AnnotatorKind::taxonomy)  // built from the sentences file by stages/annotate_taxonomy.cpp
     throw InputError("[annotate]", "annotate.annotator", "the taxonomy annotator labels the rows of a sentences file: only `thinksteer annotate` uses it");
-  if (a.annotator == AnnotatorKind::llm) return make_llm_http(a);
+  if (a.annotator == AnnotatorKind::llm) return std::make_unique<LlmAnnotator>(make_llm_http_backend(a));
   Lexicon lex = a.lexicon.empty() ? Lexicon::parse(DEFAULT_LEXICON, "builtin:configs/annotate/lexicon.txt") : Lexicon::read(a.lexicon);
   return std::make_unique<LexiconAnnotator>(std::move(lex));
 }
@@ -69,6 +69,12 @@ std::string annotator_identity(const Config& cfg) {
   if (!llm_local(cfg)) return make_offline_or_http(cfg)->identity();
   return LlmAnnotator::identity_of(LlmLocalBackend::identity_of(cfg.annotate.llm_chat_format, cfg.annotate.llm_max_tokens,
                                                                 checkpoint_identity(cfg.annotate.llm_model_path)));
+}
+
+std::shared_ptr<const LlmBackend> make_llm_endpoint_backend(const Config& cfg) {
+  if (cfg.annotate.llm_endpoint.empty() || cfg.annotate.llm_model.empty())
+    throw InputError("[annotate]", "annotate.llm_endpoint", "the taxonomy's LLM judge needs an OpenAI-compatible endpoint and model name (annotate.llm_endpoint, annotate.llm_model)");
+  return make_llm_http_backend(cfg.annotate);
 }
 
 std::unique_ptr<Annotator> make_measuring_annotator(const Config& cfg, const Runtime& rt) {

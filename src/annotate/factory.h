@@ -4,6 +4,7 @@
 #include <string>
 
 #include "annotate/annotator.h"
+#include "annotate/llm.h"
 #include "core/config.h"
 #include "dist/runtime.h"
 
@@ -17,6 +18,11 @@ bool llm_local(const Config& cfg);
 std::unique_ptr<Annotator> make_annotator(const Config& cfg, const Runtime& rt);
 // The identity of that annotator without loading a model (for a config hash before the skip check).
 std::string annotator_identity(const Config& cfg);
+
+// The llm annotator's HTTP backend on annotate.llm_endpoint / llm_model (and its key, timeout, retries,
+// concurrency), for other users of a judge model (the taxonomy's §B.5 titles and §B.6 scores).
+// InputError when no endpoint is configured.
+std::shared_ptr<const LlmBackend> make_llm_endpoint_backend(const Config& cfg);
 
 // The annotator that measures a sweep's behaviours: lexicon, toy, or llm on an endpoint (a local
 // checkpoint would load a second model beside the steered one and is refused).

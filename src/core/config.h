@@ -157,6 +157,12 @@ struct Config {
     std::vector<std::string> titles = {"selected"};  // `titles`: selected (every seed of reduce's choice) | all | task keys
     int64_t title_examples = 200;  // representative sentences per cluster: half closest to its direction, half random (§B.5)
     int64_t title_words = 8;       // distinctive terms kept per cluster (offline titles)
+    // The §B.5/§B.6 judge (stages/taxonomy_judge.h): none, or llm on annotate.llm_endpoint / llm_model
+    TaxonomyJudge judge = TaxonomyJudge::none;
+    int64_t judge_repetitions = 3;   // independent title sets per task (§B.5: 3; 5 in the paper's run script)
+    int64_t judge_autograder = 100;  // sentences graded per cluster and repetition, 20% of them the cluster's (§B.6)
+    int64_t judge_completeness = 200;  // sentences rated 0-10 against their cluster per repetition (§B.6)
+    int64_t judge_traces = 3;        // whole traces shown in each title prompt
   } taxonomy;
   struct Reduce {                  // gathering a sweep's tasks (stages/reduce.cpp)
     bool allow_partial = false;      // write a summary (marked partial) and exit 0 when tasks are missing

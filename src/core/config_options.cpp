@@ -219,6 +219,8 @@ void check_relations(const Config& c, const SourceOf& source_of) {
     fail(source_of, "annotate.llm_model_path", "annotator llm needs an endpoint (annotate.llm_endpoint) or a local checkpoint (annotate.llm_model_path)");
   if (c.annotate.annotator == AnnotatorKind::taxonomy && c.annotate.taxonomy_sae.empty())
     fail(source_of, "annotate.taxonomy_sae", "annotator taxonomy needs an SAE export directory (`thinksteer titles` writes <run.dir>/titles/<key>)");
+  if (c.taxonomy.judge == TaxonomyJudge::llm && (c.annotate.llm_endpoint.empty() || c.annotate.llm_model.empty()))
+    fail(source_of, "annotate.llm_endpoint", "taxonomy.judge = llm needs an OpenAI-compatible endpoint and model name (annotate.llm_endpoint, annotate.llm_model)");
   if (c.toy.min_steps > c.toy.max_steps) fail(source_of, "toy.max_steps", "must be >= toy.min_steps");
   if (c.train.n_head % c.train.n_kv_head != 0) fail(source_of, "train.n_kv_head", "must divide train.n_head");
   if (c.train.d_model % c.train.n_head != 0 || (c.train.d_model / c.train.n_head) % 2 != 0)
@@ -249,6 +251,12 @@ void declare_taxonomy_options(OptionTable& t, Config& c) {
              all({not_empty_list(), check::no_empty_item()}));
   t.add("taxonomy.title_examples", &c.taxonomy.title_examples, "`titles`: representative sentences per cluster (half closest to its direction, half random)",
         in_range(0, 100'000));
+  t.add_option("taxonomy.judge", &c.taxonomy.judge,
+        "none | llm: §B.5 titles and §B.6 accuracy/completeness by the model on annotate.llm_endpoint; reduce then chooses (layer, K) by the final score");
+  t.add("taxonomy.judge_repetitions", &c.taxonomy.judge_repetitions, "judge: independent title sets per task", in_range(1, 100));
+  t.add("taxonomy.judge_autograder", &c.taxonomy.judge_autograder, "judge: sentences graded per cluster (20% from the cluster)", in_range(5, 100'000));
+  t.add("taxonomy.judge_completeness", &c.taxonomy.judge_completeness, "judge: sentences rated against their cluster", in_range(1, 100'000));
+  t.add("taxonomy.judge_traces", &c.taxonomy.judge_traces, "judge: whole traces shown in each title prompt", in_range(0, 100));
   t.add("taxonomy.title_words", &c.taxonomy.title_words, "`titles`: distinctive words and word pairs kept per cluster", in_range(1, 1000));
 }
 

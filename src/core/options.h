@@ -50,6 +50,10 @@ enum class GgufLayerMap { next_block, same_block };  // vectors.gguf_layer_map (
 template <>
 inline constexpr std::array<std::string_view, 2> OPTION_NAMES<GgufLayerMap> = {"next-block", "same-block"};
 
+enum class TaxonomyJudge { none, llm };  // taxonomy.judge (stages/taxonomy_judge.h)
+template <>
+inline constexpr std::array<std::string_view, 2> OPTION_NAMES<TaxonomyJudge> = {"none", "llm"};
+
 enum class SentencePosition { mean, last_token };  // sentences.position (stages/sentences.cpp)
 template <>
 inline constexpr std::array<std::string_view, 2> OPTION_NAMES<SentencePosition> = {"mean", "last_token"};

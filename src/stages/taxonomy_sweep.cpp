@@ -5,7 +5,9 @@
 //            95% t interval over the finished seeds, and the (layer, K) the offline rule chooses
 //            (docs/algorithms.md §B.6 "Choosing (layer, K) offline"): the SAE groups' mean NMI with the
 //            reference labels when the sentences carry them, else the mean of (1 − FVU) and centroid
-//            orthogonality; ties go to the smaller K, then the earlier layer.
+//            orthogonality; ties go to the smaller K, then the earlier layer. With taxonomy.judge = llm
+//            the judge (stages/taxonomy_judge.h) scores the judged groups' tasks first and the rule is
+//            the mean §B.6 final score.
 #include <cmath>
 #include <map>
 #include <set>
@@ -16,7 +18,9 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "stages/sweep_kind.h"
+#include "stages/taxonomy_judge.h"
 #include "stages/taxonomy_sweep.h"
+#include "annotate/factory.h"
 #include "steer/sweep_plan.h"
 
 namespace ts::stages {
@@ -66,15 +70,18 @@ void interval(const std::vector<double>& v, double& mean, double& lo, double& hi
 void choose(artifacts::TaxonomySummary& s) {
   const auto col = [&](const std::string& m) { return std::find(s.metrics.begin(), s.metrics.end(), m) - s.metrics.begin(); };
   const size_t M = s.metrics.size();
-  const bool reference = static_cast<size_t>(col("nmi")) < M;
+  const bool reference = static_cast<size_t>(col("nmi")) < M, judged = static_cast<size_t>(col("final")) < M;
   const bool any_sae = std::count(s.method.begin(), s.method.end(), "sae") > 0;
-  s.rule = reference ? "highest mean NMI with the reference labels among the " + std::string(any_sae ? "SAE" : "k-means") + " groups; ties: smaller K, then earlier layer"
+  s.rule = judged ? "highest mean §B.6 final score (the LLM judge's mean of avg_f1 and avg_confidence) among the " + std::string(any_sae ? "SAE" : "k-means") +
+                        " groups; ties: smaller K, then earlier layer"
+           : reference ? "highest mean NMI with the reference labels among the " + std::string(any_sae ? "SAE" : "k-means") + " groups; ties: smaller K, then earlier layer"
                      : "highest mean of (1 - FVU) and centroid orthogonality among the " + std::string(any_sae ? "SAE" : "k-means") +
                            " groups (no reference labels, no LLM judge); ties: smaller K, then earlier layer";
   s.score.assign(s.n_groups(), NAN);
   for (size_t g = 0; g < s.n_groups(); ++g) {
     if ((s.method[g] == "sae") != any_sae) continue;
-    s.score[g] = reference ? s.mean[g * M + static_cast<size_t>(col("nmi"))]
+    s.score[g] = judged      ? s.mean[g * M + static_cast<size_t>(col("final"))]
+                 : reference ? s.mean[g * M + static_cast<size_t>(col("nmi"))]
                            : 0.5 * ((1 - s.mean[g * M + static_cast<size_t>(col("fvu"))]) + s.mean[g * M + static_cast<size_t>(col("orthogonality"))]);
     if (!std::isfinite(s.score[g])) continue;
     const auto better = [&](size_t a, size_t b) {  // a before b?
@@ -85,7 +92,31 @@ void choose(artifacts::TaxonomySummary& s) {
   }
 }
 
+// The rule judges the SAE groups when there are any, else the k-means groups.
+bool judged_method(const std::vector<TaxonomyPoint>& points, const SweepStatus& st, const std::string& method) {
+  const bool any_sae = std::any_of(st.done.begin(), st.done.end(), [&](size_t i) { return points[i].method == "sae"; });
+  return method == (any_sae ? "sae" : "kmeans");
+}
+
+// taxonomy.judge = llm: the judge's scores of every finished task of the judged method, by key.
+std::map<std::string, json> judge_all(const Config& cfg, const std::vector<TaxonomyPoint>& points, const SweepStatus& st) {
+  std::map<std::string, json> out;
+  if (cfg.taxonomy.judge != TaxonomyJudge::llm) return out;
+  const std::shared_ptr<const LlmBackend> backend = make_llm_endpoint_backend(cfg);
+  const SentenceSet set = open_sentence_set(cfg);
+  const JudgeData data = load_judge_data(set);
+  for (size_t i : st.done) {
+    const TaxonomyPoint& p = points[i];
+    if (!judged_method(points, st, p.method)) continue;
+    const artifacts::TaxonomyTask t = artifacts::read_taxonomy_task(artifacts::TAXONOMY_SWEEP.task(cfg, p.key));
+    const json j = judge_task(cfg, *backend, set, data, p, t, st.hash[i]);
+    out[p.key] = {{"avg_f1", j["avg_f1"]}, {"avg_confidence", j["avg_confidence"]}, {"final", j["final"]}};
+  }
+  return out;
+}
+
 artifacts::TaxonomySummary summarise(const Config& cfg, const std::vector<TaxonomyPoint>& points, const SweepStatus& st) {
+  const std::map<std::string, json> judged = judge_all(cfg, points, st);
   std::vector<std::tuple<int64_t, int64_t, std::string>> groups;  // in row order
   std::map<std::tuple<int64_t, int64_t, std::string>, std::vector<json>> metrics;
   std::set<std::string> names;
@@ -96,12 +127,14 @@ artifacts::TaxonomySummary summarise(const Config& cfg, const std::vector<Taxono
     artifacts::check_taxonomy_task(file, t, p, st.hash[i]);
     const auto key = std::make_tuple(p.layer, p.k, p.method);
     if (!metrics.count(key)) groups.push_back(key);
-    metrics[key].push_back(t.metrics);
-    for (const auto& [name, value] : t.metrics.items())
+    json m = t.metrics;
+    if (judged.count(p.key)) m.update(judged.at(p.key));
+    metrics[key].push_back(m);
+    for (const auto& [name, value] : m.items())
       if (value.is_number()) names.insert(name);
   }
   artifacts::TaxonomySummary s;
-  for (const char* m : {"fvu", "orthogonality", "dead", "nmi", "ari", "majority", "matched", "epochs", "best_epoch", "objective", "reseeded"})
+  for (const char* m : {"final", "avg_f1", "avg_confidence", "fvu", "orthogonality", "dead", "nmi", "ari", "majority", "matched", "epochs", "best_epoch", "objective", "reseeded"})
     if (names.count(m)) s.metrics.push_back(m);
   for (const auto& key : groups) {
     const auto& [layer, k, method] = key;

@@ -14,10 +14,12 @@
 #include "artifacts/taxonomy_export.h"
 #include "artifacts/taxonomy_summary.h"
 #include "core/done_marker.h"
+#include "core/sha256.h"
 #include "core/error.h"
 #include "core/atomic_file.h"
 #include "dist/batch_loop.h"
 #include "stages/stage.h"
+#include "stages/taxonomy_judge.h"
 #include "stages/taxonomy_sweep.h"
 #include "taxonomy/titles.h"
 
@@ -63,23 +65,6 @@ std::vector<std::pair<TaxonomyPoint, std::string>> chosen_tasks(const Config& cf
   return out;
 }
 
-// Each row's squared distance to the direction of its own cluster, one block of rows at a time.
-std::vector<double> distances(const SentenceSet& set, int64_t layer, const artifacts::TaxonomyTask& t, int64_t budget) {
-  const LayerRows rows(set, layer, budget);
-  const at::Tensor centres = at::from_blob(const_cast<float*>(t.centres.data()), {t.k, t.d}, at::kFloat);
-  const at::Tensor assign = at::from_blob(const_cast<int64_t*>(t.assign.data()), {t.n}, at::kLong);
-  std::vector<double> dist(static_cast<size_t>(t.n));
-  const int64_t block = 4096;
-  for (int64_t b = 0; b < t.n; b += block) {
-    const int64_t count = std::min(block, t.n - b);
-    const at::Tensor x = rows.block(b, count).to(at::kDouble);
-    const at::Tensor c = centres.index_select(0, assign.narrow(0, b, count)).to(at::kDouble);
-    const at::Tensor d2 = (x - c).pow(2).sum(1).contiguous();
-    std::copy_n(d2.data_ptr<double>(), count, dist.begin() + b);
-  }
-  return dist;
-}
-
 std::string describe(int64_t size, int64_t n, const std::vector<taxonomy::Term>& terms) {
   char head[96];
   std::snprintf(head, sizeof head, "%lld sentences (%.1f%%)", static_cast<long long>(size), n > 0 ? 100.0 * static_cast<double>(size) / static_cast<double>(n) : 0.0);
@@ -94,9 +79,25 @@ std::string describe(int64_t size, int64_t n, const std::vector<taxonomy::Term>&
   return s;
 }
 
+// The LLM judge's titles of the task's first repetition (stages/taxonomy_judge.h), where `reduce` judged
+// it: they replace the offline title and description of each cluster the judge titled.
+void use_judge_titles(const Config& cfg, const TaxonomyPoint& p, const std::string& task_hash, artifacts::TitleSet& ts) {
+  const fs::path file = judge_path(cfg, p.key);
+  if (cfg.taxonomy.judge != TaxonomyJudge::llm || !fs::exists(file)) return;
+  const json j = json_read_file(file);
+  if (j.value("task_hash", "") != task_hash || !j.contains("repetitions") || j["repetitions"].empty()) return;
+  const json& titles = j["repetitions"][0]["titles"];
+  for (size_t c = 0; c < ts.clusters.size() && c < titles.size(); ++c) {
+    if (!titles[c].is_object()) continue;
+    ts.clusters[c].title = titles[c].value("title", ts.clusters[c].title);
+    ts.clusters[c].description = titles[c].value("description", ts.clusters[c].description);
+  }
+  ts.source = "llm";
+}
+
 artifacts::TitleSet title_task(const Config& cfg, const SentenceSet& set, const std::vector<std::string>& texts, const TaxonomyPoint& p,
-                               const artifacts::TaxonomyTask& t, const std::string& hook) {
-  const std::vector<double> dist = distances(set, p.layer, t, cfg.taxonomy.memory_mb << 20);
+                               const artifacts::TaxonomyTask& t, const std::string& hook, const std::string& task_hash) {
+  const std::vector<double> dist = cluster_distances(set, p.layer, t, cfg.taxonomy.memory_mb << 20);
   const auto terms = taxonomy::distinctive_terms(texts, t.assign, t.k, cfg.taxonomy.title_words);
   artifacts::TitleSet ts{p.key, p.method, "offline", hook, p.layer, p.k, p.seed, {}};
   const int64_t n_close = (cfg.taxonomy.title_examples + 1) / 2, n_random = cfg.taxonomy.title_examples / 2;
@@ -113,6 +114,7 @@ artifacts::TitleSet title_task(const Config& cfg, const SentenceSet& set, const 
     for (int64_t i : r.random) ct.random.push_back(texts[static_cast<size_t>(i)]);
     ts.clusters.push_back(std::move(ct));
   }
+  use_judge_titles(cfg, p, task_hash, ts);
   return ts;
 }
 
@@ -147,7 +149,10 @@ void run(const Config& cfg, Runtime& rt) {
     set = open_sentence_set(cfg);
     tasks = chosen_tasks(cfg, set);
     std::string inputs = set.hash;
-    for (const auto& [p, task_hash] : tasks) inputs += "\n" + p.key + " " + task_hash, keys += p.key + "\n";
+    for (const auto& [p, task_hash] : tasks) {
+      inputs += "\n" + p.key + " " + task_hash, keys += p.key + "\n";
+      if (cfg.taxonomy.judge == TaxonomyJudge::llm && fs::exists(judge_path(cfg, p.key))) inputs += " judge " + sha256_hex(read_file(judge_path(cfg, p.key)));
+    }
     hash = artifacts::output_config_hash(cfg, {"taxonomy"}, inputs);
   });
   rt.world_comm.bcast(hash, 0);
@@ -167,7 +172,7 @@ void run(const Config& cfg, Runtime& rt) {
       const artifacts::TaxonomyTask t = artifacts::read_taxonomy_task(file);
       artifacts::check_taxonomy_task(file, t, p, task_hash);
       const std::string hook = hook_at(meta.hook, p.layer);
-      const artifacts::TitleSet ts = title_task(cfg, set, texts, p, t, hook);
+      const artifacts::TitleSet ts = title_task(cfg, set, texts, p, t, hook, task_hash);
       const bool sae = !t.w_enc.empty();
       const artifacts::SaeExport e = sae ? sae_export(set, meta, p, t, hook, cfg.taxonomy.topk) : artifacts::SaeExport{};
       artifacts::write_export_dir(artifacts::export_dir(cfg.run.dir, p.key), ts, sae ? &e : nullptr);

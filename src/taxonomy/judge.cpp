@@ -125,7 +125,7 @@ std::optional<int> parse_completeness_reply(std::string_view reply) {
   return v;
 }
 
-double f1_score(std::span<const bool> truth, std::span<const bool> verdict) {
+double f1_score(const std::vector<bool>& truth, const std::vector<bool>& verdict) {
   double tp = 0, fp = 0, fn = 0;
   for (size_t i = 0; i < truth.size(); ++i) {
     tp += truth[i] && verdict[i];

@@ -37,6 +37,6 @@ std::optional<int> parse_completeness_reply(std::string_view reply);
 
 // Per-cluster F1 of the autograder's verdicts against membership (the positives are the cluster's own
 // sentences); 0 when there is no true positive.
-double f1_score(std::span<const bool> truth, std::span<const bool> verdict);
+double f1_score(const std::vector<bool>& truth, const std::vector<bool>& verdict);
 
 }  // namespace ts::taxonomy

@@ -36,6 +36,13 @@ bool stopword(const std::string& w) {
   return words.count(w) > 0;
 }
 
+// Articles, prepositions, conjunctions and copulas: a pair of two of them ("of the", "is to") is no term.
+bool glue(const std::string& w) {
+  static const std::set<std::string> words = {"a", "an", "and", "are", "as", "at", "be", "by", "for", "from", "in", "is", "it", "its",
+                                              "of", "on", "or", "so", "that", "the", "then", "this", "to", "was", "with"};
+  return words.count(w) > 0;
+}
+
 std::vector<std::string> words_of(std::string_view text) {
   std::vector<std::string> words;
   std::string cur;
@@ -77,7 +84,7 @@ std::vector<std::string> sentence_terms(std::string_view text) {
   for (const std::string& w : words)
     if (!stopword(w)) terms.insert(w);
   for (size_t i = 0; i + 1 < words.size(); ++i)
-    if (!stopword(words[i]) || !stopword(words[i + 1])) terms.insert(words[i] + " " + words[i + 1]);
+    if (!glue(words[i]) || !glue(words[i + 1])) terms.insert(words[i] + " " + words[i + 1]);
   return {terms.begin(), terms.end()};
 }
 

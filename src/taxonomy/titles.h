@@ -15,8 +15,8 @@ namespace ts::taxonomy {
 // The terms of a sentence: its words (maximal runs of letters, an apostrophe inside a word kept; ASCII
 // lower-cased; non-ASCII letters kept, non-ASCII symbols such as × and ÷ not letters; digits and
 // punctuation separate words and are not terms) that are not function words ("the", "let", "me", ...),
-// and the pairs of consecutive words not both function words ("let me", not "of the"). Each distinct
-// term once.
+// and the pairs of consecutive words that are not both articles, prepositions, conjunctions or copulas
+// ("let me" and "me check" are terms, "of the" is not). Each distinct term once.
 std::vector<std::string> sentence_terms(std::string_view text);
 
 struct Term {
