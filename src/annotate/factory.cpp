@@ -36,15 +36,16 @@ std::shared_ptr<const LlmBackend> make_llm_http_backend(const Config::Annotate& 
   return std::make_shared<LlmHttpBackend>(std::move(o));
 }
 
-// The llm annotator on annotate.llm_model_path, generating on model.device in model.dtype.
-std::unique_ptr<Annotator> make_llm_local(const Config& cfg, const Runtime& rt) {
+// The llm annotator's backend on annotate.llm_model_path, generating on model.device in model.dtype.
+std::shared_ptr<const LlmBackend> make_llm_local_backend(const Config& cfg, const Runtime& rt) {
   Config local = cfg;
   local.model.path = cfg.annotate.llm_model_path;
   StageModel m = load_stage_model(local, rt);
-  return std::make_unique<LlmAnnotator>(std::make_shared<LlmLocalBackend>(std::move(m), cfg.annotate.llm_chat_format,
-                                                                          cfg.annotate.llm_max_tokens, cfg.annotate.llm_concurrency,
-                                                                          checkpoint_identity(cfg.annotate.llm_model_path)));
+  return std::make_shared<LlmLocalBackend>(std::move(m), cfg.annotate.llm_chat_format, cfg.annotate.llm_max_tokens, cfg.annotate.llm_concurrency,
+                                           checkpoint_identity(cfg.annotate.llm_model_path));
 }
+
+std::unique_ptr<Annotator> make_llm_local(const Config& cfg, const Runtime& rt) { return std::make_unique<LlmAnnotator>(make_llm_local_backend(cfg, rt)); }
 
 // Every annotator but the llm annotator on a local checkpoint.
 std::unique_ptr<Annotator> make_offline_or_http(const Config& cfg) {
@@ -71,10 +72,11 @@ std::string annotator_identity(const Config& cfg) {
                                                                 checkpoint_identity(cfg.annotate.llm_model_path)));
 }
 
-std::shared_ptr<const LlmBackend> make_llm_endpoint_backend(const Config& cfg) {
-  if (cfg.annotate.llm_endpoint.empty() || cfg.annotate.llm_model.empty())
-    throw InputError("[annotate]", "annotate.llm_endpoint", "the taxonomy's LLM judge needs an OpenAI-compatible endpoint and model name (annotate.llm_endpoint, annotate.llm_model)");
-  return make_llm_http_backend(cfg.annotate);
+std::shared_ptr<const LlmBackend> make_llm_judge_backend(const Config& cfg, const Runtime& rt) {
+  if (!cfg.annotate.llm_endpoint.empty()) return make_llm_http_backend(cfg.annotate);
+  if (cfg.annotate.llm_model_path.empty())
+    throw InputError("[annotate]", "annotate.llm_endpoint", "the taxonomy's LLM judge needs an endpoint (annotate.llm_endpoint) or a local checkpoint (annotate.llm_model_path)");
+  return make_llm_local_backend(cfg, rt);
 }
 
 std::unique_ptr<Annotator> make_measuring_annotator(const Config& cfg, const Runtime& rt) {

@@ -19,10 +19,11 @@ std::unique_ptr<Annotator> make_annotator(const Config& cfg, const Runtime& rt);
 // The identity of that annotator without loading a model (for a config hash before the skip check).
 std::string annotator_identity(const Config& cfg);
 
-// The llm annotator's HTTP backend on annotate.llm_endpoint / llm_model (and its key, timeout, retries,
-// concurrency), for other users of a judge model (the taxonomy's §B.5 titles and §B.6 scores).
-// InputError when no endpoint is configured.
-std::shared_ptr<const LlmBackend> make_llm_endpoint_backend(const Config& cfg);
+// The llm annotator's backend for other users of a judge model (the taxonomy's §B.5 titles and §B.6
+// scores): the HTTP client on annotate.llm_endpoint / llm_model (its key, timeout, retries, concurrency),
+// or, without an endpoint, generation on the checkpoint annotate.llm_model_path, loaded by this rank
+// alone. InputError when neither is configured.
+std::shared_ptr<const LlmBackend> make_llm_judge_backend(const Config& cfg, const Runtime& rt);
 
 // The annotator that measures a sweep's behaviours: lexicon, toy, or llm on an endpoint (a local
 // checkpoint would load a second model beside the steered one and is refused).

@@ -1,6 +1,7 @@
 #include "artifacts/sentences.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "core/error.h"
 
@@ -160,7 +161,13 @@ SentenceRowReader::SentenceRowReader(const fs::path& path, int64_t layer)
 std::vector<float> SentenceRowReader::read(int64_t begin, int64_t count) const {
   require(begin >= 0 && count >= 0 && begin + count <= rows_, path_.string(), dataset_,
           "rows [" + std::to_string(begin) + ", " + std::to_string(begin + count) + ") are not among its " + std::to_string(rows_) + " rows");
-  return file_->read_f32_rows(dataset_, begin, count);
+  std::vector<float> v = file_->read_f32_rows(dataset_, begin, count);
+  const auto bad = std::find_if(v.begin(), v.end(), [](float x) { return !std::isfinite(x); });
+  if (bad != v.end()) {
+    const int64_t row = begin + static_cast<int64_t>(bad - v.begin()) / std::max<int64_t>(1, static_cast<int64_t>(v.size()) / std::max<int64_t>(count, 1));
+    throw InputError(path_.string(), dataset_, "row " + std::to_string(row) + " holds NaN or Inf (a sentence vector must be finite: rewrite the file with `thinksteer sentences`)");
+  }
+  return v;
 }
 
 std::vector<float> read_sentence_rows(const fs::path& path, int64_t layer, int64_t begin, int64_t count) {

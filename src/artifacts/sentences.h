@@ -81,7 +81,8 @@ std::vector<float> read_sentence_mean(const std::filesystem::path& file, int64_t
 class SentenceRowReader {
  public:
   SentenceRowReader(const std::filesystem::path& file, int64_t layer);
-  // Rows [begin, begin + count), [count, d] float32 row-major.
+  // Rows [begin, begin + count), [count, d] float32 row-major. InputError naming the row when one holds
+  // NaN or Inf (zero rows, sentences equal to the mean, are valid).
   std::vector<float> read(int64_t begin, int64_t count) const;
 
  private:

@@ -219,8 +219,10 @@ void check_relations(const Config& c, const SourceOf& source_of) {
     fail(source_of, "annotate.llm_model_path", "annotator llm needs an endpoint (annotate.llm_endpoint) or a local checkpoint (annotate.llm_model_path)");
   if (c.annotate.annotator == AnnotatorKind::taxonomy && c.annotate.taxonomy_sae.empty())
     fail(source_of, "annotate.taxonomy_sae", "annotator taxonomy needs an SAE export directory (`thinksteer titles` writes <run.dir>/titles/<key>)");
-  if (c.taxonomy.judge == TaxonomyJudge::llm && (c.annotate.llm_endpoint.empty() || c.annotate.llm_model.empty()))
-    fail(source_of, "annotate.llm_endpoint", "taxonomy.judge = llm needs an OpenAI-compatible endpoint and model name (annotate.llm_endpoint, annotate.llm_model)");
+  if (c.taxonomy.judge == TaxonomyJudge::llm && c.annotate.llm_endpoint.empty() && c.annotate.llm_model_path.empty())
+    fail(source_of, "annotate.llm_endpoint", "taxonomy.judge = llm needs an OpenAI-compatible endpoint (annotate.llm_endpoint, annotate.llm_model) or a local checkpoint (annotate.llm_model_path)");
+  if (c.taxonomy.judge == TaxonomyJudge::llm && !c.annotate.llm_endpoint.empty() && c.annotate.llm_model.empty())
+    fail(source_of, "annotate.llm_model", "the model name to send to annotate.llm_endpoint is required");
   if (c.toy.min_steps > c.toy.max_steps) fail(source_of, "toy.max_steps", "must be >= toy.min_steps");
   if (c.train.n_head % c.train.n_kv_head != 0) fail(source_of, "train.n_kv_head", "must divide train.n_head");
   if (c.train.d_model % c.train.n_head != 0 || (c.train.d_model / c.train.n_head) % 2 != 0)

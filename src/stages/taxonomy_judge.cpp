@@ -7,6 +7,7 @@
 #include <map>
 
 #include "artifacts/sentences.h"
+#include "artifacts/taxonomy_judge.h"
 #include "core/atomic_file.h"
 #include "core/splitmix.h"
 #include "taxonomy/judge.h"
@@ -45,8 +46,6 @@ std::vector<double> cluster_distances(const SentenceSet& set, int64_t layer, con
   }
   return dist;
 }
-
-fs::path judge_path(const Config& cfg, const std::string& key) { return artifacts::TAXONOMY_SWEEP.root(cfg) / "judge" / (key + ".json"); }
 
 namespace {
 
@@ -194,16 +193,10 @@ json repetition_json(const Repetition& r) {
 
 json judge_task(const Config& cfg, const LlmBackend& backend, const SentenceSet& set, const JudgeData& data, const TaxonomyPoint& p,
                 const artifacts::TaxonomyTask& t, const std::string& task_hash) {
-  const fs::path file = judge_path(cfg, p.key);
+  const fs::path file = artifacts::judge_record_path(cfg, p.key);
   const json options = options_of(cfg);
-  if (fs::exists(file)) {
-    try {
-      const json j = json_read_file(file);
-      if (j.value("task_hash", "") == task_hash && j.value("backend", "") == backend.identity() && j.value("options", json()) == options) return j;
-    } catch (const std::exception& e) {
-      spdlog::warn("reduce: {} is unreadable ({}); judging the task again", file.string(), e.what());
-    }
-  }
+  const std::string identity = backend.identity();
+  if (std::optional<json> cached = artifacts::read_judge_record(file, task_hash, &identity, &options)) return *cached;
   const std::vector<double> dist = cluster_distances(set, p.layer, t, cfg.taxonomy.memory_mb << 20);
   json reps = json::array();
   std::vector<double> f1, conf, final;
@@ -219,10 +212,10 @@ json judge_task(const Config& cfg, const LlmBackend& backend, const SentenceSet&
     final.push_back(reps.back()["final"].is_number() ? reps.back()["final"].get<double>() : NAN);
     failed += rep.failed;
   }
-  json j = {{"format", "thinksteer.taxonomy_judge"}, {"version", 1}, {"key", p.key}, {"task_hash", task_hash}, {"backend", backend.identity()},
+  json j = {{"format", artifacts::TAXONOMY_JUDGE_FORMAT}, {"version", 1}, {"key", p.key}, {"task_hash", task_hash}, {"backend", identity},
             {"options", options}, {"repetitions", reps}, {"avg_f1", number_or_null(mean_of(f1))}, {"avg_confidence", number_or_null(mean_of(conf))},
             {"final", number_or_null(mean_of(final))}, {"failed", failed}};
-  write_file_atomic(file, j.dump(1) + "\n");
+  artifacts::write_judge_record(file, j);
   spdlog::info("reduce: judged {}: avg_f1 {:.3f}, avg_confidence {:.3f}, final {:.3f} ({} replies unusable)", p.label(), mean_of(f1), mean_of(conf),
                mean_of(final), failed);
   return j;

@@ -1,14 +1,10 @@
 // The taxonomy's language-model judge (taxonomy.judge = llm; docs/algorithms.md §B.5, §B.6 and
 // "The LLM judge"): per finished task and repetition, a title and description per cluster from its
 // representative sentences, the accuracy autograder's F1 per cluster and the completeness ratings, and
-// the final score = mean(avg_f1, avg_confidence). The prompts go to the llm annotator's HTTP backend
-// (annotate.llm_endpoint, annotate.llm_model, its retries and concurrency). Results are cached per task
-// in <run.dir>/taxonomy/judge/<key>.json (artifact below), so a rerun of `reduce` or `titles` asks
-// nothing again unless the task, the backend or the judge options changed.
-//   judge/<key>.json: format thinksteer.taxonomy_judge, version 1, key, task_hash, backend, options,
-//     repetitions [{titles [{title, description} | null per cluster], f1 [per cluster | null],
-//     avg_f1, avg_confidence, final, failed}], avg_f1, avg_confidence, final (means over repetitions;
-//     null where nothing parsed)
+// the final score = mean(avg_f1, avg_confidence). The prompts go to the llm annotator's backends (an
+// OpenAI-compatible endpoint, or a local checkpoint). Results are cached per task in
+// <run.dir>/taxonomy/judge/<key>.json (artifacts/taxonomy_judge.h), so a rerun of `reduce` asks nothing
+// again unless the task, the backend or the judge options changed.
 #pragma once
 #include <filesystem>
 #include <string>
@@ -33,8 +29,6 @@ JudgeData load_judge_data(const SentenceSet& set);
 
 // Each row's squared distance to the unit direction of its own cluster (blocks of rows from the file).
 std::vector<double> cluster_distances(const SentenceSet& set, int64_t layer, const artifacts::TaxonomyTask& t, int64_t budget_bytes);
-
-std::filesystem::path judge_path(const Config& cfg, const std::string& key);
 
 // The task's judge record: the cached one when it matches (key, task hash, backend identity, options),
 // else computed through `backend` and cached. Rank 0.

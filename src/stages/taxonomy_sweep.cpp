@@ -70,13 +70,20 @@ void interval(const std::vector<double>& v, double& mean, double& lo, double& hi
 void choose(artifacts::TaxonomySummary& s) {
   const auto col = [&](const std::string& m) { return std::find(s.metrics.begin(), s.metrics.end(), m) - s.metrics.begin(); };
   const size_t M = s.metrics.size();
-  const bool reference = static_cast<size_t>(col("nmi")) < M, judged = static_cast<size_t>(col("final")) < M;
+  const bool reference = static_cast<size_t>(col("nmi")) < M;
+  // The judge's final score decides when it gave one to some group; when every reply was unusable the
+  // rule falls back (and says so in its text).
+  bool judged = false;
+  if (static_cast<size_t>(col("final")) < M)
+    for (size_t g = 0; g < s.n_groups(); ++g) judged = judged || std::isfinite(s.mean[g * M + static_cast<size_t>(col("final"))]);
+  const bool unjudged = !judged && static_cast<size_t>(col("final")) < M;
   const bool any_sae = std::count(s.method.begin(), s.method.end(), "sae") > 0;
   s.rule = judged ? "highest mean §B.6 final score (the LLM judge's mean of avg_f1 and avg_confidence) among the " + std::string(any_sae ? "SAE" : "k-means") +
                         " groups; ties: smaller K, then earlier layer"
            : reference ? "highest mean NMI with the reference labels among the " + std::string(any_sae ? "SAE" : "k-means") + " groups; ties: smaller K, then earlier layer"
                      : "highest mean of (1 - FVU) and centroid orthogonality among the " + std::string(any_sae ? "SAE" : "k-means") +
                            " groups (no reference labels, no LLM judge); ties: smaller K, then earlier layer";
+  if (unjudged) s.rule = "the LLM judge gave no group a final score (its replies were unusable): " + s.rule;
   s.score.assign(s.n_groups(), NAN);
   for (size_t g = 0; g < s.n_groups(); ++g) {
     if ((s.method[g] == "sae") != any_sae) continue;
@@ -99,10 +106,10 @@ bool judged_method(const std::vector<TaxonomyPoint>& points, const SweepStatus& 
 }
 
 // taxonomy.judge = llm: the judge's scores of every finished task of the judged method, by key.
-std::map<std::string, json> judge_all(const Config& cfg, const std::vector<TaxonomyPoint>& points, const SweepStatus& st) {
+std::map<std::string, json> judge_all(const Config& cfg, const Runtime& rt, const std::vector<TaxonomyPoint>& points, const SweepStatus& st) {
   std::map<std::string, json> out;
   if (cfg.taxonomy.judge != TaxonomyJudge::llm) return out;
-  const std::shared_ptr<const LlmBackend> backend = make_llm_endpoint_backend(cfg);
+  const std::shared_ptr<const LlmBackend> backend = make_llm_judge_backend(cfg, rt);
   const SentenceSet set = open_sentence_set(cfg);
   const JudgeData data = load_judge_data(set);
   for (size_t i : st.done) {
@@ -115,8 +122,8 @@ std::map<std::string, json> judge_all(const Config& cfg, const std::vector<Taxon
   return out;
 }
 
-artifacts::TaxonomySummary summarise(const Config& cfg, const std::vector<TaxonomyPoint>& points, const SweepStatus& st) {
-  const std::map<std::string, json> judged = judge_all(cfg, points, st);
+artifacts::TaxonomySummary summarise(const Config& cfg, const Runtime& rt, const std::vector<TaxonomyPoint>& points, const SweepStatus& st) {
+  const std::map<std::string, json> judged = judge_all(cfg, rt, points, st);
   std::vector<std::tuple<int64_t, int64_t, std::string>> groups;  // in row order
   std::map<std::tuple<int64_t, int64_t, std::string>, std::vector<json>> metrics;
   std::set<std::string> names;
@@ -133,6 +140,7 @@ artifacts::TaxonomySummary summarise(const Config& cfg, const std::vector<Taxono
     for (const auto& [name, value] : m.items())
       if (value.is_number()) names.insert(name);
   }
+  if (!judged.empty()) names.insert({"final", "avg_f1", "avg_confidence"});  // columns even when every reply was unusable
   artifacts::TaxonomySummary s;
   for (const char* m : {"final", "avg_f1", "avg_confidence", "fvu", "orthogonality", "dead", "nmi", "ari", "majority", "matched", "epochs", "best_epoch", "objective", "reseeded"})
     if (names.count(m)) s.metrics.push_back(m);
@@ -209,7 +217,7 @@ class TaxonomySweep final : public SweepKind {
   std::vector<fs::path> summary_extras(const Config& cfg) const override { return {artifacts::TAXONOMY_SWEEP.root(cfg) / "summary.csv"}; }
   void write_summary(const Config& cfg, Runtime& rt, StageOutput& out, const std::vector<json>& rows, const SweepStatus& st) override {
     const std::vector<TaxonomyPoint> points = taxonomy_points(cfg, rows);
-    const artifacts::TaxonomySummary s = summarise(cfg, points, st);
+    const artifacts::TaxonomySummary s = summarise(cfg, rt, points, st);
     const artifacts::TaxonomySummaryRun run{!st.missing.empty(), static_cast<int64_t>(rows.size()), static_cast<int64_t>(st.missing.size()),
                                             array_spec(st.missing)};
     const json prov = artifacts::stage_provenance(cfg, rt, "reduce", out.config_hash(), {});

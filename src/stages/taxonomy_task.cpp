@@ -129,6 +129,10 @@ void score(artifacts::TaxonomyTask& t, const LayerRows& rows, const SentenceSet&
   t.metrics["fvu"] = total > 0 ? err / total : NAN;
   t.metrics["orthogonality"] = orthogonality(centres);
   t.metrics["dead"] = static_cast<int64_t>(std::count(t.sizes.begin(), t.sizes.end(), 0));
+  if (t.metrics["dead"].get<int64_t>() > 0)
+    spdlog::warn("taxonomy: {} of {} clusters are empty (dead: no sentence's argmax); kept as they are: metrics.dead counts them, `titles` "
+                 "names them \"dead latent j\" (docs/algorithms.md §B.4)",
+                 t.metrics["dead"].get<int64_t>(), t.k);
   if (set.reference.empty()) return;
   std::vector<int64_t> clusters, labels;
   for (size_t i = 0; i < set.reference.size(); ++i)

@@ -12,6 +12,7 @@
 #include <cmath>
 
 #include "artifacts/taxonomy_export.h"
+#include "artifacts/taxonomy_judge.h"
 #include "artifacts/taxonomy_summary.h"
 #include "core/done_marker.h"
 #include "core/sha256.h"
@@ -82,15 +83,15 @@ std::string describe(int64_t size, int64_t n, const std::vector<taxonomy::Term>&
 // The LLM judge's titles of the task's first repetition (stages/taxonomy_judge.h), where `reduce` judged
 // it: they replace the offline title and description of each cluster the judge titled.
 void use_judge_titles(const Config& cfg, const TaxonomyPoint& p, const std::string& task_hash, artifacts::TitleSet& ts) {
-  const fs::path file = judge_path(cfg, p.key);
-  if (cfg.taxonomy.judge != TaxonomyJudge::llm || !fs::exists(file)) return;
-  const json j = json_read_file(file);
-  if (j.value("task_hash", "") != task_hash || !j.contains("repetitions") || j["repetitions"].empty()) return;
-  const json& titles = j["repetitions"][0]["titles"];
+  if (cfg.taxonomy.judge != TaxonomyJudge::llm) return;
+  const fs::path file = artifacts::judge_record_path(cfg, p.key);
+  const std::optional<json> record = artifacts::read_judge_record(file, task_hash);
+  if (!record) return;
+  const auto titles = artifacts::judge_record_titles(*record, file.string());
   for (size_t c = 0; c < ts.clusters.size() && c < titles.size(); ++c) {
-    if (!titles[c].is_object()) continue;
-    ts.clusters[c].title = titles[c].value("title", ts.clusters[c].title);
-    ts.clusters[c].description = titles[c].value("description", ts.clusters[c].description);
+    if (!titles[c]) continue;
+    ts.clusters[c].title = titles[c]->title;
+    ts.clusters[c].description = titles[c]->description;
   }
   ts.source = "llm";
 }
@@ -151,7 +152,8 @@ void run(const Config& cfg, Runtime& rt) {
     std::string inputs = set.hash;
     for (const auto& [p, task_hash] : tasks) {
       inputs += "\n" + p.key + " " + task_hash, keys += p.key + "\n";
-      if (cfg.taxonomy.judge == TaxonomyJudge::llm && fs::exists(judge_path(cfg, p.key))) inputs += " judge " + sha256_hex(read_file(judge_path(cfg, p.key)));
+      const fs::path judged = artifacts::judge_record_path(cfg, p.key);
+      if (cfg.taxonomy.judge == TaxonomyJudge::llm && fs::exists(judged)) inputs += " judge " + sha256_hex(read_file(judged));
     }
     hash = artifacts::output_config_hash(cfg, {"taxonomy"}, inputs);
   });

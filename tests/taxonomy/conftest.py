@@ -7,4 +7,4 @@ from thinksteer_testing import add_options  # noqa: E402
 
 
 def pytest_addoption(parser):
-    add_options(parser, "thinksteer", "toy-model")
+    add_options(parser, "thinksteer", "toy-model", "demo-model")

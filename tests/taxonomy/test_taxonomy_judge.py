@@ -9,7 +9,9 @@ title's word, completeness rates 10 for such a sentence and 1 otherwise. Then:
   score, which is the mean of avg_f1 and avg_confidence; at layer 5, K 6 both are 1;
 - a second reduce asks the endpoint nothing (the judge's records are cached per task);
 - `titles` takes the judge's titles (source "llm");
-- without an endpoint, taxonomy.judge = llm exits 2 naming annotate.llm_endpoint.
+- without an endpoint or a local checkpoint, taxonomy.judge = llm exits 2 naming annotate.llm_endpoint;
+- on a local checkpoint (the random-weight demo model) every reply is unusable: counted, no final score, and
+  the choice falls back to the reference labels' NMI, saying so.
 """
 import csv
 import json
@@ -20,13 +22,14 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import h5py
 import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 from planted_sentences import PLANTED, WORDS, write_planted_sentences  # noqa: E402
-from thinksteer_testing import ENV, binary  # noqa: E402,F401  (fixtures)
+from thinksteer_testing import ENV, binary, demo_model  # noqa: E402,F401  (fixtures)
 
 AXES = ["--taxonomy.clusters", "4,6,8", "--taxonomy.methods", "kmeans", "--taxonomy.seeds", "0",
         "--taxonomy.judge_repetitions", "1", "--taxonomy.judge_autograder", "20", "--taxonomy.judge_completeness", "30",
@@ -126,3 +129,18 @@ def test_no_endpoint_is_bad_input(binary, tmp_path):
     r = run(binary, tmp_path, sentences, "--taxonomy.judge", "llm", "--taxonomy.layers", str(PLANTED), check=False)
     assert r.returncode == 2 and "annotate.llm_endpoint" in r.stderr, r.stderr[-2000:]
     assert not (tmp_path / "taxonomy" / "summary.h5").exists()
+
+
+def test_a_local_judge_that_answers_nonsense_is_counted_not_guessed(binary, demo_model, tmp_path):
+    """The judge on a local checkpoint (the random-weight demo model): its replies parse as nothing, the records
+    count them unusable with no final score, and the choice falls back to the reference labels, saying so."""
+    sentences = tmp_path / "sentences.h5"
+    write_planted_sentences(sentences)
+    local = ["--taxonomy.judge", "llm", "--annotate.llm_model_path", str(demo_model), "--annotate.llm_max_tokens", "24",
+             "--taxonomy.layers", str(PLANTED)]
+    run(binary, tmp_path, sentences, *local)
+    records = [json.loads(p.read_text()) for p in (tmp_path / "taxonomy" / "judge").glob("*.json")]
+    assert len(records) == 3 and all(r["final"] is None and r["failed"] > 0 for r in records), records
+    with h5py.File(tmp_path / "taxonomy" / "summary.h5", "r") as f:
+        assert "no group a final score" in f.attrs["rule"] and "NMI" in f.attrs["rule"]
+        assert (f.attrs["selected_layer"], f.attrs["selected_k"]) == (PLANTED, 6)

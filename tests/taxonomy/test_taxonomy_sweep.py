@@ -20,7 +20,8 @@ planted clusters (planted_sentences.py: 6 categories at layer 5, noise at layer 
   `all`, each k-means K = 6 cluster at the planted layer is titled by its category's word; a task key
   that is not in the manifest exits 2.
 - bad input: a layer the file does not hold, K larger than the sentences, a missing sentences file: exit
-  2, one line naming the file or key, no manifest or task file.
+  2, one line naming the file or key, no manifest or task file; a NaN in a sentence vector: exit 2 naming
+  the dataset and the row, no task file.
 """
 import csv
 import json
@@ -227,3 +228,15 @@ def test_offline_titles_name_the_planted_categories(binary, sweep, sentences):
     assert named == set(WORDS)
     r = titles(binary, run_dir, sentences, "--taxonomy.titles", "0123456789abcdef", check=False)
     assert r.returncode == 2 and "taxonomy.titles" in r.stderr, r.stderr[-2000:]
+
+
+def test_a_nan_vector_is_refused(binary, tmp_path):
+    """A sentences file with a NaN in one row: the task exits 2 naming the file, the layer's dataset and the row."""
+    bad = tmp_path / "nan.h5"
+    write_planted_sentences(bad)
+    with h5py.File(bad, "r+") as f:
+        f[f"layer_{PLANTED}/vectors"][17, 3] = np.nan
+    r = run(binary, tmp_path, bad, "--taxonomy.layers", str(PLANTED), "--taxonomy.clusters", "6", "--taxonomy.methods", "sae", *FAST, check=False)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"/layer_{PLANTED}/vectors" in r.stderr and "row 17" in r.stderr and "NaN" in r.stderr, r.stderr[-2000:]
+    assert not task_files(tmp_path)

@@ -8,7 +8,8 @@ labels as the reference, and the taxonomy sweep runs SAEs and spherical k-means 
   with NMI >= 0.6 and one-to-one (Hungarian) accuracy >= 0.7 (README "The taxonomy on the toy thinker" has the
   full run: 1000 traces, K 4..10, 3 seeds, problem seeds 0 and 7); k-means reaches NMI >= 0.6 at that layer too;
 - `titles` exports the chosen SAEs; `annotate.annotator = taxonomy` on that export labels every sentence of the
-  traces with exactly the cluster the task assigned it (idx<k> spans over the same character ranges);
+  traces with exactly the cluster the task assigned it (idx<k> spans over the same character ranges), and
+  `vectors` computes a vector per learned category from those spans;
 - an SAE whose d_in is not the sentences file's d_model exits 2 naming cfg.json's d_in, with no spans file.
 """
 import csv
@@ -84,6 +85,12 @@ def test_taxonomy_annotator_labels_sentences_by_their_cluster(binary, toy_model,
         for s in row["spans"]:
             got[(row["id"], s["begin"])] = s["label"]
     assert got == expected
+    # the learned categories feed the vectors stage like any annotator's labels
+    stage(binary, toy_model, out, "vectors", "--vectors.generations", str(chain / "generate" / "generations.jsonl"),
+          "--vectors.spans", str(out / "annotate" / "spans.h5"))
+    from safetensors.numpy import load_file
+    names = {n for n in load_file(str(out / "vectors" / "vectors.safetensors")) if not n.endswith(".counts")}
+    assert set(expected.values()) <= names, names  # besides the overall mean
 
 
 def test_an_sae_of_another_width_is_refused(binary, toy_model, chain, tmp_path):
