@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Configures and builds the libFuzzer build (clang, torch-free, everything under ASan + UBSan and
 # coverage instrumentation; tests/sanitized_build.sh, the build the ASan tier shares) in build-sanitized,
-# then runs every fuzz-labelled test there: each fuzzer runs THINKSTEER_FUZZ_SECONDS (default 10) from
+# then runs every fuzz-labelled test there: each fuzzer runs THINKSTEER_FUZZ_SECONDS (default 5) from
 # its seed corpus; new inputs go to build-sanitized/tests/.../<name>_corpus. Any crash, sanitizer report or escaped exception fails.
 #
 # Usage: tests/fuzz/run_fuzz.sh [ctest args, e.g. -R fuzz_model_config]
