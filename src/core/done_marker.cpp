@@ -56,6 +56,11 @@ void done_marker_write(const fs::path& output, std::string_view config_hash, con
   write_file_atomic(done_marker_path(output), m.dump() + "\n");
 }
 
+std::string certified_content_hash(const std::filesystem::path& file) {
+  const std::optional<DoneMarker> marker = done_marker_read(file);
+  return marker && !marker->content_sha256.empty() ? marker->content_sha256 : content_hash(file).second;
+}
+
 std::optional<DoneMarker> done_marker_read(const fs::path& output) {
   std::ifstream in(done_marker_path(output));
   if (!in) return std::nullopt;

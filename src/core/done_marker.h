@@ -26,6 +26,9 @@ std::filesystem::path done_marker_path(const std::filesystem::path& output);
 // The content hash of `file` as a marker records it: {"full" | "sampled", hex}. Throws
 // std::runtime_error naming the file when it cannot be read.
 std::pair<std::string, std::string> content_hash(const std::filesystem::path& file);
+// The file's content hash as its marker certifies it (no read of a large file), or computed when no
+// marker records one.
+std::string certified_content_hash(const std::filesystem::path& file);
 
 // Writes the marker of `output` (after it was committed): the config hash, the output's size and
 // content hash, and those of the `sidecars` (files beside it that the marker also certifies).

@@ -42,12 +42,6 @@ void classify(const fs::path& file, const artifacts::SaeExport& sae, std::vector
   }
 }
 
-// The sentences file's content hash, from its marker when it has one (a large file is not read again).
-std::string sentences_identity(const fs::path& file) {
-  const std::optional<DoneMarker> marker = done_marker_read(file);
-  return marker && !marker->content_sha256.empty() ? marker->content_sha256 : content_hash(file).second;
-}
-
 }  // namespace
 
 std::unique_ptr<Annotator> make_taxonomy_annotator(const Config& cfg) {
@@ -74,7 +68,7 @@ std::unique_ptr<Annotator> make_taxonomy_annotator(const Config& cfg) {
   for (size_t k = 0; k < sizes.size(); ++k)
     if (sizes[k] == 0) spdlog::warn("annotate: latent idx{} of {} is the argmax of no sentence of {} (a dead latent: no span gets it)", k, dir.string(), file.string());
   std::string identity = "taxonomy sae " + sae.key + " weights " + sha256_file(dir / "sae_weights.safetensors") + " centering " +
-                         sha256_file(dir / "centering.safetensors") + " sentences " + sentences_identity(file) + " position " + meta.position;
+                         sha256_file(dir / "centering.safetensors") + " sentences " + certified_content_hash(file) + " position " + meta.position;
   spdlog::info("annotate: taxonomy annotator: {} sentences of {} traces classified by the SAE {} (layer {}, K {}) on their {} activations{}",
                index.size(), by_trace.size(), dir.string(), sae.layer, sae.d_sae, meta.position,
                meta.position == "mean" ? " (§B.7's default is the last token: sentences.position = last_token)" : "");

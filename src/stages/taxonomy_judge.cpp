@@ -49,17 +49,6 @@ std::vector<double> cluster_distances(const SentenceSet& set, int64_t layer, con
 
 namespace {
 
-// Up to n of `pool`, drawn without replacement from the seeded stream (a partial Fisher-Yates shuffle).
-std::vector<int64_t> draw(std::vector<int64_t> pool, size_t n, uint64_t seed) {
-  n = std::min(n, pool.size());
-  for (size_t i = 0; i < n; ++i) {
-    const size_t j = i + std::min(pool.size() - i - 1, static_cast<size_t>(splitmix_uniform01(seed, i) * static_cast<double>(pool.size() - i)));
-    std::swap(pool[i], pool[j]);
-  }
-  pool.resize(n);
-  return pool;
-}
-
 std::vector<std::string> texts_of(const JudgeData& d, const std::vector<int64_t>& rows) {
   std::vector<std::string> out;
   for (int64_t r : rows) out.push_back(d.texts[static_cast<size_t>(r)]);
@@ -96,9 +85,9 @@ void ask_titles(const Config& cfg, const LlmBackend& backend, const JudgeData& d
     const auto r = taxonomy::representative_rows(dist, t.assign, c, (cfg.taxonomy.title_examples + 1) / 2, cfg.taxonomy.title_examples / 2, s);
     std::vector<int64_t> rows = r.closest;
     rows.insert(rows.end(), r.random.begin(), r.random.end());
-    rows = draw(rows, rows.size(), s + 1);  // shuffled, as §B.5 shows them
+    rows = taxonomy::seeded_sample(rows, rows.size(), s + 1);  // shuffled, as §B.5 shows them
     std::vector<std::string> traces;
-    for (int64_t tr : draw(all_traces, static_cast<size_t>(cfg.taxonomy.judge_traces), s + 2)) traces.push_back(d.traces[static_cast<size_t>(tr)]);
+    for (int64_t tr : taxonomy::seeded_sample(all_traces, static_cast<size_t>(cfg.taxonomy.judge_traces), s + 2)) traces.push_back(d.traces[static_cast<size_t>(tr)]);
     prompts.push_back(taxonomy::title_prompt(texts_of(d, rows), traces));
     asked.push_back(c);
   }
@@ -126,10 +115,10 @@ void grade(const Config& cfg, const LlmBackend& backend, const JudgeData& d, con
     std::vector<int64_t> in, out;
     for (int64_t i = 0; i < t.n; ++i) (t.assign[static_cast<size_t>(i)] == c ? in : out).push_back(i);
     const uint64_t s = splitmix64(seed ^ splitmix64(static_cast<uint64_t>(c) + 101));
-    std::vector<int64_t> rows = draw(in, (n + 4) / 5, s);
-    const std::vector<int64_t> others = draw(out, n - rows.size(), s + 1);
+    std::vector<int64_t> rows = taxonomy::seeded_sample(in, (n + 4) / 5, s);
+    const std::vector<int64_t> others = taxonomy::seeded_sample(out, n - rows.size(), s + 1);
     rows.insert(rows.end(), others.begin(), others.end());
-    rows = draw(rows, rows.size(), s + 2);
+    rows = taxonomy::seeded_sample(rows, rows.size(), s + 2);
     for (size_t b = 0; b < rows.size(); b += 50) {
       Chunk ch{c, std::vector<int64_t>(rows.begin() + static_cast<std::ptrdiff_t>(b), rows.begin() + static_cast<std::ptrdiff_t>(std::min(rows.size(), b + 50)))};
       prompts.push_back(taxonomy::autograder_prompt(title->title, title->description, texts_of(d, ch.rows)));
@@ -160,7 +149,7 @@ void rate(const Config& cfg, const LlmBackend& backend, const JudgeData& d, cons
   std::vector<int64_t> pool;
   for (int64_t i = 0; i < t.n; ++i)
     if (rep.titles[static_cast<size_t>(t.assign[static_cast<size_t>(i)])]) pool.push_back(i);
-  const std::vector<int64_t> rows = draw(pool, static_cast<size_t>(cfg.taxonomy.judge_completeness), splitmix64(seed ^ 0x636f6d70ull));
+  const std::vector<int64_t> rows = taxonomy::seeded_sample(pool, static_cast<size_t>(cfg.taxonomy.judge_completeness), splitmix64(seed ^ 0x636f6d70ull));
   std::vector<std::string> prompts;
   for (int64_t r : rows) {
     const auto& title = *rep.titles[static_cast<size_t>(t.assign[static_cast<size_t>(r)])];

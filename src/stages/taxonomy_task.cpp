@@ -41,8 +41,7 @@ SentenceSet open_sentence_set(const Config& cfg) {
   s.layers = m.layers;
   s.n = m.n_sentences;
   s.d = m.d_model;
-  const std::optional<DoneMarker> marker = done_marker_read(s.file);
-  s.hash = marker && !marker->content_sha256.empty() ? marker->content_sha256 : content_hash(s.file).second;
+  s.hash = certified_content_hash(s.file);
   if (!m.labels.empty()) {
     std::map<std::string, int64_t> id;
     for (const std::string& l : m.labels) {

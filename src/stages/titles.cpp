@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "core/atomic_file.h"
 #include "dist/batch_loop.h"
+#include "io/vectors.h"  // hook_at
 #include "stages/stage.h"
 #include "stages/taxonomy_judge.h"
 #include "stages/taxonomy_sweep.h"
@@ -129,15 +130,6 @@ artifacts::SaeExport sae_export(const SentenceSet& set, const artifacts::Sentenc
   e.provenance = {{"seed", p.seed}, {"model_path", meta.model_path}, {"sentences_file", set.file.string()}, {"sentences_hash", set.hash},
                   {"task_config_sha256", t.config_sha256}, {"metrics", t.metrics}};
   return e;
-}
-
-// blocks.{l}.hook_X or blocks.*.hook_X of the sentences file at layer l.
-std::string hook_at(std::string hook, int64_t layer) {
-  for (const std::string wild : {"{l}", "*"}) {
-    const size_t at = hook.find(wild);
-    if (at != std::string::npos) return hook.replace(at, wild.size(), std::to_string(layer));
-  }
-  return hook;
 }
 
 }  // namespace

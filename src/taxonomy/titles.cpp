@@ -169,16 +169,20 @@ Representatives representative_rows(std::span<const double> dist, std::span<cons
   Representatives r;
   const size_t close = std::min(members.size(), static_cast<size_t>(std::max<int64_t>(n_close, 0)));
   for (size_t i = 0; i < close; ++i) r.closest.push_back(members[i].second);
-  // A seeded partial Fisher-Yates shuffle of the rest.
   std::vector<int64_t> rest;
   for (size_t i = close; i < members.size(); ++i) rest.push_back(members[i].second);
-  const size_t draw = std::min(rest.size(), static_cast<size_t>(std::max<int64_t>(n_random, 0)));
-  for (size_t i = 0; i < draw; ++i) {
-    const size_t j = i + static_cast<size_t>(splitmix_uniform01(seed, i) * static_cast<double>(rest.size() - i));
-    std::swap(rest[i], rest[std::min(j, rest.size() - 1)]);
-    r.random.push_back(rest[i]);
-  }
+  r.random = seeded_sample(std::move(rest), static_cast<size_t>(std::max<int64_t>(n_random, 0)), seed);
   return r;
+}
+
+std::vector<int64_t> seeded_sample(std::vector<int64_t> pool, size_t n, uint64_t seed) {
+  n = std::min(n, pool.size());
+  for (size_t i = 0; i < n; ++i) {
+    const size_t j = i + static_cast<size_t>(splitmix_uniform01(seed, i) * static_cast<double>(pool.size() - i));
+    std::swap(pool[i], pool[std::min(j, pool.size() - 1)]);
+  }
+  pool.resize(n);
+  return pool;
 }
 
 }  // namespace ts::taxonomy

@@ -37,6 +37,10 @@ std::vector<std::vector<Term>> distinctive_terms(std::span<const std::string> te
 // and "wait" do not both appear); `fallback` when there is none.
 std::string offline_title(std::span<const Term> terms, const std::string& fallback);
 
+// Up to n of `pool`, drawn without replacement from the seeded stream `seed` (a partial Fisher-Yates
+// shuffle: the draws come first, in draw order).
+std::vector<int64_t> seeded_sample(std::vector<int64_t> pool, size_t n, uint64_t seed);
+
 // The rows of cluster `cluster` (assign[i] == cluster) nearest to its unit direction, given each
 // row's squared Euclidean distance to the direction of its own cluster (`dist`; for unit rows
 // 2 − 2 cos), up to n_close, closest first (ties: lower row); then up to n_random other rows of the

@@ -25,7 +25,7 @@ def write_planted_sentences(path, n=1200, d=32, noise=0.08, seed=0):
         f.attrs["format"] = "thinksteer.sentences"
         f.attrs["schema_version"] = 1
         f.attrs["stage"] = "sentences"
-        f.attrs["hook"] = "blocks.*.hook_resid_post"
+        f.attrs["hook"] = "blocks.{l}.hook_resid_post"  # as the sentences stage writes it
         f.attrs["position"] = "mean"
         f.attrs["layers"] = np.array(LAYERS, dtype=np.int64)
         f.attrs["d_model"] = d
