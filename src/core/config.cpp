@@ -102,6 +102,8 @@ OptionTable::OptionTable()
                     {"attribute", "attribution patching to choose layers"},
                     {"steer", "steered generation"},
                     {"sweep", "steering sweep axes"},
+                    {"taxonomy", "the reasoning taxonomy: SAEs and k-means over layers x K"},
+                    {"basevec", "steering vectors trained on the base model (correction, linear)"},
                     {"reduce", "gathering a sweep"},
                     {"toy", "toy reasoning world"},
                     {"train", "toy model training"},
@@ -226,6 +228,7 @@ OptionTable make_table(Config& c) {
   declare_sweep_options(t, c);
   declare_toy_log_options(t, c);
   declare_taxonomy_options(t, c);
+  declare_basevec_options(t, c);
   return t;
 }
 

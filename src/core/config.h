@@ -164,6 +164,44 @@ struct Config {
     int64_t judge_completeness = 200;  // sentences rated 0-10 against their cluster per repetition (§B.6)
     int64_t judge_traces = 3;        // whole traces shown in each title prompt
   } taxonomy;
+  struct Basevec {                 // steering vectors trained on the base model (docs/algorithms.md §B.8, §B.10; stages/basevec_*.cpp)
+    std::string base_model;        // the base checkpoint; model.path is the thinking model
+    std::string generations;       // the thinking model's rollouts (default <run.dir>/generate/generations.jsonl)
+    std::string sae;               // the thinking model's taxonomy SAE: an export directory of `titles`; its layer is the SAE layer
+    std::string base_prompt = "same";  // same (the thinking model's own prompt text) | a template with {question} (e.g. §B.10's qa_instr)
+    int64_t layer = -1;            // steering layer: trained and applied at blocks.{layer}.hook_resid_post
+    int64_t sae_layer = -1;        // the SAE's layer as the preset states it (-1: the export's); an SAE of another layer is refused
+    std::vector<std::string> methods = {"correction"};  // correction (§B.10) | linear (§B.8)
+    std::vector<std::string> seeds = {"42", "43", "44"};
+    double holdout_fraction = 0.1;   // rollouts (by a hash of the id) whose positions choose the best epoch
+    double selection_fraction = 0.1; // rollouts that choose the best seed (reduce)
+    int64_t max_seq_len = 4096;    // longer base sequences are skipped (recorded)
+    int64_t collect_batch_size = 4;  // rollouts per forward batch of `basevec collect`
+    int64_t cache_topk = 50;       // the thinking model's top-K log-probs kept per disagreement position
+    BasevecLoss loss = BasevecLoss::topk;  // correction: topk (renormalised top-train_topk CE) | full (over the cached top-K) | ce (rollout token)
+    int64_t train_topk = 3;
+    bool mlp = true;               // correction: the coefficient MLP (shared trunk, per-category head, softplus)
+    int64_t mlp_hidden = 512;
+    BasevecInit init = BasevecInit::zeros;  // correction: zeros | random (a random direction of the mean residual norm)
+    double lr = 1e-2;              // correction vectors
+    double mlp_lr = 1e-3;
+    double weight_decay = 0.01;
+    double grad_clip = 1.0;        // MLP gradient norm (0: off)
+    int64_t epochs = 10;
+    int64_t patience = 5;          // evaluations without a better holdout KL before stopping
+    int64_t evals_per_epoch = 4;
+    int64_t positions_per_category = 64;  // per rollout, category and epoch (re-sampled each epoch)
+    int64_t batch_size = 8;        // rollouts (correction) or sentences (linear) per step, over all ranks
+    int64_t random_controls = 5;   // same-norm random vector sets the final evaluation compares with
+    // linear (§B.8)
+    double coldness = 0.7;         // logit multiplier of the CE
+    double linear_lr = 1e-2;
+    int64_t linear_epochs = 50;
+    int64_t linear_patience = 10;  // epochs without a train-loss gain of 1e-3
+    int64_t linear_examples = 2048;  // training sentences per category (and rollouts for the bias) at most
+    int64_t linear_min_words = 7;  // shorter sentences are no examples (the bias needs 20 words of thinking)
+    int64_t linear_batch_size = 4;
+  } basevec;
   struct Reduce {                  // gathering a sweep's tasks (stages/reduce.cpp)
     bool allow_partial = false;      // write a summary (marked partial) and exit 0 when tasks are missing
     int64_t bootstrap = 2000;        // bootstrap resamples of the prompts for the intervals

@@ -262,4 +262,50 @@ void declare_taxonomy_options(OptionTable& t, Config& c) {
   t.add("taxonomy.title_words", &c.taxonomy.title_words, "`titles`: distinctive words and word pairs kept per cluster", in_range(1, 1000));
 }
 
+void declare_basevec_options(OptionTable& t, Config& c) {
+  using check::all;
+  using check::not_empty_list;
+  Config::Basevec& b = c.basevec;
+  t.add("basevec.base_model", &b.base_model, "the base model's checkpoint directory (model.path is the thinking model)");
+  t.add("basevec.generations", &b.generations, "the thinking model's rollouts (default <run.dir>/generate/generations.jsonl)");
+  t.add("basevec.sae", &b.sae, "the thinking model's taxonomy SAE (an export directory of `titles`; its layer is the SAE layer)");
+  t.add("basevec.base_prompt", &b.base_prompt, "the base model's prompt before the thinking text: same (the rollout's own prompt text) | a template with {question}",
+        check::not_empty());
+  t.add("basevec.layer", &b.layer, "steering layer: vectors train and apply at blocks.{layer}.hook_resid_post (-1: unset)", in_range(-1, 100'000));
+  t.add("basevec.sae_layer", &b.sae_layer, "the SAE's layer as the pair's preset states it (-1: the export's own); an export of another layer is refused",
+        in_range(-1, 100'000));
+  t.add_list("basevec.methods", &b.methods, "correction (docs/algorithms.md §B.10) | linear (§B.8), comma-separated",
+             all({not_empty_list(), check::each_option<BasevecMethod>()}));
+  t.add_list("basevec.seeds", &b.seeds, "training seeds (one sweep task each; reduce keeps the best on the selection rollouts)",
+             all({not_empty_list(), check::numbers(true, 9.2e18)}));
+  t.add("basevec.holdout_fraction", &b.holdout_fraction, "share of rollouts (by a hash of the id) whose positions choose the best epoch", in_unit(true, true));
+  t.add("basevec.selection_fraction", &b.selection_fraction, "share of rollouts that choose the best seed", in_unit(false, true));
+  t.add("basevec.max_seq_len", &b.max_seq_len, "base sequences longer than this are skipped (recorded)", in_range(2, 10'000'000));
+  t.add("basevec.collect_batch_size", &b.collect_batch_size, "`basevec collect`: rollouts per forward batch", in_range(1, 100'000));
+  t.add("basevec.cache_topk", &b.cache_topk, "the thinking model's top-K log-probs kept per disagreement position", in_range(1, 10'000));
+  t.add_option("basevec.loss", &b.loss, "correction loss: topk (CE of the renormalised top-train_topk distributions) | full (over the cached top-K) | ce (rollout token)");
+  t.add("basevec.train_topk", &b.train_topk, "loss topk: tokens of the thinking model's distribution compared", in_range(1, 10'000));
+  t.add("basevec.mlp", &b.mlp, "correction: the coefficient MLP (input: the base model's residual at the steering layer)");
+  t.add("basevec.mlp_hidden", &b.mlp_hidden, "coefficient MLP: hidden width", in_range(1, 1'000'000));
+  t.add_option("basevec.init", &b.init, "correction vectors' init: zeros | random (a random direction of the mean residual norm)");
+  t.add("basevec.lr", &b.lr, "correction vectors: Adam learning rate", check::positive_number());
+  t.add("basevec.mlp_lr", &b.mlp_lr, "coefficient MLP: Adam learning rate", check::positive_number());
+  t.add("basevec.weight_decay", &b.weight_decay, "correction: Adam (decoupled) weight decay", at_least(0.0));
+  t.add("basevec.grad_clip", &b.grad_clip, "coefficient MLP: gradient norm clip (0: off)", at_least(0.0));
+  t.add("basevec.epochs", &b.epochs, "correction: most epochs", in_range(1, 100'000));
+  t.add("basevec.patience", &b.patience, "correction: holdout evaluations without a better KL before stopping", in_range(1, 100'000));
+  t.add("basevec.evals_per_epoch", &b.evals_per_epoch, "correction: holdout evaluations per epoch", in_range(1, 1000));
+  t.add("basevec.positions_per_category", &b.positions_per_category, "correction: positions per rollout and category per epoch (re-sampled)",
+        in_range(1, 1'000'000));
+  t.add("basevec.batch_size", &b.batch_size, "correction: rollouts per step, over all ranks", in_range(1, 100'000));
+  t.add("basevec.random_controls", &b.random_controls, "same-norm random vector sets in the final evaluation", in_range(0, 1000));
+  t.add("basevec.coldness", &b.coldness, "linear: logit multiplier of the cross-entropy (§B.8: 0.7)", check::positive_number());
+  t.add("basevec.linear_lr", &b.linear_lr, "linear: Adam learning rate (cosine to 0)", check::positive_number());
+  t.add("basevec.linear_epochs", &b.linear_epochs, "linear: most epochs per vector (§B.8: 50)", in_range(1, 100'000));
+  t.add("basevec.linear_patience", &b.linear_patience, "linear: epochs without a train-loss gain of 1e-3 before stopping", in_range(1, 100'000));
+  t.add("basevec.linear_examples", &b.linear_examples, "linear: training sentences per category (and rollouts for the bias) at most", in_range(1, 100'000'000));
+  t.add("basevec.linear_min_words", &b.linear_min_words, "linear: sentences of fewer words are no examples", in_range(1, 1000));
+  t.add("basevec.linear_batch_size", &b.linear_batch_size, "linear: examples per step, over all ranks", in_range(1, 100'000));
+}
+
 }  // namespace ts::config_detail

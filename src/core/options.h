@@ -90,9 +90,19 @@ inline constexpr std::array<std::string_view, 2> OPTION_NAMES<SweepOp> = {"add",
 enum class SweepPositions { all, prompt, generated };
 template <>
 inline constexpr std::array<std::string_view, 3> OPTION_NAMES<SweepPositions> = {"all", "prompt", "generated"};
-enum class SweepKindName { steer, taxonomy };  // sweep.kind (stages/sweep_kind.h)
+enum class SweepKindName { steer, taxonomy, basevec };  // sweep.kind (stages/sweep_kind.h)
 template <>
-inline constexpr std::array<std::string_view, 2> OPTION_NAMES<SweepKindName> = {"steer", "taxonomy"};
+inline constexpr std::array<std::string_view, 3> OPTION_NAMES<SweepKindName> = {"steer", "taxonomy", "basevec"};
+
+enum class BasevecMethod { correction, linear };  // basevec.methods (stages/basevec_sweep.h)
+template <>
+inline constexpr std::array<std::string_view, 2> OPTION_NAMES<BasevecMethod> = {"correction", "linear"};
+enum class BasevecLoss { topk, full, ce };  // basevec.loss (basevec/trainer.h)
+template <>
+inline constexpr std::array<std::string_view, 3> OPTION_NAMES<BasevecLoss> = {"topk", "full", "ce"};
+enum class BasevecInit { zeros, random };  // basevec.init
+template <>
+inline constexpr std::array<std::string_view, 2> OPTION_NAMES<BasevecInit> = {"zeros", "random"};
 
 enum class TaxonomyMethod { sae, kmeans };  // taxonomy.methods
 template <>

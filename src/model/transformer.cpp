@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <stdexcept>
 
 namespace ts {
 
@@ -132,6 +133,11 @@ at::Tensor Transformer::forward(const ForwardArgs& a) const {
   x = hook(a.hooks, HookSite::LN_FINAL, 0, rms_norm(x, w_.final_norm), ctx);
   if (a.logits == LogitsMode::LAST) x = x.narrow(1, T - 1, 1);
   return at::linear(x, w_.lm_head);  // [B, T|1, V]
+}
+
+at::Tensor Transformer::head(const at::Tensor& rows) const {
+  if (!w_.final_norm.defined() || !w_.lm_head.defined()) throw std::logic_error("Transformer::head: this part of the model holds no final norm and lm_head");
+  return at::linear(rms_norm(rows, w_.final_norm), w_.lm_head);
 }
 
 }  // namespace ts

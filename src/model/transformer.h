@@ -35,6 +35,11 @@ class Transformer {
   // after the last held layer ([B, T, D], before the final norm).
   at::Tensor forward(const ForwardArgs& args) const;
 
+  // The final norm and lm_head on chosen rows of the residual stream after the last layer ([N, D] of a
+  // forward with LogitsMode::NONE): logits [N, V] where only some positions need them (the
+  // ln_final hook does not run here). Needs the last layers' weights.
+  at::Tensor head(const at::Tensor& rows) const;
+
   const ModelConfig& config() const { return w_.config; }
   const ModelWeights& weights() const { return w_; }
   at::TensorOptions options() const;

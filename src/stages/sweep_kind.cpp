@@ -16,6 +16,7 @@ namespace ts::stages {
 namespace fs = std::filesystem;
 
 std::unique_ptr<SweepKind> make_sweep_kind(const Config& cfg) {
+  if (cfg.sweep.kind == SweepKindName::basevec) return make_basevec_sweep();
   return cfg.sweep.kind == SweepKindName::taxonomy ? make_taxonomy_sweep() : make_steer_sweep();
 }
 

@@ -1,5 +1,5 @@
 // The one sweep machinery (docs/decisions.md "Sweeps are Slurm array tasks") and what differs by kind
-// of sweep. `sweep plan` writes the manifest, `sweep run` runs one row of it (a Slurm array task),
+// of sweep (basevec: stages/basevec_train.h). `sweep plan` writes the manifest, `sweep run` runs one row of it (a Slurm array task),
 // `reduce` gathers the finished rows into the kind's summary and lists the missing ones;
 // slurm/submit.sh drives the three, and the whole-sweep stages (`steer`, `taxonomy`) run them in
 // one job. sweep.kind picks the kind: `steer` (steering points, stages/steer_sweep.h) or `taxonomy`
@@ -61,6 +61,7 @@ class SweepKind {
 std::unique_ptr<SweepKind> make_sweep_kind(const Config& cfg);
 std::unique_ptr<SweepKind> make_steer_sweep();
 std::unique_ptr<SweepKind> make_taxonomy_sweep();
+std::unique_ptr<SweepKind> make_basevec_sweep();
 
 // COLLECTIVE: the kind's rows, written to its manifest by rank 0 when they changed. Returns the rows.
 std::vector<json> plan_and_write(SweepKind& kind, const Config& cfg, Runtime& rt);
