@@ -240,11 +240,14 @@ void train_correction(const Config& cfg, Runtime& rt, const BasevecPoint& p, con
   };
   const auto started = std::chrono::steady_clock::now();
   auto last_log = started;
+  double train_seconds = 0;  // the optimizer loop of this process, evaluations excluded (bench/bench_basevec.py reads it)
+  int64_t train_positions = 0;
   while (!prog["finished"].get<bool>()) {
     const int64_t epoch = prog["epoch"];
     const Plan pl = k.plan(k.train, epoch, true);
     const auto n_steps = static_cast<int64_t>(pl.batches.size());
     for (int64_t s = prog["step"]; s < n_steps; ++s) {
+      const auto step_start = std::chrono::steady_clock::now();
       auto [loss, n] = k.batch_loss(pl.batches[static_cast<size_t>(s)], pl.recs[static_cast<size_t>(s)], V, mlp);
       if (n > 0) loss.backward();
       const std::vector<double> sums = allreduce_grads(rt, {&vopt, &mopt}, {loss.item<double>(), static_cast<double>(n)}, 1);
@@ -264,6 +267,8 @@ void train_correction(const Config& cfg, Runtime& rt, const BasevecPoint& p, con
       if (!mopt.params.empty()) mopt.step({}, global, o.mlp_lr);
       vopt.zero_grad(), mopt.zero_grad();
       prog["global"] = global + 1, prog["step"] = s + 1;
+      train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
+      train_positions += static_cast<int64_t>(sums[1]);
       prog["train_sum"] = prog["train_sum"].get<double>() + sums[0], prog["train_n"] = prog["train_n"].get<int64_t>() + static_cast<int64_t>(sums[1]);
       const auto now = std::chrono::steady_clock::now();
       if (rt.rank == 0 && std::chrono::duration<double>(now - last_log).count() >= cfg.log.progress_seconds) {
@@ -299,6 +304,9 @@ void train_correction(const Config& cfg, Runtime& rt, const BasevecPoint& p, con
       if (stop_agree(rt.world_comm) != 0) throw StopRequested("the correction training after evaluation " + std::to_string(evals) + " in " + state.filename().string());
     }
   }
+  if (rt.rank == 0)
+    spdlog::info("basevec: correction training: {} steps in {:.3f} s, {} positions ({:.1f} positions/s; evaluations excluded)", prog["global"].get<int64_t>(),
+                 train_seconds, train_positions, static_cast<double>(train_positions) / std::max(1e-9, train_seconds));
   // The best state, its evaluation against the unsteered base and same-norm random vectors.
   t.vectors = tensor_values(bestV);
   if (best.defined()) {
