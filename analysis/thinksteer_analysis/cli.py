@@ -4,6 +4,7 @@
   summary RUN_DIR [--share token_share|span_share]
   acceptance RUN_DIR [--share ...] [--min-prompts 100] [--max-c 1.5] [--min-random 5]
   taxonomy RUN_DIR
+  basevec RUN_DIR [--out DIR]
 
 figures: draws every figure the run directory has the outputs for (attribute/attribution.h5,
          sweep/summary.h5; taxonomy/summary.h5 and titles/*/titles.json when present) into DIR (default
@@ -15,6 +16,9 @@ acceptance: the steering acceptance table (docs/algorithms.md "Steering acceptan
          random direction's interval); exit 0 when every behaviour passes, 1 otherwise.
 taxonomy: prints the taxonomy sweep's table (taxonomy/summary.h5; the chosen group marked) and the
          titles of the chosen SAE (titles/) when `thinksteer titles` has run.
+basevec: prints the base-vector sweep's table (basevec/tasks/*.h5, basevec/summary.h5, selected.json: per
+         task its holdout unsteered / steered / random numbers, selection metric, whether it was selected)
+         and draws basevec_curves.png and basevec_kl.png into DIR (default RUN_DIR/figures).
 A malformed file stops the command with exit status 1 and a message naming the file and the dataset."""
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ PROG = "thinksteer-analysis"
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    """The command line: subcommands figures, summary and acceptance."""
+    """The command line: subcommands figures, summary, acceptance, taxonomy and basevec."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     fig = sub.add_parser("figures", help="draw every figure of a run directory")
@@ -49,6 +53,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     acc.add_argument("--min-random", type=int, default=5, help="random directions needed at each sign (default 5)")
     tax = sub.add_parser("taxonomy", help="print the taxonomy sweep's table and the chosen clusters' titles")
     tax.add_argument("run_dir")
+    bv = sub.add_parser("basevec", help="print the base-vector sweep's table and draw its training curves and holdout bars")
+    bv.add_argument("run_dir")
+    bv.add_argument("--out", default=None, help="figure directory (default RUN_DIR/figures)")
     return parser
 
 
@@ -67,6 +74,9 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         elif args.command == "taxonomy":
             from .taxonomy_table import main as taxonomy_main
             return taxonomy_main(args.run_dir)
+        elif args.command == "basevec":
+            from .basevec_table import main as basevec_main
+            return basevec_main(args.run_dir, args.out)
         elif args.command == "acceptance":
             from .acceptance import main as acceptance_main
             return acceptance_main(args.run_dir, args.share, args.min_prompts, args.max_c, args.min_random)

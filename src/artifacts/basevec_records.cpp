@@ -20,6 +20,7 @@ std::vector<h5::DatasetSpec> basevec_records_datasets(int64_t e, int64_t n, int6
       {"/corrections/category", DType::I64, {r}, {"correction"}, {{"description", "SAE class of the thinking model at the aligned position"}}},
       {"/corrections/target", DType::I64, {r}, {"correction"}, {{"description", "the rollout's next token (tokens[p + 1])"}}},
       {"/corrections/base_top", DType::I64, {r}, {"correction"}, {{"description", "the base model's argmax at p"}}},
+      {"/corrections/label", DType::I64, {r}, {"correction"}, {{"description", "reference label of the rollout's next token (attribute labels), -1 none"}}},
       {"/corrections/topk_ids", DType::I32, {r, k}, {"correction", "topk"}, {{"description", "the thinking model's top-K token ids at the aligned position"}}},
       {"/corrections/topk_logp", DType::F32, {r, k}, {"correction", "topk"}, {{"description", "their log-probabilities"}}},
       {"/sentences/example", DType::I64, {s}, {"sentence"}, {}},
@@ -33,7 +34,7 @@ void write_basevec_records(const fs::path& file, const BasevecRecords& r, const 
   const auto specs = basevec_records_datasets(r.n_examples(), static_cast<int64_t>(r.tokens.size()), r.n_corrections(), r.k, r.n_sentences());
   const std::vector<const void*> data = {r.split.data(),      r.token_offset.data(), r.base_first.data(), r.think_first.data(), r.tokens.data(),
                                          r.c_example.data(),  r.c_position.data(),   r.c_category.data(), r.c_target.data(),    r.c_base_top.data(),
-                                         r.topk_ids.data(),   r.topk_logp.data(),    r.s_example.data(),  r.s_begin.data(),     r.s_end.data(),
+                                         r.c_label.data(),    r.topk_ids.data(),   r.topk_logp.data(),    r.s_example.data(),  r.s_begin.data(),     r.s_end.data(),
                                          r.s_category.data()};
   h5::SerialFile f(file, h5::SerialFile::Mode::CREATE);
   for (size_t i = 0; i < specs.size(); ++i) f.write_dataset(specs[i], data[i]);
@@ -48,6 +49,7 @@ void write_basevec_records(const fs::path& file, const BasevecRecords& r, const 
   f.set_attr("/", "base_model", r.base_model);
   f.set_attr("/", "base_prompt", r.base_prompt);
   f.set_attr("/", "stats", r.stats.dump());
+  f.set_attr("/", "labels", json(r.labels).dump());
 }
 
 namespace {
@@ -79,6 +81,13 @@ BasevecRecords read_basevec_records(const fs::path& file, const std::string& key
   r.c_example = f.read_i64("/corrections/example"), r.c_position = f.read_i64("/corrections/position");
   r.c_category = f.read_i64("/corrections/category"), r.c_target = f.read_i64("/corrections/target");
   r.c_base_top = f.read_i64("/corrections/base_top");
+  r.c_label = f.read_i64("/corrections/label");
+  const json labels = json_parse_strict(f.attr_string("/", "labels"), name + " (attribute labels)");
+  if (!labels.is_array()) throw InputError(name, "labels", "is not a JSON list");
+  for (const json& l : labels) {
+    if (!l.is_string()) throw InputError(name, "labels", "holds a value that is not a string");
+    r.labels.push_back(l.get<std::string>());
+  }
   r.topk_ids = narrow32(f.read_i64("/corrections/topk_ids"));
   r.topk_logp = f.read_f32("/corrections/topk_logp");
   r.s_example = f.read_i64("/sentences/example"), r.s_begin = f.read_i64("/sentences/begin");
@@ -98,7 +107,7 @@ BasevecRecords read_basevec_records(const fs::path& file, const std::string& key
     need(r.base_first[u] >= 1 && r.base_first[u] < r.token_offset[u + 1] - r.token_offset[u], name, "/examples/base_first",
          "row " + std::to_string(i) + " is outside its example");
   }
-  for (const auto* v : {&r.c_position, &r.c_category, &r.c_target, &r.c_base_top})
+  for (const auto* v : {&r.c_position, &r.c_category, &r.c_target, &r.c_base_top, &r.c_label})
     need(static_cast<int64_t>(v->size()) == rr, name, "/corrections", "datasets disagree in length");
   need(static_cast<int64_t>(r.topk_ids.size()) == rr * r.k && static_cast<int64_t>(r.topk_logp.size()) == rr * r.k, name, "/corrections/topk_ids",
        "must be [R, cache_topk]");
@@ -109,6 +118,7 @@ BasevecRecords read_basevec_records(const fs::path& file, const std::string& key
     const int64_t len = r.token_offset[static_cast<size_t>(ex) + 1] - r.token_offset[static_cast<size_t>(ex)];
     need(r.c_position[u] >= 0 && r.c_position[u] + 1 < len, name, "/corrections/position", "row " + std::to_string(i) + " is outside its example");
     need(r.c_category[u] >= 0 && r.c_category[u] < r.n_categories, name, "/corrections/category", "row " + std::to_string(i) + " is outside [0, n_categories)");
+    need(r.c_label[u] >= -1 && r.c_label[u] < static_cast<int64_t>(r.labels.size()), name, "/corrections/label", "row " + std::to_string(i) + " names no label");
     need(r.c_target[u] == r.tokens[static_cast<size_t>(r.token_offset[static_cast<size_t>(ex)] + r.c_position[u] + 1)], name, "/corrections/target",
          "row " + std::to_string(i) + " is not the next token of its example");
   }

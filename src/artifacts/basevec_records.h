@@ -11,11 +11,13 @@
 //                                base position p (the base's argmax base_top at p differs from the rollout's
 //                                next token target = tokens[p + 1]), and the thinking model's SAE class
 //                                there (its activation at the aligned position, docs/algorithms.md §B.10)
+//   /corrections/label [R] i64   the reference label (attribute labels) of the span holding the rollout's
+//                                next token, -1 none (all -1 without basevec.reference_spans)
 //   /corrections/topk_ids [R, K] i32, /corrections/topk_logp [R, K] f32   the thinking model's top-K there
 //   /sentences/{example, begin, end, category} [S] i64   §B.8 examples: the base tokens [begin, end) of a
 //                                thinking sentence of >= basevec.linear_min_words words, and the SAE class
 //                                of its last token; category -1: the whole thinking text (the bias's examples)
-//   root attributes: n_categories, sae_dir, sae_key, sae_layer, thinking_model, base_model, base_prompt,
+//   root attributes: labels (JSON list of the reference labels, empty without), n_categories, sae_dir, sae_key, sae_layer, thinking_model, base_model, base_prompt,
 //   cache_topk, stats (JSON: rollouts, skipped by reason, positions, disagreements per category), and
 //   the artifact identity.
 #pragma once
@@ -37,7 +39,8 @@ struct BasevecRecords {
   std::vector<int64_t> split, token_offset{0}, base_first, think_first;
   std::vector<int32_t> tokens;
   // corrections
-  std::vector<int64_t> c_example, c_position, c_category, c_target, c_base_top;
+  std::vector<int64_t> c_example, c_position, c_category, c_target, c_base_top, c_label;
+  std::vector<std::string> labels;  // reference labels (c_label indexes them)
   std::vector<int32_t> topk_ids;   // [R, K]
   std::vector<float> topk_logp;    // [R, K]
   // sentences

@@ -167,8 +167,9 @@ struct Config {
   struct Basevec {                 // steering vectors trained on the base model (docs/algorithms.md §B.8, §B.10; stages/basevec_*.cpp)
     std::string base_model;        // the base checkpoint; model.path is the thinking model
     std::string generations;       // the thinking model's rollouts (default <run.dir>/generate/generations.jsonl)
+    std::string reference_spans;   // optional `annotate` spans of the rollouts: each disagreement position gets the label of the thinking model's next token
     std::string sae;               // the thinking model's taxonomy SAE: an export directory of `titles`; its layer is the SAE layer
-    std::string base_prompt = "same";  // same (the thinking model's own prompt text) | a template with {question} (e.g. §B.10's qa_instr)
+    std::string base_prompt = "same";  // same (the thinking model's own prompt text) | qa_instr (§B.10) | v1 (§B.8) | a template with {question}
     int64_t layer = -1;            // steering layer: trained and applied at blocks.{layer}.hook_resid_post
     int64_t sae_layer = -1;        // the SAE's layer as the preset states it (-1: the export's); an SAE of another layer is refused
     std::vector<std::string> methods = {"correction"};  // correction (§B.10) | linear (§B.8)

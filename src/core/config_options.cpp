@@ -268,8 +268,10 @@ void declare_basevec_options(OptionTable& t, Config& c) {
   Config::Basevec& b = c.basevec;
   t.add("basevec.base_model", &b.base_model, "the base model's checkpoint directory (model.path is the thinking model)");
   t.add("basevec.generations", &b.generations, "the thinking model's rollouts (default <run.dir>/generate/generations.jsonl)");
-  t.add("basevec.sae", &b.sae, "the thinking model's taxonomy SAE (an export directory of `titles`; its layer is the SAE layer)");
-  t.add("basevec.base_prompt", &b.base_prompt, "the base model's prompt before the thinking text: same (the rollout's own prompt text) | a template with {question}",
+  t.add("basevec.reference_spans", &b.reference_spans,
+        "optional `annotate` spans of the rollouts: each disagreement position gets the label of the rollout's next token (evaluation by label)");
+  t.add("basevec.sae", &b.sae, "the thinking model's taxonomy SAE: an export directory of `titles` (its layer is the SAE layer), or `selected`: the first export of <run.dir>/titles");
+  t.add("basevec.base_prompt", &b.base_prompt, "the base model's prompt before the thinking text: same (the rollout's own prompt text) | qa_instr (§B.10) | v1 (§B.8) | a template with {question}",
         check::not_empty());
   t.add("basevec.layer", &b.layer, "steering layer: vectors train and apply at blocks.{layer}.hook_resid_post (-1: unset)", in_range(-1, 100'000));
   t.add("basevec.sae_layer", &b.sae_layer, "the SAE's layer as the pair's preset states it (-1: the export's own); an export of another layer is refused",

@@ -12,12 +12,14 @@
 #include <ATen/ATen.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <fstream>
 #include <map>
 
 #include "artifacts/basevec_records.h"
 #include "artifacts/generations.h"
+#include "artifacts/spans.h"
 #include "basevec/align.h"
 #include "core/done_marker.h"
 #include "core/error.h"
@@ -66,11 +68,18 @@ int64_t words(std::string_view s) {
   return n;
 }
 
+// §B.10's qa_instr and §B.8's v1 prompt by name, else the template as given.
+std::string base_prompt_template(const std::string& name) {
+  if (name == "qa_instr") return "Answer the following question:\nQ: {question}\nA:";
+  if (name == "v1") return "Task: Answer the question below. Explain your reasoning step by step.\n\n\n\nQuestion:\n{question}\n\nStep by step answer:\n";
+  return name;
+}
+
 // The base prompt of a rollout: the rollout's own prompt text and what it generated before the thinking
 // text (same), or the template with the question.
 std::string base_prefix(const Config& cfg, const artifacts::TokenSequence& q, size_t think_byte, const std::string& question) {
   if (cfg.basevec.base_prompt == "same") return q.text.substr(0, q.prompt_bytes + think_byte);
-  std::string t = cfg.basevec.base_prompt;
+  std::string t = base_prompt_template(cfg.basevec.base_prompt);
   const size_t at = t.find("{question}");
   if (at != std::string::npos) t.replace(at, 10, question);
   return t;
@@ -147,9 +156,36 @@ at::Tensor head_logp(const StageModel& m, const at::Tensor& hidden, const at::Te
 
 at::Tensor long_tensor(const std::vector<int64_t>& v, const at::Device& d) { return at::tensor(v, at::kLong).to(d); }
 
+// basevec.reference_spans: per generation its spans as (token_begin, token_end, label) in the rollout's tokens.
+using TokenSpans = std::vector<std::vector<std::array<int64_t, 3>>>;
+
+int64_t label_at(const TokenSpans& spans, int64_t g, int64_t token) {
+  if (spans.empty()) return -1;
+  for (const auto& [b, e, l] : spans[static_cast<size_t>(g)])
+    if (token >= b && token < e) return l;
+  return -1;
+}
+
+// basevec.reference_spans, checked to be of these generations (empty without it); its labels into `labels`.
+TokenSpans read_token_spans(const Config& cfg, const std::vector<artifacts::Generation>& gens, const fs::path& gens_file, std::vector<std::string>& labels) {
+  TokenSpans spans;
+  if (cfg.basevec.reference_spans.empty()) return spans;
+  const fs::path file = cfg.basevec.reference_spans;
+  const artifacts::Spans sp = artifacts::read_spans(file, "basevec.reference_spans");
+  artifacts::check_same_generations(sp, gens, gens_file, sha256_file(gens_file), sha256_file(fs::path(cfg.model.path) / "tokenizer.json"), "basevec",
+                                    "basevec.reference_spans");
+  artifacts::verify_committed(file, "basevec.reference_spans");
+  labels = sp.labels;
+  spans.resize(gens.size());
+  for (size_t t = 0; t < gens.size(); ++t)
+    for (int64_t k = sp.span_offset[t]; k < sp.span_offset[t] + sp.n_spans[t]; ++k)
+      spans[t].push_back({sp.token_begin[static_cast<size_t>(k)], sp.token_end[static_cast<size_t>(k)], sp.label[static_cast<size_t>(k)]});
+  return spans;
+}
+
 // The records of one batch of prepared rollouts, one CBOR blob per rollout.
 void collect_batch(const Config& cfg, const Runtime& rt, const StageModel& think, const StageModel& base, const SaeClassifier& sae, int64_t sae_layer,
-                   std::vector<Rollout*>& batch, std::vector<std::string>& blobs) {
+                   const TokenSpans& spans, std::vector<Rollout*>& batch, std::vector<std::string>& blobs) {
   at::NoGradGuard no_grad;
   std::vector<const std::vector<int32_t>*> bseq, tseq;
   for (Rollout* r : batch) bseq.push_back(&r->base_ids), tseq.push_back(&r->think_ids);
@@ -168,11 +204,11 @@ void collect_batch(const Config& cfg, const Runtime& rt, const StageModel& think
       const int64_t want = r.base_ids[static_cast<size_t>(pos[i] + 1)], got = base_top[static_cast<int64_t>(i)].item<int64_t>();
       if (got != want) dis.push_back(pos[i]), top.push_back(got);
     }
-    std::vector<int64_t> trows, srows;
-    for (int64_t p : dis) trows.push_back(p + shift);
+    std::vector<int64_t> trows, srows, labels;
+    for (int64_t p : dis) trows.push_back(p + shift), labels.push_back(label_at(spans, r.index, p + shift + 1));
     for (const auto& [b, end] : r.sentences) srows.push_back(end - 1 + shift);
     json j = {{"index", r.index}, {"id", r.id}, {"split", split_of(r.id, cfg.basevec)}, {"tokens", r.base_ids}, {"base_first", bf}, {"think_first", tf},
-              {"positions", static_cast<int64_t>(pos.size())}, {"dis", dis}, {"base_top", top}};
+              {"positions", static_cast<int64_t>(pos.size())}, {"dis", dis}, {"base_top", top}, {"label", labels}};
     if (!dis.empty()) {
       const at::Tensor rows = long_tensor(trows, rt.device);
       const auto [lp, ids] = head_logp(think, ht[static_cast<int64_t>(e)], rows).topk(std::min<int64_t>(K, think.config.n_vocab), 1);
@@ -217,10 +253,10 @@ artifacts::BasevecRecords assemble(const Config& cfg, const std::vector<std::str
     r.token_offset.push_back(static_cast<int64_t>(r.tokens.size()));
     r.base_first.push_back(j["base_first"].get<int64_t>()), r.think_first.push_back(j["think_first"].get<int64_t>());
     positions += j["positions"].get<int64_t>();
-    const auto dis = j["dis"].get<std::vector<int64_t>>(), top = j["base_top"].get<std::vector<int64_t>>();
+    const auto dis = j["dis"].get<std::vector<int64_t>>(), top = j["base_top"].get<std::vector<int64_t>>(), lab = j["label"].get<std::vector<int64_t>>();
     for (size_t i = 0; i < dis.size(); ++i) {
       const int64_t c = j["cat"][i].get<int64_t>();
-      r.c_example.push_back(ex), r.c_position.push_back(dis[i]), r.c_category.push_back(c), r.c_base_top.push_back(top[i]);
+      r.c_example.push_back(ex), r.c_position.push_back(dis[i]), r.c_category.push_back(c), r.c_base_top.push_back(top[i]), r.c_label.push_back(lab[i]);
       r.c_target.push_back(r.tokens[static_cast<size_t>(off + dis[i] + 1)]);
       ++per_cat[static_cast<size_t>(c)], ++per_split[static_cast<size_t>(r.split.back())];
     }
@@ -244,16 +280,17 @@ void run(const Config& cfg, Runtime& rt) {
   const fs::path gens_file = artifacts::input_path(cfg.basevec.generations, cfg, artifacts::GENERATIONS_JSONL);
   if (!fs::is_regular_file(gens_file))
     throw InputError(gens_file.string(), "basevec.generations", "no generations file (run `thinksteer generate` with the thinking model first)");
-  const fs::path sae_dir = cfg.basevec.sae;
+  const fs::path sae_dir = basevec_sae_dir(cfg);
   Config keyed = cfg;  // the training options do not decide the records
   keyed.basevec = Config::Basevec{};
   keyed.basevec.base_prompt = cfg.basevec.base_prompt, keyed.basevec.max_seq_len = cfg.basevec.max_seq_len, keyed.basevec.cache_topk = cfg.basevec.cache_topk;
   keyed.basevec.holdout_fraction = cfg.basevec.holdout_fraction, keyed.basevec.selection_fraction = cfg.basevec.selection_fraction;
   keyed.basevec.linear_min_words = cfg.basevec.linear_min_words;
+  const std::string spans_hash = cfg.basevec.reference_spans.empty() ? std::string("none") : sha256_file(cfg.basevec.reference_spans);
   const std::string hash = artifacts::output_config_hash(
       keyed, {"model", "basevec"},
       sha256_file(gens_file) + "\n" + checkpoint_identity(cfg.model.path) + "\nbase " + checkpoint_identity(cfg.basevec.base_model) + "\nsae " +
-          sha256_file(sae_dir / "sae_weights.safetensors") + " " + sha256_file(sae_dir / "centering.safetensors") + " " + sha256_file(sae_dir / "cfg.json"));
+          sha256_file(sae_dir / "sae_weights.safetensors") + " " + sha256_file(sae_dir / "centering.safetensors") + " " + sha256_file(sae_dir / "cfg.json") + "\nspans " + spans_hash);
   StageOutput out(cfg, rt, "basevec collect", artifacts::BASEVEC_RECORDS_H5.in(cfg), hash);
   if (out.complete()) return;
   const StageModel think = load_stage_model(cfg, rt);
@@ -266,7 +303,7 @@ void run(const Config& cfg, Runtime& rt) {
   const std::vector<artifacts::Generation> gens = artifacts::read_generations(gens_file, *think.tokenizer, "basevec.generations", &seqs);
   std::vector<std::string> questions(gens.size());
   if (cfg.basevec.base_prompt != "same") {
-    if (cfg.basevec.base_prompt.find("{question}") == std::string::npos)
+    if (base_prompt_template(cfg.basevec.base_prompt).find("{question}") == std::string::npos)
       throw InputError("<config>", "basevec.base_prompt", "a template must hold {question} (or say `same`)");
     std::ifstream in(gens_file);
     size_t i = 0;
@@ -275,6 +312,8 @@ void run(const Config& cfg, Runtime& rt) {
       return true;
     });
   }
+  std::vector<std::string> labels;
+  const TokenSpans spans = read_token_spans(cfg, gens, gens_file, labels);
   out.begin();
   std::vector<int64_t> all(gens.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int64_t>(i);
@@ -297,7 +336,7 @@ void run(const Config& cfg, Runtime& rt) {
       if (r.skipped.empty()) kept.push_back(&r);
       else blobs.push_back([&] { const auto v = json::to_cbor(json{{"index", r.index}, {"skipped", r.skipped.substr(0, r.skipped.find(':'))}}); return std::string(v.begin(), v.end()); }());
     }
-    if (!kept.empty()) collect_batch(cfg, rt, think, base, classify, sae.layer, kept, blobs);
+    if (!kept.empty()) collect_batch(cfg, rt, think, base, classify, sae.layer, spans, kept, blobs);
     done += static_cast<int64_t>(prepared.size());
   };
   {
@@ -308,6 +347,7 @@ void run(const Config& cfg, Runtime& rt) {
   on_rank0(rt, [&] {
     artifacts::BasevecRecords r = assemble(cfg, gathered, sae.d_sae, cfg.basevec.cache_topk);
     r.sae_dir = sae_dir.string(), r.sae_key = sae.key, r.sae_layer = sae.layer;
+    r.labels = labels;
     r.thinking_model = cfg.model.path, r.base_model = cfg.basevec.base_model, r.base_prompt = cfg.basevec.base_prompt;
     if (r.n_examples() == 0) throw InputError(gens_file.string(), "basevec.generations", "no rollout could be aligned with the base model's tokens: " + r.stats["skipped"].dump());
     const json prov = out.provenance(cfg.model.path);

@@ -171,6 +171,57 @@ struct Correction {
     return {{"kl", n > 0 ? json(sums[0] / static_cast<double>(n)) : json(nullptr)}, {"top1", n > 0 ? json(sums[1] / static_cast<double>(n)) : json(nullptr)},
             {"positions", n}, {"kl_per_category", per}};
   }
+
+  // COLLECTIVE: per reference label (records of basevec.reference_spans), the mean log-probability of the
+  // rollout's next token under the base model at those disagreement positions: unsteered, with each
+  // position's own category (α·V[c]), with category k's vector forced at every position (α of k), and
+  // with a same-norm random vector forced; and the share of the positions the SAE gave each category.
+  json by_label(const std::vector<int64_t>& examples, const at::Tensor& V, const basevec::CoefMlp& mlp) const {
+    at::NoGradGuard no_grad;
+    const auto L = static_cast<int64_t>(r.labels.size());
+    const int64_t nv = 2 + 2 * C, W = nv + 1 + C;  // per label: nv sums, the count, counts per category
+    std::vector<double> sums(static_cast<size_t>(L * W), 0.0);
+    const at::Tensor rnd = basevec::same_norm_random(V, stream_seed(p.seed, "random forced")).to(V.device());
+    const Plan pl = plan(examples, 0, false);
+    for (size_t b = 0; b < pl.batches.size(); ++b) {
+      const auto [b0, b1] = rank_slice(pl.batches[b].size(), rt);
+      if (b0 == b1) continue;
+      std::vector<int64_t> flat;
+      for (size_t i = b0; i < b1; ++i) flat.insert(flat.end(), pl.recs[b][i].begin(), pl.recs[b][i].end());
+      std::vector<int64_t> tg;
+      for (int64_t i : flat) tg.push_back(r.c_target[static_cast<size_t>(i)]);
+      const at::Tensor target = at::tensor(tg, at::kLong).unsqueeze(1);
+      for (int64_t v = 0; v < nv; ++v) {
+        std::vector<TrainItem> mine(pl.batches[b].begin() + static_cast<std::ptrdiff_t>(b0), pl.batches[b].begin() + static_cast<std::ptrdiff_t>(b1));
+        if (v >= 2)
+          for (TrainItem& it : mine) std::fill(it.shift_cat.begin(), it.shift_cat.end(), (v - 2) % C);
+        const at::Tensor vec = v == 0 ? at::Tensor() : v < 2 + C ? V : rnd;
+        const at::Tensor lp = batch_logits(data.base, rt, r, mine, cfg.basevec.layer, vec, {}, mlp).to(at::kFloat).log_softmax(1).cpu().gather(1, target).squeeze(1);
+        for (size_t i = 0; i < flat.size(); ++i) {
+          const int64_t lab = r.c_label[static_cast<size_t>(flat[i])];
+          if (lab >= 0) sums[static_cast<size_t>(lab * W + v)] += lp[static_cast<int64_t>(i)].item<double>();
+        }
+      }
+      for (int64_t i : flat) {
+        const int64_t lab = r.c_label[static_cast<size_t>(i)];
+        if (lab < 0) continue;
+        sums[static_cast<size_t>(lab * W + nv)] += 1;
+        sums[static_cast<size_t>(lab * W + nv + 1 + r.c_category[static_cast<size_t>(i)])] += 1;
+      }
+    }
+    if (rt.world > 1) rt.world_comm.allreduce_sum(std::span<double>(sums));
+    json out = json::object();
+    for (int64_t l = 0; l < L; ++l) {
+      const double n = sums[static_cast<size_t>(l * W + nv)];
+      if (n == 0) continue;
+      const auto at = [&](int64_t j) { return sums[static_cast<size_t>(l * W + j)] / n; };
+      json forced = json::array(), random = json::array(), share = json::array();
+      for (int64_t k = 0; k < C; ++k) forced.push_back(at(2 + k)), random.push_back(at(2 + C + k)), share.push_back(at(nv + 1 + k));
+      out[r.labels[static_cast<size_t>(l)]] = {{"positions", static_cast<int64_t>(n)}, {"unsteered", at(0)}, {"own", at(1)}, {"forced", forced},
+                                                {"random_forced", random}, {"category_share", share}};
+    }
+    return out;
+  }
 };
 
 at::Tensor random_init(const Correction& k, int64_t C, int64_t d) {
@@ -330,6 +381,11 @@ void train_correction(const Config& cfg, Runtime& rt, const BasevecPoint& p, con
     for (int64_t j = 0; j < o.random_controls; ++j) randoms.push_back(k.evaluate(*ex, basevec::same_norm_random(Vb, stream_seed(p.seed, "random", j)).to(rt.device), best)["kl"]);
     e["random_kl"] = randoms;
     m[name] = e;
+  }
+  if (!data.records.labels.empty()) {
+    std::vector<int64_t> held = k.holdout;
+    held.insert(held.end(), k.selection.begin(), k.selection.end());
+    m["by_label"] = k.by_label(held, Vb, best);
   }
   const char* sel = k.selection.empty() ? "holdout" : "selection";
   m["selection_metric"] = m.contains(sel) ? m[sel]["steered"]["kl"] : json(nullptr);

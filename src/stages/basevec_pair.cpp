@@ -1,6 +1,8 @@
 #include "stages/basevec_pair.h"
 
 #include "core/error.h"
+#include "core/json.h"
+#include "core/log.h"
 
 namespace ts::stages {
 namespace fs = std::filesystem;
@@ -31,20 +33,42 @@ void check_same_vocabulary(const StageModel& thinking, const StageModel& base, c
                          " (the pair must share the vocabulary 1:1)");
   if (a.vocab_size() != b.vocab_size())
     throw InputError(file, "vocabulary", std::to_string(b.vocab_size()) + " ids against the thinking model's " + std::to_string(a.vocab_size()));
+  // The model vocabularies must agree id for id. Special tokens may be named differently (Llama-3.1's
+  // reserved tokens are R1-Distill-Llama's <think> and </think>): counted and reported, since every
+  // rollout's tokens are compared after alignment anyway (basevec/align.h) and a rollout whose tokens
+  // differ is skipped.
+  int64_t special_differences = 0;
   for (int64_t id = 0; id < a.vocab_size(); ++id) {
     const auto i = static_cast<int32_t>(id);
     std::string ta, tb;
     try { ta = a.id_to_token(i); } catch (const std::out_of_range&) {}
     try { tb = b.id_to_token(i); } catch (const std::out_of_range&) {}
-    if (ta != tb) throw InputError(file, "vocabulary", "id " + std::to_string(id) + " is '" + tb + "' here and '" + ta + "' in the thinking model's tokenizer");
-    if (a.is_special(i) != b.is_special(i))
-      throw InputError(file, "added_tokens", "id " + std::to_string(id) + " ('" + ta + "') is special in one tokenizer and not in the other");
+    if (ta == tb && a.is_special(i) == b.is_special(i)) continue;
+    if (a.is_special(i) || b.is_special(i)) {
+      ++special_differences;
+      continue;
+    }
+    throw InputError(file, "vocabulary", "id " + std::to_string(id) + " is '" + tb + "' here and '" + ta + "' in the thinking model's tokenizer (the pair must share the vocabulary 1:1)");
   }
+  if (special_differences > 0)
+    spdlog::warn("basevec: {} special-token ids differ in name or kind between the two tokenizers ({}); rollouts whose tokens then differ are skipped",
+                 special_differences, file);
+}
+
+fs::path basevec_sae_dir(const Config& cfg) {
+  if (cfg.basevec.sae != "selected") return cfg.basevec.sae;
+  const fs::path index = artifacts::titles_root(cfg.run.dir) / "index.json";
+  if (!fs::is_regular_file(index)) throw InputError(index.string(), "basevec.sae", "basevec.sae = selected needs `thinksteer titles` run in this run directory first");
+  const json j = json_read_file(index);
+  if (!j.contains("tasks") || !j["tasks"].is_array() || j["tasks"].empty() || !j["tasks"][0].contains("dir") || !j["tasks"][0]["dir"].is_string())
+    throw InputError(index.string(), "tasks", "lists no export (basevec.sae = selected takes the first)");
+  return artifacts::titles_root(cfg.run.dir) / j["tasks"][0]["dir"].get<std::string>();
 }
 
 artifacts::SaeExport open_basevec_sae(const Config& cfg, const ModelConfig& thinking) {
-  const artifacts::SaeExport sae = artifacts::read_sae_export(cfg.basevec.sae, "basevec.sae");
-  const std::string file = (fs::path(cfg.basevec.sae) / "cfg.json").string();
+  const fs::path dir = basevec_sae_dir(cfg);
+  const artifacts::SaeExport sae = artifacts::read_sae_export(dir, "basevec.sae");
+  const std::string file = (dir / "cfg.json").string();
   if (sae.d_in != thinking.d_model)
     throw InputError(file, "d_in", std::to_string(sae.d_in) + " differs from the thinking model's d_model " + std::to_string(thinking.d_model) + ": an SAE of another model");
   if (sae.layer < 0 || sae.layer >= thinking.n_layer)

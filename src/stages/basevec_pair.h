@@ -21,9 +21,14 @@ void check_basevec_config(const Config& cfg, bool needs_sae);
 // The base model of basevec.base_model, loaded like model.path (dtype, device).
 StageModel load_base_model(const Config& cfg, const Runtime& rt);
 
-// The thinking and base tokenizers have the same vocabulary, the same special tokens and the models the
-// same vocab_size; else InputError naming the base checkpoint and the first id that differs.
+// The thinking and base tokenizers have the same model vocabulary id for id and the models the same
+// vocab_size; else InputError naming the base checkpoint's file and the first id that differs.
+// Special tokens that differ are counted in a warning (the per-rollout alignment checks the tokens).
 void check_same_vocabulary(const StageModel& thinking, const StageModel& base, const std::filesystem::path& base_dir);
+
+// The SAE export directory basevec.sae names: a directory, or `selected`: the first export listed in
+// <run.dir>/titles/index.json (`titles` of the taxonomy sweep's choice in this run directory).
+std::filesystem::path basevec_sae_dir(const Config& cfg);
 
 // The SAE export of basevec.sae, checked against the thinking model (d_model, layer, name) and
 // basevec.sae_layer. Throws InputError naming cfg.json's field.
