@@ -79,6 +79,35 @@ def _notes(inputs: BasevecInputs) -> list[str]:
     return out
 
 
+def by_label_lines(inputs: BasevecInputs) -> list[str]:
+    """Per correction task with reference labels (metrics["by_label"]), per label: the mean log-probability of the
+    thinking model's next token under the base model at those disagreement positions, unsteered, with each position's
+    own category, with the category most of the label's positions fall into forced at every position (its vector),
+    and with a same-norm random vector forced there."""
+    out: list[str] = []
+    for t in inputs.tasks:
+        by = t.metrics.get("by_label") if t.method == "correction" else None
+        if not isinstance(by, dict) or not by:
+            continue
+        out += ["", f"By reference label, task {t.task} (`{t.key}`, seed {t.seed}): mean log p of the rollout's next token at the label's "
+                    "held-out disagreement positions",
+                "", "| label | positions | unsteered | own category | main category | its vector forced | same-norm random forced | "
+                    "each category's vector forced / a same-norm random vector forced (best vector in bold) |",
+                "| --- | ---: | ---: | ---: | --- | ---: | ---: | --- |"]
+        for label, v in sorted(by.items()):
+            share = [float(x) for x in v.get("category_share", [])]
+            if not share:
+                continue
+            k = max(range(len(share)), key=lambda i: share[i])
+            forced = [float(x) for x in v["forced"]]
+            best = max(range(len(forced)), key=lambda i: forced[i])
+            rnd = [float(x) for x in v["random_forced"]]
+            each = ", ".join((f"**idx{i} {_num(x, 2)}**" if i == best else f"idx{i} {_num(x, 2)}") + f" / {_num(rnd[i], 2)}" for i, x in enumerate(forced))
+            out.append(f"| {label} | {v['positions']} | {_num(float(v['unsteered']), 2)} | {_num(float(v['own']), 2)} | idx{k} ({share[k]:.0%}) | "
+                       f"{_num(forced[k], 2)} | {_num(float(v['random_forced'][k]), 2)} | {each} |")
+    return out
+
+
 def basevec_table(inputs: BasevecInputs) -> str:
     """The heading, the markdown table and the notes (without the figures)."""
     s = inputs.summary
@@ -89,7 +118,7 @@ def basevec_table(inputs: BasevecInputs) -> str:
             "linear sets mean log10 CE of the held-out sentences (lower is better); random: same-norm random vectors "
             "(correction: mean over the random controls). Top-1 share: correction only.", ""]
     notes = _notes(inputs)
-    return "\n".join(head + _markdown(basevec_rows(inputs)) + ([""] + notes if notes else []))
+    return "\n".join(head + _markdown(basevec_rows(inputs)) + by_label_lines(inputs) + ([""] + notes if notes else []))
 
 
 def main(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png", log: Callable[[str], Any] = print) -> int:

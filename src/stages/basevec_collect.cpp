@@ -255,13 +255,15 @@ artifacts::BasevecRecords assemble(const Config& cfg, const std::vector<std::str
     positions += j["positions"].get<int64_t>();
     const auto dis = j["dis"].get<std::vector<int64_t>>(), top = j["base_top"].get<std::vector<int64_t>>(), lab = j["label"].get<std::vector<int64_t>>();
     for (size_t i = 0; i < dis.size(); ++i) {
-      const int64_t c = j["cat"][i].get<int64_t>();
+      const int64_t c = j.at("cat").at(i).get<int64_t>();
       r.c_example.push_back(ex), r.c_position.push_back(dis[i]), r.c_category.push_back(c), r.c_base_top.push_back(top[i]), r.c_label.push_back(lab[i]);
       r.c_target.push_back(r.tokens[static_cast<size_t>(off + dis[i] + 1)]);
       ++per_cat[static_cast<size_t>(c)], ++per_split[static_cast<size_t>(r.split.back())];
     }
-    for (float v : j["topk_logp"].get<std::vector<float>>()) r.topk_logp.push_back(v);
-    for (int32_t v : j["topk_ids"].get<std::vector<int32_t>>()) r.topk_ids.push_back(v);
+    if (!dis.empty()) {  // a rollout without disagreements has no top-K rows
+      for (float v : j.at("topk_logp").get<std::vector<float>>()) r.topk_logp.push_back(v);
+      for (int32_t v : j.at("topk_ids").get<std::vector<int32_t>>()) r.topk_ids.push_back(v);
+    }
     for (const json& s : j["sentences"]) r.s_example.push_back(ex), r.s_begin.push_back(s[0]), r.s_end.push_back(s[1]), r.s_category.push_back(s[2]);
   }
   r.stats = {{"rollouts", static_cast<int64_t>(rows.size())}, {"examples", r.n_examples()}, {"skipped", skipped}, {"positions", positions},

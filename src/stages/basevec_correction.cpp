@@ -244,43 +244,62 @@ at::Tensor random_init(const Correction& k, int64_t C, int64_t d) {
 
 }  // namespace
 
-void train_correction(const Config& cfg, Runtime& rt, const BasevecPoint& p, const BasevecData& data, const fs::path& state, const std::string& hash,
-                      artifacts::BasevecTask& t) {
-  const Config::Basevec& o = cfg.basevec;
-  const Correction k(cfg, rt, p, data);
-  if (k.train.empty()) throw InputError(data.records_file.string(), "/corrections", "no disagreement position in a training rollout (split 0)");
-  const int64_t C = k.C, d = k.d;
-  t.counts.assign(static_cast<size_t>(C), 0);
-  for (int64_t e : k.train)
-    for (int64_t i : k.by_example[static_cast<size_t>(e)]) ++t.counts[static_cast<size_t>(data.records.c_category[static_cast<size_t>(i)])];
-  at::Tensor V = (o.init == BasevecInit::random ? random_init(k, C, d) : at::zeros({C, d}, at::kFloat)).to(rt.device).set_requires_grad(true);
-  basevec::CoefMlp mlp;
-  if (o.mlp) {
-    mlp = basevec::CoefMlp::init(d, o.mlp_hidden, C, stream_seed(p.seed, "mlp"));
-    for (at::Tensor* x : {&mlp.w1, &mlp.b1, &mlp.w2, &mlp.b2}) *x = x->to(rt.device).set_requires_grad(true);
-  }
-  AdamW vopt({{"V", V}});
-  AdamW mopt(o.mlp ? mlp.named() : std::vector<std::pair<std::string, at::Tensor>>{});
+namespace {
+
+// One correction training: the parameters, their optimizers, the best state and the progress (what the
+// resumable state holds), and the steps of the loop.
+struct CorrectionRun {
+  const Correction& k;
+  const std::filesystem::path& state;
+  const std::string& hash;
+  const Config::Basevec& o;
+  at::Tensor V, bestV;
+  basevec::CoefMlp mlp, best;
+  AdamW vopt, mopt;
   json prog = {{"epoch", 0}, {"step", 0}, {"global", 0}, {"best", nullptr}, {"best_eval", -1}, {"bad", 0}, {"evals", 0}, {"finished", false},
                {"train_sum", 0.0}, {"train_n", 0}, {"curves", json::array()}};
-  at::Tensor bestV = V.detach().clone();
-  basevec::CoefMlp best = mlp;
-  if (mlp.defined()) best = {mlp.w1.detach().clone(), mlp.b1.detach().clone(), mlp.w2.detach().clone(), mlp.b2.detach().clone()};
-  if (auto s = load_train_state(state, hash, rt)) {
+  double train_seconds = 0;  // this process's optimizer loop, evaluations excluded (bench/bench_basevec.py reads it)
+  int64_t train_positions = 0;
+
+  CorrectionRun(const Correction& k_, const fs::path& state_, const std::string& hash_)
+      : k(k_), state(state_), hash(hash_), o(k_.cfg.basevec), V(init_vectors()), mlp(init_mlp()), vopt({{"V", V}}), mopt(mlp.defined() ? mlp.named() : std::vector<std::pair<std::string, at::Tensor>>{}) {
+    bestV = V.detach().clone();
+    best = clone(mlp);
+  }
+  at::Tensor init_vectors() const {
+    return (o.init == BasevecInit::random ? random_init(k, k.C, k.d) : at::zeros({k.C, k.d}, at::kFloat)).to(k.rt.device).set_requires_grad(true);
+  }
+  basevec::CoefMlp init_mlp() const {
+    basevec::CoefMlp m;
+    if (!o.mlp) return m;
+    m = basevec::CoefMlp::init(k.d, o.mlp_hidden, k.C, stream_seed(k.p.seed, "mlp"));
+    for (at::Tensor* x : {&m.w1, &m.b1, &m.w2, &m.b2}) *x = x->to(k.rt.device).set_requires_grad(true);
+    return m;
+  }
+  static basevec::CoefMlp clone(const basevec::CoefMlp& m) {
+    if (!m.defined()) return {};
+    return {m.w1.detach().clone(), m.b1.detach().clone(), m.w2.detach().clone(), m.b2.detach().clone()};
+  }
+
+  // COLLECTIVE: continues from the saved state of this task, when there is one.
+  void resume() {
+    std::optional<TrainState> s = load_train_state(state, hash, k.rt);
+    if (!s) return;
     prog = s->progress;
     std::map<std::string, at::Tensor> m(s->tensors.begin(), s->tensors.end());
     at::NoGradGuard ng;
-    V.copy_(m.at("V")), bestV.copy_(m.at("best.V"));
-    for (size_t i = 0; i < vopt.params.size(); ++i) vopt.m[i].copy_(m.at("m.V")), vopt.v[i].copy_(m.at("v.V"));
+    V.copy_(m.at("V")), bestV.copy_(m.at("best.V")), vopt.m[0].copy_(m.at("m.V")), vopt.v[0].copy_(m.at("v.V"));
     for (size_t i = 0; i < mopt.params.size(); ++i) {
       const std::string& n = mopt.params[i].first;
       mopt.params[i].second.copy_(m.at(n)), mopt.m[i].copy_(m.at("m." + n)), mopt.v[i].copy_(m.at("v." + n));
     }
-    if (mlp.defined()) best = {m.at("best.mlp.w1").to(rt.device), m.at("best.mlp.b1").to(rt.device), m.at("best.mlp.w2").to(rt.device), m.at("best.mlp.b2").to(rt.device)};
-    if (rt.rank == 0) spdlog::info("basevec: task {} (correction seed {}) resumes at epoch {}, step {}", p.task, p.seed, prog["epoch"].get<int64_t>() + 1, prog["step"].get<int64_t>());
+    if (mlp.defined())
+      best = {m.at("best.mlp.w1").to(k.rt.device), m.at("best.mlp.b1").to(k.rt.device), m.at("best.mlp.w2").to(k.rt.device), m.at("best.mlp.b2").to(k.rt.device)};
+    if (k.rt.rank == 0)
+      spdlog::info("basevec: task {} (correction seed {}) resumes at epoch {}, step {}", k.p.task, k.p.seed, prog["epoch"].get<int64_t>() + 1, prog["step"].get<int64_t>());
   }
-  const auto save = [&] {
-    if (rt.rank != 0) return;
+  void save() const {
+    if (k.rt.rank != 0) return;
     TrainState s;
     s.progress = prog;
     s.tensors = {{"V", V}, {"best.V", bestV}, {"m.V", vopt.m[0]}, {"v.V", vopt.v[0]}};
@@ -288,81 +307,133 @@ void train_correction(const Config& cfg, Runtime& rt, const BasevecPoint& p, con
       s.tensors.insert(s.tensors.end(), {{mopt.params[i].first, mopt.params[i].second}, {"m." + mopt.params[i].first, mopt.m[i]}, {"v." + mopt.params[i].first, mopt.v[i]}});
     for (const auto& [n, x] : best.named()) s.tensors.emplace_back("best." + n, x);
     save_train_state(state, s, hash);
-  };
-  const auto started = std::chrono::steady_clock::now();
-  auto last_log = started;
-  double train_seconds = 0;  // the optimizer loop of this process, evaluations excluded (bench/bench_basevec.py reads it)
-  int64_t train_positions = 0;
-  while (!prog["finished"].get<bool>()) {
-    const int64_t epoch = prog["epoch"];
-    const Plan pl = k.plan(k.train, epoch, true);
-    const auto n_steps = static_cast<int64_t>(pl.batches.size());
-    for (int64_t s = prog["step"]; s < n_steps; ++s) {
-      const auto step_start = std::chrono::steady_clock::now();
-      auto [loss, n] = k.batch_loss(pl.batches[static_cast<size_t>(s)], pl.recs[static_cast<size_t>(s)], V, mlp);
-      if (n > 0) loss.backward();
-      const std::vector<double> sums = allreduce_grads(rt, {&vopt, &mopt}, {loss.item<double>(), static_cast<double>(n)}, 1);
-      {
-        at::NoGradGuard ng;
-        for (AdamW* opt : {&vopt, &mopt})
-          for (auto& [name, x] : opt->params) x.mutable_grad().add_(x.detach(), o.weight_decay);  // torch.optim.Adam's weight_decay (L2)
-        if (o.grad_clip > 0 && !mopt.params.empty()) {
-          double sq = 0;
-          for (auto& [name, x] : mopt.params) sq += x.grad().pow(2).sum().item<double>();
-          if (std::sqrt(sq) > o.grad_clip)
-            for (auto& [name, x] : mopt.params) x.mutable_grad().mul_(o.grad_clip / (std::sqrt(sq) + 1e-6));
-        }
-      }
-      const int64_t global = prog["global"];
-      vopt.step({}, global, o.lr);
-      if (!mopt.params.empty()) mopt.step({}, global, o.mlp_lr);
-      vopt.zero_grad(), mopt.zero_grad();
-      prog["global"] = global + 1, prog["step"] = s + 1;
-      train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - step_start).count();
-      train_positions += static_cast<int64_t>(sums[1]);
-      prog["train_sum"] = prog["train_sum"].get<double>() + sums[0], prog["train_n"] = prog["train_n"].get<int64_t>() + static_cast<int64_t>(sums[1]);
-      const auto now = std::chrono::steady_clock::now();
-      if (rt.rank == 0 && std::chrono::duration<double>(now - last_log).count() >= cfg.log.progress_seconds) {
-        spdlog::info("basevec: task {} (correction seed {}) epoch {}/{} step {}/{} train loss {:.4f} | {:.1f} s", p.task, p.seed, epoch + 1, o.epochs, s + 1, n_steps,
-                     prog["train_sum"].get<double>() / std::max<int64_t>(1, prog["train_n"].get<int64_t>()), std::chrono::duration<double>(now - started).count());
-        last_log = now;
-      }
-      const bool at_eval = s + 1 == n_steps || ((s + 1) * o.evals_per_epoch) / n_steps > (s * o.evals_per_epoch) / n_steps;
-      if (!at_eval) continue;
-      const json ev = k.evaluate(k.holdout.empty() ? k.train : k.holdout, V.detach(), mlp);
-      const double kl = ev["kl"].is_null() ? NAN : ev["kl"].get<double>();
-      const double train = prog["train_sum"].get<double>() / std::max<int64_t>(1, prog["train_n"].get<int64_t>());
-      prog["curves"].push_back({prog["global"], static_cast<double>(epoch) + static_cast<double>(s + 1) / static_cast<double>(n_steps), train, kl});
-      prog["train_sum"] = 0.0, prog["train_n"] = 0;
-      const int64_t evals = prog["evals"].get<int64_t>() + 1;
-      prog["evals"] = evals;
-      if (prog["best"].is_null() || kl < prog["best"].get<double>()) {
-        prog["best"] = kl, prog["best_eval"] = evals, prog["bad"] = 0;
-        at::NoGradGuard ng;
-        bestV = V.detach().clone();
-        if (mlp.defined()) best = {mlp.w1.detach().clone(), mlp.b1.detach().clone(), mlp.w2.detach().clone(), mlp.b2.detach().clone()};
-      } else {
-        prog["bad"] = prog["bad"].get<int64_t>() + 1;
-      }
-      if (rt.rank == 0)
-        spdlog::info("basevec: task {} (correction seed {}) epoch {:.2f} train {:.4f} holdout KL {:.4f} (best {:.4f} at evaluation {})", p.task, p.seed,
-                     prog["curves"].back()[1].get<double>(), train, kl, prog["best"].get<double>(), prog["best_eval"].get<int64_t>());
-      const bool stop_early = prog["bad"].get<int64_t>() >= o.patience;
-      if (stop_early || (s + 1 == n_steps && epoch + 1 >= o.epochs)) prog["finished"] = true;
-      else if (s + 1 == n_steps) prog["epoch"] = epoch + 1, prog["step"] = 0;
-      save();
-      if (prog["finished"].get<bool>()) break;
-      if (stop_agree(rt.world_comm) != 0) throw StopRequested("the correction training after evaluation " + std::to_string(evals) + " in " + state.filename().string());
-    }
   }
-  if (rt.rank == 0)
-    spdlog::info("basevec: correction training: {} steps in {:.3f} s, {} positions ({:.1f} positions/s; evaluations excluded)", prog["global"].get<int64_t>(),
-                 train_seconds, train_positions, static_cast<double>(train_positions) / std::max(1e-9, train_seconds));
-  // The best state, its evaluation against the unsteered base and same-norm random vectors.
-  t.vectors = tensor_values(bestV);
-  if (best.defined()) {
-    t.hidden = o.mlp_hidden;
-    t.w1 = tensor_values(best.w1), t.b1 = tensor_values(best.b1), t.w2 = tensor_values(best.w2), t.b2 = tensor_values(best.b2);
+
+  // COLLECTIVE: one optimizer step on a batch (Adam's L2 weight decay, the MLP's gradient clipped).
+  void step(const std::vector<TrainItem>& items, const std::vector<std::vector<int64_t>>& recs) {
+    const auto started = std::chrono::steady_clock::now();
+    auto [loss, n] = k.batch_loss(items, recs, V, mlp);
+    if (n > 0) loss.backward();
+    const std::vector<double> sums = allreduce_grads(k.rt, {&vopt, &mopt}, {loss.item<double>(), static_cast<double>(n)}, 1);
+    {
+      at::NoGradGuard ng;
+      for (AdamW* opt : {&vopt, &mopt})
+        for (auto& [name, x] : opt->params) x.mutable_grad().add_(x.detach(), o.weight_decay);  // torch.optim.Adam's weight_decay (L2)
+      double sq = 0;
+      for (auto& [name, x] : mopt.params) sq += x.grad().pow(2).sum().item<double>();
+      if (o.grad_clip > 0 && std::sqrt(sq) > o.grad_clip)
+        for (auto& [name, x] : mopt.params) x.mutable_grad().mul_(o.grad_clip / (std::sqrt(sq) + 1e-6));
+    }
+    const int64_t global = prog["global"];
+    vopt.step({}, global, o.lr);
+    if (!mopt.params.empty()) mopt.step({}, global, o.mlp_lr);
+    vopt.zero_grad(), mopt.zero_grad();
+    prog["global"] = global + 1;
+    prog["train_sum"] = prog["train_sum"].get<double>() + sums[0], prog["train_n"] = prog["train_n"].get<int64_t>() + static_cast<int64_t>(sums[1]);
+    train_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    train_positions += static_cast<int64_t>(sums[1]);
+  }
+  double train_mean() const { return prog["train_sum"].get<double>() / static_cast<double>(std::max<int64_t>(1, prog["train_n"].get<int64_t>())); }
+
+  // COLLECTIVE: the holdout evaluation after step s (0-based) of n_steps in `epoch`: curve point, best state,
+  // early stop, saved state. True when training is finished.
+  bool evaluate_point(int64_t epoch, int64_t s, int64_t n_steps) {
+    const json ev = k.evaluate(k.holdout.empty() ? k.train : k.holdout, V.detach(), mlp);
+    const double kl = ev["kl"].is_null() ? NAN : ev["kl"].get<double>();
+    const double train = train_mean();
+    prog["curves"].push_back({prog["global"], static_cast<double>(epoch) + static_cast<double>(s + 1) / static_cast<double>(n_steps), train, kl});
+    prog["train_sum"] = 0.0, prog["train_n"] = 0;
+    const int64_t evals = prog["evals"].get<int64_t>() + 1;
+    prog["evals"] = evals;
+    if (prog["best"].is_null() || kl < prog["best"].get<double>()) {
+      prog["best"] = kl, prog["best_eval"] = evals, prog["bad"] = 0;
+      at::NoGradGuard ng;
+      bestV = V.detach().clone();
+      best = clone(mlp);
+    } else {
+      prog["bad"] = prog["bad"].get<int64_t>() + 1;
+    }
+    if (k.rt.rank == 0)
+      spdlog::info("basevec: task {} (correction seed {}) epoch {:.2f} train {:.4f} holdout KL {:.4f} (best {:.4f} at evaluation {})", k.p.task, k.p.seed,
+                   prog["curves"].back()[1].get<double>(), train, kl, prog["best"].get<double>(), prog["best_eval"].get<int64_t>());
+    if (prog["bad"].get<int64_t>() >= o.patience || (s + 1 == n_steps && epoch + 1 >= o.epochs)) prog["finished"] = true;
+    else if (s + 1 == n_steps) prog["epoch"] = epoch + 1, prog["step"] = 0;
+    save();
+    return prog["finished"].get<bool>();
+  }
+
+  // COLLECTIVE: epochs until done; a stop request ends it at an evaluation with exit 75.
+  void train() {
+    const auto started = std::chrono::steady_clock::now();
+    auto last_log = started;
+    while (!prog["finished"].get<bool>()) {
+      const int64_t epoch = prog["epoch"];
+      const Plan pl = k.plan(k.train, epoch, true);
+      const auto n_steps = static_cast<int64_t>(pl.batches.size());
+      for (int64_t s = prog["step"]; s < n_steps; ++s) {
+        step(pl.batches[static_cast<size_t>(s)], pl.recs[static_cast<size_t>(s)]);
+        prog["step"] = s + 1;
+        const auto now = std::chrono::steady_clock::now();
+        if (k.rt.rank == 0 && std::chrono::duration<double>(now - last_log).count() >= k.cfg.log.progress_seconds) {
+          spdlog::info("basevec: task {} (correction seed {}) epoch {}/{} step {}/{} train loss {:.4f} | {:.1f} s", k.p.task, k.p.seed, epoch + 1, o.epochs, s + 1,
+                       n_steps, train_mean(), std::chrono::duration<double>(now - started).count());
+          last_log = now;
+        }
+        if (s + 1 != n_steps && ((s + 1) * o.evals_per_epoch) / n_steps == (s * o.evals_per_epoch) / n_steps) continue;
+        if (evaluate_point(epoch, s, n_steps)) break;
+        if (stop_agree(k.rt.world_comm) != 0)
+          throw StopRequested("the correction training after evaluation " + std::to_string(prog["evals"].get<int64_t>()) + " in " + state.filename().string());
+      }
+    }
+    if (k.rt.rank == 0)
+      spdlog::info("basevec: correction training: {} steps in {:.3f} s, {} positions ({:.1f} positions/s; evaluations excluded)", prog["global"].get<int64_t>(),
+                   train_seconds, train_positions, static_cast<double>(train_positions) / std::max(1e-9, train_seconds));
+  }
+};
+
+// The final evaluation of the best state (docs/algorithms.md "thinksteer's base vectors").
+json final_metrics(const Correction& k, const CorrectionRun& run, const at::Tensor& Vb, const json& skipped, int64_t positions) {
+  const Config::Basevec& o = k.cfg.basevec;
+  json m = {{"method", "correction"}, {"epochs", run.prog["epoch"].get<int64_t>() + 1}, {"steps", run.prog["global"]}, {"evaluations", run.prog["evals"]},
+            {"best_evaluation", run.prog["best_eval"]}, {"train_positions", positions}, {"skipped", skipped}, {"loss", std::string(option_name(o.loss))},
+            {"mlp", o.mlp}};
+  for (const auto& [name, ex] : {std::pair<const char*, const std::vector<int64_t>*>{"holdout", &k.holdout}, {"selection", &k.selection}}) {
+    if (ex->empty()) continue;
+    json e = {{"steered", k.evaluate(*ex, Vb, run.best)}, {"unsteered", k.evaluate(*ex, {}, {})}};
+    json randoms = json::array();
+    for (int64_t j = 0; j < o.random_controls; ++j)
+      randoms.push_back(k.evaluate(*ex, basevec::same_norm_random(Vb, stream_seed(k.p.seed, "random", j)).to(k.rt.device), run.best)["kl"]);
+    e["random_kl"] = randoms;
+    m[name] = e;
+  }
+  if (!k.r.labels.empty()) {
+    std::vector<int64_t> held = k.holdout;
+    held.insert(held.end(), k.selection.begin(), k.selection.end());
+    m["by_label"] = k.by_label(held, Vb, run.best);
+  }
+  const char* sel = k.selection.empty() ? "holdout" : "selection";
+  m["selection_metric"] = m.contains(sel) ? m[sel]["steered"]["kl"] : json(nullptr);
+  m["selection_split"] = sel;
+  return m;
+}
+
+}  // namespace
+
+void train_correction(const Config& cfg, Runtime& rt, const BasevecPoint& p, const BasevecData& data, const fs::path& state, const std::string& hash,
+                      artifacts::BasevecTask& t) {
+  const Correction k(cfg, rt, p, data);
+  if (k.train.empty()) throw InputError(data.records_file.string(), "/corrections", "no disagreement position in a training rollout (split 0)");
+  const int64_t C = k.C, d = k.d;
+  t.counts.assign(static_cast<size_t>(C), 0);
+  for (int64_t e : k.train)
+    for (int64_t i : k.by_example[static_cast<size_t>(e)]) ++t.counts[static_cast<size_t>(data.records.c_category[static_cast<size_t>(i)])];
+  CorrectionRun run(k, state, hash);
+  run.resume();
+  run.train();
+  t.vectors = tensor_values(run.bestV);
+  if (run.best.defined()) {
+    t.hidden = cfg.basevec.mlp_hidden;
+    t.w1 = tensor_values(run.best.w1), t.b1 = tensor_values(run.best.b1), t.w2 = tensor_values(run.best.w2), t.b2 = tensor_values(run.best.b2);
   }
   json skipped = json::array();
   for (int64_t c = 0; c < C; ++c)
@@ -371,27 +442,8 @@ void train_correction(const Config& cfg, Runtime& rt, const BasevecPoint& p, con
       std::fill_n(t.vectors.begin() + c * d, d, 0.0f);
     }
   const at::Tensor Vb = at::from_blob(t.vectors.data(), {C, d}, at::kFloat).clone().to(rt.device);
-  json m = {{"method", "correction"}, {"epochs", prog["epoch"].get<int64_t>() + 1}, {"steps", prog["global"]}, {"evaluations", prog["evals"]},
-            {"best_evaluation", prog["best_eval"]}, {"train_positions", std::accumulate(t.counts.begin(), t.counts.end(), int64_t{0})},
-            {"skipped", skipped}, {"loss", std::string(option_name(o.loss))}, {"mlp", o.mlp}};
-  for (const auto& [name, ex] : {std::pair<const char*, const std::vector<int64_t>*>{"holdout", &k.holdout}, {"selection", &k.selection}}) {
-    if (ex->empty()) continue;
-    json e = {{"steered", k.evaluate(*ex, Vb, best)}, {"unsteered", k.evaluate(*ex, {}, {})}};
-    json randoms = json::array();
-    for (int64_t j = 0; j < o.random_controls; ++j) randoms.push_back(k.evaluate(*ex, basevec::same_norm_random(Vb, stream_seed(p.seed, "random", j)).to(rt.device), best)["kl"]);
-    e["random_kl"] = randoms;
-    m[name] = e;
-  }
-  if (!data.records.labels.empty()) {
-    std::vector<int64_t> held = k.holdout;
-    held.insert(held.end(), k.selection.begin(), k.selection.end());
-    m["by_label"] = k.by_label(held, Vb, best);
-  }
-  const char* sel = k.selection.empty() ? "holdout" : "selection";
-  m["selection_metric"] = m.contains(sel) ? m[sel]["steered"]["kl"] : json(nullptr);
-  m["selection_split"] = sel;
-  t.metrics = m;
-  for (const json& c : prog["curves"]) {
+  t.metrics = final_metrics(k, run, Vb, skipped, std::accumulate(t.counts.begin(), t.counts.end(), int64_t{0}));
+  for (const json& c : run.prog["curves"]) {
     t.curve_step.push_back(c[0]), t.curve_epoch.push_back(c[1]), t.curve_phase.push_back(0), t.curve_train.push_back(c[2]);
     t.curve_holdout.push_back(c[3].is_null() ? NAN : c[3].get<double>());
   }

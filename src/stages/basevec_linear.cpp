@@ -86,6 +86,32 @@ struct Linear {
   }
 };
 
+// Held-out sentences per category (holdout and selection splits): the log10 CE unsteered, with bias + vector,
+// and with same-norm random ones; averaged over the categories' sentences.
+json linear_metrics(const Linear& k, const at::Tensor& done, const std::vector<int64_t>& counts, const Runtime& rt) {
+  const int64_t C = static_cast<int64_t>(counts.size());
+  json m_ = {{"method", "linear"}};
+  const at::Tensor all = done.to(rt.device);
+  for (const auto& [name, split] : {std::pair<const char*, int64_t>{"holdout", 1}, {"selection", 2}}) {
+    json per = json::array();
+    double su = 0, ss = 0, sr = 0, n = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      const std::vector<int64_t> rows = k.rows(c, {split}, 0);
+      if (rows.empty() || counts[static_cast<size_t>(c)] == 0) {
+        per.push_back(nullptr);
+        continue;
+      }
+      const at::Tensor rnd = basevec::same_norm_random(all, stream_seed(k.p.seed, "random", c)).to(rt.device);
+      const double u = k.evaluate(rows, {}, {}), s = k.evaluate(rows, all[c + 1].unsqueeze(0), all[0]), rr = k.evaluate(rows, rnd[c + 1].unsqueeze(0), rnd[0]);
+      per.push_back({{"unsteered", u}, {"steered", s}, {"random", rr}, {"sentences", static_cast<int64_t>(rows.size())}});
+      const auto w = static_cast<double>(rows.size());
+      su += u * w, ss += s * w, sr += rr * w, n += w;
+    }
+    if (n > 0) m_[name] = {{"unsteered", su / n}, {"steered", ss / n}, {"random", sr / n}, {"per_category", per}};
+  }
+  return m_;
+}
+
 }  // namespace
 
 void train_linear(const Config& cfg, Runtime& rt, const BasevecPoint& p, const BasevecData& data, const fs::path& state, const std::string& hash,
@@ -175,26 +201,8 @@ void train_linear(const Config& cfg, Runtime& rt, const BasevecPoint& p, const B
     t.counts.push_back(n);
     if (n == 0) skipped.push_back("idx" + std::to_string(c));
   }
-  json m_ = {{"method", "linear"}, {"steps", prog["global"]}, {"skipped", skipped}, {"bias_examples", counts.empty() ? 0 : counts[0].get<int64_t>()}};
-  // Held-out sentences per category: CE unsteered, with bias + vector, and with same-norm random ones.
-  const at::Tensor all = done.to(rt.device);
-  for (const auto& [name, split] : {std::pair<const char*, int64_t>{"holdout", 1}, {"selection", 2}}) {
-    json per = json::array();
-    double su = 0, ss = 0, sr = 0, n = 0;
-    for (int64_t c = 0; c < C; ++c) {
-      const std::vector<int64_t> rows = k.rows(c, {split}, 0);
-      if (rows.empty() || t.counts[static_cast<size_t>(c)] == 0) {
-        per.push_back(nullptr);
-        continue;
-      }
-      const at::Tensor rnd = basevec::same_norm_random(all, stream_seed(p.seed, "random", c)).to(rt.device);
-      const double u = k.evaluate(rows, {}, {}), s = k.evaluate(rows, all[c + 1].unsqueeze(0), all[0]), rr = k.evaluate(rows, rnd[c + 1].unsqueeze(0), rnd[0]);
-      per.push_back({{"unsteered", u}, {"steered", s}, {"random", rr}, {"sentences", static_cast<int64_t>(rows.size())}});
-      const auto w = static_cast<double>(rows.size());
-      su += u * w, ss += s * w, sr += rr * w, n += w;
-    }
-    if (n > 0) m_[name] = {{"unsteered", su / n}, {"steered", ss / n}, {"random", sr / n}, {"per_category", per}};
-  }
+  json m_ = linear_metrics(k, done, t.counts, rt);
+  m_["steps"] = prog["global"], m_["skipped"] = skipped, m_["bias_examples"] = counts.empty() ? 0 : counts[0].get<int64_t>();
   const char* sel = m_.contains("selection") ? "selection" : "holdout";
   m_["selection_metric"] = m_.contains(sel) ? m_[sel]["steered"] : json(nullptr);
   m_["selection_split"] = sel;

@@ -26,7 +26,7 @@ LAYERS = [
     {"model"},
     {"dist"},
     {"io"},
-    {"vectors", "steer", "toy", "taxonomy"},
+    {"vectors", "steer", "toy", "taxonomy", "basevec"},
     {"annotate"},
     {"artifacts"},
     {"stages"},
