@@ -317,12 +317,12 @@ struct CorrectionRun {
     const std::vector<double> sums = allreduce_grads(k.rt, {&vopt, &mopt}, {loss.item<double>(), static_cast<double>(n)}, 1);
     {
       at::NoGradGuard ng;
-      for (AdamW* opt : {&vopt, &mopt})
-        for (auto& [name, x] : opt->params) x.mutable_grad().add_(x.detach(), o.weight_decay);  // torch.optim.Adam's weight_decay (L2)
-      double sq = 0;
+      double sq = 0;  // clip_grad_norm_ on the MLP's gradient, then the optimizer's L2 term (torch.optim.Adam's order)
       for (auto& [name, x] : mopt.params) sq += x.grad().pow(2).sum().item<double>();
       if (o.grad_clip > 0 && std::sqrt(sq) > o.grad_clip)
         for (auto& [name, x] : mopt.params) x.mutable_grad().mul_(o.grad_clip / (std::sqrt(sq) + 1e-6));
+      for (AdamW* opt : {&vopt, &mopt})
+        for (auto& [name, x] : opt->params) x.mutable_grad().add_(x.detach(), o.weight_decay);  // torch.optim.Adam's weight_decay (L2)
     }
     const int64_t global = prog["global"];
     vopt.step({}, global, o.lr);
