@@ -10,6 +10,7 @@ The chain: 200 greedy traces of held-out problems (toy seed 5) by the toy thinke
 - 1 and 2 ranks give the same vectors within 1e-5 after a fixed number of steps, and a run stopped at an
   evaluation (STOP file, exit 75) and rerun gives the vectors of an uninterrupted run;
 - linear vectors (§B.8): a bias and one vector per category with sentences, written as a steering-vector file;
+- a category without training positions keeps a zero vector and is listed as skipped;
 - bad input: a base model of another vocabulary, an SAE of another layer or model: exit 2 naming the file and
   field, no records file.
 """
@@ -171,3 +172,23 @@ def test_bad_input(binary, toy_model, demo_model, chain, tmp_path, case):
     assert r.returncode == 2, r.stderr[-2000:]
     assert want in r.stderr, r.stderr[-2000:]
     assert not (out / "basevec" / "records.h5").exists()
+
+
+def test_a_category_without_positions_is_recorded_not_trained(binary, toy_model, chain, tmp_path):
+    """Records whose category 5 has no position (relabelled by hand, so no .done marker certifies them: used with
+    a warning): the task keeps a zero vector for idx5, counts 0, and lists it in metrics.skipped."""
+    d, pair = chain
+    out = tmp_path / "no-idx5"
+    (out / "basevec").mkdir(parents=True)
+    shutil.copy(d / "basevec" / "records.h5", out / "basevec" / "records.h5")
+    with h5py.File(out / "basevec" / "records.h5", "r+") as f:
+        cat = f["corrections/category"][()]
+        cat[cat == 5] = 4
+        f["corrections/category"][...] = cat
+    r = run(binary, out, "basevec train", *pair, "--basevec.seeds", "3", "--basevec.epochs", "1", "--basevec.evals_per_epoch", "1",
+            "--basevec.mlp_hidden", "16", "--basevec.random_controls", "0", model=toy_model)
+    assert "no .done marker" in r.stderr or "warn" in r.stderr
+    with h5py.File(task_file(out), "r") as f:
+        m = json.loads(f.attrs["metrics"])
+        assert f["counts"][5] == 0 and not f["vectors"][5].any() and f["counts"][4] > 0
+    assert m["skipped"] == ["idx5"]
