@@ -23,6 +23,7 @@ RUN_DIR`, also `python -m thinksteer_analysis ...`). Shared checked reads and Sc
 from .acceptance import acceptance_rows, behaviour_verdicts, format_acceptance
 from .activations import ACTIVATIONS, ActivationIndex, load_activation_index, load_activations, open_activations
 from .attribution import ATTRIBUTION, Attribution, load_attribution
+from .basevec import BASEVEC_SUMMARY, BASEVEC_TASK, BasevecSummary, BasevecTask, read_basevec_summary, read_basevec_task
 from .generations import GENERATIONS, Generations, load_generations, load_traces, summarize_traces
 from .schema import Artifact, SchemaError
 from .sentences import SENTENCES, Sentences, read_sentences
@@ -40,14 +41,15 @@ ARTIFACTS: dict[str, Artifact] = {
     "generations": GENERATIONS, "spans": SPANS, "activations": ACTIVATIONS, "attribution": ATTRIBUTION, "vectors": VECTORS,
     "sweep_manifest": SWEEP_MANIFEST, "sweep_task": SWEEP_TASK, "sweep_summary": SWEEP_SUMMARY,
     "sentences": SENTENCES, "taxonomy_task": TAXONOMY_TASK, "taxonomy_summary": TAXONOMY_SUMMARY, "titles": TITLES,
+    "basevec_task": BASEVEC_TASK, "basevec_summary": BASEVEC_SUMMARY,
 }
 
 __all__ = [
-    "ARTIFACTS", "ACTIVATIONS", "ATTRIBUTION", "GENERATIONS", "SENTENCES", "SPANS", "SWEEP_MANIFEST", "SWEEP_SUMMARY", "SWEEP_TASK",
+    "ARTIFACTS", "ACTIVATIONS", "ATTRIBUTION", "BASEVEC_SUMMARY", "BASEVEC_TASK", "GENERATIONS", "SENTENCES", "SPANS", "SWEEP_MANIFEST", "SWEEP_SUMMARY", "SWEEP_TASK",
     "TAXONOMY_SUMMARY", "TAXONOMY_TASK", "TITLES", "VECTORS",
-    "ActivationIndex", "Artifact", "Attribution", "Bars", "Generations", "Level", "SchemaError", "Sentences", "Spans", "SweepPoint",
+    "ActivationIndex", "Artifact", "Attribution", "Bars", "BasevecSummary", "BasevecTask", "Generations", "Level", "SchemaError", "Sentences", "Spans", "SweepPoint",
     "SweepSummary", "SweepTask", "TaxonomySummary", "TaxonomyTask", "Titles", "VectorSet", "acceptance_rows", "behaviour_verdicts", "format_acceptance", "format_table", "fraction_bars",
     "load_activation_index", "load_activations", "load_attribution", "load_generations", "load_spans", "load_sweep_manifest",
     "load_sweep_summary", "load_sweep_task", "load_traces", "load_vectors", "open_activations", "read_sentences", "read_taxonomy_summary",
-    "read_taxonomy_task", "read_titles", "summarize_traces",
+    "read_basevec_summary", "read_basevec_task", "read_taxonomy_task", "read_titles", "summarize_traces",
 ]

@@ -361,8 +361,10 @@ def make_figures(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png
             log(f"note: {sp} is partial ({summary.n_missing} of {summary.n_tasks} tasks missing); figures show the finished points")
     from .taxonomy_figures import draw_taxonomy, load_taxonomy_inputs   # here: it draws with this module's helpers
     taxonomy = load_taxonomy_inputs(run, log)
+    from .basevec_figures import draw_basevec, load_basevec_inputs
+    basevec = load_basevec_inputs(run, log)
     written: list[pathlib.Path] = []
-    if attribution is None and summary is None and taxonomy.empty:
+    if attribution is None and summary is None and taxonomy.empty and basevec.empty:
         return written
     out_dir.mkdir(parents=True, exist_ok=True)
     if attribution is not None:
@@ -384,6 +386,7 @@ def make_figures(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png
                 _save(vector_vs_random(rows, part.ci, title=f"Vector vs same-norm random directions{partial}\n{ds}"),
                       out_dir, f"vector_vs_random{suffix}", fmt, written)
     draw_taxonomy(taxonomy, out_dir, fmt, written)
+    draw_basevec(basevec, out_dir, fmt, written)
     return written
 
 

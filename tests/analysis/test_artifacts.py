@@ -370,6 +370,8 @@ def test_artifact_paths_and_identities():
         "sentences": ("sentences/sentences.h5", "thinksteer.sentences", 1, None),
         "taxonomy_task": ("taxonomy/tasks/{key}.h5", "thinksteer.taxonomy_task", 1, None),
         "taxonomy_summary": ("taxonomy/summary.h5", "thinksteer.taxonomy_summary", 1, None),
+        "basevec_task": ("basevec/tasks/{key}.h5", "thinksteer.basevec_task", 1, None),
+        "basevec_summary": ("basevec/summary.h5", "thinksteer.basevec_summary", 1, None),
         "titles": ("titles/{key}/titles.json", "thinksteer.titles", 1, None),     # JSON: keys format and version
     }
     assert ta.SWEEP_TASK.path("/r", key="abc") == Path("/r/sweep/tasks/abc.h5")
