@@ -39,6 +39,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine import other_runnable  # noqa: E402  (runnable threads from /proc/stat, shared with the engine benchmark)
 BIN = ROOT / "build" / "bin" / "thinksteer"
 RATE = re.compile(r"basevec: correction training: (\d+) steps in ([\d.]+) s, (\d+) positions \(([\d.]+) positions/s")
 STEP = re.compile(r"epoch (\d+)/\d+ step (\d+)/(\d+) train loss ([\d.]+)")
@@ -260,21 +262,6 @@ def torch_train(work: Path, epochs: int, threads: int, batch: int, hidden: int =
     return {"steps": steps, "seconds": seconds, "positions": positions, "rate": positions / seconds, "first_loss": first_loss,
             "epoch_loss": epoch_loss, "batches": len(batches), "rollouts": len(items),
             "busy": cpu_seconds / (seconds * threads)}
-
-
-def other_runnable(samples: int = 20, interval: float = 0.05) -> float:
-    """Mean number of runnable threads on the machine besides this one (from /proc/stat), 0 if unknown
-    (as bench_engine.py)."""
-    try:
-        counts = []
-        for _ in range(samples):
-            for line in Path("/proc/stat").read_text().splitlines():
-                if line.startswith("procs_running"):
-                    counts.append(int(line.split()[1]) - 1)
-            time.sleep(interval)
-        return statistics.mean(counts) if counts else 0.0
-    except OSError:
-        return 0.0
 
 
 def main() -> int:

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .schema import Artifact, PathLike, SchemaError, attr, first_index, int_attr, open_h5, provenance, read, read_optional, require_keys
+from .schema import Artifact, PathLike, SchemaError, attr, first_index, int_attr, keyed_file, open_h5, provenance, read, read_optional, require_keys
 
 BASEVEC_TASK = Artifact(dir="basevec", file="tasks/{key}.h5", format="thinksteer.basevec_task", schema_version=1, stage="sweep run")
 BASEVEC_SUMMARY = Artifact(dir="basevec", file="summary.h5", format="thinksteer.basevec_summary", schema_version=1, stage="reduce")
@@ -169,12 +169,7 @@ def _check_split(path: pathlib.Path, metrics: dict[str, Any], method: str, split
 
 def basevec_task_path(run_dir: PathLike, key: str | None = None) -> pathlib.Path:
     """<run_dir>/basevec/tasks/<key>.h5, or `run_dir` itself when it names a file (then key is None)."""
-    p = pathlib.Path(run_dir)
-    if key is None:
-        if p.is_dir():
-            raise ValueError(f"{p}: a run directory needs the task's key")
-        return p
-    return BASEVEC_TASK.path(p, key=key)
+    return keyed_file(BASEVEC_TASK, run_dir, key)
 
 
 @dataclass

@@ -95,6 +95,17 @@ class Artifact:
                                   f"regenerate it with `thinksteer {self.stage}`")
 
 
+def keyed_file(artifact: Artifact, run_dir: PathLike, key: str | None = None) -> pathlib.Path:
+    """A per-task file of `artifact` (its path has a {key}): <run_dir>/<path with key>, or `run_dir` itself
+    when it names the file (then key is None)."""
+    p = pathlib.Path(run_dir)
+    if key is None:
+        if p.is_dir():
+            raise ValueError(f"{p}: a run directory needs the task's key")
+        return p
+    return artifact.path(p, key=key)
+
+
 def done_marker(path: PathLike) -> pathlib.Path:
     """<path>.done, the marker a stage writes after committing `path`."""
     return pathlib.Path(f"{path}.done")

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .schema import Artifact, PathLike, SchemaError, attr, first_index, int_attr, open_h5, provenance, read, require_keys
+from .schema import Artifact, PathLike, SchemaError, attr, first_index, int_attr, keyed_file, open_h5, provenance, read, require_keys
 from .sentences import SENTENCES, Sentences, read_sentences
 
 TAXONOMY_TASK = Artifact(dir="taxonomy", file="tasks/{key}.h5", format="thinksteer.taxonomy_task", schema_version=1, stage="sweep run")
@@ -75,12 +75,7 @@ def _json_attr(f: Any, name: str) -> dict[str, Any]:
 
 def taxonomy_task_path(run_dir: PathLike, key: str | None = None) -> pathlib.Path:
     """<run_dir>/taxonomy/tasks/<key>.h5, or `run_dir` itself when it names a file (then key is None)."""
-    p = pathlib.Path(run_dir)
-    if key is None:
-        if p.is_dir():
-            raise ValueError(f"{p}: a run directory needs the task's key")
-        return p
-    return TAXONOMY_TASK.path(p, key=key)
+    return keyed_file(TAXONOMY_TASK, run_dir, key)
 
 
 @dataclass
