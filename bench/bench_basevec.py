@@ -39,7 +39,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_engine import other_runnable  # noqa: E402  (runnable threads from /proc/stat, shared with the engine benchmark)
+from bench_engine import apply_omp_wait_policy  # noqa: E402  (OMP_WAIT_POLICY by machine load, shared with the engine benchmark)
 BIN = ROOT / "build" / "bin" / "thinksteer"
 RATE = re.compile(r"basevec: correction training: (\d+) steps in ([\d.]+) s, (\d+) positions \(([\d.]+) positions/s")
 STEP = re.compile(r"epoch (\d+)/\d+ step (\d+)/(\d+) train loss ([\d.]+)")
@@ -276,14 +276,7 @@ def main() -> int:
                     help="OMP_WAIT_POLICY for both sides. inherit: leave the environment as it is; auto: inherit on an "
                          "idle machine, PASSIVE when other work is running (as bench_engine.py; README)")
     args = ap.parse_args()
-    policy = args.omp_wait_policy
-    if policy == "auto":
-        others = other_runnable()
-        policy = "passive" if others >= 0.5 and "OMP_WAIT_POLICY" not in os.environ else "inherit"
-        print(f"other runnable threads on this machine: {others:.1f} on {os.cpu_count()} cores -> "
-              f"OMP_WAIT_POLICY {'PASSIVE' if policy == 'passive' else os.environ.get('OMP_WAIT_POLICY', 'unset')}")
-    if policy != "inherit":  # before torch (and its OpenMP runtime) is loaded; thinksteer inherits it
-        os.environ["OMP_WAIT_POLICY"] = policy.upper()
+    apply_omp_wait_policy(args.omp_wait_policy)
     if not BIN.exists():
         sys.exit(f"{BIN} is missing: build it first (scripts/build.sh thinksteer)")
     rollouts, epochs, rounds = (100, 1, 1) if args.quick else (args.rollouts, args.epochs, args.rounds)

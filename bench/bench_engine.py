@@ -508,6 +508,20 @@ def other_runnable(samples: int = 20, interval: float = 0.05) -> float:
         return 0.0
 
 
+def apply_omp_wait_policy(policy: str) -> None:
+    """Sets OMP_WAIT_POLICY for this process and the processes it starts, before torch (and its OpenMP
+    runtime) is loaded. auto: inherit on an idle machine, PASSIVE when other work is running (spinning
+    OpenMP threads then stall each other); inherit: leave the environment as it is. Shared with
+    bench_basevec.py."""
+    if policy == "auto":
+        others = other_runnable()
+        policy = "passive" if others >= 0.5 and "OMP_WAIT_POLICY" not in os.environ else "inherit"
+        print(f"other runnable threads on this machine: {others:.1f} on {os.cpu_count()} cores -> "
+              f"OMP_WAIT_POLICY {'PASSIVE' if policy == 'passive' else os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+    if policy != "inherit":
+        os.environ["OMP_WAIT_POLICY"] = policy.upper()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
@@ -532,14 +546,7 @@ def main() -> int:
                          "an idle machine, PASSIVE when other work is running (spinning OpenMP threads then stall "
                          "each other); see README")
     a = ap.parse_args()
-    policy = a.omp_wait_policy
-    if policy == "auto":
-        others = other_runnable()
-        policy = "passive" if others >= 0.5 and "OMP_WAIT_POLICY" not in os.environ else "inherit"
-        print(f"other runnable threads on this machine: {others:.1f} on {os.cpu_count()} cores -> "
-              f"OMP_WAIT_POLICY {'PASSIVE' if policy == 'passive' else os.environ.get('OMP_WAIT_POLICY', 'unset')}")
-    if policy != "inherit":  # before torch (and its OpenMP runtime) is loaded; the worker inherits it
-        os.environ["OMP_WAIT_POLICY"] = policy.upper()
+    apply_omp_wait_policy(a.omp_wait_policy)
 
     q = a.quick
     defaults = dict(prefill_batch=(2, 4), prefill_len=(32, 256), repeats=(2, 3), new_tokens=(16, 128), prompt_len=(16, 128))
