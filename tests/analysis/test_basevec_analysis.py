@@ -22,6 +22,7 @@ try:
     import thinksteer_analysis  # noqa: F401  installed into the project venv, editable, by scripts/setup.sh
 except ImportError as e:
     raise ImportError(f"thinksteer_analysis is not installed for {sys.executable}: run scripts/setup.sh") from e
+from analysis_checks import check_png, replace  # noqa: E402
 from thinksteer_analysis.basevec import (BasevecTask, finished_basevec_tasks, holdout_scores, read_basevec_selected, read_basevec_summary,
                                          read_basevec_task)
 from thinksteer_analysis.schema import SchemaError
@@ -223,16 +224,6 @@ def test_summary_and_selected_round_trip(tmp_path):
 
 
 # ---- malformed inputs ------------------------------------------------------------------------------
-def replace(path, name, value):
-    """Replaces dataset `name` (deletes it when value is None) or, for "@attr", the root attribute."""
-    with h5py.File(path, "a") as f:
-        if name.startswith("@"):
-            f.attrs[name[1:]] = value
-            return
-        del f[name]
-        if value is not None:
-            f.create_dataset(name, data=value, dtype=STR if isinstance(value, list) else None)
-
 
 def bad_metrics(**holdout):
     m = correction_metrics(1)
@@ -297,14 +288,6 @@ def test_malformed_selected_json(tmp_path):
 
 
 # ---- figures and the command -----------------------------------------------------------------------
-def check_png(path, shape):
-    import matplotlib.image as mpimg
-    img = mpimg.imread(path)
-    assert img.shape[:2] == shape, (path, img.shape)
-    rgb = img[..., :3]
-    assert float(rgb.std()) > 0.05, f"{path}: flat image"
-    assert float((rgb < 0.9).any(axis=-1).mean()) > 0.01, f"{path}: almost all white"
-
 
 def test_inputs_in_method_seed_order(tmp_path):
     from thinksteer_analysis.basevec_figures import load_basevec_inputs

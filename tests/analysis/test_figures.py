@@ -20,6 +20,7 @@ try:
     import thinksteer_analysis  # noqa: F401  (installed into the project venv, editable, by scripts/setup.sh)
 except ImportError as e:
     raise ImportError(f"thinksteer_analysis is not installed for {sys.executable}: run scripts/setup.sh") from e
+from analysis_checks import check_png  # noqa: E402
 
 ENV = dict(os.environ, MPLBACKEND="Agg")
 
@@ -215,14 +216,6 @@ EXPECTED = {
     "vector_vs_random": (320, 400),     # one panel: backtracking at its first pick, layer 2
 }
 
-
-def check_png(path, shape):
-    import matplotlib.image as mpimg
-    img = mpimg.imread(path)
-    assert img.shape[:2] == shape, (path, img.shape)
-    rgb = img[..., :3]
-    assert float(rgb.std()) > 0.05, f"{path}: flat image"
-    assert float((rgb < 0.9).any(axis=-1).mean()) > 0.01, f"{path}: almost all white"
 
 
 def test_figures_command_draws_every_figure(run, tmp_path):

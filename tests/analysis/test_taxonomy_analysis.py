@@ -19,6 +19,7 @@ try:
     import thinksteer_analysis as ta  # installed into the project venv, editable, by scripts/setup.sh
 except ImportError as e:
     raise ImportError(f"thinksteer_analysis is not installed for {sys.executable}: run scripts/setup.sh") from e
+from analysis_checks import check_png, replace  # noqa: E402
 from thinksteer_analysis.schema import SchemaError
 
 from taxonomy_fixtures import (ASSIGN, D, KS, LABELS, LONG, METRICS_REF, N, N_TRACES, STR, TEXTS, layer_arrays, planted_groups,
@@ -104,16 +105,6 @@ H5 = {  # which -> (writer returning the path, reader taking the path)
     "taxonomy_summary": (write_summary, ta.read_taxonomy_summary),
 }
 
-
-def replace(path, name, value):
-    """Replaces dataset `name` (deletes it when value is None) or, for "@attr", the root attribute."""
-    with h5py.File(path, "a") as f:
-        if name.startswith("@"):
-            f.attrs[name[1:]] = value
-            return
-        del f[name]
-        if value is not None:
-            f.create_dataset(name, data=value, dtype=STR if isinstance(value, list) else None)
 
 
 @pytest.mark.parametrize("which,name,value,field,expect", [
@@ -204,14 +195,6 @@ def test_titles_filed_under_another_key_and_not_json(tmp_path):
 
 
 # ---- figures ---------------------------------------------------------------------------------------
-def check_png(path, shape):
-    import matplotlib.image as mpimg
-    img = mpimg.imread(path)
-    assert img.shape[:2] == shape, (path, img.shape)
-    rgb = img[..., :3]
-    assert float(rgb.std()) > 0.05, f"{path}: flat image"
-    assert float((rgb < 0.9).any(axis=-1).mean()) > 0.01, f"{path}: almost all white"
-
 
 def test_figures_command_draws_the_taxonomy(tmp_path, capsys):
     from thinksteer_analysis.cli import main
