@@ -120,14 +120,20 @@ struct Correction {
     ids = at::tensor(vi, at::kInt).reshape({n, r.k}), logp = at::tensor(vl, at::kFloat).reshape({n, r.k}), target = at::tensor(vt, at::kLong);
   }
 
+  // This rank's part of a batch (rank_slice): its items and their records, in order.
+  std::pair<std::vector<TrainItem>, std::vector<int64_t>> share(const std::vector<TrainItem>& items, const std::vector<std::vector<int64_t>>& recs) const {
+    const auto [b0, b1] = rank_slice(items.size(), rt);
+    std::pair<std::vector<TrainItem>, std::vector<int64_t>> out;
+    out.first.assign(items.begin() + static_cast<std::ptrdiff_t>(b0), items.begin() + static_cast<std::ptrdiff_t>(b1));
+    for (size_t i = b0; i < b1; ++i) out.second.insert(out.second.end(), recs[i].begin(), recs[i].end());
+    return out;
+  }
+
   // Loss rows of this rank's part of a batch: (sum, count).
   std::pair<at::Tensor, int64_t> batch_loss(const std::vector<TrainItem>& items, const std::vector<std::vector<int64_t>>& recs, const at::Tensor& V,
                                             const basevec::CoefMlp& mlp) const {
-    const auto [b0, b1] = rank_slice(items.size(), rt);
-    if (b0 == b1) return {at::zeros({}, at::kFloat), 0};
-    const std::vector<TrainItem> mine(items.begin() + static_cast<std::ptrdiff_t>(b0), items.begin() + static_cast<std::ptrdiff_t>(b1));
-    std::vector<int64_t> flat;
-    for (size_t i = b0; i < b1; ++i) flat.insert(flat.end(), recs[i].begin(), recs[i].end());
+    const auto [mine, flat] = share(items, recs);
+    if (mine.empty()) return {at::zeros({}, at::kFloat), 0};
     at::Tensor ids, logp, target;
     teacher(flat, ids, logp, target);
     const at::Tensor logits = batch_logits(data.base, rt, r, mine, cfg.basevec.layer, V, {}, mlp);
@@ -144,11 +150,8 @@ struct Correction {
     const Plan pl = plan(examples, 0, false);
     std::vector<double> sums(static_cast<size_t>(2 + 2 * C), 0.0);  // kl, hits, per category (kl, n)
     for (size_t b = 0; b < pl.batches.size(); ++b) {
-      const auto [b0, b1] = rank_slice(pl.batches[b].size(), rt);
-      if (b0 == b1) continue;
-      const std::vector<TrainItem> mine(pl.batches[b].begin() + static_cast<std::ptrdiff_t>(b0), pl.batches[b].begin() + static_cast<std::ptrdiff_t>(b1));
-      std::vector<int64_t> flat;
-      for (size_t i = b0; i < b1; ++i) flat.insert(flat.end(), pl.recs[b][i].begin(), pl.recs[b][i].end());
+      const auto [mine, flat] = share(pl.batches[b], pl.recs[b]);
+      if (mine.empty()) continue;
       at::Tensor ids, logp, target;
       teacher(flat, ids, logp, target);
       const at::Tensor logits = batch_logits(data.base, rt, r, mine, cfg.basevec.layer, V, {}, mlp);
@@ -184,15 +187,13 @@ struct Correction {
     const at::Tensor rnd = basevec::same_norm_random(V, stream_seed(p.seed, "random forced")).to(V.device());
     const Plan pl = plan(examples, 0, false);
     for (size_t b = 0; b < pl.batches.size(); ++b) {
-      const auto [b0, b1] = rank_slice(pl.batches[b].size(), rt);
-      if (b0 == b1) continue;
-      std::vector<int64_t> flat;
-      for (size_t i = b0; i < b1; ++i) flat.insert(flat.end(), pl.recs[b][i].begin(), pl.recs[b][i].end());
+      const auto [items, flat] = share(pl.batches[b], pl.recs[b]);
+      if (items.empty()) continue;
       std::vector<int64_t> tg;
       for (int64_t i : flat) tg.push_back(r.c_target[static_cast<size_t>(i)]);
       const at::Tensor target = at::tensor(tg, at::kLong).unsqueeze(1);
       for (int64_t v = 0; v < nv; ++v) {
-        std::vector<TrainItem> mine(pl.batches[b].begin() + static_cast<std::ptrdiff_t>(b0), pl.batches[b].begin() + static_cast<std::ptrdiff_t>(b1));
+        std::vector<TrainItem> mine = items;
         if (v >= 2)
           for (TrainItem& it : mine) std::fill(it.shift_cat.begin(), it.shift_cat.end(), (v - 2) % C);
         const at::Tensor vec = v == 0 ? at::Tensor() : v < 2 + C ? V : rnd;
