@@ -60,6 +60,10 @@ class Decoder {
   // prepares args(). Returns false when every request has finished.
   bool advance(const std::vector<int64_t>& next);
   std::vector<GenerateResult> take_results() { return std::move(results_); }
+  // The request of each row of the next forward pass, and the KV cache (the hybrid, hybrid/lockstep.h,
+  // drives two decoders in lockstep with the same tokens and recomputes a step with an edit).
+  const std::vector<size_t>& row_requests() const { return rows_; }
+  KVCache& cache() { return *cache_; }
 
  private:
   const std::vector<GenerateRequest>& requests_;

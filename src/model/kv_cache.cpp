@@ -32,4 +32,21 @@ void KVCache::keep_rows(const at::Tensor& rows) {
   batch_ = rows.size(0);
 }
 
+std::vector<at::Tensor> KVCache::save_slot(int64_t slot, int64_t first_layer) const {
+  std::vector<at::Tensor> out;
+  for (size_t l = static_cast<size_t>(first_layer); l < k_.size(); ++l) {
+    out.push_back(k_[l].narrow(2, slot, 1).clone());
+    out.push_back(v_[l].narrow(2, slot, 1).clone());
+  }
+  return out;
+}
+
+void KVCache::restore_slot(int64_t slot, int64_t first_layer, const std::vector<at::Tensor>& saved) {
+  if (saved.size() != 2 * (k_.size() - static_cast<size_t>(first_layer))) throw std::invalid_argument("KVCache::restore_slot: not a save of these layers");
+  for (size_t l = static_cast<size_t>(first_layer), j = 0; l < k_.size(); ++l, j += 2) {
+    k_[l].narrow(2, slot, 1).copy_(saved[j]);
+    v_[l].narrow(2, slot, 1).copy_(saved[j + 1]);
+  }
+}
+
 }  // namespace ts

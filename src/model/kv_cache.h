@@ -20,6 +20,12 @@ class KVCache {
   // Keeps only batch rows `rows` ([B'] int64 on the cache's device), in that order (drops finished rows).
   void keep_rows(const at::Tensor& rows);
 
+  // The keys and values at one slot of layers [first_layer, n_layer) (copies), and their restoration: a
+  // step recomputed with an edit (the hybrid's steered step, hybrid/lockstep.h) leaves the cache as the
+  // unedited step wrote it.
+  std::vector<at::Tensor> save_slot(int64_t slot, int64_t first_layer) const;
+  void restore_slot(int64_t slot, int64_t first_layer, const std::vector<at::Tensor>& saved);
+
   int64_t capacity() const { return capacity_; }
   int64_t batch() const { return batch_; }
 

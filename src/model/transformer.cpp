@@ -101,6 +101,8 @@ at::Tensor Transformer::block(int64_t il, at::Tensor x, const ForwardArgs& a, co
 }
 
 at::Tensor Transformer::forward(const ForwardArgs& a) const {
+  if (a.first_layer < 0 || a.first_layer > n_layer_held() || (a.first_layer > 0 && !a.hidden_in.defined()))
+    throw std::invalid_argument("Transformer::forward: first_layer > 0 needs hidden_in and a held layer");
   at::Tensor x = a.hidden_in.defined() ? a.hidden_in : at::embedding(w_.embed, a.tokens);  // [B, T, D]
   const int64_t T = x.size(1), S = a.slot_start + T;
   HookContext ctx{{}, a.slot_start, T, a.prompt_end};
@@ -127,7 +129,7 @@ at::Tensor Transformer::forward(const ForwardArgs& a) const {
     mask = allowed.logical_or(key_slot.eq(query_slot).unsqueeze(0)).unsqueeze(1);  // [B|1, 1, T, S]
   }
 
-  for (int64_t il = 0; il < n_layer_held(); ++il) x = block(il, x, a, cos, sin, mask, causal, ctx);
+  for (int64_t il = a.first_layer; il < n_layer_held(); ++il) x = block(il, x, a, cos, sin, mask, causal, ctx);
   if (a.logits == LogitsMode::NONE || !w_.final_norm.defined()) return x;
 
   x = hook(a.hooks, HookSite::LN_FINAL, 0, rms_norm(x, w_.final_norm), ctx);

@@ -24,6 +24,8 @@ struct ForwardArgs {
   HookSet* hooks = nullptr;
   LogitsMode logits = LogitsMode::ALL;
   at::Tensor hidden_in;  // [B, T, D]: start from this residual stream instead of embedding tokens (pipeline stages)
+  int64_t first_layer = 0;  // held layer to start at (> 0 needs hidden_in: the stream entering it; the hybrid's
+                            // steered step reruns only the layers after the steering layer)
 };
 
 class Transformer {
