@@ -1,0 +1,311 @@
+#include "hybrid/lockstep.h"
+
+#include <c10/core/InferenceMode.h>
+
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
+
+#include "core/splitmix.h"
+#include "model/sampling.h"
+
+namespace ts::hybrid {
+
+const char* coef_rule_name(CoefRule r) {
+  switch (r) {
+    case CoefRule::fixed: return "fixed";
+    case CoefRule::mlp: return "mlp";
+    case CoefRule::guardrail: return "guardrail";
+    case CoefRule::oracle: return "oracle";
+  }
+  return "?";
+}
+
+const char* ablation_name(Ablation a) {
+  switch (a) {
+    case Ablation::none: return "none";
+    case Ablation::only_bias: return "only-bias";
+    case Ablation::randcat: return "randcat";
+    case Ablation::randvec: return "randvec";
+    case Ablation::randvec_randcat: return "randvec-randcat";
+    case Ablation::randpos: return "randpos";
+  }
+  return "?";
+}
+
+std::vector<int64_t> SteeringSet::available() const {
+  std::vector<int64_t> out;
+  at::Tensor nz = vectors.to(at::kCPU).abs().sum(1).gt(0);
+  for (int64_t c = 0; c < nz.size(0); ++c)
+    if (nz[c].item<bool>()) out.push_back(c);
+  return out;
+}
+
+SteeringSet SteeringSet::ablated(Ablation a, uint64_t seed) const {
+  SteeringSet s = *this;
+  if (a == Ablation::only_bias) {
+    // One direction for every category: the bias itself (it is added below), or the mean of the
+    // category vectors that have data.
+    if (bias.defined()) {
+      s.vectors = at::zeros_like(vectors);
+    } else {
+      const std::vector<int64_t> av = available();
+      at::Tensor mean = av.empty() ? at::zeros({vectors.size(1)}, vectors.options())
+                                   : vectors.index_select(0, at::tensor(av, at::kLong).to(vectors.device())).mean(0);
+      s.vectors = mean.unsqueeze(0).expand_as(vectors).clone();
+    }
+  } else if (a == Ablation::randvec || a == Ablation::randvec_randcat) {
+    s.vectors = basevec::same_norm_random(vectors, splitmix64(seed ^ 0x72616e6476656373ULL));
+  }
+  return s;
+}
+
+namespace {
+
+// Captures the activation a hook point sees (the residual is never modified in place).
+struct Capture {
+  at::Tensor x;
+  HookFn fn() {
+    return [this](const at::Tensor& v, const HookContext&) {
+      x = v;
+      return v;
+    };
+  }
+};
+
+// Per request: whether it is still in its thinking part and what remains of the forced prefix.
+struct RowState {
+  bool thinking = true;
+  size_t forced_next = 0;  // next index into the answer prefix; == size: nothing forced
+  bool forcing = false;
+};
+
+at::Tensor last_position(const at::Tensor& x) { return x.select(1, x.size(1) - 1); }  // [B, T, D] -> [B, D]
+
+class Lockstep {
+ public:
+  Lockstep(const Transformer& t, const Transformer& b, const Classifier& classify, const SteeringSet& set, const Options& opt,
+           const std::vector<Request>& requests)
+      : t_(t), b_(b), classify_(classify), set_(set), opt_(opt), requests_(requests), results_(requests.size()), state_(requests.size()), done_(requests.size(), false) {
+    for (const Request& r : requests) {
+      t_req_.push_back({r.thinking_prompt, r.stream});
+      b_req_.push_back({r.base_prompt, r.stream});
+    }
+    t_gen_.max_new_tokens = b_gen_.max_new_tokens = opt.max_new_tokens;
+    t_gen_.eos_ids = b_gen_.eos_ids = opt.eos_ids;  // the emitted tokens end both rows alike
+    t_gen_.pad_id = opt.thinking_pad, b_gen_.pad_id = opt.base_pad;
+    t_dec_ = std::make_unique<Decoder>(t_req_, t_gen_, t.config(), t.n_layer_held(), t.options(), nullptr);
+    b_dec_ = std::make_unique<Decoder>(b_req_, b_gen_, b.config(), b.n_layer_held(), b.options(), nullptr);
+    t_hooks_ = std::make_unique<HookSet>(t.config().n_layer);
+    b_hooks_ = std::make_unique<HookSet>(b.config().n_layer);
+    t_hooks_->add_fn({HookSite::RESID_POST, opt.sae_layer}, t_cap_.fn());
+    b_hooks_->add_fn({HookSite::RESID_POST, opt.layer}, b_cap_.fn());
+    available_ = set.available();
+  }
+
+  std::vector<Result> run() {
+    do step();
+    while (t_dec_->advance(next_) & b_dec_->advance(next_));  // both always (the same rows finish in both)
+    std::vector<GenerateResult> g = b_dec_->take_results();
+    for (size_t i = 0; i < results_.size(); ++i) {
+      results_[i].tokens = std::move(g[i].tokens);
+      results_[i].finish = g[i].finish;
+    }
+    return std::move(results_);
+  }
+
+ private:
+  // One step: both forwards, the decision per row, the steered reruns; fills next_.
+  void step() {
+    const std::vector<size_t>& rows = b_dec_->row_requests();
+    const int64_t n = static_cast<int64_t>(rows.size());
+    bool any_thinking = false;
+    for (size_t i : rows) any_thinking = any_thinking || (!done_[i] && state_[i].thinking && !state_[i].forcing);
+
+    std::vector<int64_t> y_t(static_cast<size_t>(n), -1);
+    at::Tensor t_logits;
+    if (any_thinking) {  // past every row's thinking part the thinking model is not consulted again
+      ForwardArgs a = t_dec_->args();
+      a.hooks = t_hooks_.get();
+      t_logits = t_.forward(a).select(1, 0);  // [n, V]
+      y_t = argmax(t_logits);
+    }
+    ForwardArgs ab = b_dec_->args();
+    ab.hooks = b_hooks_.get();
+    const at::Tensor b_logits = b_.forward(ab).select(1, 0);
+    const std::vector<int64_t> y_b = argmax(b_logits);
+
+    next_.assign(static_cast<size_t>(n), opt_.base_pad);
+    std::vector<int64_t> steer_rows;
+    for (int64_t j = 0; j < n; ++j) {
+      const size_t i = rows[static_cast<size_t>(j)];
+      Result& r = results_[i];
+      RowState& s = state_[i];
+      const size_t pos = r.kind.size();  // tokens this request emitted so far
+      if (done_[i] || pos >= static_cast<size_t>(opt_.max_new_tokens)) continue;  // a finished row the decoders have not dropped yet
+      r.base_token.push_back(static_cast<int32_t>(y_b[static_cast<size_t>(j)]));
+      r.thinking_token.push_back(static_cast<int32_t>(y_t[static_cast<size_t>(j)]));
+      r.category.push_back(-1);
+      r.coef.push_back(0.0F);
+      if (s.forcing) {
+        emit(j, opt_.answer_prefix[s.forced_next++], TokenKind::forced);
+        s.forcing = s.forced_next < opt_.answer_prefix.size();
+        continue;
+      }
+      if (!s.thinking) {
+        emit(j, y_b[static_cast<size_t>(j)], TokenKind::answer);
+        continue;
+      }
+      if (y_t[static_cast<size_t>(j)] == opt_.think_close) {  // the thinking model ends its thinking part
+        s.thinking = false;
+        r.forced = true;
+        if (opt_.answer_prefix.empty()) {
+          emit(j, y_b[static_cast<size_t>(j)], TokenKind::answer);
+        } else {
+          emit(j, opt_.answer_prefix[0], TokenKind::forced);
+          s.forced_next = 1;
+          s.forcing = opt_.answer_prefix.size() > 1;
+        }
+        continue;
+      }
+      const bool disagree = y_b[static_cast<size_t>(j)] != y_t[static_cast<size_t>(j)];
+      bool steer = disagree;
+      if (opt_.ablation == Ablation::randpos) steer = stream_uniform(opt_.seed, requests_[i].stream, 2 * pos) < opt_.randpos_fraction;
+      if (steer) {
+        steer_rows.push_back(j);
+      } else {
+        emit(j, y_b[static_cast<size_t>(j)], disagree ? TokenKind::skipped : (opt_.ablation == Ablation::randpos ? TokenKind::unsteered : TokenKind::agree));
+      }
+      // A row that emits the base's own </think> leaves its thinking part (the toy pair's base knows it).
+      if (!steer && y_b[static_cast<size_t>(j)] == opt_.think_close) s.thinking = false;
+    }
+    if (!steer_rows.empty()) steer_step(steer_rows, ab, t_logits, y_t);
+  }
+
+  // The steered rerun of this step for `rows` (batch rows), from the layer after the steering layer.
+  void steer_step(const std::vector<int64_t>& rows, const ForwardArgs& ab, const at::Tensor& t_logits, const std::vector<int64_t>& y_t) {
+    const auto dev = b_cap_.x.device();
+    const std::vector<size_t>& req = b_dec_->row_requests();
+    const int64_t m = static_cast<int64_t>(rows.size());
+    at::Tensor idx = at::tensor(rows, at::kLong).to(dev);
+    at::Tensor h = last_position(b_cap_.x).index_select(0, idx).to(at::kFloat);            // [m, d]
+    at::Tensor s = last_position(t_cap_.x).index_select(0, idx.to(t_cap_.x.device()));      // [m, d_T]
+    std::vector<int64_t> cats(static_cast<size_t>(m));
+    const bool random_cat = opt_.ablation == Ablation::randcat || opt_.ablation == Ablation::randvec_randcat;
+    if (random_cat) {
+      if (available_.empty()) throw std::invalid_argument("hybrid: no category has a vector to draw");
+      for (int64_t k = 0; k < m; ++k) {
+        const size_t i = req[static_cast<size_t>(rows[static_cast<size_t>(k)])];
+        const double u = stream_uniform(opt_.seed, requests_[i].stream, 2 * results_[i].kind.size() + 1);
+        cats[static_cast<size_t>(k)] = available_[std::min(available_.size() - 1, static_cast<size_t>(u * static_cast<double>(available_.size())))];
+      }
+    } else {
+      at::Tensor c = classify_(s).to(at::kCPU);
+      for (int64_t k = 0; k < m; ++k) cats[static_cast<size_t>(k)] = c[k].item<int64_t>();
+    }
+    at::Tensor cat = at::tensor(cats, at::kLong).to(dev);
+    at::Tensor dir = set_.vectors.index_select(0, cat);  // [m, d]
+    if (set_.bias.defined()) dir = dir + set_.bias;
+
+    std::vector<double> coefs;
+    at::Tensor alpha;  // [m]
+    if (opt_.rule == CoefRule::oracle) {
+      for (int64_t k = 0; k < m; ++k) {
+        const int64_t j = rows[static_cast<size_t>(k)];
+        results_[req[static_cast<size_t>(j)]].category.back() = static_cast<int16_t>(cats[static_cast<size_t>(k)]);
+        emit(j, y_t[static_cast<size_t>(j)], TokenKind::steered);
+        if (y_t[static_cast<size_t>(j)] == opt_.think_close) state_[req[static_cast<size_t>(j)]].thinking = false;
+      }
+      return;
+    }
+    if (opt_.rule == CoefRule::mlp) {
+      if (!set_.mlp.defined()) throw std::invalid_argument("hybrid: the mlp rule needs a vector set with a coefficient MLP");
+      alpha = set_.mlp(h, cat).to(at::kFloat);
+      coefs = {1.0};
+    } else if (opt_.rule == CoefRule::fixed) {
+      coefs = {opt_.coef};
+    } else {
+      coefs = opt_.guardrail;
+    }
+
+    const int64_t slot = ab.slot_start + ab.tokens.size(1) - 1;
+    const std::vector<at::Tensor> saved = b_dec_->cache().save_slot(slot, opt_.layer + 1);
+    std::vector<int64_t> best_tok(static_cast<size_t>(m), -1);
+    std::vector<double> best_score(static_cast<size_t>(m), -1e300), best_coef(static_cast<size_t>(m), 0);
+    at::Tensor t_logp = coefs.size() > 1 ? at::log_softmax(t_logits.to(at::kFloat), -1).index_select(0, idx.to(t_logits.device())).to(at::kCPU) : at::Tensor();
+    for (double c : coefs) {
+      at::Tensor a = alpha.defined() ? alpha : at::full({m}, c, at::TensorOptions().dtype(at::kFloat).device(dev));
+      at::Tensor delta = (a.unsqueeze(1) * dir).to(b_cap_.x.scalar_type());  // [m, d]
+      at::Tensor x = b_cap_.x.clone();
+      at::Tensor last = x.select(1, x.size(1) - 1);
+      last.index_add_(0, idx, delta);
+      ForwardArgs rerun = ab;
+      rerun.hooks = nullptr;
+      rerun.hidden_in = x;
+      rerun.first_layer = opt_.layer + 1;
+      at::Tensor logits = b_.forward(rerun).select(1, 0).index_select(0, idx);
+      const std::vector<int64_t> tok = argmax(logits);
+      at::Tensor a_cpu = a.to(at::kCPU);
+      for (int64_t k = 0; k < m; ++k) {
+        const double score = coefs.size() == 1 ? 0.0 : t_logp[k][tok[static_cast<size_t>(k)]].item<double>();
+        if (score > best_score[static_cast<size_t>(k)]) {
+          best_score[static_cast<size_t>(k)] = score;
+          best_tok[static_cast<size_t>(k)] = tok[static_cast<size_t>(k)];
+          best_coef[static_cast<size_t>(k)] = a_cpu[k].item<double>();
+        }
+      }
+    }
+    b_dec_->cache().restore_slot(slot, opt_.layer + 1, saved);
+    for (int64_t k = 0; k < m; ++k) {
+      const int64_t j = rows[static_cast<size_t>(k)];
+      Result& r = results_[req[static_cast<size_t>(j)]];
+      r.category.back() = static_cast<int16_t>(cats[static_cast<size_t>(k)]);
+      r.coef.back() = static_cast<float>(best_coef[static_cast<size_t>(k)]);
+      emit(j, best_tok[static_cast<size_t>(k)], TokenKind::steered);
+      if (best_tok[static_cast<size_t>(k)] == opt_.think_close) state_[req[static_cast<size_t>(j)]].thinking = false;
+    }
+  }
+
+  void emit(int64_t j, int64_t token, TokenKind kind) {
+    const size_t i = b_dec_->row_requests()[static_cast<size_t>(j)];
+    next_[static_cast<size_t>(j)] = token;
+    results_[i].kind.push_back(static_cast<int8_t>(kind));
+    if (std::find(opt_.eos_ids.begin(), opt_.eos_ids.end(), token) != opt_.eos_ids.end()) done_[i] = true;
+  }
+  static std::vector<int64_t> argmax(const at::Tensor& logits) {
+    at::Tensor ids = logits.argmax(-1).to(at::kCPU);
+    return std::vector<int64_t>(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + ids.numel());
+  }
+
+  const Transformer &t_, &b_;
+  const Classifier& classify_;
+  const SteeringSet& set_;
+  const Options& opt_;
+  const std::vector<Request>& requests_;
+  std::vector<GenerateRequest> t_req_, b_req_;
+  GenerateOptions t_gen_, b_gen_;
+  std::unique_ptr<Decoder> t_dec_, b_dec_;
+  std::unique_ptr<HookSet> t_hooks_, b_hooks_;
+  Capture t_cap_, b_cap_;
+  std::vector<int64_t> available_;
+  std::vector<Result> results_;
+  std::vector<RowState> state_;
+  std::vector<int64_t> next_;
+  std::vector<bool> done_;  // per request: emitted an end token (the decoders drop such rows lazily)
+};
+
+}  // namespace
+
+std::vector<Result> generate(const Transformer& thinking, const Transformer& base, const Classifier& classify, const SteeringSet& set,
+                             const Options& opt, const std::vector<Request>& requests) {
+  if (requests.empty()) return {};
+  if (thinking.config().n_vocab != base.config().n_vocab) throw std::invalid_argument("hybrid: the models' vocabularies differ");
+  if (opt.layer < 0 || opt.layer >= base.config().n_layer || opt.sae_layer < 0 || opt.sae_layer >= thinking.config().n_layer)
+    throw std::invalid_argument("hybrid: steering or SAE layer outside the models");
+  if (set.vectors.dim() != 2 || set.vectors.size(1) != base.config().d_model) throw std::invalid_argument("hybrid: vectors are not [C, d_model]");
+  if (opt.rule == CoefRule::guardrail && opt.guardrail.empty()) throw std::invalid_argument("hybrid: the guardrail needs coefficients");
+  c10::InferenceMode inference;
+  return Lockstep(thinking, base, classify, set, opt, requests).run();
+}
+
+}  // namespace ts::hybrid
