@@ -18,17 +18,26 @@ std::vector<Prompt> load_prompts(const Config& cfg, const std::string& spans_fie
   if (cfg.data.prompts.empty()) throw InputError("<config>", "data.prompts", "no prompts given (a JSONL file or builtin:toy-test)");
   if (cfg.data.prompts.rfind(BUILTIN, 0) != 0)
     return prompts_read_jsonl(cfg.data.prompts, cfg.data.prompt_field, cfg.data.id_field, cfg.data.answer_field, cfg.data.limit, spans_field);
-  const std::string set = cfg.data.prompts.substr(std::string(BUILTIN).size());
+  std::string set = cfg.data.prompts.substr(std::string(BUILTIN).size());
+  Config::Toy toy = cfg.toy;  // builtin:toy[-split]@SEED: the problems of another problem seed
+  if (const size_t at = set.find('@'); at != std::string::npos) {
+    const std::string seed = set.substr(at + 1);
+    if (seed.empty() || seed.find_first_not_of("0123456789") != std::string::npos || seed.size() > 19)
+      throw InputError("<config>", "data.prompts", "'" + cfg.data.prompts + "': @ must be followed by a problem seed (digits)");
+    toy.seed = std::stoull(seed);
+    set = set.substr(0, at);
+  }
   const std::string family = set.substr(0, set.find('-')), split = set.find('-') == std::string::npos ? "" : set.substr(set.find('-') + 1);
-  if ((family != "toy" && family != "reasoning") || (split != "" && split != "train" && split != "test"))
+  if ((family != "toy" && family != "reasoning") || (split != "" && split != "train" && split != "test") ||
+      (family != "toy" && cfg.data.prompts.find('@') != std::string::npos))
     throw InputError("<config>", "data.prompts",
-                     "unknown built-in set '" + cfg.data.prompts + "' (builtin:toy, builtin:reasoning, each also with -train or -test)");
+                     "unknown built-in set '" + cfg.data.prompts + "' (builtin:toy, builtin:reasoning, each also with -train or -test; toy sets also @SEED)");
   if (!spans_field.empty()) throw InputError("<config>", "collect.positions", "built-in prompt sets have no spans");
   std::vector<Prompt> all;
   if (family == "reasoning") {
     all = prompts_parse_jsonl(REASONING_TASKS_JSONL, "builtin:reasoning (configs/prompts/reasoning_tasks.jsonl)", "question", "id", "answer");
   } else {
-    for (const ToyProblem& p : toy_corpus_generate(toy_corpus_options(cfg.toy))) all.push_back({p.id, p.question, p.answer, {}, p.template_name, p.split});
+    for (const ToyProblem& p : toy_corpus_generate(toy_corpus_options(toy))) all.push_back({p.id, p.question, p.answer, {}, p.template_name, p.split});
   }
   std::vector<Prompt> out;
   for (Prompt& p : all) {

@@ -203,6 +203,22 @@ struct Config {
     int64_t linear_min_words = 7;  // shorter sentences are no examples (the bias needs 20 words of thinking)
     int64_t linear_batch_size = 4;
   } basevec;
+  struct Hybrid {                  // the hybrid model (docs/algorithms.md "The hybrid model"; hybrid/lockstep.h, stages/hybrid_*.cpp)
+    std::string vectors = "selected";  // a `basevec train` task file (<key>.h5), or selected: <run.dir>/basevec/selected.json's set of hybrid.method
+    std::string method = "correction";  // selected: which method's chosen seed
+    std::vector<std::string> rules = {"fixed", "mlp"};  // coefficient rules (sweep axis): fixed | mlp | guardrail
+    double coefficient = 1.0;      // fixed rule
+    std::vector<std::string> guardrail = {"0.5", "0.6", "0.7", "0.8", "0.9", "1.0"};  // guardrail candidates (§B.9)
+    std::vector<std::string> ablations = {"none", "only-bias", "randcat", "randvec", "randvec-randcat", "randpos"};  // sweep axis
+    std::vector<std::string> layers;  // steering layers (sweep axis); empty: the vectors' own layer
+    std::vector<std::string> seeds = {"0"};  // random ablations: one task per seed
+    double randpos_fraction = -1;  // randpos: probability a thinking position is steered (-1: the steered share of the matching hybrid row)
+    std::string answer_prefix = "\\n\\nFinal answer: ";  // forced when the thinking model closes its thinking part (\\n: newline)
+    int64_t max_new_tokens = 0;    // 0: generate.max_new_tokens
+    int64_t batch_size = 0;        // 0: generate.batch_size
+    int64_t limit = 0;             // prompts per dataset (0: data.limit)
+    bool save_text = true;         // task files keep each prompt's text and per-token records
+  } hybrid;
   struct Reduce {                  // gathering a sweep's tasks (stages/reduce.cpp)
     bool allow_partial = false;      // write a summary (marked partial) and exit 0 when tasks are missing
     int64_t bootstrap = 2000;        // bootstrap resamples of the prompts for the intervals
@@ -214,6 +230,7 @@ struct Config {
     int64_t n_problems = 2000;
     ToyStyle style = ToyStyle::thinker;
     ToyGates thinker_gates = ToyGates::digits;  // the thinker's own behaviours: digit gates, or hidden coins (toy/corpus.h)
+    double base_knows = 0;         // base style: behaviours by hidden coins of this probability (toy/corpus.h)
     double slip_rate = 0.4;        // rates (toy/corpus.h): share of carry/borrow steps written wrong
     double example_testing_rate = 0.2;  // ... and shares of deduction steps followed by each behaviour
     double uncertainty_rate = 0.2;

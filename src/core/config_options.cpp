@@ -175,6 +175,9 @@ void declare_toy_log_options(OptionTable& t, Config& c) {
   t.add("toy.seed", &c.toy.seed, "corpus seed; problem i depends only on (seed, i)");
   t.add("toy.n_problems", &c.toy.n_problems, "number of problems in the toy corpus", in_range(1, 100'000'000));
   t.add_option("toy.style", &c.toy.style, "trace style: slips corrected by backtracking (thinker), or direct with slips left (base)");
+  t.add("toy.base_knows", &c.toy.base_knows,
+        "base style: a base that knows how but not when: corrections after slips with a hidden coin of this probability, "
+        "uncertainty and testing with base_knows x their rates (0: the plain base)", in_unit(false, false));
   t.add_option("toy.thinker_gates", &c.toy.thinker_gates,
                "the thinker's slips, uncertainty and testing: digit gates (deterministic; the shipped thinker) or hidden coins (calibrated, judged on sampled traces)");
   t.add("toy.slip_rate", &c.toy.slip_rate, "share of carry/borrow steps written wrong (a slip; digit gate in tenths, or a coin)", rate);
@@ -308,6 +311,27 @@ void declare_basevec_options(OptionTable& t, Config& c) {
   t.add("basevec.linear_examples", &b.linear_examples, "linear: training sentences per category (and rollouts for the bias) at most", in_range(1, 100'000'000));
   t.add("basevec.linear_min_words", &b.linear_min_words, "linear: sentences of fewer words are no examples", in_range(1, 1000));
   t.add("basevec.linear_batch_size", &b.linear_batch_size, "linear: examples per step, over all ranks", in_range(1, 100'000));
+  Config::Hybrid& h = c.hybrid;
+  t.add("hybrid.vectors", &h.vectors, "a `basevec train` task file (<key>.h5), or selected: the set <run.dir>/basevec/selected.json lists for hybrid.method",
+        check::not_empty());
+  t.add<std::string>("hybrid.method", &h.method, "hybrid.vectors = selected: correction | linear",
+                     [](const std::string& m) { return m == "correction" || m == "linear" ? "" : "must be correction or linear"; });
+  t.add_list("hybrid.rules", &h.rules, "coefficient rules, a sweep axis: fixed (hybrid.coefficient) | mlp (the set's coefficient MLP) | guardrail (§B.9) | oracle (the thinking model's token: the upper bound)",
+             all({not_empty_list(), check::each_option<HybridRule>()}));
+  t.add("hybrid.coefficient", &h.coefficient, "fixed rule: the coefficient of the vector", at_least(0.0));
+  t.add_list("hybrid.guardrail", &h.guardrail, "guardrail rule: candidate coefficients; the thinking model's most likely candidate token wins",
+             all({not_empty_list(), check::numbers(false, 1e6)}));
+  t.add_list("hybrid.ablations", &h.ablations, "a sweep axis: none (the hybrid) | only-bias | randcat | randvec | randvec-randcat | randpos",
+             all({not_empty_list(), check::each_option<HybridAblation>()}));
+  t.add_list("hybrid.layers", &h.layers, "steering layers, a sweep axis (empty: the layer the vectors were trained at)", check::layer_indices());
+  t.add_list("hybrid.seeds", &h.seeds, "seeds of the random ablations (one task each)", all({not_empty_list(), check::numbers(true, 9.2e18)}));
+  t.add<double>("hybrid.randpos_fraction", &h.randpos_fraction, "randpos: probability a thinking position is steered (-1: the steered share of the matching hybrid task)",
+        [](const double& f) { return f == -1 || (f >= 0 && f <= 1) ? std::string() : std::string("must be -1 or in [0, 1]"); });
+  t.add("hybrid.answer_prefix", &h.answer_prefix, "forced into both models when the thinking model closes its thinking part (\\n: newline, \\\\: backslash)");
+  t.add("hybrid.max_new_tokens", &h.max_new_tokens, "new tokens per prompt at most (0: generate.max_new_tokens)", at_least(int64_t{0}));
+  t.add("hybrid.batch_size", &h.batch_size, "prompts per lockstep batch (0: generate.batch_size)", at_least(int64_t{0}));
+  t.add("hybrid.limit", &h.limit, "prompts per dataset at most (0: data.limit)", at_least(int64_t{0}));
+  t.add("hybrid.save_text", &h.save_text, "task files keep each prompt's text and per-token records");
 }
 
 }  // namespace ts::config_detail

@@ -90,13 +90,19 @@ inline constexpr std::array<std::string_view, 2> OPTION_NAMES<SweepOp> = {"add",
 enum class SweepPositions { all, prompt, generated };
 template <>
 inline constexpr std::array<std::string_view, 3> OPTION_NAMES<SweepPositions> = {"all", "prompt", "generated"};
-enum class SweepKindName { steer, taxonomy, basevec };  // sweep.kind (stages/sweep_kind.h)
+enum class SweepKindName { steer, taxonomy, basevec, hybrid };  // sweep.kind (stages/sweep_kind.h)
 template <>
-inline constexpr std::array<std::string_view, 3> OPTION_NAMES<SweepKindName> = {"steer", "taxonomy", "basevec"};
+inline constexpr std::array<std::string_view, 4> OPTION_NAMES<SweepKindName> = {"steer", "taxonomy", "basevec", "hybrid"};
 
 enum class BasevecMethod { correction, linear };  // basevec.methods (stages/basevec_sweep.h)
 template <>
 inline constexpr std::array<std::string_view, 2> OPTION_NAMES<BasevecMethod> = {"correction", "linear"};
+enum class HybridRule { fixed, mlp, guardrail, oracle };  // hybrid.rules (hybrid/lockstep.h)
+template <>
+inline constexpr std::array<std::string_view, 4> OPTION_NAMES<HybridRule> = {"fixed", "mlp", "guardrail", "oracle"};
+enum class HybridAblation { none, only_bias, randcat, randvec, randvec_randcat, randpos };  // hybrid.ablations
+template <>
+inline constexpr std::array<std::string_view, 6> OPTION_NAMES<HybridAblation> = {"none", "only-bias", "randcat", "randvec", "randvec-randcat", "randpos"};
 enum class BasevecLoss { topk, full, ce };  // basevec.loss (basevec/trainer.h)
 template <>
 inline constexpr std::array<std::string_view, 3> OPTION_NAMES<BasevecLoss> = {"topk", "full", "ce"};

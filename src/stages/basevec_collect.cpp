@@ -68,18 +68,11 @@ int64_t words(std::string_view s) {
   return n;
 }
 
-// §B.10's qa_instr and §B.8's v1 prompt by name, else the template as given.
-std::string base_prompt_template(const std::string& name) {
-  if (name == "qa_instr") return "Answer the following question:\nQ: {question}\nA:";
-  if (name == "v1") return "Task: Answer the question below. Explain your reasoning step by step.\n\n\n\nQuestion:\n{question}\n\nStep by step answer:\n";
-  return name;
-}
-
 // The base prompt of a rollout: the rollout's own prompt text and what it generated before the thinking
 // text (same), or the template with the question.
 std::string base_prefix(const Config& cfg, const artifacts::TokenSequence& q, size_t think_byte, const std::string& question) {
   if (cfg.basevec.base_prompt == "same") return q.text.substr(0, q.prompt_bytes + think_byte);
-  std::string t = base_prompt_template(cfg.basevec.base_prompt);
+  std::string t = basevec_prompt_template(cfg.basevec.base_prompt);
   const size_t at = t.find("{question}");
   if (at != std::string::npos) t.replace(at, 10, question);
   return t;
@@ -305,7 +298,7 @@ void run(const Config& cfg, Runtime& rt) {
   const std::vector<artifacts::Generation> gens = artifacts::read_generations(gens_file, *think.tokenizer, "basevec.generations", &seqs);
   std::vector<std::string> questions(gens.size());
   if (cfg.basevec.base_prompt != "same") {
-    if (base_prompt_template(cfg.basevec.base_prompt).find("{question}") == std::string::npos)
+    if (basevec_prompt_template(cfg.basevec.base_prompt).find("{question}") == std::string::npos)
       throw InputError("<config>", "basevec.base_prompt", "a template must hold {question} (or say `same`)");
     std::ifstream in(gens_file);
     size_t i = 0;

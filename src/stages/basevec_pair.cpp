@@ -55,6 +55,12 @@ void check_same_vocabulary(const StageModel& thinking, const StageModel& base, c
                  special_differences, file);
 }
 
+std::string basevec_prompt_template(const std::string& name) {
+  if (name == "qa_instr") return "Answer the following question:\nQ: {question}\nA:";
+  if (name == "v1") return "Task: Answer the question below. Explain your reasoning step by step.\n\n\n\nQuestion:\n{question}\n\nStep by step answer:\n";
+  return name;
+}
+
 fs::path basevec_sae_dir(const Config& cfg) {
   if (cfg.basevec.sae != "selected") return cfg.basevec.sae;
   const fs::path index = artifacts::titles_root(cfg.run.dir) / "index.json";

@@ -26,6 +26,10 @@ StageModel load_base_model(const Config& cfg, const Runtime& rt);
 // Special tokens that differ are counted in a warning (the per-rollout alignment checks the tokens).
 void check_same_vocabulary(const StageModel& thinking, const StageModel& base, const std::filesystem::path& base_dir);
 
+// The base model's prompt template of basevec.base_prompt: §B.10's qa_instr and §B.8's v1 by name, else
+// the template as given (with {question}). `same` is the caller's (the thinking model's own prompt).
+std::string basevec_prompt_template(const std::string& name);
+
 // The SAE export directory basevec.sae names: a directory, or `selected`: the first export listed in
 // <run.dir>/titles/index.json (`titles` of the taxonomy sweep's choice in this run directory).
 std::filesystem::path basevec_sae_dir(const Config& cfg);

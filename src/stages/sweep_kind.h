@@ -3,7 +3,8 @@
 // `reduce` gathers the finished rows into the kind's summary and lists the missing ones;
 // slurm/submit.sh drives the three, and the whole-sweep stages (`steer`, `taxonomy`) run them in
 // one job. sweep.kind picks the kind: `steer` (steering points, stages/steer_sweep.h) or `taxonomy`
-// (SAEs and baselines over layers × K × method × seed, stages/taxonomy_sweep.cpp). A kind supplies the
+// (SAEs and baselines over layers × K × method × seed, stages/taxonomy_sweep.cpp), `basevec`, `hybrid`
+// (stages/hybrid.h). A kind supplies the
 // rows, the running of one row, and the summary; the manifest, task status, missing list, done
 // markers and stop handling are the machinery's, the same for every kind.
 #pragma once
@@ -62,6 +63,7 @@ std::unique_ptr<SweepKind> make_sweep_kind(const Config& cfg);
 std::unique_ptr<SweepKind> make_steer_sweep();
 std::unique_ptr<SweepKind> make_taxonomy_sweep();
 std::unique_ptr<SweepKind> make_basevec_sweep();
+std::unique_ptr<SweepKind> make_hybrid_sweep();
 
 // COLLECTIVE: the kind's rows, written to its manifest by rank 0 when they changed. Returns the rows.
 std::vector<json> plan_and_write(SweepKind& kind, const Config& cfg, Runtime& rt);

@@ -39,6 +39,16 @@ std::vector<double> span_share(const BehaviourCounts& c) {
   return out;
 }
 
+// Percentile q of sorted values, linear interpolation (numpy's default "linear" method).
+namespace {
+double percentile(const std::vector<double>& sorted, double q) {
+  const double pos = q * static_cast<double>(sorted.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (pos - static_cast<double>(lo)) * (sorted[hi] - sorted[lo]);
+}
+}  // namespace
+
 Interval bootstrap_mean(std::span<const double> values, int64_t resamples, double level, uint64_t seed) {
   std::vector<double> v;
   for (double x : values)
@@ -68,16 +78,44 @@ Interval bootstrap_mean(std::span<const double> values, int64_t resamples, doubl
     means[static_cast<size_t>(b)] = s / static_cast<double>(n);
   }
   std::sort(means.begin(), means.end());
-  // Percentiles with linear interpolation (numpy's default "linear" method).
-  auto pct = [&](double q) {
-    const double pos = q * static_cast<double>(means.size() - 1);
-    const size_t lo = static_cast<size_t>(std::floor(pos));
-    const size_t hi = std::min(lo + 1, means.size() - 1);
-    return means[lo] + (pos - static_cast<double>(lo)) * (means[hi] - means[lo]);
-  };
   const double alpha = (1 - level) / 2;
-  r.lo = pct(alpha);
-  r.hi = pct(1 - alpha);
+  r.lo = percentile(means, alpha);
+  r.hi = percentile(means, 1 - alpha);
+  return r;
+}
+
+Interval bootstrap_ratio(std::span<const double> num, std::span<const double> den, int64_t resamples, double level, uint64_t seed) {
+  std::vector<double> a, b;
+  for (size_t i = 0; i < num.size() && i < den.size(); ++i)
+    if (!std::isnan(num[i]) && !std::isnan(den[i])) a.push_back(num[i]), b.push_back(den[i]);
+  Interval r;
+  r.n = static_cast<int64_t>(a.size());
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  auto ratio = [](double sa, double sb) { return sb == 0 ? std::numeric_limits<double>::quiet_NaN() : sa / sb; };
+  double sa = 0, sb = 0;
+  for (size_t i = 0; i < a.size(); ++i) sa += a[i], sb += b[i];
+  r.mean = a.empty() ? nan : ratio(sa, sb);
+  r.lo = r.hi = r.mean;
+  if (a.size() < 2 || resamples <= 0) return r;
+  std::vector<double> stats;
+  const uint64_t n = a.size();
+  uint64_t state = splitmix64(seed ^ 0x726174696f627374ull);
+  for (int64_t k = 0; k < resamples; ++k) {
+    double xa = 0, xb = 0;
+    for (uint64_t i = 0; i < n; ++i) {
+      state = splitmix64(state);
+      xa += a[static_cast<size_t>(state % n)], xb += b[static_cast<size_t>(state % n)];
+    }
+    if (xb != 0) stats.push_back(xa / xb);
+  }
+  if (stats.empty()) {
+    r.lo = r.hi = nan;
+    return r;
+  }
+  std::sort(stats.begin(), stats.end());
+  const double alpha = (1 - level) / 2;
+  r.lo = percentile(stats, alpha);
+  r.hi = percentile(stats, 1 - alpha);
   return r;
 }
 

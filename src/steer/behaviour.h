@@ -34,5 +34,9 @@ struct Interval {
   int64_t n = 0;
 };
 Interval bootstrap_mean(std::span<const double> values, int64_t resamples, double level, uint64_t seed);
+// The ratio of two means over the same items, mean(num) / mean(den), with its percentile bootstrap
+// interval (items resampled jointly; resamples whose mean(den) is 0 are left out). Items where either
+// value is NaN are left out. The hybrid's gap recovered: num = hybrid − base, den = thinking − base.
+Interval bootstrap_ratio(std::span<const double> num, std::span<const double> den, int64_t resamples, double level, uint64_t seed);
 
 }  // namespace ts
