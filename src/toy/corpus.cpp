@@ -134,13 +134,21 @@ struct TraceBuilder {
     n_slips += slipped;
     tw.sentence("deduction",
                 fill(phrase(g, deduce), {{"{W}", cap(st.what)}, {"{w}", st.what}, {"{e}", e}, {"{r}", S(slipped ? wrong : right)}}), g);
-    if (slipped && thinker)
+    const bool corrected = slipped && (thinker || (opt.base_knows > 0 && coins.coin(opt.base_knows)));
+    if (corrected)
       tw.sentence("backtracking", fill(phrase(g, backtrack), {{"{w}", st.what}, {"{e}", e}, {"{r}", S(right)}, {"{x}", S(wrong)}}), g);
-    work[i] = slipped && !thinker ? wrong : right;
+    work[i] = slipped && !corrected ? wrong : right;
     const int64_t d = work[i] % 10;
     if (toy_gate(ToyGate::knowledge, d, opt.adding_knowledge_rate))
       tw.sentence("adding-knowledge", fill(phrase(g, knowledge), {{"{f}", st.fact}}), g);
-    if (!thinker) return;
+    if (!thinker) {
+      if (opt.base_knows <= 0) return;
+      if (coins.coin(opt.base_knows * opt.uncertainty_rate)) tw.sentence("uncertainty-estimation", phrase(g, uncertain), g);
+      if (coins.coin(opt.base_knows * opt.example_testing_rate))
+        tw.sentence("example-testing",
+                    fill(phrase(g, test), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}), g);
+      return;
+    }
     if (thinker_coin() ? coins.coin(opt.uncertainty_rate) : toy_gate(ToyGate::uncertainty, d, opt.uncertainty_rate))
       tw.sentence("uncertainty-estimation", phrase(g, uncertain), g);
     if (thinker_coin() ? coins.coin(opt.example_testing_rate) : toy_gate(ToyGate::testing, d, opt.example_testing_rate))
@@ -270,6 +278,7 @@ ToyCorpusOptions toy_corpus_options(const Config::Toy& toy) {
   o.n_problems = toy.n_problems;
   o.style = std::string(option_name(toy.style));
   o.thinker_coins = toy.thinker_gates == ToyGates::coins;
+  o.base_knows = toy.base_knows;
   o.slip_rate = toy.slip_rate;
   o.example_testing_rate = toy.example_testing_rate;
   o.uncertainty_rate = toy.uncertainty_rate;

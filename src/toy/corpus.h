@@ -78,6 +78,11 @@ struct ToyCorpusOptions {
   int64_t n_problems = 2000;
   std::string style = "thinker";  // thinker | base
   bool thinker_coins = false;     // the thinker's slips, uncertainty and testing: hidden coins (else digit gates)
+  // Base style: a base that knows how to reason but not when (the hybrid's planted truth, docs/algorithms.md
+  // "The hybrid model"): after a slip it writes the correction with a hidden coin of this probability, and
+  // after a step uncertainty-estimation and example-testing with coins of base_knows × their rates. Below 0.5
+  // a greedy base never takes them. 0: the plain base (no coin is drawn: the corpus is unchanged).
+  double base_knows = 0;
   // Digit-gate rates (see the file comment): of slip candidates, and of deduction steps.
   double slip_rate = 0.4;
   double example_testing_rate = 0.2;
