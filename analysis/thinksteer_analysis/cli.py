@@ -5,11 +5,12 @@
   acceptance RUN_DIR [--share ...] [--min-prompts 100] [--max-c 1.5] [--min-random 5]
   taxonomy RUN_DIR
   basevec RUN_DIR [--out DIR]
+  hybrid RUN_DIR [--out DIR] [--prompt N] [--tokenizer PATH]
 
 figures: draws every figure the run directory has the outputs for (attribute/attribution.h5,
-         sweep/summary.h5; taxonomy/summary.h5 and titles/*/titles.json when present) into DIR (default
-         RUN_DIR/figures) and prints the files written; a stage that has not run is skipped with a
-         one-line note.
+         sweep/summary.h5; taxonomy/summary.h5, titles/*/titles.json, basevec/tasks/*.h5 and
+         hybrid/summary.h5 when present) into DIR (default RUN_DIR/figures) and prints the files
+         written; a stage that has not run is skipped with a one-line note.
 summary: prints the sweep table (sweep/summary.h5) as plain text.
 acceptance: the steering acceptance table (docs/algorithms.md "Steering acceptance": at attribute's first
          pick and some |c| <= max-c, +c raises and -c lowers each behaviour beyond every same-norm
@@ -19,6 +20,11 @@ taxonomy: prints the taxonomy sweep's table (taxonomy/summary.h5; the chosen gro
 basevec: prints the base-vector sweep's table (basevec/tasks/*.h5, basevec/summary.h5, selected.json: per
          task its holdout unsteered / steered / random numbers, selection metric, whether it was selected)
          and draws basevec_curves.png and basevec_kl.png into DIR (default RUN_DIR/figures).
+hybrid:  prints the hybrid sweep's table (hybrid/summary.h5: per task its accuracy, gap recovered and
+         hybrid − row with bootstrap intervals, steered share, thinking length) and draws
+         hybrid_accuracy.png, hybrid_gap.png and hybrid_trace.png (prompt N of the first hybrid row with
+         ablation none, decoded with the tokenizer.json at PATH or the run's model's) into DIR (default
+         RUN_DIR/figures).
 A malformed file stops the command with exit status 1 and a message naming the file and the dataset."""
 from __future__ import annotations
 
@@ -33,7 +39,7 @@ PROG = "thinksteer-analysis"
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    """The command line: subcommands figures, summary, acceptance, taxonomy and basevec."""
+    """The command line: subcommands figures, summary, acceptance, taxonomy, basevec and hybrid."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     fig = sub.add_parser("figures", help="draw every figure of a run directory")
@@ -56,6 +62,12 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     bv = sub.add_parser("basevec", help="print the base-vector sweep's table and draw its training curves and holdout bars")
     bv.add_argument("run_dir")
     bv.add_argument("--out", default=None, help="figure directory (default RUN_DIR/figures)")
+    hy = sub.add_parser("hybrid", help="print the hybrid sweep's table and draw its accuracy, gap and trace figures")
+    hy.add_argument("run_dir")
+    hy.add_argument("--out", default=None, help="figure directory (default RUN_DIR/figures)")
+    hy.add_argument("--prompt", type=int, default=0, help="the prompt (index in the task) hybrid_trace draws (default 0)")
+    hy.add_argument("--tokenizer", default=None,
+                    help="tokenizer.json (or the model directory holding it) to decode the trace (default: the run's base model's)")
     return parser
 
 
@@ -69,7 +81,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             for path in written:
                 print(path)
             if not written:
-                print(f"error: {args.run_dir}: nothing to draw (no attribute, no sweep, no taxonomy)", file=sys.stderr)
+                print(f"error: {args.run_dir}: nothing to draw (no attribute, no sweep, no taxonomy, no basevec, no hybrid)", file=sys.stderr)
                 return 1
         elif args.command == "taxonomy":
             from .taxonomy_table import main as taxonomy_main
@@ -77,6 +89,13 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         elif args.command == "basevec":
             from .basevec_table import main as basevec_main
             return basevec_main(args.run_dir, args.out)
+        elif args.command == "hybrid":
+            from .hybrid_table import main as hybrid_main
+            try:
+                return hybrid_main(args.run_dir, args.out, prompt=args.prompt, tokenizer=args.tokenizer)
+            except (ValueError, ImportError) as e:   # SchemaError included; a --prompt out of range; no `tokenizers`
+                print(f"error: {e}", file=sys.stderr)
+                return 1
         elif args.command == "acceptance":
             from .acceptance import main as acceptance_main
             return acceptance_main(args.run_dir, args.share, args.min_prompts, args.max_c, args.min_random)

@@ -20,6 +20,12 @@ Figures (each function returns the matplotlib Figure; make_figures writes the fi
 taxonomy_score, taxonomy_metrics, taxonomy_titles_<key>.md
                           <run>/taxonomy, <run>/titles: the taxonomy's choice of (layer, K) and its cluster
                           titles (taxonomy_figures; drawn only when the run has them)
+basevec_curves, basevec_kl
+                          <run>/basevec: the base-vector sweep's training curves and holdout bars
+                          (basevec_figures; drawn only when the run has finished task files)
+hybrid_accuracy, hybrid_gap, hybrid_trace
+                          <run>/hybrid: the hybrid sweep's accuracies, gap recovered and one trace
+                          (hybrid_figures; drawn only when the run has hybrid/summary.h5)
 Sizes are fixed (no tight bounding box): a grid of panels PANEL_W x PANEL_H inches each at DPI.
 """
 from __future__ import annotations
@@ -363,8 +369,10 @@ def make_figures(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png
     taxonomy = load_taxonomy_inputs(run, log)
     from .basevec_figures import draw_basevec, load_basevec_inputs
     basevec = load_basevec_inputs(run, log)
+    from .hybrid_figures import draw_hybrid, load_hybrid_inputs
+    hybrid = load_hybrid_inputs(run, log)
     written: list[pathlib.Path] = []
-    if attribution is None and summary is None and taxonomy.empty and basevec.empty:
+    if attribution is None and summary is None and taxonomy.empty and basevec.empty and hybrid.empty:
         return written
     out_dir.mkdir(parents=True, exist_ok=True)
     if attribution is not None:
@@ -387,6 +395,7 @@ def make_figures(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png
                       out_dir, f"vector_vs_random{suffix}", fmt, written)
     draw_taxonomy(taxonomy, out_dir, fmt, written)
     draw_basevec(basevec, out_dir, fmt, written)
+    draw_hybrid(hybrid, out_dir, fmt, written)
     return written
 
 
