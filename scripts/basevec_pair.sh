@@ -2,7 +2,8 @@
 # The base-vector chain of a pair preset on one node (configs/pairs/NAME.ini; docs/algorithms.md §B.8-§B.10):
 # thinking-model rollouts, (reference labels when the preset asks for them), §B.3 sentence activations at the
 # SAE layer, the taxonomy sweep, the chosen SAE's export, the disagreement records, and the base-vector sweep
-# (seeds, best of seeds), then the table and figures of `thinksteer-analysis basevec`. Finished stages are
+# (seeds, best of seeds), then the table and figures of `thinksteer-analysis basevec`; a preset with a [hybrid]
+# section then runs the hybrid sweep (`thinksteer hybrid`) and `thinksteer-analysis hybrid`. Finished stages are
 # skipped on a rerun. On a cluster run the same stages through slurm/submit.sh (each preset lists them).
 # Usage: scripts/basevec_pair.sh CONFIG.ini [RUN_DIR] [--section.key value ...]
 #   RANKS (default 2) ranks under mpiexec; THREADS (default 1) torch threads per rank.
@@ -27,6 +28,8 @@ run taxonomy --sweep.kind taxonomy "$@"
 run titles "$@"
 run basevec collect "$@"
 run basevec train --sweep.kind basevec "$@"
+grep -q '^\[hybrid\]' "$config" && run hybrid --sweep.kind hybrid "$@"
 dir=$(awk -F' *= *' '/^\[run\]/{r=1;next} /^\[/{r=0} r&&$1=="dir"{print $2}' "$config")
 for ((i = 0; i < ${#extra[@]}; i++)); do [[ ${extra[i]} == --run.dir ]] && dir=${extra[i+1]}; done
 .venv/bin/thinksteer-analysis basevec "$dir"
+if grep -q '^\[hybrid\]' "$config"; then echo; .venv/bin/thinksteer-analysis hybrid "$dir"; fi

@@ -2,7 +2,8 @@
 // writes (artifacts/hybrid_summary.h), and the whole sweep as `thinksteer hybrid`.
 //   plan   : per dataset (sweep.datasets, else data.prompts): base, thinking, then per steering layer
 //            (hybrid.layers, else the vectors' layer) × rule (hybrid.rules) × ablation (hybrid.ablations)
-//            one row, × hybrid.seeds for the random ablations; randpos rows last
+//            one row, × hybrid.seeds for the random ablations; randpos rows last; the oracle rule (no vector) only
+//            with none and randpos
 //   reduce : <run.dir>/hybrid/summary.h5 + summary.csv: accuracy, gap recovered, paired difference from
 //            the hybrid, steered share, category usage (bootstrap intervals over prompts, reduce.*)
 #include <cmath>
@@ -87,6 +88,7 @@ std::vector<HybridPoint> hybrid_points(const Config& cfg, int64_t vectors_layer)
         for (const std::string& r : cfg.hybrid.rules)
           for (const std::string& a : cfg.hybrid.ablations) {
             if ((a == "randpos") != (pass == 1)) continue;
+            if (r == "oracle" && a != "none" && a != "randpos") continue;  // the oracle adds no vector: only where it steers can vary
             const std::vector<std::string> seeds = random_ablation(a) ? cfg.hybrid.seeds : std::vector<std::string>{"0"};
             for (const std::string& s : seeds) add({.layer = l, .seed = std::stoll(s), .dataset = d, .role = "hybrid", .rule = r, .ablation = a});
           }

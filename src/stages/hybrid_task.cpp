@@ -227,6 +227,78 @@ double measured_fraction(const Config& cfg, const HybridPoint& p, const std::str
   return t.metrics["steered_fraction"].get<double>();
 }
 
+// Both models' prompts: the thinking model's chat format, the base model's basevec.base_prompt.
+struct EncodedPrompts {
+  std::vector<std::vector<int32_t>> thinking, base;
+  std::vector<int64_t> costs;
+};
+
+EncodedPrompts encode_prompts(const Config& cfg, const HybridEnv& env, const std::string& dataset, const std::vector<Prompt>& prompts, int64_t max_new) {
+  EncodedPrompts e;
+  Config ctx = cfg;
+  ctx.generate.max_new_tokens = max_new;
+  for (const Prompt& q : prompts) {
+    std::vector<int32_t> t = env.thinking.tokenizer->encode_ids(chat_format_apply(cfg.generate.chat_format, q.text, cfg.generate.system));
+    std::vector<int32_t> b = t;
+    if (cfg.basevec.base_prompt != "same") {
+      std::string text = basevec_prompt_template(cfg.basevec.base_prompt);
+      text.replace(text.find("{question}"), 10, q.text);
+      b = env.base.tokenizer->encode_ids(text, true);
+    }
+    if (t.empty() || b.empty()) throw InputError(dataset, "prompt " + q.id, "encodes to no tokens");
+    check_context(ctx, env.thinking.config, q.id, static_cast<int64_t>(t.size()));
+    check_context(ctx, env.base.config, q.id, static_cast<int64_t>(b.size()));
+    e.costs.push_back(static_cast<int64_t>(std::max(t.size(), b.size())) + max_new);
+    e.thinking.push_back(std::move(t));
+    e.base.push_back(std::move(b));
+  }
+  return e;
+}
+
+// The task file's contents from every prompt's outcome (JSON lines from all ranks and the saved ones).
+artifacts::HybridTask assemble(const Config& cfg, const HybridPoint& p, const HybridEnv& env, const std::vector<Prompt>& prompts,
+                               const std::vector<std::string>& lines, double randpos_fraction) {
+  const size_t n = prompts.size();
+  std::vector<Outcome> rows(n);
+  std::vector<char> seen(n, 0);
+  for (const std::string& l : lines) {
+    Outcome o = Outcome::from_json(json::parse(l));
+    seen[static_cast<size_t>(o.index)] = 1;
+    rows[static_cast<size_t>(o.index)] = std::move(o);
+  }
+  if (std::count(seen.begin(), seen.end(), 1) != static_cast<int64_t>(n)) throw std::runtime_error("hybrid: a prompt's outcome was lost in the gather");
+  artifacts::HybridTask t;
+  t.task = p.task, t.key = p.key, t.point = p.to_json().dump(), t.role = p.role, t.rule = p.rule, t.ablation = p.ablation, t.dataset = p.dataset;
+  t.layer = p.layer, t.seed = p.seed, t.categories = env.vectors.c, t.randpos_fraction = randpos_fraction;
+  t.vectors_file = env.vectors_file.string(), t.vectors_hash = env.vectors_hash;
+  t.token_offsets.push_back(0);
+  int64_t steered = 0, steerable = 0, correct = 0, answered = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const Outcome& o = rows[i];
+    t.ids.push_back(prompts[i].id), t.answers.push_back(o.answer), t.references.push_back(prompts[i].answer);
+    t.texts.push_back(cfg.hybrid.save_text ? o.text : "");
+    t.correct.push_back(o.correct), t.closed.push_back(o.closed), t.new_tokens.push_back(static_cast<int64_t>(o.tok.size()));
+    t.think_tokens.push_back(o.think), t.steered.push_back(o.steered), t.disagree.push_back(o.disagree), t.hits.push_back(o.hits);
+    t.category_counts.insert(t.category_counts.end(), o.cats.begin(), o.cats.end());
+    if (cfg.hybrid.save_text) {
+      t.token_id.insert(t.token_id.end(), o.tok.begin(), o.tok.end()), t.token_kind.insert(t.token_kind.end(), o.kind.begin(), o.kind.end());
+      t.token_category.insert(t.token_category.end(), o.cat.begin(), o.cat.end()), t.token_coef.insert(t.token_coef.end(), o.coef.begin(), o.coef.end());
+      t.token_base.insert(t.token_base.end(), o.base.begin(), o.base.end());
+      t.token_thinking.insert(t.token_thinking.end(), o.thinking.begin(), o.thinking.end());
+    }
+    t.token_offsets.push_back(static_cast<int64_t>(t.token_id.size()));
+    steered += o.steered;
+    for (int32_t k : o.kind) steerable += (k <= 2 || k == 5) ? 1 : 0;
+    if (o.correct >= 0) correct += o.correct, answered += 1;
+  }
+  t.metrics = {{"accuracy", answered > 0 ? static_cast<double>(correct) / static_cast<double>(answered) : 0.0},
+               {"answered", answered},
+               {"steered_fraction", steerable > 0 ? static_cast<double>(steered) / static_cast<double>(steerable) : 0.0},
+               {"steered", steered},
+               {"thinking_steps", steerable}};
+  return t;
+}
+
 std::vector<std::string> load_progress(const fs::path& file, const std::string& hash) {
   std::vector<std::string> lines;
   std::ifstream in(file);
@@ -266,27 +338,10 @@ bool run_hybrid_task(const Config& cfg, Runtime& rt, const HybridPoint& p, const
   const hybrid::SteeringSet set = env.set.ablated(opt.ablation, static_cast<uint64_t>(p.seed));
   const hybrid::Classifier classify = [&](const at::Tensor& x) { return (*env.sae)(x); };
 
-  // Prompts of both models: the thinking model's chat format, the base model's basevec.base_prompt.
-  std::vector<std::vector<int32_t>> t_ids(static_cast<size_t>(n)), b_ids(static_cast<size_t>(n));
-  std::vector<int64_t> costs(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    const Prompt& q = prompts[static_cast<size_t>(i)];
-    const std::string chat = chat_format_apply(cfg.generate.chat_format, q.text, cfg.generate.system);
-    t_ids[static_cast<size_t>(i)] = env.thinking.tokenizer->encode_ids(chat);
-    if (cfg.basevec.base_prompt == "same") {
-      b_ids[static_cast<size_t>(i)] = t_ids[static_cast<size_t>(i)];
-    } else {
-      std::string t = basevec_prompt_template(cfg.basevec.base_prompt);
-      t.replace(t.find("{question}"), 10, q.text);
-      b_ids[static_cast<size_t>(i)] = env.base.tokenizer->encode_ids(t, true);
-    }
-    if (t_ids[static_cast<size_t>(i)].empty() || b_ids[static_cast<size_t>(i)].empty()) throw InputError(p.dataset, "prompt " + q.id, "encodes to no tokens");
-    Config ctx = cfg;
-    ctx.generate.max_new_tokens = max_new;
-    check_context(ctx, env.thinking.config, q.id, static_cast<int64_t>(t_ids[static_cast<size_t>(i)].size()));
-    check_context(ctx, env.base.config, q.id, static_cast<int64_t>(b_ids[static_cast<size_t>(i)].size()));
-    costs[static_cast<size_t>(i)] = static_cast<int64_t>(std::max(t_ids[static_cast<size_t>(i)].size(), b_ids[static_cast<size_t>(i)].size())) + max_new;
-  }
+  const EncodedPrompts enc = encode_prompts(cfg, env, p.dataset, prompts, max_new);
+  const auto& t_ids = enc.thinking;
+  const auto& b_ids = enc.base;
+  const auto& costs = enc.costs;
   out.begin();
   const fs::path progress = fs::path(file.string() + ".progress.jsonl");
   std::vector<std::string> lines = load_progress(progress, hash);  // every rank reads the saved prompts
@@ -353,50 +408,15 @@ bool run_hybrid_task(const Config& cfg, Runtime& rt, const HybridPoint& p, const
   std::vector<std::string> all = rt.world_comm.gather_strings(mine_lines, 0);
   on_rank0(rt, [&] {
     all.insert(all.end(), lines.begin(), lines.end());
-    std::vector<Outcome> rows(static_cast<size_t>(n));
-    std::vector<char> seen(static_cast<size_t>(n), 0);
-    for (const std::string& l : all) {
-      Outcome o = Outcome::from_json(json::parse(l));
-      seen[static_cast<size_t>(o.index)] = 1;
-      rows[static_cast<size_t>(o.index)] = std::move(o);
-    }
-    if (std::count(seen.begin(), seen.end(), 1) != n) throw std::runtime_error("hybrid: a prompt's outcome was lost in the gather");
-    artifacts::HybridTask t;
-    t.task = p.task, t.key = p.key, t.point = p.to_json().dump(), t.role = p.role, t.rule = p.rule, t.ablation = p.ablation, t.dataset = p.dataset;
-    t.layer = p.layer, t.seed = p.seed, t.categories = C, t.randpos_fraction = opt.randpos_fraction;
-    t.vectors_file = env.vectors_file.string(), t.vectors_hash = env.vectors_hash;
-    t.token_offsets.push_back(0);
-    int64_t steered = 0, steerable = 0, correct = 0, answered = 0;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      const Outcome& o = rows[i];
-      t.ids.push_back(prompts[i].id), t.answers.push_back(o.answer), t.references.push_back(prompts[i].answer);
-      t.texts.push_back(cfg.hybrid.save_text ? o.text : "");
-      t.correct.push_back(o.correct), t.closed.push_back(o.closed), t.new_tokens.push_back(static_cast<int64_t>(o.tok.size()));
-      t.think_tokens.push_back(o.think), t.steered.push_back(o.steered), t.disagree.push_back(o.disagree), t.hits.push_back(o.hits);
-      t.category_counts.insert(t.category_counts.end(), o.cats.begin(), o.cats.end());
-      if (cfg.hybrid.save_text) {
-        t.token_id.insert(t.token_id.end(), o.tok.begin(), o.tok.end()), t.token_kind.insert(t.token_kind.end(), o.kind.begin(), o.kind.end());
-        t.token_category.insert(t.token_category.end(), o.cat.begin(), o.cat.end()), t.token_coef.insert(t.token_coef.end(), o.coef.begin(), o.coef.end());
-        t.token_base.insert(t.token_base.end(), o.base.begin(), o.base.end());
-        t.token_thinking.insert(t.token_thinking.end(), o.thinking.begin(), o.thinking.end());
-      }
-      t.token_offsets.push_back(static_cast<int64_t>(t.token_id.size()));
-      steered += o.steered;
-      for (int32_t k : o.kind) steerable += (k <= 2 || k == 5) ? 1 : 0;
-      if (o.correct >= 0) correct += o.correct, answered += 1;
-    }
-    t.metrics = {{"accuracy", answered > 0 ? static_cast<double>(correct) / static_cast<double>(answered) : 0.0},
-                 {"answered", answered},
-                 {"steered_fraction", steerable > 0 ? static_cast<double>(steered) / static_cast<double>(steerable) : 0.0},
-                 {"steered", steered},
-                 {"thinking_steps", steerable}};
+    artifacts::HybridTask t = assemble(cfg, p, env, prompts, all, opt.randpos_fraction);
     const json prov = artifacts::stage_provenance(c, rt, "sweep run", out.config_hash(), cfg.model.path);
     artifacts::write_hybrid_task(out.partial(), t, prov);
     out.commit_h5(prov, artifacts::HYBRID_TASK, artifacts::hybrid_task_datasets(t), {.provenance_json = false, .resolved_config = false, .certified = {}});
     std::error_code ec;
     fs::remove(progress, ec);
     spdlog::info("hybrid: task {} written to {} (accuracy {:.3f} over {} prompts; {} of {} thinking steps steered)", p.task, out.path().string(),
-                 t.metrics["accuracy"].get<double>(), answered, steered, steerable);
+                 t.metrics["accuracy"].get<double>(), t.metrics["answered"].get<int64_t>(), t.metrics["steered"].get<int64_t>(),
+                 t.metrics["thinking_steps"].get<int64_t>());
   });
   return true;
 }

@@ -2,9 +2,11 @@
 """The include layering of src/: a folder is a layer, and a file may include only its own folder and
 the folders below it.
 
-    core <- tokenizer <- model <- dist <- io <- {vectors, steer, toy, taxonomy} <- annotate <- artifacts <- stages <- app
+    core <- tokenizer <- model <- dist <- io <- {vectors, steer, toy, taxonomy, basevec} <- hybrid <- annotate <- artifacts
+    <- stages <- app
 
-vectors, steer, toy and taxonomy are peers: none of them includes another. annotate sits above them: its toy
+vectors, steer, toy, taxonomy and basevec are peers: none of them includes another. hybrid (the lockstep of two
+models) applies basevec's shift and coefficient MLP. annotate sits above them: its toy
 annotator recovers the toy world's planted phrasings (toy/phrasings.h), and its factory builds every
 annotator. Every `#include "x/..."` of
 every file under src/ is checked (includes without a folder, such as generated headers, and folders
@@ -27,6 +29,7 @@ LAYERS = [
     {"dist"},
     {"io"},
     {"vectors", "steer", "toy", "taxonomy", "basevec"},
+    {"hybrid"},
     {"annotate"},
     {"artifacts"},
     {"stages"},
