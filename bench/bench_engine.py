@@ -55,7 +55,7 @@ def prompt_ids(seed: int, stream: int, length: int, vocab: int) -> list[int]:
 
 # ---------------------------------------------------------------------------------------------
 
-def make_model(model_dir: Path, shape: dict) -> int:
+def make_model(model_dir: Path, shape: dict, seed: int = 0) -> int:
     """Creates (once) a random fp32 Qwen2ForCausalLM under model_dir; returns its parameter count."""
     import torch
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -66,7 +66,7 @@ def make_model(model_dir: Path, shape: dict) -> int:
         if info.get("shape") == shape:
             return int(info["n_params"])
     model_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     config = Qwen2Config(**shape, max_position_embeddings=4096, rope_theta=1000000.0, rms_norm_eps=1e-6,
                          tie_word_embeddings=True, hidden_act="silu", bos_token_id=None, eos_token_id=None,
                          pad_token_id=None)

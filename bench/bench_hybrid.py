@@ -98,26 +98,12 @@ def toy_prompts(n: int, seed: int) -> list[list[int]]:
     return [tok.encode(R1.format(q), add_special_tokens=False).ids for q in toy_questions(n, seed)]
 
 
-@contextlib.contextmanager
-def seed_override(seed: int):
-    """make_model seeds torch with 0; this makes that call seed with `seed` instead."""
-    import torch
-
-    original = torch.manual_seed
-    torch.manual_seed = lambda _ignored: original(seed)
-    try:
-        yield
-    finally:
-        torch.manual_seed = original
-
-
 def random_checkpoint(model_dir: Path, shape: dict, seed: int) -> int:
     """A random Qwen2 checkpoint (bench_engine.make_model: config.json + model.safetensors) of this seed."""
     marker = model_dir / "bench_seed.json"
     if not (marker.exists() and json.loads(marker.read_text()).get("seed") == seed):
         (model_dir / "bench_params.json").unlink(missing_ok=True)  # make_model would reuse another seed's weights
-    with seed_override(seed):
-        n = make_model(model_dir, shape)
+    n = make_model(model_dir, shape, seed)
     marker.write_text(json.dumps({"seed": seed}))
     return n
 
