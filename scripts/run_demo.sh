@@ -6,7 +6,10 @@
 # first pick, +c raises each behaviour and -c lowers it beyond every same-norm random direction's
 # interval; bootstrap 95% intervals over 200 held-out problems; docs/algorithms.md "Steering
 # acceptance"); then a small taxonomy sweep of the same traces (sentences -> SAEs and k-means at K = 6
-# over every layer -> titles) and its table. Everything lands in runs/demo/ (see configs/demo.ini), or in the --run.dir given.
+# over every layer -> titles) and its table; then the hybrid (README "The hybrid model"): correction vectors for
+# models/toy-base-knows from 200 thinker rollouts, and the base steered where the thinker disagrees on 200 held-out
+# problems, with its ablations, and its table (configs/pairs/toy-knows.ini at reduced size, in <run.dir>/hybrid-pair).
+# Everything lands in runs/demo/ (see configs/demo.ini), or in the --run.dir given.
 # Usage: scripts/run_demo.sh [--section.key value ...]   (extra options override configs/demo.ini)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,5 +32,8 @@ echo
 .venv/bin/thinksteer-analysis acceptance "$run_dir" || true
 echo
 .venv/bin/thinksteer-analysis taxonomy "$run_dir"
+echo
+scripts/basevec_pair.sh configs/pairs/toy-knows.ini "$run_dir/hybrid-pair" --data.limit 200 --basevec.seeds 42 \
+                        --hybrid.ablations none,randcat,randvec,randpos | sed -n '/^# Hybrid sweep/,$p'
 echo
 echo "chain finished in $(( $(date +%s) - start )) s; outputs in $run_dir/ (sweep/summary.h5, summary.csv, figures/*.png)"

@@ -33,8 +33,9 @@ GEN = ["--data.prompts", "builtin:toy-test", "--data.limit", "200", "--toy.seed"
 TAX = ["--sweep.kind", "taxonomy", "--taxonomy.clusters", "6", "--taxonomy.seeds", "0", "--taxonomy.methods", "sae", "--sentences.layers", "1"]
 TRAIN = ["--sweep.kind", "basevec", "--basevec.seeds", "42", "--basevec.epochs", "6", "--basevec.evals_per_epoch", "2",
          "--basevec.random_controls", "0", "--basevec.loss", "full"]
-HYBRID = ["--sweep.kind", "hybrid", "--sweep.datasets", "builtin:toy-test@9", "--hybrid.limit", "120", "--hybrid.answer_prefix", "</think>",
-          "--hybrid.batch_size", "60"]
+def hybrid_args(limit=120, batch=60):
+    return ["--sweep.kind", "hybrid", "--sweep.datasets", "builtin:toy-test@9", "--hybrid.limit", str(limit), "--hybrid.answer_prefix", "</think>",
+            "--hybrid.batch_size", str(batch)]
 
 
 def run(binary, run_dir, name, *args, n=2, check=True, model=None):
@@ -91,7 +92,7 @@ def tokens_of(f, p):
 
 def test_planted_truth_oracle_and_rerun(binary, toy_model, chain):
     d, pair = chain
-    args = [*pair, *HYBRID, "--hybrid.rules", "mlp,oracle", "--hybrid.ablations", "none,randcat,randvec,randpos"]
+    args = [*pair, *hybrid_args(), "--hybrid.rules", "mlp,oracle", "--hybrid.ablations", "none,randcat,randvec,randpos"]
     run(binary, d, "hybrid", *args, model=toy_model)
     s = summary(d)
     for k, v in sorted(s.items()):
@@ -114,9 +115,8 @@ def test_a_stopped_task_resumes(binary, toy_model, chain, tmp_path):
     d, pair = chain
     out = tmp_path / "stopped"
     shutil.copytree(d / "basevec", out / "basevec")
-    args = [*pair, *HYBRID, "--hybrid.rules", "mlp", "--hybrid.ablations", "none", "--hybrid.batch_size", "10", "--hybrid.limit", "40",
+    args = [*pair, *hybrid_args(40, 10), "--hybrid.rules", "mlp", "--hybrid.ablations", "none",
             "--hybrid.vectors", str(json.loads((d / "basevec" / "selected.json").read_text())["correction"]["file"])]
-    (out / "STOP").parent.mkdir(parents=True, exist_ok=True)
     (out / "STOP").touch()
     r = run(binary, out, "hybrid", *args, check=False, model=toy_model)
     assert r.returncode == 75, r.stderr[-2000:]
@@ -136,7 +136,7 @@ def test_bad_input(binary, toy_model, demo_model, base_model, chain, tmp_path, c
     d, pair = chain
     out = tmp_path / case
     shutil.copytree(d / "basevec", out / "basevec")
-    args = [*pair, *HYBRID, "--hybrid.rules", "mlp", "--hybrid.ablations", "none",
+    args = [*pair, *hybrid_args(), "--hybrid.rules", "mlp", "--hybrid.ablations", "none",
             "--hybrid.vectors", str(json.loads((d / "basevec" / "selected.json").read_text())["correction"]["file"])]
     if case == "format":
         args += ["--generate.chat_format", "raw"]
