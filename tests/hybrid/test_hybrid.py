@@ -12,7 +12,7 @@ with the coefficient MLP, then `thinksteer hybrid` on 120 problems of problem se
 - a rerun does nothing; a task stopped between batches (STOP, exit 75) resumes with the saved prompts and ends
   with the file of an uninterrupted run;
 - bad input: a chat format that never opens the thinking part, a base of another vocabulary, vectors of another
-  base checkpoint: exit 2 with one line naming what differs, and no task file.
+  base checkpoint or d_model, an SAE of another layer: exit 2 with one line naming what differs, and no task file.
 """
 import json
 import shutil
@@ -108,7 +108,7 @@ def test_planted_truth_oracle_and_rerun(binary, toy_model, chain):
             n = int(np.argmax(kinds == 3)) if (kinds == 3).any() else len(a)  # the forced </think>
             assert (a[:n] == b[:n]).all() and a[n] == b[n], p
     r = run(binary, d, "hybrid", *args, model=toy_model)
-    assert f"0 of {len(s)} tasks run" in r.stderr or "were finished before" in r.stderr, r.stderr[-2000:]
+    assert f"hybrid: 0 of {len(s)} tasks run, {len(s)} were finished before" in r.stderr + r.stdout, (r.stderr + r.stdout)[-2000:]
 
 
 def test_a_stopped_task_resumes(binary, toy_model, chain, tmp_path):
@@ -131,7 +131,18 @@ def test_a_stopped_task_resumes(binary, toy_model, chain, tmp_path):
         assert (a["tokens/id"][()] == b["tokens/id"][()]).all() and (a["prompts/correct"][()] == b["prompts/correct"][()]).all()
 
 
-@pytest.mark.parametrize("case", ["format", "vocabulary", "vectors"])
+def narrow_copy(src, dst):
+    """A copy of a vector set cut to d_model 64 (its MLP removed): vectors of another model's width."""
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        v = f["vectors"][()][:, :64]
+        for name in ("vectors", "norms", "mlp"):
+            del f[name]
+        f["vectors"], f["norms"] = v, np.linalg.norm(v, axis=1).astype(np.float32)
+    return dst
+
+
+@pytest.mark.parametrize("case", ["format", "vocabulary", "vectors", "d_model", "sae_layer"])
 def test_bad_input(binary, toy_model, demo_model, base_model, chain, tmp_path, case):
     d, pair = chain
     out = tmp_path / case
@@ -144,11 +155,18 @@ def test_bad_input(binary, toy_model, demo_model, base_model, chain, tmp_path, c
     elif case == "vocabulary":
         args[1] = str(demo_model)
         want = "vocab"
-    else:
+    elif case == "vectors":
         copy = tmp_path / "base-copy"
         shutil.copytree(base_model, copy)
         args[1] = str(copy)
         want = ": base_model: vectors trained on"
+    elif case == "d_model":
+        args[args.index("--hybrid.vectors") + 1] = str(narrow_copy(Path(args[args.index("--hybrid.vectors") + 1]), tmp_path / "narrow.h5"))
+        args[args.index("--hybrid.rules") + 1] = "fixed"
+        want = "narrow.h5: /vectors: vectors of d_model 64"
+    else:
+        args += ["--basevec.sae_layer", "2"]
+        want = "cfg.json: hook_layer"
     r = run(binary, out, "hybrid", *args, check=False, model=toy_model)
     assert r.returncode == 2, r.stderr[-2000:]
     assert want in r.stderr, r.stderr[-2000:]
