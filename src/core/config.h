@@ -213,7 +213,7 @@ struct Config {
     std::vector<std::string> layers;  // steering layers (sweep axis); empty: the vectors' own layer
     std::vector<std::string> seeds = {"0"};  // random ablations: one task per seed
     double randpos_fraction = -1;  // randpos: probability a thinking position is steered (-1: the steered share of the matching hybrid row)
-    std::string answer_prefix = "\\n\\nFinal answer: ";  // forced when the thinking model closes its thinking part (\\n: newline)
+    std::string answer_prefix = "\"\\n\\nFinal answer: \"";  // forced when the thinking model closes its thinking part (in quotes: a trailing space survives the INI; \\n: newline)
     int64_t max_new_tokens = 0;    // 0: generate.max_new_tokens
     int64_t batch_size = 0;        // 0: generate.batch_size
     int64_t limit = 0;             // prompts per dataset (0: data.limit)

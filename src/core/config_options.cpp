@@ -327,7 +327,7 @@ void declare_basevec_options(OptionTable& t, Config& c) {
   t.add_list("hybrid.seeds", &h.seeds, "seeds of the random ablations (one task each)", all({not_empty_list(), check::numbers(true, 9.2e18)}));
   t.add<double>("hybrid.randpos_fraction", &h.randpos_fraction, "randpos: probability a thinking position is steered (-1: the steered share of the matching hybrid task)",
         [](const double& f) { return f == -1 || (f >= 0 && f <= 1) ? std::string() : std::string("must be -1 or in [0, 1]"); });
-  t.add("hybrid.answer_prefix", &h.answer_prefix, "forced into both models when the thinking model closes its thinking part (\\n: newline, \\\\: backslash)");
+  t.add("hybrid.answer_prefix", &h.answer_prefix, "forced into both models when the thinking model closes its thinking part (\\n: newline, \\\\: backslash; in double quotes to keep spaces at its ends)");
   t.add("hybrid.max_new_tokens", &h.max_new_tokens, "new tokens per prompt at most (0: generate.max_new_tokens)", at_least(int64_t{0}));
   t.add("hybrid.batch_size", &h.batch_size, "prompts per lockstep batch (0: generate.batch_size)", at_least(int64_t{0}));
   t.add("hybrid.limit", &h.limit, "prompts per dataset at most (0: data.limit)", at_least(int64_t{0}));

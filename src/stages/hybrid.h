@@ -67,7 +67,7 @@ bool run_hybrid_task(const Config& cfg, Runtime& rt, const HybridPoint& p, const
 // The config a row's prompts load with: data.prompts = the dataset, data.limit = hybrid.limit when set.
 Config hybrid_dataset_config(const Config& cfg, const std::string& dataset);
 
-// hybrid.answer_prefix with its escapes (\n, \t, \\) resolved.
+// hybrid.answer_prefix without its surrounding double quotes (if any) and with its escapes (\n, \t, \\) resolved.
 std::string hybrid_answer_prefix(const Config& cfg);
 
 }  // namespace ts::stages
