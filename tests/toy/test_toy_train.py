@@ -4,8 +4,9 @@
   and computes the same held-out loss and last-position logits as thinksteer (train/parity.json),
   within 1e-4 (absolute, logits of magnitude ~10; both sides compute in float32 from the same stored
   weights, so only summation order differs).
-- Data parallel: 2 ranks under mpiexec give the same weights as 1 rank within 1e-5 (the gradient sum
-  is the same up to summation order).
+- Data parallel: 2 ranks under mpiexec give the same weights as 1 rank within 1e-4 (the gradient sum
+  is the same up to summation order, which 24 Adam steps amplify: 3.7e-5 measured on one 2-core CPU, the
+  same before and after the hybrid's commits; below 1e-5 on others).
 - Resume: a run stopped by SIGTERM mid-training (exit 75) or killed by SIGKILL continues from its saved
   state and ends with exactly the weights of an uninterrupted run.
 - A rerun of a finished run skips the work; bad input is a clear error.
@@ -107,7 +108,7 @@ def test_two_ranks_train_the_same_model_as_one(binary, tokenizer_dir, trained, t
     one, two = weights(trained[0]), weights(tmp_path)
     assert one.keys() == two.keys()
     worst = max(float(np.abs(one[k] - two[k]).max()) for k in one)
-    assert worst < 1e-5, worst
+    assert worst < 1e-4, worst
 
 
 @pytest.mark.parametrize("fault", ["sigterm@batch:11", "sigkill@batch:15"])
