@@ -53,6 +53,7 @@ struct HybridEnv {
   artifacts::BasevecTask vectors;
   hybrid::SteeringSet set;
   int32_t think_close = -1;
+  bool open_thinking = false;  // the chat format's prompt does not open <think>: "<think>\n" is appended to it
   std::vector<int32_t> answer_prefix;
 };
 HybridEnv load_hybrid_env(const Config& cfg, Runtime& rt);

@@ -70,6 +70,15 @@ HybridEnv load_hybrid_env(const Config& cfg, Runtime& rt) {
   env.vectors = artifacts::read_basevec_task(env.vectors_file);
   env.vectors_hash = certified_content_hash(env.vectors_file);
   env.thinking = load_stage_model(cfg, rt);
+  const std::string tok_file = (env.thinking.dir / "tokenizer.json").string();
+  const std::optional<int32_t> open = env.thinking.tokenizer->token_to_id("<think>");
+  const std::optional<int32_t> close = env.thinking.tokenizer->token_to_id("</think>");
+  if (!close) throw InputError(tok_file, "added_tokens", "no </think> token: the thinking model's format never closes a thinking part (multi-token tags, as ORZ's, are not supported)");
+  if (!open) throw InputError(tok_file, "added_tokens", "no <think> token: the thinking model's format never opens a thinking part (multi-token tags, as ORZ's, are not supported)");
+  env.think_close = *close;
+  // A chat format whose prompt does not open the thinking part (chatml for QwQ) gets "<think>\n" appended to
+  // the thinking model's prompt, as QwQ's own template does: the hybrid steers the thinking part.
+  env.open_thinking = chat_format_apply(cfg.generate.chat_format, "?", cfg.generate.system).find("<think>") == std::string::npos;
   env.base = load_base_model(cfg, rt);
   check_same_vocabulary(env.thinking, env.base, env.base.dir);
   const std::string vfile = env.vectors_file.string();
@@ -88,14 +97,6 @@ HybridEnv load_hybrid_env(const Config& cfg, Runtime& rt) {
   if (cats != env.vectors.c)
     throw InputError(vfile, "/vectors", std::to_string(env.vectors.c) + " category vectors, the SAE (" + basevec_sae_dir(cfg).string() + ") has " +
                                             std::to_string(cats) + " categories: vectors of another taxonomy");
-  const std::optional<int32_t> close = env.thinking.tokenizer->token_to_id("</think>");
-  if (!close)
-    throw InputError((env.thinking.dir / "tokenizer.json").string(), "added_tokens", "no </think> token: the thinking model's format never closes a thinking part");
-  env.think_close = *close;
-  const std::string probe = chat_format_apply(cfg.generate.chat_format, "?", cfg.generate.system);
-  if (probe.find("<think>") == std::string::npos)
-    throw InputError("<config>", "generate.chat_format", "'" + std::string(option_name(cfg.generate.chat_format)) +
-                                                          "' never opens the thinking part (no <think> in its prompt): the hybrid steers the thinking part");
   const std::string prefix = hybrid_answer_prefix(cfg);
   env.answer_prefix = env.thinking.tokenizer->encode_ids(prefix);
   check_hybrid_tokens(env, prefix);
@@ -239,7 +240,8 @@ EncodedPrompts encode_prompts(const Config& cfg, const HybridEnv& env, const std
   Config ctx = cfg;
   ctx.generate.max_new_tokens = max_new;
   for (const Prompt& q : prompts) {
-    std::vector<int32_t> t = env.thinking.tokenizer->encode_ids(chat_format_apply(cfg.generate.chat_format, q.text, cfg.generate.system));
+    std::vector<int32_t> t = env.thinking.tokenizer->encode_ids(chat_format_apply(cfg.generate.chat_format, q.text, cfg.generate.system) +
+                                                                 (env.open_thinking ? "<think>\n" : ""));
     std::vector<int32_t> b = t;
     if (cfg.basevec.base_prompt != "same") {
       std::string text = basevec_prompt_template(cfg.basevec.base_prompt);

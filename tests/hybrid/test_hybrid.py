@@ -11,7 +11,7 @@ with the coefficient MLP, then `thinksteer hybrid` on 120 problems of problem se
   </think>; base and thinking rows are the models alone;
 - a rerun does nothing; a task stopped between batches (STOP, exit 75) resumes with the saved prompts and ends
   with the file of an uninterrupted run;
-- bad input: a chat format that never opens the thinking part, a base of another vocabulary, vectors of another
+- bad input: a thinking model whose format never closes a thinking part (no </think> token), a base of another vocabulary, vectors of another
   base checkpoint or d_model, an SAE of another layer: exit 2 with one line naming what differs, and no task file.
 """
 import json
@@ -149,9 +149,13 @@ def test_bad_input(binary, toy_model, demo_model, base_model, chain, tmp_path, c
     shutil.copytree(d / "basevec", out / "basevec")
     args = [*pair, *hybrid_args(), "--hybrid.rules", "mlp", "--hybrid.ablations", "none",
             "--hybrid.vectors", str(json.loads((d / "basevec" / "selected.json").read_text())["correction"]["file"])]
+    model = toy_model
     if case == "format":
-        args += ["--generate.chat_format", "raw"]
-        want = "generate.chat_format"
+        model = tmp_path / "renamed" / "toy-thinker"  # the SAE's model name; a tokenizer whose </think> is renamed
+        shutil.copytree(toy_model, model)
+        tok = model / "tokenizer.json"
+        tok.write_text(tok.read_text().replace("</think>", "</thinq>"))
+        want = "tokenizer.json: added_tokens: no </think> token"
     elif case == "vocabulary":
         args[1] = str(demo_model)
         want = "vocab"
@@ -167,7 +171,7 @@ def test_bad_input(binary, toy_model, demo_model, base_model, chain, tmp_path, c
     else:
         args += ["--basevec.sae_layer", "2"]
         want = "cfg.json: hook_layer"
-    r = run(binary, out, "hybrid", *args, check=False, model=toy_model)
+    r = run(binary, out, "hybrid", *args, check=False, model=model)
     assert r.returncode == 2, r.stderr[-2000:]
     assert want in r.stderr, r.stderr[-2000:]
     assert not list((out / "hybrid" / "tasks").glob("*.h5"))
