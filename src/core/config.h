@@ -218,6 +218,7 @@ struct Config {
     int64_t batch_size = 0;        // 0: generate.batch_size
     int64_t limit = 0;             // prompts per dataset (0: data.limit)
     bool save_text = true;         // task files keep each prompt's text and per-token records
+    bool fused = true;             // fixed / mlp rules: the fused step (hybrid/lockstep.h Options::fused); false: the rerun
   } hybrid;
   struct Reduce {                  // gathering a sweep's tasks (stages/reduce.cpp)
     bool allow_partial = false;      // write a summary (marked partial) and exit 0 when tasks are missing

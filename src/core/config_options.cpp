@@ -331,6 +331,8 @@ void declare_basevec_options(OptionTable& t, Config& c) {
   t.add("hybrid.max_new_tokens", &h.max_new_tokens, "new tokens per prompt at most (0: generate.max_new_tokens)", at_least(int64_t{0}));
   t.add("hybrid.batch_size", &h.batch_size, "prompts per lockstep batch (0: generate.batch_size)", at_least(int64_t{0}));
   t.add("hybrid.limit", &h.limit, "prompts per dataset at most (0: data.limit)", at_least(int64_t{0}));
+  t.add("hybrid.fused", &h.fused, "fixed and mlp rules: run the base's layers after the steering layer once for every row unsteered and shifted "
+        "(2n rows; faster where decoding streams weights) instead of rerunning them after a disagreement; the tokens are the same");
   t.add("hybrid.save_text", &h.save_text, "task files keep each prompt's text and per-token records");
 }
 

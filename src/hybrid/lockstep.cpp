@@ -101,6 +101,9 @@ class Lockstep {
     t_hooks_->add_fn({HookSite::RESID_POST, opt.sae_layer}, t_cap_.fn());
     b_hooks_->add_fn({HookSite::RESID_POST, opt.layer}, b_cap_.fn());
     available_ = set.available();
+    fused_ = opt.fused && (opt.rule == CoefRule::fixed || opt.rule == CoefRule::mlp);
+    if (fused_) b_dec_->cache().add_shadow_rows(opt.layer + 1);
+    if (opt.rule == CoefRule::mlp && !set.mlp.defined()) throw std::invalid_argument("hybrid: the mlp rule needs a vector set with a coefficient MLP");
   }
 
   std::vector<Result> run() {
@@ -132,8 +135,12 @@ class Lockstep {
     }
     ForwardArgs ab = b_dec_->args();
     ab.hooks = b_hooks_.get();
-    const at::Tensor b_logits = b_.forward(ab).select(1, 0);
-    const std::vector<int64_t> y_b = argmax(b_logits);
+    std::vector<int64_t> y_b, y_s;  // y_s: the steered token of each candidate row (fused step), else -1
+    if (fused_) {
+      y_b = fused_forward(ab, y_t, y_s);
+    } else {
+      y_b = argmax(b_.forward(ab).select(1, 0));
+    }
 
     next_.assign(static_cast<size_t>(n), opt_.base_pad);
     std::vector<int64_t> steer_rows;
@@ -171,7 +178,12 @@ class Lockstep {
       const bool disagree = y_b[static_cast<size_t>(j)] != y_t[static_cast<size_t>(j)];
       bool steer = disagree;
       if (opt_.ablation == Ablation::randpos) steer = stream_uniform(opt_.seed, requests_[i].stream, 2 * pos) < opt_.randpos_fraction;
-      if (steer) {
+      if (steer && fused_) {
+        r.category.back() = static_cast<int16_t>(fused_cat_[static_cast<size_t>(j)]);
+        r.coef.back() = fused_coef_[static_cast<size_t>(j)];
+        emit(j, y_s[static_cast<size_t>(j)], TokenKind::steered);
+        if (y_s[static_cast<size_t>(j)] == opt_.think_close) s.thinking = false;
+      } else if (steer) {
         steer_rows.push_back(j);
       } else {
         emit(j, y_b[static_cast<size_t>(j)], disagree ? TokenKind::skipped : (opt_.ablation == Ablation::randpos ? TokenKind::unsteered : TokenKind::agree));
@@ -182,6 +194,77 @@ class Lockstep {
     if (!steer_rows.empty()) steer_step(steer_rows, ab, t_logits, y_t);
   }
 
+  // The category of each of `rows` (batch rows): the SAE's on the thinking model's activations s [m, d_T]
+  // (rows in order), or with randcat a uniform draw among the categories with a vector.
+  std::vector<int64_t> categories(const std::vector<int64_t>& rows, const at::Tensor& s) {
+    const std::vector<size_t>& req = b_dec_->row_requests();
+    const auto m = rows.size();
+    std::vector<int64_t> cats(m);
+    if (opt_.ablation == Ablation::randcat || opt_.ablation == Ablation::randvec_randcat) {
+      if (available_.empty()) throw std::invalid_argument("hybrid: no category has a vector to draw");
+      for (size_t k = 0; k < m; ++k) {
+        const size_t i = req[static_cast<size_t>(rows[k])];
+        const double u = stream_uniform(opt_.seed, requests_[i].stream, 2 * results_[i].kind.size() + 1);
+        cats[k] = available_[std::min(available_.size() - 1, static_cast<size_t>(u * static_cast<double>(available_.size())))];
+      }
+      return cats;
+    }
+    const at::Tensor c = classify_(s).to(at::kCPU);
+    for (size_t k = 0; k < m; ++k) cats[k] = c[static_cast<int64_t>(k)].item<int64_t>();
+    return cats;
+  }
+
+  // The fused step (fixed and mlp rules): B's layers up to the steering layer once, then the layers after it for
+  // 2n rows, each row unsteered and with its shift (the rows that may be steered: in their thinking part, the
+  // thinking model not closing it, and with randpos the coin up), the shadow rows of the cache reading the
+  // unsteered history. Returns y_B; y_s gets each candidate's steered token (fused_cat_ / fused_coef_ its
+  // category and coefficient). Equal to the rerun of steer_step, in one pass over the upper layers' weights.
+  std::vector<int64_t> fused_forward(const ForwardArgs& ab, const std::vector<int64_t>& y_t, std::vector<int64_t>& y_s) {
+    const std::vector<size_t>& req = b_dec_->row_requests();
+    const auto n = static_cast<int64_t>(req.size());
+    ForwardArgs lo = ab;
+    lo.hooks = nullptr;
+    lo.end_layer = opt_.layer + 1;
+    const at::Tensor x = b_.forward(lo);  // [n, T, D]: blocks.{layer}.hook_resid_post
+    std::vector<int64_t> rows;
+    for (int64_t j = 0; j < n; ++j) {
+      const size_t i = req[static_cast<size_t>(j)];
+      const RowState& st = state_[i];
+      if (done_[i] || !st.thinking || st.forcing || y_t[static_cast<size_t>(j)] == opt_.think_close) continue;
+      if (opt_.ablation == Ablation::randpos && !(stream_uniform(opt_.seed, requests_[i].stream, 2 * results_[i].kind.size()) < opt_.randpos_fraction)) continue;
+      rows.push_back(j);
+    }
+    at::Tensor steered = x.clone();
+    fused_cat_.assign(static_cast<size_t>(n), -1);
+    fused_coef_.assign(static_cast<size_t>(n), 0.0F);
+    if (!rows.empty()) {
+      const auto dev = x.device();
+      const at::Tensor idx = at::tensor(rows, at::kLong).to(dev);
+      const std::vector<int64_t> cats = categories(rows, last_position(t_cap_.x).index_select(0, idx.to(t_cap_.x.device())));
+      const at::Tensor cat = at::tensor(cats, at::kLong).to(dev);
+      at::Tensor dir = set_.vectors.index_select(0, cat);
+      if (set_.bias.defined()) dir = dir + set_.bias;
+      const at::Tensor a = opt_.rule == CoefRule::mlp ? set_.mlp(last_position(x).index_select(0, idx).to(at::kFloat), cat).to(at::kFloat)
+                                                      : at::full({static_cast<int64_t>(rows.size())}, opt_.coef, at::TensorOptions().dtype(at::kFloat).device(dev));
+      steered.select(1, x.size(1) - 1).index_add_(0, idx, (a.unsqueeze(1) * dir).to(x.scalar_type()));
+      const at::Tensor a_cpu = a.to(at::kCPU);
+      for (size_t k = 0; k < rows.size(); ++k) {
+        fused_cat_[static_cast<size_t>(rows[k])] = cats[k];
+        fused_coef_[static_cast<size_t>(rows[k])] = a_cpu[static_cast<int64_t>(k)].item<float>();
+      }
+    }
+    ForwardArgs up = ab;
+    up.hooks = nullptr;
+    up.hidden_in = at::cat({x, steered});
+    up.first_layer = opt_.layer + 1;
+    up.positions = at::cat({ab.positions, ab.positions});
+    if (ab.key_valid.defined()) up.key_valid = at::cat({ab.key_valid, ab.key_valid});
+    const std::vector<int64_t> both = argmax(b_.forward(up).select(1, 0));  // [2n]
+    b_dec_->cache().sync_shadow(ab.slot_start + ab.tokens.size(1) - 1);
+    y_s.assign(both.begin() + n, both.end());
+    return std::vector<int64_t>(both.begin(), both.begin() + n);
+  }
+
   // The steered rerun of this step for `rows` (batch rows), from the layer after the steering layer.
   void steer_step(const std::vector<int64_t>& rows, const ForwardArgs& ab, const at::Tensor& t_logits, const std::vector<int64_t>& y_t) {
     const auto dev = b_cap_.x.device();
@@ -190,19 +273,7 @@ class Lockstep {
     at::Tensor idx = at::tensor(rows, at::kLong).to(dev);
     at::Tensor h = last_position(b_cap_.x).index_select(0, idx).to(at::kFloat);            // [m, d]
     at::Tensor s = last_position(t_cap_.x).index_select(0, idx.to(t_cap_.x.device()));      // [m, d_T]
-    std::vector<int64_t> cats(static_cast<size_t>(m));
-    const bool random_cat = opt_.ablation == Ablation::randcat || opt_.ablation == Ablation::randvec_randcat;
-    if (random_cat) {
-      if (available_.empty()) throw std::invalid_argument("hybrid: no category has a vector to draw");
-      for (int64_t k = 0; k < m; ++k) {
-        const size_t i = req[static_cast<size_t>(rows[static_cast<size_t>(k)])];
-        const double u = stream_uniform(opt_.seed, requests_[i].stream, 2 * results_[i].kind.size() + 1);
-        cats[static_cast<size_t>(k)] = available_[std::min(available_.size() - 1, static_cast<size_t>(u * static_cast<double>(available_.size())))];
-      }
-    } else {
-      at::Tensor c = classify_(s).to(at::kCPU);
-      for (int64_t k = 0; k < m; ++k) cats[static_cast<size_t>(k)] = c[k].item<int64_t>();
-    }
+    const std::vector<int64_t> cats = categories(rows, s);
     at::Tensor cat = at::tensor(cats, at::kLong).to(dev);
     at::Tensor dir = set_.vectors.index_select(0, cat);  // [m, d]
     if (set_.bias.defined()) dir = dir + set_.bias;
@@ -219,7 +290,6 @@ class Lockstep {
       return;
     }
     if (opt_.rule == CoefRule::mlp) {
-      if (!set_.mlp.defined()) throw std::invalid_argument("hybrid: the mlp rule needs a vector set with a coefficient MLP");
       alpha = set_.mlp(h, cat).to(at::kFloat);
       coefs = {1.0};
     } else if (opt_.rule == CoefRule::fixed) {
@@ -291,6 +361,9 @@ class Lockstep {
   std::vector<Result> results_;
   std::vector<RowState> state_;
   std::vector<int64_t> next_;
+  bool fused_ = false;
+  std::vector<int64_t> fused_cat_;  // per batch row of the fused step: the category and coefficient of its shift
+  std::vector<float> fused_coef_;
   std::vector<bool> done_;  // per request: emitted an end token (the decoders drop such rows lazily)
 };
 

@@ -18,7 +18,11 @@
 // The steered step reruns only the layers after the steering layer (ForwardArgs::first_layer) and is not
 // kept in the base's KV cache (KVCache::save_slot/restore_slot): every earlier position stays as the
 // base model read it, which is the v1 loop's "steer the current position only" (§B.9, window 1)
-// without its recomputation of the prefix. Greedy throughout; the models must share the vocabulary.
+// without its recomputation of the prefix. With the fixed and mlp rules the step is fused by default
+// (Options::fused): B runs up to the steering layer once, then the layers after it once for 2n rows, every row
+// unsteered and shifted, the shifted copies reading shadow rows of the cache that hold the unsteered history
+// (KVCache::add_shadow_rows / sync_shadow): the same tokens, one pass over those weights instead of two.
+// Greedy throughout; the models must share the vocabulary.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -72,6 +76,11 @@ struct Options {
   int64_t think_close = -1;                // the thinking model's </think> id
   std::vector<int32_t> answer_prefix;      // forced after the thinking model closes its thinking part
   int64_t thinking_pad = 0, base_pad = 0;
+  // fixed and mlp rules: B's layers after the steering layer run once per step for every row twice, unsteered and
+  // shifted (2n rows; the KV cache keeps shadow rows with the unsteered history, KVCache::add_shadow_rows), instead
+  // of a rerun of those layers after a disagreement. One pass over the weights where decoding streams them (CPU,
+  // small batches); false: the rerun, cheaper where compute dominates and disagreements are rare.
+  bool fused = true;
 };
 
 struct Request {

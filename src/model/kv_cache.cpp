@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -27,9 +28,29 @@ std::pair<at::Tensor, at::Tensor> KVCache::update(int64_t layer, int64_t slot_st
 }
 
 void KVCache::keep_rows(const at::Tensor& rows) {
-  for (auto& t : k_) t = t.index_select(0, rows);
-  for (auto& t : v_) t = t.index_select(0, rows);
+  const at::Tensor both = shadow_from_ < 0 ? rows : at::cat({rows, rows + batch_});
+  for (size_t l = 0; l < k_.size(); ++l) {
+    const at::Tensor& r = shadow_from_ >= 0 && static_cast<int64_t>(l) >= shadow_from_ ? both : rows;
+    k_[l] = k_[l].index_select(0, r);
+    v_[l] = v_[l].index_select(0, r);
+  }
   batch_ = rows.size(0);
+}
+
+void KVCache::add_shadow_rows(int64_t first_layer) {
+  if (shadow_from_ >= 0) throw std::logic_error("KVCache::add_shadow_rows: the cache has shadow rows already");
+  shadow_from_ = first_layer;
+  for (size_t l = static_cast<size_t>(first_layer); l < k_.size(); ++l) {
+    k_[l] = at::cat({k_[l], k_[l]});
+    v_[l] = at::cat({v_[l], v_[l]});
+  }
+}
+
+void KVCache::sync_shadow(int64_t slot) {
+  for (size_t l = static_cast<size_t>(std::max<int64_t>(shadow_from_, 0)); shadow_from_ >= 0 && l < k_.size(); ++l) {
+    k_[l].narrow(0, batch_, batch_).narrow(2, slot, 1).copy_(k_[l].narrow(0, 0, batch_).narrow(2, slot, 1));
+    v_[l].narrow(0, batch_, batch_).narrow(2, slot, 1).copy_(v_[l].narrow(0, 0, batch_).narrow(2, slot, 1));
+  }
 }
 
 std::vector<at::Tensor> KVCache::save_slot(int64_t slot, int64_t first_layer) const {

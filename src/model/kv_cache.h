@@ -26,12 +26,20 @@ class KVCache {
   std::vector<at::Tensor> save_slot(int64_t slot, int64_t first_layer) const;
   void restore_slot(int64_t slot, int64_t first_layer, const std::vector<at::Tensor>& saved);
 
+  // Shadow rows (the hybrid's fused step, hybrid/lockstep.h): layers [first_layer, n_layer) get a second copy of
+  // every batch row, rows [batch, 2 batch), which a forward of 2 batch rows through those layers uses; keep_rows
+  // keeps both copies of a row; sync_shadow copies one slot of the first copy over the second, so the shadow rows
+  // always hold the first rows' history.
+  void add_shadow_rows(int64_t first_layer);
+  void sync_shadow(int64_t slot);
+
   int64_t capacity() const { return capacity_; }
   int64_t batch() const { return batch_; }
 
  private:
   int64_t capacity_;
   int64_t batch_;
+  int64_t shadow_from_ = -1;  // first layer with shadow rows (-1: none)
   std::vector<at::Tensor> k_;  // [B, K, S_max, E]
   std::vector<at::Tensor> v_;  // [B, K, S_max, E]
 };

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include <cmath>
+#include <algorithm>
 #include <stdexcept>
 
 namespace ts {
@@ -129,8 +130,9 @@ at::Tensor Transformer::forward(const ForwardArgs& a) const {
     mask = allowed.logical_or(key_slot.eq(query_slot).unsqueeze(0)).unsqueeze(1);  // [B|1, 1, T, S]
   }
 
-  for (int64_t il = a.first_layer; il < n_layer_held(); ++il) x = block(il, x, a, cos, sin, mask, causal, ctx);
-  if (a.logits == LogitsMode::NONE || !w_.final_norm.defined()) return x;
+  const int64_t end = a.end_layer < 0 ? n_layer_held() : std::min(a.end_layer, n_layer_held());
+  for (int64_t il = a.first_layer; il < end; ++il) x = block(il, x, a, cos, sin, mask, causal, ctx);
+  if (end < n_layer_held() || a.logits == LogitsMode::NONE || !w_.final_norm.defined()) return x;
 
   x = hook(a.hooks, HookSite::LN_FINAL, 0, rms_norm(x, w_.final_norm), ctx);
   if (a.logits == LogitsMode::LAST) x = x.narrow(1, T - 1, 1);

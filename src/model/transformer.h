@@ -26,6 +26,8 @@ struct ForwardArgs {
   at::Tensor hidden_in;  // [B, T, D]: start from this residual stream instead of embedding tokens (pipeline stages)
   int64_t first_layer = 0;  // held layer to start at (> 0 needs hidden_in: the stream entering it; the hybrid's
                             // steered step reruns only the layers after the steering layer)
+  int64_t end_layer = -1;   // held layer to stop before (-1: all); a forward that stops early returns the residual
+                            // stream entering it, as LogitsMode::NONE
 };
 
 class Transformer {

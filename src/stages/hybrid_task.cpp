@@ -124,6 +124,7 @@ std::string hybrid_task_hash(const Config& cfg, const HybridPoint& p, const std:
   Config c = cfg;  // the axes do not decide a task
   c.hybrid.rules.clear(), c.hybrid.ablations.clear(), c.hybrid.layers.clear(), c.hybrid.seeds.clear();
   c.hybrid.vectors.clear(), c.hybrid.method.clear();
+  c.hybrid.fused = true;  // the same tokens either way
   json point = p.to_json();
   point.erase("task");
   std::string inputs = point.dump() + "\nvectors=" + vectors_hash + "\nthinking=" + checkpoint_identity(cfg.model.path) +
@@ -329,7 +330,7 @@ bool run_hybrid_task(const Config& cfg, Runtime& rt, const HybridPoint& p, const
   hybrid::Options opt;
   opt.layer = p.layer, opt.sae_layer = env.sae_layer, opt.seed = static_cast<uint64_t>(p.seed), opt.max_new_tokens = max_new;
   opt.eos_ids = env.base.eos_ids, opt.think_close = env.think_close, opt.answer_prefix = env.answer_prefix;
-  opt.thinking_pad = env.thinking.pad_id, opt.base_pad = env.base.pad_id, opt.coef = cfg.hybrid.coefficient;
+  opt.thinking_pad = env.thinking.pad_id, opt.base_pad = env.base.pad_id, opt.coef = cfg.hybrid.coefficient, opt.fused = cfg.hybrid.fused;
   opt.guardrail.clear();
   for (const std::string& g : cfg.hybrid.guardrail) opt.guardrail.push_back(std::stod(g));
   if (p.role == "hybrid") {

@@ -4,7 +4,7 @@
 // (models/toy-thinker, models/toy-base), with seeded vectors, a seeded coefficient MLP and a simple
 // classifier, the batched KV-cached lockstep (prompts of different lengths, left-padded, rows finishing
 // at different steps) must emit the same tokens, kinds, categories and coefficients (1e-4 relative) for
-// every coefficient rule and ablation. Greedy tokens are compared exactly: the two loops compute the same
+// every coefficient rule and ablation, with the steered step as a rerun and fused (Options::fused). Greedy tokens are compared exactly: the two loops compute the same
 // functions in float32 with different shapes, and the toy models' margins are far above that noise.
 #include <ATen/ATen.h>
 #include <c10/core/InferenceMode.h>
@@ -127,14 +127,20 @@ Result reference(const SteeringSet& set, const Options& o, const Request& r) {
   return out;
 }
 
-class LockstepTest : public ::testing::TestWithParam<std::pair<CoefRule, Ablation>> {};
+struct Case {
+  CoefRule rule;
+  Ablation ablation;
+  bool fused;
+};
+class LockstepTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(LockstepTest, EqualsTheFullPrefixLoopPromptByPrompt) {
   c10::InferenceMode guard;
   Pair& p = pair();
-  const SteeringSet set = make_set(p.base.config().d_model).ablated(GetParam().second, 5);
+  const Case c = GetParam();
+  const SteeringSet set = make_set(p.base.config().d_model).ablated(c.ablation, 5);
   Options o;
-  o.layer = 3, o.sae_layer = 1, o.rule = GetParam().first, o.ablation = GetParam().second, o.seed = 3, o.randpos_fraction = 0.3;
+  o.layer = 3, o.sae_layer = 1, o.rule = c.rule, o.ablation = c.ablation, o.fused = c.fused, o.seed = 3, o.randpos_fraction = 0.3;
   o.coef = 2.0, o.guardrail = {0.5, 2.0, 6.0};
   o.max_new_tokens = 48;
   o.think_close = *p.tok.token_to_id("</think>");
@@ -161,13 +167,16 @@ TEST_P(LockstepTest, EqualsTheFullPrefixLoopPromptByPrompt) {
     for (int8_t k : want.kind) steered += k == static_cast<int8_t>(TokenKind::steered);
   }
   EXPECT_GT(steered, 0) << "the case steers nothing: it would not test the steered step";
+  EXPECT_TRUE(std::any_of(got.begin(), got.end(), [](const Result& r) { return r.finish == FinishReason::EOS; }))
+      << "no row ends early: the case would not test dropping finished rows (and their shadow rows) from the caches";
 }
 
 INSTANTIATE_TEST_SUITE_P(RulesAndAblations, LockstepTest,
-                         ::testing::Values(std::pair{CoefRule::fixed, Ablation::none}, std::pair{CoefRule::mlp, Ablation::none},
-                                           std::pair{CoefRule::guardrail, Ablation::none}, std::pair{CoefRule::mlp, Ablation::randcat},
-                                           std::pair{CoefRule::fixed, Ablation::randvec_randcat}, std::pair{CoefRule::fixed, Ablation::only_bias},
-                                           std::pair{CoefRule::mlp, Ablation::randpos}));
+                         ::testing::Values(Case{CoefRule::fixed, Ablation::none, true}, Case{CoefRule::fixed, Ablation::none, false},
+                                           Case{CoefRule::mlp, Ablation::none, true}, Case{CoefRule::mlp, Ablation::none, false},
+                                           Case{CoefRule::guardrail, Ablation::none, false}, Case{CoefRule::mlp, Ablation::randcat, true},
+                                           Case{CoefRule::fixed, Ablation::randvec_randcat, true}, Case{CoefRule::fixed, Ablation::only_bias, false},
+                                           Case{CoefRule::mlp, Ablation::randpos, true}, Case{CoefRule::mlp, Ablation::randpos, false}));
 
 TEST(Lockstep, TheOracleWithTheSamePromptsIsTheThinkingModelsGreedyText) {
   c10::InferenceMode guard;
