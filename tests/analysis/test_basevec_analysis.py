@@ -22,7 +22,7 @@ try:
     import thinksteer_analysis  # noqa: F401  installed into the project venv, editable, by scripts/setup.sh
 except ImportError as e:
     raise ImportError(f"thinksteer_analysis is not installed for {sys.executable}: run scripts/setup.sh") from e
-from analysis_checks import check_png, replace  # noqa: E402
+from analysis_checks import check_png, done, identity, replace  # noqa: E402
 from thinksteer_analysis.basevec import (BasevecTask, finished_basevec_tasks, holdout_scores, read_basevec_selected, read_basevec_summary,
                                          read_basevec_task)
 from thinksteer_analysis.schema import SchemaError
@@ -49,22 +49,6 @@ def put(f, name, data, dims, dtype=None):
             f[scale].make_scale()
         ds.dims[axis].attach_scale(f[scale])
     return ds
-
-
-def identity(f, fmt, stage):
-    """Root attributes of write_h5_identity (src/artifacts/artifact.cpp)."""
-    prov = {"stage": stage, "config": "[run]\ndir = x\n", "config_sha256": "c" * 64}
-    for name, v in (("format", fmt), ("stage", stage), ("config", prov["config"]), ("config_sha256", "c" * 64), ("git_commit", "0" * 40),
-                    ("thinksteer_version", "0.1.0"), ("created_utc", "2026-01-01T00:00:00Z"), ("model_path", ""), ("model_config_sha256", ""),
-                    ("provenance", json.dumps(prov))):
-        f.attrs[name] = v
-    for name in ("schema_version", "world_size", "pipeline_stages"):
-        f.attrs[name] = np.int64(1)
-    f.attrs["seed"] = np.int64(0)
-
-
-def done(path):
-    Path(f"{path}.done").write_text("0" * 64)
 
 
 def correction_metrics(seed):

@@ -24,7 +24,7 @@ try:
     import thinksteer_analysis  # noqa: F401  installed into the project venv, editable, by scripts/setup.sh
 except ImportError as e:
     raise ImportError(f"thinksteer_analysis is not installed for {sys.executable}: run scripts/setup.sh") from e
-from analysis_checks import check_png, replace  # noqa: E402
+from analysis_checks import check_png, done, identity, replace  # noqa: E402
 from thinksteer_analysis.hybrid import HybridTask, finished_hybrid_tasks, read_hybrid_summary, read_hybrid_task
 from thinksteer_analysis.schema import SchemaError
 
@@ -74,22 +74,6 @@ def put(f, name, data, dims, dtype=None, description=None):
             f[scale].make_scale(f"This is a netCDF dimension but not a netCDF variable.{ds.shape[axis]:10d}")
         ds.dims[axis].attach_scale(f[scale])
     return ds
-
-
-def identity(f, fmt, stage):
-    """Root attributes of write_h5_identity (src/artifacts/artifact.cpp)."""
-    prov = {"stage": stage, "config": CONFIG, "config_sha256": "c" * 64, "model_path": "/nonexistent/thinker"}
-    for name, v in (("format", fmt), ("stage", stage), ("config", CONFIG), ("config_sha256", "c" * 64), ("git_commit", "0" * 40),
-                    ("thinksteer_version", "0.1.0"), ("created_utc", "2026-01-01T00:00:00Z"), ("model_path", prov["model_path"]),
-                    ("model_config_sha256", ""), ("provenance", json.dumps(prov))):
-        f.attrs[name] = v
-    for name in ("schema_version", "world_size", "pipeline_stages"):
-        f.attrs[name] = np.int64(1)
-    f.attrs["seed"] = np.int64(0)
-
-
-def done(path):
-    Path(f"{path}.done").write_text("0" * 64)
 
 
 def make_tokenizer(root):
@@ -156,7 +140,7 @@ def write_task(run, row, task, tok=None):
         put(f, "/prompts/answer", ["12", "7", ""], ("prompt",), dtype=STR)
         put(f, "/prompts/reference", ["12", "8", ""], ("prompt",), dtype=STR)
         put(f, "/prompts/text", ["".join(t for t, _, _ in TRACE) if tok else "", "Hi" if tok else "", ""], ("prompt",), dtype=STR)
-        identity(f, "thinksteer.hybrid_task", "sweep run")
+        identity(f, "thinksteer.hybrid_task", "sweep run", CONFIG, "/nonexistent/thinker")
         point = {"ablation": ablation, "dataset": dataset, "key": key, "layer": layer, "role": role, "rule": rule, "seed": 0, "task": task}
         for name, v in (("task", np.int64(task)), ("key", key), ("point", json.dumps(point, separators=(",", ":"))), ("role", role), ("rule", rule),
                         ("ablation", ablation), ("dataset", dataset), ("layer", np.int64(layer)), ("seed", np.int64(0)),
@@ -184,7 +168,7 @@ def write_summary(run, rows=ROWS):
         put(f, "/key", [hybrid_key(*r[:5]) for r in rows], ("row",), dtype=STR)
         for i, name in enumerate(("dataset", "role", "rule", "ablation")):
             put(f, f"/{name}", [r[i] for r in rows], ("row",), dtype=STR)
-        identity(f, "thinksteer.hybrid_summary", "reduce")
+        identity(f, "thinksteer.hybrid_summary", "reduce", CONFIG, "/nonexistent/thinker")
         f.attrs["partial"] = np.int64(0)
         f.attrs["bootstrap"] = np.int64(200)
         f.attrs["ci"] = "0.950000"
