@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import sys
-from pathlib import Path
 
 import h5py
 import numpy as np

@@ -14,7 +14,6 @@ the table and writes hybrid_accuracy.png, hybrid_gap.png and hybrid_trace.png.""
 import hashlib
 import json
 import sys
-from pathlib import Path
 
 import h5py
 import numpy as np
