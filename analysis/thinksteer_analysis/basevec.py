@@ -44,7 +44,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .schema import Artifact, PathLike, SchemaError, attr, first_index, int_attr, keyed_file, open_h5, provenance, read, read_optional, require_keys
+from .schema import (Artifact, PathLike, SchemaError, attr, first_index, int_attr, json_attr, keyed_file, open_h5, provenance, read,
+                     read_optional, require_keys, str_attr)
 
 BASEVEC_TASK = Artifact(dir="basevec", file="tasks/{key}.h5", format="thinksteer.basevec_task", schema_version=1, stage="sweep run")
 BASEVEC_SUMMARY = Artifact(dir="basevec", file="summary.h5", format="thinksteer.basevec_summary", schema_version=1, stage="reduce")
@@ -64,25 +65,6 @@ __all__ = [
 def _number(v: Any) -> float:
     """A JSON value as a float: nan for null (the C++ writes NaN as null), a missing key or a non-number."""
     return float(v) if isinstance(v, NUMBER) and not isinstance(v, bool) else math.nan
-
-
-def _json_attr(f: Any, name: str, kind: type) -> Any:
-    """Root attribute `name` parsed as JSON of type `kind` (SchemaError naming it when absent, not JSON or another type)."""
-    text = attr(f, name, required=True)
-    try:
-        v = json.loads(text) if isinstance(text, str) else None
-    except ValueError as e:
-        raise SchemaError(f.filename, f"attribute {name!r}", f"not JSON: {e}") from None
-    if not isinstance(v, kind):
-        raise SchemaError(f.filename, f"attribute {name!r}", f"is not a JSON {'object' if kind is dict else 'list'}")
-    return v
-
-
-def _str_attr(f: Any, name: str) -> str:
-    v = attr(f, name, required=True)
-    if not isinstance(v, str):
-        raise SchemaError(f.filename, f"attribute {name!r}", f"{v!r}, expected a string")
-    return v
 
 
 # ---- metrics --------------------------------------------------------------------------------------
@@ -262,20 +244,20 @@ def read_basevec_task(run_dir: PathLike, key: str | None = None) -> BasevecTask:
         E = [("E", len(step))]
         phase = read(f, "/curves/phase", E, "int").astype(np.int64)
         epoch, train, hold = (read(f, f"/curves/{n}", E, "float").astype(np.float64) for n in ("epoch", "train", "holdout"))
-        method = _str_attr(f, "method")
+        method = str_attr(f, "method")
         if method not in METHODS:
             raise SchemaError(path, "attribute 'method'", f"{method!r}, expected {' or '.join(METHODS)}")
-        task, tkey, seed = int_attr(f, "task"), _str_attr(f, "key"), int_attr(f, "seed")
-        point = _json_attr(f, "point", dict)
+        task, tkey, seed = int_attr(f, "task"), str_attr(f, "key"), int_attr(f, "seed")
+        point = json_attr(f, "point", dict)
         _check_point(path, point, task, tkey, method, seed)
-        categories = _json_attr(f, "categories", list)
-        metrics = _json_attr(f, "metrics", dict)
-        t = BasevecTask(path=path, task=task, key=tkey, method=method, seed=seed, hook=_str_attr(f, "hook"), layer=int_attr(f, "layer"),
+        categories = json_attr(f, "categories", list)
+        metrics = json_attr(f, "metrics", dict)
+        t = BasevecTask(path=path, task=task, key=tkey, method=method, seed=seed, hook=str_attr(f, "hook"), layer=int_attr(f, "layer"),
                         categories=categories, vectors=vectors, counts=counts, norms=norms,
                         bias=None if bias is None else bias.astype(np.float32, copy=False), mlp=_mlp(f, C, d),
                         curve_step=step, curve_epoch=epoch, curve_phase=phase, curve_train=train, curve_holdout=hold, metrics=metrics,
-                        point=point, mlp_input=str(attr(f, "mlp_input", "")), records_file=_str_attr(f, "records_file"),
-                        records_hash=_str_attr(f, "records_hash"), base_model=_str_attr(f, "base_model"),
+                        point=point, mlp_input=str(attr(f, "mlp_input", "")), records_file=str_attr(f, "records_file"),
+                        records_hash=str_attr(f, "records_hash"), base_model=str_attr(f, "base_model"),
                         config_sha256=str(attr(f, "config_sha256", "")), provenance=provenance(f))
     if key is not None and t.key != key:
         raise SchemaError(path, "attribute 'key'", f"{t.key!r}, but the file is filed under {key!r}")
@@ -351,9 +333,9 @@ def read_basevec_summary(run_dir: PathLike) -> BasevecSummary:
         seed, selected = (read(f, f"/{n}", N, "int").astype(np.int64) for n in ("seed", "selected"))
         method, key = (read(f, f"/{n}", N, "str") for n in ("method", "key"))
         selection = read(f, "/selection", N, "float").astype(np.float64)
-        metrics = _json_attr(f, "metrics", list)
+        metrics = json_attr(f, "metrics", list)
         s = BasevecSummary(path=path, task=task, seed=seed, method=method, key=key, selection=selection, selected=selected, metrics=metrics,
-                           rule=_str_attr(f, "rule"), partial=bool(int_attr(f, "partial", 0)), provenance=provenance(f))
+                           rule=str_attr(f, "rule"), partial=bool(int_attr(f, "partial", 0)), provenance=provenance(f))
     if len(metrics) != len(task) or not all(isinstance(m, dict) for m in metrics):
         raise SchemaError(path, "attribute 'metrics'", f"must be a list of {len(task)} JSON objects (one per row)")
     i = first_index(~np.isin(method, METHODS))

@@ -34,7 +34,6 @@ R finished tasks:
 from __future__ import annotations
 
 import configparser
-import json
 import math
 import pathlib
 import re
@@ -44,7 +43,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .schema import Artifact, PathLike, SchemaError, attr, first_index, int_attr, keyed_file, open_h5, provenance, read, require_keys
+from .schema import (Artifact, PathLike, SchemaError, attr, first_index, int_attr, json_attr, keyed_file, open_h5, provenance, read,
+                     require_keys, str_attr)
 
 HYBRID_TASK = Artifact(dir="hybrid", file="tasks/{key}.h5", format="thinksteer.hybrid_task", schema_version=1, stage="sweep run")
 HYBRID_SUMMARY = Artifact(dir="hybrid", file="summary.h5", format="thinksteer.hybrid_summary", schema_version=1, stage="reduce")
@@ -70,13 +70,6 @@ __all__ = [
 ]
 
 
-def _str_attr(f: Any, name: str) -> str:
-    v = attr(f, name, required=True)
-    if not isinstance(v, str):
-        raise SchemaError(f.filename, f"attribute {name!r}", f"{v!r}, expected a string")
-    return v
-
-
 def _number_attr(f: Any, name: str) -> float:
     """A number the C++ writes as a string (std::to_string), e.g. randpos_fraction, ci."""
     v = attr(f, name, required=True)
@@ -87,17 +80,6 @@ def _number_attr(f: Any, name: str) -> float:
     if not math.isfinite(x):
         raise SchemaError(f.filename, f"attribute {name!r}", f"{v!r}, expected a number")
     return x
-
-
-def _metrics(f: Any) -> dict[str, Any]:
-    text = attr(f, "metrics", required=True)
-    try:
-        v = json.loads(text) if isinstance(text, str) else None
-    except ValueError as e:
-        raise SchemaError(f.filename, "attribute 'metrics'", f"not JSON: {e}") from None
-    if not isinstance(v, dict):
-        raise SchemaError(f.filename, "attribute 'metrics'", "is not a JSON object")
-    return v
 
 
 def config_value(prov: dict[str, Any], section: str, option: str) -> str | None:
@@ -250,15 +232,15 @@ def read_hybrid_task(run_dir: PathLike, key: str | None = None) -> HybridTask:
         N = [("token", len(token_id))]
         tok = {n: read(f, f"/tokens/{n}", N, "int").astype(np.int32) for n in TOKEN_INTS[1:]}
         coef = read(f, "/tokens/coef", N, "float").astype(np.float32, copy=False)
-        names = {n: _str_attr(f, n) for n in ("key", "role", "rule", "ablation", "dataset")}
+        names = {n: str_attr(f, n) for n in ("key", "role", "rule", "ablation", "dataset")}
         nums = {n: int_attr(f, n) for n in ("task", "layer", "seed")}
-        point = _json_point(f)
+        point = json_attr(f, "point", dict)
         t = HybridTask(path=path, task=nums["task"], key=names["key"], role=names["role"], rule=names["rule"], ablation=names["ablation"],
                        dataset=names["dataset"], layer=nums["layer"], seed=nums["seed"], randpos_fraction=_number_attr(f, "randpos_fraction"),
                        categories=C, ids=ids, answers=answers, references=references, texts=texts, correct=correct,
                        category_counts=category_counts, token_offsets=offsets, token_id=token_id, token_kind=tok["kind"],
                        token_category=tok["category"], token_coef=coef, token_base=tok["base"], token_thinking=tok["thinking"],
-                       metrics=_metrics(f), point=point, vectors_file=_str_attr(f, "vectors_file"), vectors_hash=_str_attr(f, "vectors_hash"),
+                       metrics=json_attr(f, "metrics", dict), point=point, vectors_file=str_attr(f, "vectors_file"), vectors_hash=str_attr(f, "vectors_hash"),
                        model_path=str(attr(f, "model_path", "")), config_sha256=str(attr(f, "config_sha256", "")), provenance=provenance(f),
                        **counts)
     if key is not None and t.key != key:
@@ -267,17 +249,6 @@ def read_hybrid_task(run_dir: PathLike, key: str | None = None) -> HybridTask:
     _check_row(path, "attribute 'role'", t.role, t.rule, t.ablation)
     _task_values(path, t)
     return t
-
-
-def _json_point(f: Any) -> dict[str, Any]:
-    text = attr(f, "point", required=True)
-    try:
-        v = json.loads(text) if isinstance(text, str) else None
-    except ValueError as e:
-        raise SchemaError(f.filename, "attribute 'point'", f"not JSON: {e}") from None
-    if not isinstance(v, dict):
-        raise SchemaError(f.filename, "attribute 'point'", "is not a JSON object")
-    return v
 
 
 # ---- hybrid summary -------------------------------------------------------------------------------

@@ -199,6 +199,27 @@ def int_attr(f: h5py.File | h5py.Group | h5py.Dataset, name: str, default: int |
     return int(v)
 
 
+def str_attr(f: h5py.File | h5py.Group | h5py.Dataset, name: str) -> str:
+    """Required attribute `name` as a string; SchemaError naming the attribute when absent or not a string."""
+    v = attr(f, name, required=True)
+    if not isinstance(v, str):
+        raise SchemaError(f.file.filename, f"attribute {name!r}", f"{v!r}, expected a string")
+    return v
+
+
+def json_attr(f: h5py.File | h5py.Group | h5py.Dataset, name: str, kind: type) -> Any:
+    """Required attribute `name` parsed as JSON of type `kind` (dict or list); SchemaError naming it when absent,
+    not JSON or another type."""
+    text = attr(f, name, required=True)
+    try:
+        v = json.loads(text) if isinstance(text, str) else None
+    except ValueError as e:
+        raise SchemaError(f.file.filename, f"attribute {name!r}", f"not JSON: {e}") from None
+    if not isinstance(v, kind):
+        raise SchemaError(f.file.filename, f"attribute {name!r}", f"is not a JSON {'object' if kind is dict else 'list'}")
+    return v
+
+
 def first_index(mask: npt.ArrayLike) -> int | None:
     """The first index where `mask` is true (None when nowhere): the row a value check reports."""
     idx = np.flatnonzero(mask)
