@@ -11,28 +11,6 @@
 
 namespace ts::hybrid {
 
-const char* coef_rule_name(CoefRule r) {
-  switch (r) {
-    case CoefRule::fixed: return "fixed";
-    case CoefRule::mlp: return "mlp";
-    case CoefRule::guardrail: return "guardrail";
-    case CoefRule::oracle: return "oracle";
-  }
-  return "?";
-}
-
-const char* ablation_name(Ablation a) {
-  switch (a) {
-    case Ablation::none: return "none";
-    case Ablation::only_bias: return "only-bias";
-    case Ablation::randcat: return "randcat";
-    case Ablation::randvec: return "randvec";
-    case Ablation::randvec_randcat: return "randvec-randcat";
-    case Ablation::randpos: return "randpos";
-  }
-  return "?";
-}
-
 std::vector<int64_t> SteeringSet::available() const {
   std::vector<int64_t> out;
   at::Tensor nz = vectors.to(at::kCPU).abs().sum(1).gt(0);
@@ -134,11 +112,11 @@ class Lockstep {
       y_t = argmax(t_logits);
     }
     ForwardArgs ab = b_dec_->args();
-    ab.hooks = b_hooks_.get();
-    std::vector<int64_t> y_b, y_s;  // y_s: the steered token of each candidate row (fused step), else -1
+    std::vector<int64_t> y_b, y_s;  // y_s: the steered token of each candidate row (fused step)
     if (fused_) {
       y_b = fused_forward(ab, y_t, y_s);
     } else {
+      ab.hooks = b_hooks_.get();  // captures B's residual at the steering layer for steer_step
       y_b = argmax(b_.forward(ab).select(1, 0));
     }
 
@@ -177,7 +155,7 @@ class Lockstep {
       }
       const bool disagree = y_b[static_cast<size_t>(j)] != y_t[static_cast<size_t>(j)];
       bool steer = disagree;
-      if (opt_.ablation == Ablation::randpos) steer = stream_uniform(opt_.seed, requests_[i].stream, 2 * pos) < opt_.randpos_fraction;
+      if (opt_.ablation == Ablation::randpos) steer = randpos_coin(i);
       if (steer && fused_) {
         r.category.back() = static_cast<int16_t>(fused_cat_[static_cast<size_t>(j)]);
         r.coef.back() = fused_coef_[static_cast<size_t>(j)];
@@ -192,6 +170,15 @@ class Lockstep {
       if (!steer && y_b[static_cast<size_t>(j)] == opt_.think_close) s.thinking = false;
     }
     if (!steer_rows.empty()) steer_step(steer_rows, ab, t_logits, y_t);
+  }
+
+  // randpos: whether request i's current position is steered (a coin of its own stream and token index).
+  bool randpos_coin(size_t i) const { return stream_uniform(opt_.seed, requests_[i].stream, 2 * results_[i].kind.size()) < opt_.randpos_fraction; }
+
+  // The direction each category adds before its coefficient: V[cat] (+ bias). cat [m] int64 -> [m, d].
+  at::Tensor direction(const at::Tensor& cat) const {
+    const at::Tensor dir = set_.vectors.index_select(0, cat);
+    return set_.bias.defined() ? dir + set_.bias : dir;
   }
 
   // The category of each of `rows` (batch rows): the SAE's on the thinking model's activations s [m, d_T]
@@ -223,7 +210,6 @@ class Lockstep {
     const std::vector<size_t>& req = b_dec_->row_requests();
     const auto n = static_cast<int64_t>(req.size());
     ForwardArgs lo = ab;
-    lo.hooks = nullptr;
     lo.end_layer = opt_.layer + 1;
     const at::Tensor x = b_.forward(lo);  // [n, T, D]: blocks.{layer}.hook_resid_post
     std::vector<int64_t> rows;
@@ -231,7 +217,7 @@ class Lockstep {
       const size_t i = req[static_cast<size_t>(j)];
       const RowState& st = state_[i];
       if (done_[i] || !st.thinking || st.forcing || y_t[static_cast<size_t>(j)] == opt_.think_close) continue;
-      if (opt_.ablation == Ablation::randpos && !(stream_uniform(opt_.seed, requests_[i].stream, 2 * results_[i].kind.size()) < opt_.randpos_fraction)) continue;
+      if (opt_.ablation == Ablation::randpos && !randpos_coin(i)) continue;
       rows.push_back(j);
     }
     at::Tensor steered = x.clone();
@@ -242,8 +228,7 @@ class Lockstep {
       const at::Tensor idx = at::tensor(rows, at::kLong).to(dev);
       const std::vector<int64_t> cats = categories(rows, last_position(t_cap_.x).index_select(0, idx.to(t_cap_.x.device())));
       const at::Tensor cat = at::tensor(cats, at::kLong).to(dev);
-      at::Tensor dir = set_.vectors.index_select(0, cat);
-      if (set_.bias.defined()) dir = dir + set_.bias;
+      const at::Tensor dir = direction(cat);
       const at::Tensor a = opt_.rule == CoefRule::mlp ? set_.mlp(last_position(x).index_select(0, idx).to(at::kFloat), cat).to(at::kFloat)
                                                       : at::full({static_cast<int64_t>(rows.size())}, opt_.coef, at::TensorOptions().dtype(at::kFloat).device(dev));
       steered.select(1, x.size(1) - 1).index_add_(0, idx, (a.unsqueeze(1) * dir).to(x.scalar_type()));
@@ -254,7 +239,6 @@ class Lockstep {
       }
     }
     ForwardArgs up = ab;
-    up.hooks = nullptr;
     up.hidden_in = at::cat({x, steered});
     up.first_layer = opt_.layer + 1;
     up.positions = at::cat({ab.positions, ab.positions});
@@ -274,9 +258,8 @@ class Lockstep {
     at::Tensor h = last_position(b_cap_.x).index_select(0, idx).to(at::kFloat);            // [m, d]
     at::Tensor s = last_position(t_cap_.x).index_select(0, idx.to(t_cap_.x.device()));      // [m, d_T]
     const std::vector<int64_t> cats = categories(rows, s);
-    at::Tensor cat = at::tensor(cats, at::kLong).to(dev);
-    at::Tensor dir = set_.vectors.index_select(0, cat);  // [m, d]
-    if (set_.bias.defined()) dir = dir + set_.bias;
+    const at::Tensor cat = at::tensor(cats, at::kLong).to(dev);
+    const at::Tensor dir = direction(cat);  // [m, d]
 
     std::vector<double> coefs;
     at::Tensor alpha;  // [m]

@@ -48,8 +48,6 @@ enum class CoefRule { fixed, mlp, guardrail, oracle };
 // both (only the coefficient is real); randpos: positions steered by a coin of probability
 // randpos_fraction instead of at disagreements.
 enum class Ablation { none, only_bias, randcat, randvec, randvec_randcat, randpos };
-const char* coef_rule_name(CoefRule r);
-const char* ablation_name(Ablation a);
 
 // The vectors a hybrid adds, on the base model's device (float32).
 struct SteeringSet {
