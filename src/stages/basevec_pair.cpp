@@ -90,11 +90,13 @@ artifacts::SaeExport open_basevec_sae(const Config& cfg, const ModelConfig& thin
   return sae;
 }
 
+at::Tensor device_tensor(const std::vector<float>& v, std::vector<int64_t> shape, const at::Device& device) {
+  return at::from_blob(const_cast<float*>(v.data()), shape, at::kFloat).clone().to(device);
+}
+
 SaeClassifier::SaeClassifier(const artifacts::SaeExport& sae, const at::Device& device) {
-  const auto t = [&](const std::vector<float>& v, std::vector<int64_t> shape) {
-    return at::from_blob(const_cast<float*>(v.data()), shape, at::kFloat).clone().to(device);
-  };
-  w_enc = t(sae.w_enc, {sae.d_sae, sae.d_in}), b_enc = t(sae.b_enc, {sae.d_sae}), b_dec = t(sae.b_dec, {sae.d_in}), mean = t(sae.mean, {sae.d_in});
+  w_enc = device_tensor(sae.w_enc, {sae.d_sae, sae.d_in}, device), b_enc = device_tensor(sae.b_enc, {sae.d_sae}, device);
+  b_dec = device_tensor(sae.b_dec, {sae.d_in}, device), mean = device_tensor(sae.mean, {sae.d_in}, device);
 }
 
 at::Tensor SaeClassifier::operator()(const at::Tensor& x) const {

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "artifacts/taxonomy_export.h"
 #include "core/config.h"
@@ -37,6 +38,9 @@ std::filesystem::path basevec_sae_dir(const Config& cfg);
 // The SAE export of basevec.sae, checked against the thinking model (d_model, layer, name) and
 // basevec.sae_layer. Throws InputError naming cfg.json's field.
 artifacts::SaeExport open_basevec_sae(const Config& cfg, const ModelConfig& thinking);
+
+// A float vector as a [shape] float32 tensor on `device` (a copy: the vector may go away).
+at::Tensor device_tensor(const std::vector<float>& v, std::vector<int64_t> shape, const at::Device& device);
 
 // The SAE's classifier on raw residuals: argmax of W_enc((x − μ)/‖x − μ‖ − b_dec) + b_enc.
 struct SaeClassifier {

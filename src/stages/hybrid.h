@@ -40,6 +40,8 @@ struct HybridPoint {
 
 // The vectors file hybrid.vectors names (selected: <run.dir>/basevec/selected.json's set for hybrid.method).
 std::filesystem::path hybrid_vectors_path(const Config& cfg);
+// The vector set against the rules asked for (mlp needs its coefficient MLP); InputError naming the file.
+void check_hybrid_vectors(const Config& cfg, const artifacts::BasevecTask& v, const std::filesystem::path& file);
 // The plan's rows (vectors_layer: the layer the set was trained at, for hybrid.layers empty).
 std::vector<HybridPoint> hybrid_points(const Config& cfg, int64_t vectors_layer);
 
@@ -50,6 +52,7 @@ struct HybridEnv {
   int64_t sae_layer = 0;
   std::filesystem::path vectors_file;
   std::string vectors_hash;
+  std::string sweep_inputs;  // hybrid_sweep_inputs, computed once
   artifacts::BasevecTask vectors;
   hybrid::SteeringSet set;
   int32_t think_close = -1;
@@ -58,9 +61,12 @@ struct HybridEnv {
 };
 HybridEnv load_hybrid_env(const Config& cfg, Runtime& rt);
 
-// The hash a task's done marker holds (its point, the vectors, both models, the SAE, the settings; a
-// randpos row with the measured fraction also its source row's hash).
-std::string hybrid_task_hash(const Config& cfg, const HybridPoint& p, const std::string& vectors_hash);
+// What every task of the sweep depends on besides its point and prompts: the vectors' content hash, both
+// checkpoints, the SAE and the base prompt (read from disk once per sweep, not once per row).
+std::string hybrid_sweep_inputs(const Config& cfg, const std::string& vectors_hash);
+// The hash a task's done marker holds (its point, its prompts, `sweep_inputs`, the settings; a randpos row with
+// the measured fraction also its source row's hash).
+std::string hybrid_task_hash(const Config& cfg, const HybridPoint& p, const std::string& sweep_inputs);
 
 // COLLECTIVE: runs one row unless its task file is complete; false when it was.
 bool run_hybrid_task(const Config& cfg, Runtime& rt, const HybridPoint& p, const HybridEnv& env);

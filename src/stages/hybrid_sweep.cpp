@@ -67,6 +67,11 @@ fs::path hybrid_vectors_path(const Config& cfg) {
   return j[cfg.hybrid.method]["file"].get<std::string>();
 }
 
+void check_hybrid_vectors(const Config& cfg, const artifacts::BasevecTask& v, const fs::path& file) {
+  for (const std::string& r : cfg.hybrid.rules)
+    if (r == "mlp" && v.w1.empty()) throw InputError(file.string(), "/mlp", "the set has no coefficient MLP, which hybrid.rules = mlp needs");
+}
+
 std::vector<HybridPoint> hybrid_points(const Config& cfg, int64_t vectors_layer) {
   std::vector<std::string> datasets = cfg.sweep.datasets.empty() ? std::vector<std::string>{cfg.data.prompts} : cfg.sweep.datasets;
   for (const auto& d : datasets)
@@ -163,8 +168,7 @@ class HybridSweep final : public SweepKind {
     check_basevec_config(cfg, true);
     const fs::path vf = hybrid_vectors_path(cfg);
     const artifacts::BasevecTask v = artifacts::read_basevec_task(vf);
-    for (const std::string& r : cfg.hybrid.rules)
-      if (r == "mlp" && v.w1.empty()) throw InputError(vf.string(), "/mlp", "the set has no coefficient MLP, which hybrid.rules = mlp needs");
+    check_hybrid_vectors(cfg, v, vf);
     std::vector<json> rows;
     for (const HybridPoint& p : hybrid_points(cfg, v.layer)) rows.push_back(p.to_json());
     return rows;
@@ -182,9 +186,9 @@ class HybridSweep final : public SweepKind {
     return run_hybrid_task(cfg, rt, p, *env_);
   }
   std::vector<SweepTaskId> task_ids(const Config& cfg, Runtime&, const std::vector<json>& rows) override {
-    const std::string vh = certified_content_hash(hybrid_vectors_path(cfg));
+    const std::string inputs = hybrid_sweep_inputs(cfg, certified_content_hash(hybrid_vectors_path(cfg)));
     std::vector<SweepTaskId> ids;
-    for (const HybridPoint& p : points_of(cfg, rows)) ids.push_back({artifacts::HYBRID_SWEEP.task(cfg, p.key), hybrid_task_hash(cfg, p, vh)});
+    for (const HybridPoint& p : points_of(cfg, rows)) ids.push_back({artifacts::HYBRID_SWEEP.task(cfg, p.key), hybrid_task_hash(cfg, p, inputs)});
     return ids;
   }
   fs::path summary(const Config& cfg) const override { return artifacts::HYBRID_SWEEP.root(cfg) / "summary.h5"; }

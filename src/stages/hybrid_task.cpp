@@ -43,10 +43,6 @@ std::string hybrid_answer_prefix(const Config& cfg) {
 
 namespace {
 
-at::Tensor device_tensor(const std::vector<float>& v, std::vector<int64_t> shape, const at::Device& device) {
-  return at::from_blob(const_cast<float*>(v.data()), shape, at::kFloat).clone().to(device);
-}
-
 // The tokens the hybrid relies on must be the same ids in both tokenizers.
 void check_hybrid_tokens(const HybridEnv& env, const std::string& prefix) {
   const std::string file = (env.base.dir / "tokenizer.json").string();
@@ -68,7 +64,9 @@ HybridEnv load_hybrid_env(const Config& cfg, Runtime& rt) {
   HybridEnv env;
   env.vectors_file = hybrid_vectors_path(cfg);
   env.vectors = artifacts::read_basevec_task(env.vectors_file);
+  check_hybrid_vectors(cfg, env.vectors, env.vectors_file);
   env.vectors_hash = certified_content_hash(env.vectors_file);
+  env.sweep_inputs = hybrid_sweep_inputs(cfg, env.vectors_hash);
   env.thinking = load_stage_model(cfg, rt);
   const std::string tok_file = (env.thinking.dir / "tokenizer.json").string();
   const std::optional<int32_t> open = env.thinking.tokenizer->token_to_id("<think>");
@@ -108,8 +106,6 @@ HybridEnv load_hybrid_env(const Config& cfg, Runtime& rt) {
     env.set.mlp = {device_tensor(env.vectors.w1, {H, env.vectors.d}, dev), device_tensor(env.vectors.b1, {H}, dev),
                    device_tensor(env.vectors.w2, {env.vectors.c, H}, dev), device_tensor(env.vectors.b2, {env.vectors.c}, dev)};
   }
-  for (const std::string& r : cfg.hybrid.rules)
-    if (r == "mlp" && !env.set.mlp.defined()) throw InputError(vfile, "/mlp", "the set has no coefficient MLP, which hybrid.rules = mlp needs");
   return env;
 }
 
@@ -120,17 +116,20 @@ Config hybrid_dataset_config(const Config& cfg, const std::string& dataset) {
   return c;
 }
 
-std::string hybrid_task_hash(const Config& cfg, const HybridPoint& p, const std::string& vectors_hash) {
+std::string hybrid_sweep_inputs(const Config& cfg, const std::string& vectors_hash) {
+  return "vectors=" + vectors_hash + "\nthinking=" + checkpoint_identity(cfg.model.path) + "\nbase=" + checkpoint_identity(cfg.basevec.base_model) +
+         "\nsae=" + certified_content_hash(basevec_sae_dir(cfg) / "cfg.json") + "\nbase_prompt=" + cfg.basevec.base_prompt;
+}
+
+std::string hybrid_task_hash(const Config& cfg, const HybridPoint& p, const std::string& sweep_inputs) {
   Config c = cfg;  // the axes do not decide a task
   c.hybrid.rules.clear(), c.hybrid.ablations.clear(), c.hybrid.layers.clear(), c.hybrid.seeds.clear();
   c.hybrid.vectors.clear(), c.hybrid.method.clear();
   c.hybrid.fused = true;  // the same tokens either way
   json point = p.to_json();
   point.erase("task");
-  std::string inputs = point.dump() + "\nvectors=" + vectors_hash + "\nthinking=" + checkpoint_identity(cfg.model.path) +
-                       "\nbase=" + checkpoint_identity(cfg.basevec.base_model) + "\nsae=" + certified_content_hash(basevec_sae_dir(cfg) / "cfg.json") +
-                       "\nbase_prompt=" + cfg.basevec.base_prompt + "\nprompts=" + artifacts::prompts_identity(hybrid_dataset_config(cfg, p.dataset));
-  if (p.ablation == "randpos" && cfg.hybrid.randpos_fraction < 0) inputs += "\nsource=" + hybrid_task_hash(cfg, p.source(), vectors_hash);
+  std::string inputs = point.dump() + "\n" + sweep_inputs + "\nprompts=" + artifacts::prompts_identity(hybrid_dataset_config(cfg, p.dataset));
+  if (p.ablation == "randpos" && cfg.hybrid.randpos_fraction < 0) inputs += "\nsource=" + hybrid_task_hash(cfg, p.source(), sweep_inputs);
   c.data.prompts.clear();  // the datasets are the rows' (their identity is in `inputs`)
   return artifacts::output_config_hash(c, {"data", "generate", "hybrid"}, inputs);
 }
@@ -219,10 +218,10 @@ Outcome from_alone(const GenerateResult& g, int64_t index, int64_t categories) {
 }
 
 // The steered share of thinking-part steps of a finished hybrid task (randpos_fraction = -1).
-double measured_fraction(const Config& cfg, const HybridPoint& p, const std::string& vectors_hash) {
+double measured_fraction(const Config& cfg, const HybridPoint& p, const std::string& sweep_inputs) {
   const HybridPoint src = p.source();
   const fs::path file = artifacts::HYBRID_SWEEP.task(cfg, src.key);
-  if (!done_marker_matches(file, hybrid_task_hash(cfg, src, vectors_hash)))
+  if (!done_marker_matches(file, hybrid_task_hash(cfg, src, sweep_inputs)))
     throw IncompleteError("randpos task " + std::to_string(p.task) + " needs the steered share of hybrid task " + std::to_string(src.task) + " (" + src.key +
                           "), which has not finished: run it first, or set hybrid.randpos_fraction");
   const artifacts::HybridTask t = artifacts::read_hybrid_task(file);
@@ -317,7 +316,7 @@ std::vector<std::string> load_progress(const fs::path& file, const std::string& 
 
 bool run_hybrid_task(const Config& cfg, Runtime& rt, const HybridPoint& p, const HybridEnv& env) {
   const fs::path file = artifacts::HYBRID_SWEEP.task(cfg, p.key);
-  const std::string hash = hybrid_task_hash(cfg, p, env.vectors_hash);
+  const std::string hash = hybrid_task_hash(cfg, p, env.sweep_inputs);
   StageOutput out(cfg, rt, "sweep run", file, hash);
   if (out.complete()) return false;
   const Config c = hybrid_dataset_config(cfg, p.dataset);
@@ -337,7 +336,7 @@ bool run_hybrid_task(const Config& cfg, Runtime& rt, const HybridPoint& p, const
     opt.rule = static_cast<hybrid::CoefRule>(static_cast<int>(*option_parse<HybridRule>(p.rule)));  // the same order
     opt.ablation = static_cast<hybrid::Ablation>(static_cast<int>(*option_parse<HybridAblation>(p.ablation)));
     if (opt.ablation == hybrid::Ablation::randpos)
-      opt.randpos_fraction = cfg.hybrid.randpos_fraction >= 0 ? cfg.hybrid.randpos_fraction : measured_fraction(cfg, p, env.vectors_hash);
+      opt.randpos_fraction = cfg.hybrid.randpos_fraction >= 0 ? cfg.hybrid.randpos_fraction : measured_fraction(cfg, p, env.sweep_inputs);
   }
   const hybrid::SteeringSet set = env.set.ablated(opt.ablation, static_cast<uint64_t>(p.seed));
   const hybrid::Classifier classify = [&](const at::Tensor& x) { return (*env.sae)(x); };
