@@ -45,7 +45,7 @@ int main(int argc, char** argv) {
   }
   std::string name = argv[1];
   int first = 1;  // argv index of the subcommand's last word (config_parse skips it like argv[0])
-  if (name == "toy" || name == "sweep" || name == "basevec") {
+  if (ts::stages::is_stage_group(name)) {
     if (argc < 3 || std::strcmp(argv[2], "--help") == 0 || std::strcmp(argv[2], "-h") == 0) {
       group_usage(argc < 3 ? std::cerr : std::cout, name);
       return argc < 3 ? ts::EXIT_BAD_INPUT : 0;

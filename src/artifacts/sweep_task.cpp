@@ -28,13 +28,21 @@ TaskInputs task_inputs(const Config& cfg, const Annotator& annotator) {
   return in;
 }
 
+namespace {
+// The forced close changes the results only when on (hashes of runs without it stay as they were).
+std::string force_close_identity(const Config& cfg) {
+  if (!cfg.steer.force_close) return "";
+  return "\nforce_close=" + cfg.steer.force_close_text + "\nforce_close_tokens=" + std::to_string(cfg.steer.force_close_tokens);
+}
+}  // namespace
+
 std::string task_hash(const Config& cfg, const SweepPoint& p, const TaskInputs& in) {
   Config c = cfg;
   c.data.prompts = p.dataset;
   json point = p.to_json();
   point.erase("task");
   return output_config_hash(c, {"model", "data", "generate", "annotate"},
-                            point.dump() + "\nsave_text=" + (cfg.steer.save_text ? "1" : "0") + "\nvectors=" + in.vectors_sha +
+                            point.dump() + "\nsave_text=" + (cfg.steer.save_text ? "1" : "0") + force_close_identity(cfg) + "\nvectors=" + in.vectors_sha +
                                 "\nprompts=" + prompts_identity(c) + "\ncheckpoint=" + in.checkpoint_id + "\nannotator=" + in.annotator_identity);
 }
 
@@ -43,7 +51,7 @@ std::vector<h5::DatasetSpec> sweep_task_datasets(int64_t n, int64_t K) {
   return {
       {"/prompts/correct", DType::I64, {n}, {"prompt"}, {{"description", "1 correct, 0 wrong (or unfinished), -1 no reference answer"}}},
       {"/prompts/closed", DType::U8, {n}, {"prompt"}, {{"description", "1 if the trace closed </think>"}}},
-      {"/prompts/think_tokens", DType::I64, {n}, {"prompt"}, {{"description", "generated tokens before </think> (all if unclosed)"}}},
+      {"/prompts/think_tokens", DType::I64, {n}, {"prompt"}, {{"description", "generated tokens before </think> (all if unclosed; with steer.force_close the tokens before the forced close)"}}},
       {"/prompts/new_tokens", DType::I64, {n}, {"prompt"}, {{"description", "generated tokens (including EOS)"}}},
       {"/prompts/label_tokens", DType::I64, {n, K}, {"prompt", "label"}, {{"description", "tokens of the thinking part in spans of each label"}}},
       {"/prompts/label_spans", DType::I64, {n, K}, {"prompt", "label"}, {{"description", "spans of each label in the thinking part"}}},

@@ -229,6 +229,7 @@ OptionTable make_table(Config& c) {
   declare_toy_log_options(t, c);
   declare_taxonomy_options(t, c);
   declare_basevec_options(t, c);
+  declare_thinkedit_options(t, c);
   return t;
 }
 
@@ -337,6 +338,20 @@ void config_validate(const Config& cfg, const std::function<std::string(const st
   };
   for (auto& check : t.checks) check(where);
   config_detail::check_relations(copy, where);
+}
+
+std::string config_unescape(std::string_view s) {
+  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '\\' || i + 1 == s.size()) {
+      out += s[i];
+      continue;
+    }
+    const char c = s[++i];
+    out += c == 'n' ? '\n' : c == 't' ? '\t' : c;
+  }
+  return out;
 }
 
 }  // namespace ts

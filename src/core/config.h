@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/options.h"
@@ -125,6 +126,11 @@ struct Config {
     std::string attribution;         // attribute's output (default <run.dir>/attribute/attribution.h5), for layers = auto
     bool divide_by_layers = false;   // a vector applied at n layers at once adds coef/n at each
     bool save_text = true;           // keep every generated text in the task files
+    // §C.3: a trace still thinking at generate.max_new_tokens gets force_close_text appended and
+    // force_close_tokens more tokens, so its answer can be scored (its thinking length stays the cap)
+    bool force_close = false;
+    std::string force_close_text = "\\n</think>\\n\\nYeah, I think that's right.\\n\\n**Final Answer**\\n";  // config_unescape
+    int64_t force_close_tokens = 256;
   } steer;
   struct Sweep {                   // the axes of a steering sweep: one Slurm array task per point (steer/sweep_plan.h)
     SweepKindName kind = SweepKindName::steer;  // which sweep `sweep plan|run` and `reduce` work on (stages/sweep_kind.h)
@@ -220,6 +226,23 @@ struct Config {
     bool save_text = true;         // task files keep each prompt's text and per-token records
     bool fused = true;             // fixed / mlp rules: the fused step (hybrid/lockstep.h Options::fused); false: the rerun
   } hybrid;
+  struct ThinkEdit {               // ThinkEdit (docs/algorithms.md "ThinkEdit"; stages/thinkedit_*.cpp)
+    std::string generations;       // probe traces (default <run.dir>/generate/generations.jsonl)
+    ThinkEditSplit split = ThinkEditSplit::tokens;  // tokens: the paper's thresholds | percentile (of the closed traces' lengths)
+    double long_tokens = 1000;     // split = tokens: long set, thinking > this many tokens (§C.2)
+    double short_tokens = 100;     //   short set, thinking < this many tokens
+    double long_percentile = 80;   // split = percentile: long set above this percentile of the lengths
+    double short_percentile = 20;  //   short set below this one
+    int64_t batch_size = 4;        // traces per forward batch
+    std::string direction;         // edit: the attn direction file (default <run.dir>/thinkedit/attn.h5)
+    std::string heads_file;        // edit: the head scores (default <run.dir>/thinkedit/heads.h5)
+    std::vector<std::string> heads = {"auto"};  // edit: auto (the top of heads_file) or "layer.head" entries (e.g. a paper's list)
+    int64_t heads_k = 0;           // auto: this many heads (0: heads_share of all heads, at least 1)
+    double heads_share = 0.04;     // auto with heads_k = 0 (§C.4: ~4% of the heads)
+    double weight = 1.0;           // W <- W - weight * v v^T W on each head's o_proj slice (§C.5)
+    std::string out;               // the edited checkpoint directory (default <run.dir>/thinkedit/edited)
+    EditDType dtype = EditDType::source;  // source (each tensor's dtype) | float32
+  } thinkedit;
   struct Reduce {                  // gathering a sweep's tasks (stages/reduce.cpp)
     bool allow_partial = false;      // write a summary (marked partial) and exit 0 when tasks are missing
     int64_t bootstrap = 2000;        // bootstrap resamples of the prompts for the intervals
@@ -282,6 +305,10 @@ std::string config_to_ini(const Config& cfg, const std::vector<std::string>& sec
 // Checks value ranges; throws InputError naming the key and where its value came from
 // (`source_of(key)`: "<command line>", the INI file, or "<default>").
 void config_validate(const Config& cfg, const std::function<std::string(const std::string&)>& source_of = {});
+
+// A text value as the config writes it: surrounding double quotes dropped (they keep spaces at its
+// ends), \n a newline, \t a tab, \\ a backslash (hybrid.answer_prefix, steer.force_close_text).
+std::string config_unescape(std::string_view value);
 
 // Help text for the given config sections ("model", "run", ...).
 std::string config_help(const std::vector<std::string>& sections);

@@ -137,6 +137,10 @@ void declare_vectors_steer_options(OptionTable& t, Config& c) {
         "attribute's attribution.h5, read for sweep.layers = auto (default <run.dir>/attribute/attribution.h5)");
   t.add("steer.divide_by_layers", &c.steer.divide_by_layers, "a vector applied at n layers at once adds coef/n at each (true|false)");
   t.add("steer.save_text", &c.steer.save_text, "keep every generated text in the task files (true|false)");
+  t.add("steer.force_close", &c.steer.force_close, "a trace still thinking at generate.max_new_tokens gets steer.force_close_text and "
+        "steer.force_close_tokens more tokens to answer (docs/algorithms.md §C.3); its thinking length stays the cap");
+  t.add("steer.force_close_text", &c.steer.force_close_text, "forced-close text (\\n: newline; in double quotes to keep spaces at its ends)");
+  t.add("steer.force_close_tokens", &c.steer.force_close_tokens, "new tokens after the forced close", in_range(1, 1'000'000));
 }
 
 void declare_sweep_options(OptionTable& t, Config& c) {
@@ -146,7 +150,8 @@ void declare_sweep_options(OptionTable& t, Config& c) {
   t.add_list("sweep.datasets", &c.sweep.datasets, "prompt sets, comma-separated data.prompts values (empty: data.prompts)", check::no_empty_item());
   t.add_list("sweep.vectors", &c.sweep.vectors, "behaviours whose vectors are applied, comma-separated", all({not_empty_list(), check::no_empty_item()}));
   t.add_list("sweep.layers", &c.sweep.layers,
-             "layers: auto (attribute's first pick per behaviour), selected (every layer it selected), N, or N+M (several at once), comma-separated",
+             "layers: auto (attribute's first pick per behaviour), selected (every layer it selected), N, N+M (several at once), all (every layer of the "
+             "vectors file at once) or each (one point per layer of the file), comma-separated",
              all({not_empty_list(), check::no_empty_item()}));
   // Coefficients scale fp32 vectors: beyond fp32's range a steered activation is inf.
   t.add_list("sweep.coefficients", &c.sweep.coefficients, "steering coefficients c (either sign), comma-separated",
@@ -226,6 +231,8 @@ void check_relations(const Config& c, const SourceOf& source_of) {
     fail(source_of, "annotate.llm_endpoint", "taxonomy.judge = llm needs an OpenAI-compatible endpoint (annotate.llm_endpoint, annotate.llm_model) or a local checkpoint (annotate.llm_model_path)");
   if (c.taxonomy.judge == TaxonomyJudge::llm && !c.annotate.llm_endpoint.empty() && c.annotate.llm_model.empty())
     fail(source_of, "annotate.llm_model", "the model name to send to annotate.llm_endpoint is required");
+  if (c.thinkedit.short_tokens > c.thinkedit.long_tokens) fail(source_of, "thinkedit.short_tokens", "must be <= thinkedit.long_tokens");
+  if (c.thinkedit.short_percentile > c.thinkedit.long_percentile) fail(source_of, "thinkedit.short_percentile", "must be <= thinkedit.long_percentile");
   if (c.toy.min_steps > c.toy.max_steps) fail(source_of, "toy.max_steps", "must be >= toy.min_steps");
   if (c.train.n_head % c.train.n_kv_head != 0) fail(source_of, "train.n_kv_head", "must divide train.n_head");
   if (c.train.d_model % c.train.n_head != 0 || (c.train.d_model / c.train.n_head) % 2 != 0)
@@ -334,6 +341,28 @@ void declare_basevec_options(OptionTable& t, Config& c) {
   t.add("hybrid.fused", &h.fused, "fixed and mlp rules: run the base's layers after the steering layer once for every row unsteered and shifted "
         "(2n rows; faster where decoding streams weights) instead of rerunning them after a disagreement; the tokens are the same");
   t.add("hybrid.save_text", &h.save_text, "task files keep each prompt's text and per-token records");
+}
+
+void declare_thinkedit_options(OptionTable& t, Config& c) {
+  Config::ThinkEdit& e = c.thinkedit;
+  const auto percent = [](const double& p) { return p >= 0 && p <= 100 ? std::string() : std::string("must be in [0, 100]"); };
+  t.add("thinkedit.generations", &e.generations, "probe traces (default <run.dir>/generate/generations.jsonl)");
+  t.add_option("thinkedit.split", &e.split, "long and short sets by thinking tokens (thinkedit.long_tokens, short_tokens; §C.2) or by "
+               "percentiles of the closed traces' lengths (thinkedit.long_percentile, short_percentile; for models whose traces are short)");
+  t.add("thinkedit.long_tokens", &e.long_tokens, "split = tokens: long set, thinking longer than this (§C.2: 1000)", at_least(0.0));
+  t.add("thinkedit.short_tokens", &e.short_tokens, "split = tokens: short set, thinking shorter than this (§C.2: 100)", at_least(0.0));
+  t.add<double>("thinkedit.long_percentile", &e.long_percentile, "split = percentile: long set above this percentile", percent);
+  t.add<double>("thinkedit.short_percentile", &e.short_percentile, "split = percentile: short set below this percentile", percent);
+  t.add("thinkedit.batch_size", &e.batch_size, "traces per forward batch", in_range(1, 100'000));
+  t.add("thinkedit.direction", &e.direction, "edit: the attn direction file (default <run.dir>/thinkedit/attn.h5)");
+  t.add("thinkedit.heads_file", &e.heads_file, "edit: the head scores (default <run.dir>/thinkedit/heads.h5)");
+  t.add_list("thinkedit.heads", &e.heads, "edit: auto (the best-scoring heads of thinkedit.heads_file) or layer.head entries, e.g. 21.2,17.7",
+             check::not_empty_list());
+  t.add("thinkedit.heads_k", &e.heads_k, "edit, heads = auto: this many heads (0: thinkedit.heads_share of all heads)", at_least(int64_t{0}));
+  t.add("thinkedit.heads_share", &e.heads_share, "edit, heads = auto, heads_k = 0: this share of all heads (at least one)", in_unit(false, true));
+  t.add("thinkedit.weight", &e.weight, "edit: W <- W - weight v v^T W on each selected head's o_proj columns (§C.5: 1)");
+  t.add("thinkedit.out", &e.out, "edit: the edited checkpoint directory (default <run.dir>/thinkedit/edited)");
+  t.add_option("thinkedit.dtype", &e.dtype, "edit: tensors stored in the source checkpoint's dtypes, or all in float32");
 }
 
 }  // namespace ts::config_detail

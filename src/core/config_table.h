@@ -145,6 +145,7 @@ void declare_sweep_options(OptionTable& t, Config& c);             // [sweep] [r
 void declare_toy_log_options(OptionTable& t, Config& c);           // [toy] [train] [log]
 void declare_taxonomy_options(OptionTable& t, Config& c);          // [taxonomy]
 void declare_basevec_options(OptionTable& t, Config& c);           // [basevec]
+void declare_thinkedit_options(OptionTable& t, Config& c);         // [thinkedit]
 
 // Checks that relate several keys (the others sit with their key's declaration).
 void check_relations(const Config& c, const SourceOf& source_of);

@@ -114,6 +114,12 @@ enum class TaxonomyMethod { sae, kmeans };  // taxonomy.methods
 template <>
 inline constexpr std::array<std::string_view, 2> OPTION_NAMES<TaxonomyMethod> = {"sae", "kmeans"};
 
+enum class ThinkEditSplit { tokens, percentile };  // thinkedit.split
+template <>
+inline constexpr std::array<std::string_view, 2> OPTION_NAMES<ThinkEditSplit> = {"tokens", "percentile"};
+enum class EditDType { source, float32 };  // thinkedit.dtype: the edited checkpoint's tensors
+template <>
+inline constexpr std::array<std::string_view, 2> OPTION_NAMES<EditDType> = {"source", "float32"};
 enum class SweepControl { none, random };
 template <>
 inline constexpr std::array<std::string_view, 2> OPTION_NAMES<SweepControl> = {"none", "random"};

@@ -199,14 +199,19 @@ std::span<const std::byte> SafetensorsFile::bytes(const TensorInfo& info) const 
   return {static_cast<const std::byte*>(map_) + header_.data_start + info.begin, info.end - info.begin};
 }
 
-void safetensors_write(const std::filesystem::path& path, const std::vector<TensorBytes>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+void safetensors_write_each(const std::filesystem::path& path, const std::vector<TensorBytes>& layout,
+                            const std::map<std::string, std::string>& metadata,
+                            const std::function<std::span<const std::byte>(size_t)>& bytes) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
-  for (const auto& t : tensors) {
-    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.data.size()}}};
-    offset += t.data.size();
+  std::vector<uint64_t> sizes;
+  for (const auto& t : layout) {
+    int64_t numel = 1;
+    for (int64_t d : t.shape) numel *= d;
+    sizes.push_back(static_cast<uint64_t>(numel) * static_cast<uint64_t>(dtype_bits(t.dtype)) / 8);
+    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + sizes.back()}}};
+    offset += sizes.back();
   }
   std::string text = header.dump();
   while ((8 + text.size()) % 8 != 0) text.push_back(' ');
@@ -217,8 +222,20 @@ void safetensors_write(const std::filesystem::path& path, const std::vector<Tens
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>((n >> (8 * i)) & 0xff);
   out.write(reinterpret_cast<const char*>(len), 8);
   out.write(text.data(), static_cast<std::streamsize>(text.size()));
-  for (const auto& t : tensors) out.write(reinterpret_cast<const char*>(t.data.data()), static_cast<std::streamsize>(t.data.size()));
+  for (size_t i = 0; i < layout.size(); ++i) {
+    const std::span<const std::byte> data = bytes(i);
+    if (data.size() != sizes[i])
+      throw std::logic_error("safetensors_write: tensor " + layout[i].name + " has " + std::to_string(data.size()) + " bytes, its shape and dtype " +
+                             std::to_string(sizes[i]));
+    out.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  }
+  out.flush();
   if (!out) throw InputError(path.string(), "<file>", "write failed");
+}
+
+void safetensors_write(const std::filesystem::path& path, const std::vector<TensorBytes>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  safetensors_write_each(path, tensors, metadata, [&](size_t i) { return tensors[i].data; });
 }
 
 }  // namespace ts

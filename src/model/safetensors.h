@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <span>
 #include <string>
@@ -75,5 +76,11 @@ struct TensorBytes {
 };
 void safetensors_write(const std::filesystem::path& path, const std::vector<TensorBytes>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+// The streaming form, for files larger than memory: `layout` names each tensor's name, dtype and shape
+// (its data unused); bytes(i) hands over tensor i's bytes when its turn comes (valid until the next
+// call), so one tensor at a time need be in memory.
+void safetensors_write_each(const std::filesystem::path& path, const std::vector<TensorBytes>& layout,
+                            const std::map<std::string, std::string>& metadata,
+                            const std::function<std::span<const std::byte>(size_t)>& bytes);
 
 }  // namespace ts

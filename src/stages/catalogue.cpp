@@ -19,4 +19,10 @@ const StageInfo* find_stage(std::string_view name) {
   return it == t.end() ? nullptr : &*it;
 }
 
+bool is_stage_group(std::string_view word) {
+  for (const StageInfo& s : stage_catalogue())
+    if (s.name.size() > word.size() && s.name.compare(0, word.size(), word) == 0 && s.name[word.size()] == ' ') return true;
+  return false;
+}
+
 }  // namespace ts::stages

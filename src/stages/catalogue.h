@@ -17,5 +17,7 @@ struct StageInfo {
 const std::vector<StageInfo>& stage_catalogue();
 // The subcommand called `name`, or nullptr.
 const StageInfo* find_stage(std::string_view name);
+// True when `word` is the first word of two-word subcommands ("toy", "sweep", "basevec", "thinkedit").
+bool is_stage_group(std::string_view word);
 
 }  // namespace ts::stages

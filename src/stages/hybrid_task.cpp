@@ -26,20 +26,7 @@
 namespace ts::stages {
 namespace fs = std::filesystem;
 
-std::string hybrid_answer_prefix(const Config& cfg) {
-  std::string out;
-  std::string s = cfg.hybrid.answer_prefix;
-  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);  // quotes keep edge spaces
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] != '\\' || i + 1 == s.size()) {
-      out += s[i];
-      continue;
-    }
-    const char c = s[++i];
-    out += c == 'n' ? '\n' : c == 't' ? '\t' : c;
-  }
-  return out;
-}
+std::string hybrid_answer_prefix(const Config& cfg) { return config_unescape(cfg.hybrid.answer_prefix); }
 
 namespace {
 

@@ -54,7 +54,9 @@ struct TaskData {
 TaskData read_task(const Config& cfg, const SweepPoint& p, const std::string& hash, std::vector<std::string>& labels) {
   const fs::path file = artifacts::task_file(cfg, p);
   const artifacts::TaskRows rows = artifacts::read_sweep_task(file);
-  artifacts::check_sweep_task(file, rows, p, hash, cfg.generate.max_new_tokens);
+  // A forced close (steer.force_close) adds its text (at most one token per byte) and its tokens.
+  const int64_t forced = cfg.steer.force_close ? cfg.steer.force_close_tokens + static_cast<int64_t>(config_unescape(cfg.steer.force_close_text).size()) : 0;
+  artifacts::check_sweep_task(file, rows, p, hash, cfg.generate.max_new_tokens + forced);
   if (labels.empty()) labels = rows.labels;
   else if (rows.labels != labels) throw InputError(file.string(), "/labels", "labels differ from the other tasks' (annotator changed?)");
   TaskData t;

@@ -73,14 +73,16 @@ struct PromptResult {
   }
 };
 
-PromptResult measure(const TaskEnv& env, const Prompt& prompt, int64_t index, const GenerateResult& g) {
+// `forced`: the generation's first `forced` tokens are the model's own, the rest the §C.3 forced close and
+// its continuation (-1: none); such a trace's thinking length is its own tokens, and it is not closed.
+PromptResult measure(const TaskEnv& env, const Prompt& prompt, int64_t index, const GenerateResult& g, int64_t forced) {
   PromptResult r;
   r.index = index;
   r.id = prompt.id;
   r.new_tokens = static_cast<int64_t>(g.tokens.size());
   const artifacts::ThinkingLength thinking = artifacts::thinking_length(g.tokens, env.think_close);
-  r.think_tokens = thinking.tokens;
-  r.closed = thinking.closed;
+  r.think_tokens = forced >= 0 ? forced : thinking.tokens;
+  r.closed = forced < 0 && thinking.closed;
   const Tokenizer& tok = *env.model.tokenizer;
   r.text = tok.decode(g.tokens);
   const size_t K = env.annotator->labels().size();
@@ -97,11 +99,12 @@ PromptResult measure(const TaskEnv& env, const Prompt& prompt, int64_t index, co
       r.counts.spans[static_cast<size_t>(s.label)] += 1;
     }
   }
-  if (r.closed) {
+  const bool answered = r.closed || (forced >= 0 && r.text.find("</think>") != std::string::npos);
+  if (answered) {
     const size_t close = r.text.find("</think>");
     if (auto ans = extract_answer(std::string_view(r.text).substr(close + 8))) r.answer = *ans;
   }
-  if (!prompt.answer.empty()) r.correct = r.closed && !r.answer.empty() && answers_equal(r.answer, prompt.answer) ? 1 : 0;
+  if (!prompt.answer.empty()) r.correct = answered && !r.answer.empty() && answers_equal(r.answer, prompt.answer) ? 1 : 0;
   return r;
 }
 
@@ -117,6 +120,39 @@ void attach(HookSet& hooks, const SweepPoint& p, const TaskEnv& env) {
     if (p.op == "project-out") hooks.project_out(point, v, scope);
     else hooks.add_vector(point, v, e.coef, scope);
   }
+}
+
+// §C.3's forced close: each trace of the batch still thinking at the cap gets the forced text and
+// steer.force_close_tokens more tokens (with the point's hooks, its own sampling stream), appended to
+// its result. Returns per trace the number of its own tokens where forced, else -1.
+std::vector<int64_t> force_close(const Config& c, const TaskEnv& env, const std::vector<GenerateRequest>& batch, const std::vector<std::string>& ids,
+                                 std::vector<GenerateResult>& results, HookSet& hooks) {
+  std::vector<int64_t> forced(results.size(), -1);
+  if (!c.steer.force_close || !env.think_close) return forced;
+  const std::vector<int32_t> text = env.model.tokenizer->encode_ids(config_unescape(c.steer.force_close_text));
+  std::vector<GenerateRequest> more;
+  std::vector<size_t> which;
+  for (size_t k = 0; k < results.size(); ++k) {
+    if (results[k].finish != FinishReason::LENGTH || artifacts::thinking_length(results[k].tokens, env.think_close).closed) continue;
+    GenerateRequest r{batch[k].prompt, stream_id_of(ids[k] + "#force-close")};
+    r.prompt.insert(r.prompt.end(), results[k].tokens.begin(), results[k].tokens.end());
+    r.prompt.insert(r.prompt.end(), text.begin(), text.end());
+    more.push_back(std::move(r));
+    which.push_back(k);
+  }
+  if (more.empty()) return forced;
+  GenerateOptions gen = generate_options(c, env.model);
+  gen.max_new_tokens = c.steer.force_close_tokens;
+  const std::vector<GenerateResult> tails = generate_batch(*env.model.model, more, gen, &hooks);
+  hooks.clear_records();
+  for (size_t j = 0; j < which.size(); ++j) {
+    GenerateResult& g = results[which[j]];
+    forced[which[j]] = static_cast<int64_t>(g.tokens.size());
+    g.tokens.insert(g.tokens.end(), text.begin(), text.end());
+    g.tokens.insert(g.tokens.end(), tails[j].tokens.begin(), tails[j].tokens.end());
+    g.finish = tails[j].finish;
+  }
+  return forced;
 }
 
 }  // namespace
@@ -178,11 +214,14 @@ bool run_task(const Config& cfg, Runtime& rt, const SweepPoint& p, const TaskEnv
     const size_t begin = static_cast<size_t>(b * bs), end = std::min(mine.size(), begin + static_cast<size_t>(bs));
     for (size_t k = begin; k < end; ++k)
       batch.push_back({ids[static_cast<size_t>(mine[k])], stream_id_of(prompts[static_cast<size_t>(mine[k])].id)});
-    const std::vector<GenerateResult> results = generate_batch(*env.model.model, batch, gen, &hooks);
+    std::vector<GenerateResult> results = generate_batch(*env.model.model, batch, gen, &hooks);
     hooks.clear_records();
+    std::vector<std::string> batch_ids;
+    for (size_t k = begin; k < end; ++k) batch_ids.push_back(prompts[static_cast<size_t>(mine[k])].id);
+    const std::vector<int64_t> forced = force_close(c, env, batch, batch_ids, results, hooks);
     for (size_t k = begin; k < end; ++k) {
       const int64_t i = mine[k];
-      lines.push_back(measure(env, prompts[static_cast<size_t>(i)], i, results[k - begin]).to_json().dump());
+      lines.push_back(measure(env, prompts[static_cast<size_t>(i)], i, results[k - begin], forced[k - begin]).to_json().dump());
     }
   };
   run_batches(rt, (static_cast<int64_t>(mine.size()) + bs - 1) / bs, loop);
@@ -261,6 +300,12 @@ std::vector<SweepPoint> make_plan(const Config& cfg, const VectorSet& set, const
     if (!set.name_index(v)) throw InputError(vectors_file, "names", "no vector named '" + v + "' (sweep.vectors)");
   std::optional<std::map<std::string, std::vector<int64_t>>> picks;
   auto resolve = [&](const std::string& vector, const std::string& spec) -> std::vector<std::vector<int64_t>> {
+    if (spec == "all") return {set.layers};  // every layer at once (§C.3 all-layer steering)
+    if (spec == "each") {                    // one point per layer (§C.3 layer-wise steering)
+      std::vector<std::vector<int64_t>> out;
+      for (int64_t l : set.layers) out.push_back({l});
+      return out;
+    }
     if (spec != "auto" && spec != "selected") return {parse_layer_group(spec, "[sweep]", "sweep.layers")};
     if (!picks) picks = artifacts::read_attribution_picks(attribution_path(cfg), "sweep.layers");
     auto it = picks->find(vector);

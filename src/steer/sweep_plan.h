@@ -28,7 +28,8 @@ namespace ts {
 struct SweepAxes {
   std::vector<std::string> datasets;   // data.prompts values
   std::vector<std::string> vectors;    // behaviour labels (names in the vectors file)
-  std::vector<std::string> layers;     // "auto" (attribute's first pick), "selected" (each layer it selected), "3", "1+2" (several at once)
+  std::vector<std::string> layers;     // "auto" (attribute's first pick), "selected" (each layer it selected), "3", "1+2" (several at once),
+                                       // "all" (every layer of the vectors file at once), "each" (one point per layer of the file)
   std::vector<double> coefficients;
   std::vector<std::string> hooks;      // hook site names: hook_resid_post, hook_resid_pre, hook_attn_out, hook_mlp_out, hook_resid_mid
   std::vector<std::string> ops;        // add | project-out
@@ -60,7 +61,7 @@ struct SweepPoint {
   static SweepPoint from_json(const json& row, const std::string& where);
 };
 
-// Resolves a layers axis value for a vector ("auto", "selected", "3", "1+2") to one or more layer
+// Resolves a layers axis value for a vector ("auto", "selected", "all", "each", "3", "1+2") to one or more layer
 // groups (each group one point); throws InputError.
 using LayerResolver = std::function<std::vector<std::vector<int64_t>>(const std::string& vector, const std::string& spec)>;
 
