@@ -34,7 +34,6 @@ a seed was chosen for (selection may be null).
 """
 from __future__ import annotations
 
-import json
 import math
 import pathlib
 import re
@@ -44,7 +43,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .schema import (Artifact, PathLike, SchemaError, attr, first_index, int_attr, json_attr, keyed_file, open_h5, provenance, read,
+from .schema import (Artifact, PathLike, SchemaError, attr, first_index, int_attr, json_attr, json_file, keyed_file, open_h5, provenance, read,
                      read_optional, require_keys, str_attr)
 
 BASEVEC_TASK = Artifact(dir="basevec", file="tasks/{key}.h5", format="thinksteer.basevec_task", schema_version=1, stage="sweep run")
@@ -376,12 +375,7 @@ def read_basevec_selected(run_dir: PathLike) -> dict[str, BasevecSelection]:
     """Reads and checks <run_dir>/basevec/selected.json (or the file given): a JSON object keyed by method
     (correction, linear), each {key, task, seed, file, vectors, selection}; SchemaError names the file and key."""
     path = BASEVEC_SELECTED.require(BASEVEC_SELECTED.path(run_dir))
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise SchemaError(path, "(file)", f"not JSON: {e}") from None
-    if not isinstance(obj, dict):
-        raise SchemaError(path, "(file)", "not a JSON object")
+    obj = json_file(path)
     out = {}
     for method, row in obj.items():
         where = f"key {method!r}"

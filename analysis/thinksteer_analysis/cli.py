@@ -6,11 +6,13 @@
   taxonomy RUN_DIR
   basevec RUN_DIR [--out DIR]
   hybrid RUN_DIR [--out DIR] [--prompt N] [--tokenizer PATH]
+  thinkedit RUN_DIR [--out DIR]
 
 figures: draws every figure the run directory has the outputs for (attribute/attribution.h5,
-         sweep/summary.h5; taxonomy/summary.h5, titles/*/titles.json, basevec/tasks/*.h5 and
-         hybrid/summary.h5 when present) into DIR (default RUN_DIR/figures) and prints the files
-         written; a stage that has not run is skipped with a one-line note.
+         sweep/summary.h5; taxonomy/summary.h5, titles/*/titles.json, basevec/tasks/*.h5,
+         hybrid/summary.h5 and thinkedit/ with its sweeps when present) into DIR (default
+         RUN_DIR/figures) and prints the files written; a stage that has not run is skipped with a
+         one-line note.
 summary: prints the sweep table (sweep/summary.h5) as plain text.
 acceptance: the steering acceptance table (docs/algorithms.md "Steering acceptance": at attribute's first
          pick and some |c| <= max-c, +c raises and -c lowers each behaviour beyond every same-norm
@@ -25,6 +27,14 @@ hybrid:  prints the hybrid sweep's table (hybrid/summary.h5: per task its accura
          hybrid_accuracy.png, hybrid_gap.png and hybrid_trace.png (prompt N of the first hybrid row with
          ablation none, decoded with the tokenizer.json at PATH or the run's model's) into DIR (default
          RUN_DIR/figures).
+thinkedit: prints ThinkEdit's tables (thinkedit/lengths.jsonl and thresholds.json: the probe traces' long /
+         short split; heads.h5 and edit.json: the best-scoring short-reasoning heads and the edited ones;
+         alpha/sweep: per α accuracy, thinking length and its paired change from the baseline with bootstrap
+         intervals, Spearman's correlation of α and length; layerwise/sweep: per layer the paired changes at
+         α = ±1; eval/original and eval/edited: accuracy mean ± std over runs, on the shortest 5/10/20% of
+         responses, against a length threshold) and draws thinkedit_lengths.png, thinkedit_alpha.png,
+         thinkedit_layerwise.png, thinkedit_heads.png and thinkedit_eval.png into DIR (default
+         RUN_DIR/figures); a part the run does not have is skipped with a one-line note.
 A malformed file stops the command with exit status 1 and a message naming the file and the dataset."""
 from __future__ import annotations
 
@@ -39,7 +49,7 @@ PROG = "thinksteer-analysis"
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    """The command line: subcommands figures, summary, acceptance, taxonomy, basevec and hybrid."""
+    """The command line: subcommands figures, summary, acceptance, taxonomy, basevec, hybrid and thinkedit."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     fig = sub.add_parser("figures", help="draw every figure of a run directory")
@@ -68,6 +78,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     hy.add_argument("--prompt", type=int, default=0, help="the prompt (index in the task) hybrid_trace draws (default 0)")
     hy.add_argument("--tokenizer", default=None,
                     help="tokenizer.json (or the model directory holding it) to decode the trace (default: the run's base model's)")
+    te = sub.add_parser("thinkedit", help="print ThinkEdit's tables (split, heads, steering, evaluation) and draw its figures")
+    te.add_argument("run_dir")
+    te.add_argument("--out", default=None, help="figure directory (default RUN_DIR/figures)")
     return parser
 
 
@@ -81,7 +94,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             for path in written:
                 print(path)
             if not written:
-                print(f"error: {args.run_dir}: nothing to draw (no attribute, no sweep, no taxonomy, no basevec, no hybrid)", file=sys.stderr)
+                print(f"error: {args.run_dir}: nothing to draw (no attribute, no sweep, no taxonomy, no basevec, no hybrid, no thinkedit)", file=sys.stderr)
                 return 1
         elif args.command == "taxonomy":
             from .taxonomy_table import main as taxonomy_main
@@ -96,6 +109,9 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             except (ValueError, ImportError) as e:   # SchemaError included; a --prompt out of range; no `tokenizers`
                 print(f"error: {e}", file=sys.stderr)
                 return 1
+        elif args.command == "thinkedit":
+            from .thinkedit_table import main as thinkedit_main
+            return thinkedit_main(args.run_dir, args.out)
         elif args.command == "acceptance":
             from .acceptance import main as acceptance_main
             return acceptance_main(args.run_dir, args.share, args.min_prompts, args.max_c, args.min_random)

@@ -26,6 +26,10 @@ basevec_curves, basevec_kl
 hybrid_accuracy, hybrid_gap, hybrid_trace
                           <run>/hybrid: the hybrid sweep's accuracies, gap recovered and one trace
                           (hybrid_figures; drawn only when the run has hybrid/summary.h5)
+thinkedit_lengths, thinkedit_alpha, thinkedit_layerwise, thinkedit_heads, thinkedit_eval
+                          <run>/thinkedit, <run>/alpha, layerwise, eval/*: ThinkEdit's length split, steering
+                          sweeps, head scores and evaluation (thinkedit_figures; drawn only when the run has
+                          thinkedit/, each where its input is there)
 Sizes are fixed (no tight bounding box): a grid of panels PANEL_W x PANEL_H inches each at DPI.
 """
 from __future__ import annotations
@@ -371,8 +375,10 @@ def make_figures(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png
     basevec = load_basevec_inputs(run, log)
     from .hybrid_figures import draw_hybrid, load_hybrid_inputs
     hybrid = load_hybrid_inputs(run, log)
+    from .thinkedit_figures import ThinkeditInputs, draw_thinkedit, load_thinkedit_inputs
+    thinkedit = load_thinkedit_inputs(run, log) if (run / "thinkedit").is_dir() else ThinkeditInputs(run_dir=run)
     written: list[pathlib.Path] = []
-    if attribution is None and summary is None and taxonomy.empty and basevec.empty and hybrid.empty:
+    if attribution is None and summary is None and taxonomy.empty and basevec.empty and hybrid.empty and thinkedit.empty:
         return written
     out_dir.mkdir(parents=True, exist_ok=True)
     if attribution is not None:
@@ -396,6 +402,7 @@ def make_figures(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png
     draw_taxonomy(taxonomy, out_dir, fmt, written)
     draw_basevec(basevec, out_dir, fmt, written)
     draw_hybrid(hybrid, out_dir, fmt, written)
+    draw_thinkedit(thinkedit, out_dir, fmt, written)
     return written
 
 

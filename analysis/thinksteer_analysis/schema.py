@@ -255,6 +255,17 @@ def check_offsets(path: PathLike, offset_name: str, offsets: np.ndarray, counts:
         raise SchemaError(path, offset_name, f"the rows add up to {int(counts.sum())}, but {total_name} holds {total}")
 
 
+def json_file(path: pathlib.Path) -> dict[str, Any]:
+    """The JSON object a file holds; SchemaError naming the file ("(file)") when it is not JSON or not an object."""
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise SchemaError(path, "(file)", f"not JSON: {e}") from None
+    if not isinstance(obj, dict):
+        raise SchemaError(path, "(file)", "not a JSON object")
+    return obj
+
+
 def jsonl_rows(path: pathlib.Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for each non-empty line of a JSON-lines file; SchemaError naming the file
     and line for a line that is not a JSON object."""

@@ -37,7 +37,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .schema import Artifact, PathLike, SchemaError, attr, first_index, int_attr, keyed_file, open_h5, provenance, read, require_keys
+from .schema import (Artifact, PathLike, SchemaError, attr, first_index, int_attr, json_file, keyed_file, open_h5, provenance, read,
+                     require_keys)
 from .sentences import SENTENCES, Sentences, read_sentences
 
 TAXONOMY_TASK = Artifact(dir="taxonomy", file="tasks/{key}.h5", format="thinksteer.taxonomy_task", schema_version=1, stage="sweep run")
@@ -342,12 +343,7 @@ def read_titles(run_dir: PathLike, key: str | None = None) -> Titles:
     method and source, exactly k clusters indexed 0..k-1 in order, and that its key is the one it is filed
     under; SchemaError names the file and the key (`clusters[i]` for a cluster's)."""
     path = TITLES.require(titles_path(run_dir, key))
-    try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise SchemaError(path, "(file)", f"not JSON: {e}") from None
-    if not isinstance(obj, dict):
-        raise SchemaError(path, "(file)", "not a JSON object")
+    obj = json_file(path)
     _identity(path, obj)
     where = "top level"
     require_keys(path, where, obj, TITLES_KEYS)

@@ -18,6 +18,7 @@ try:
     import thinksteer_analysis as ta  # installed into the project venv, editable, by scripts/setup.sh
 except ImportError as e:
     raise ImportError(f"thinksteer_analysis is not installed for {sys.executable}: run scripts/setup.sh") from e
+from analysis_checks import write_sweep_manifest, write_sweep_task  # noqa: E402
 from thinksteer_analysis.schema import SchemaError
 
 STR = h5py.string_dtype("utf-8")
@@ -225,33 +226,12 @@ MANIFEST = [
 
 
 def write_manifest(run, rows=MANIFEST):
-    d = run / "sweep"
-    d.mkdir(parents=True, exist_ok=True)
-    path = d / "manifest.jsonl"
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return path
+    return write_sweep_manifest(run, rows)
 
 
 def write_task(run, row):
-    path = run / "sweep" / "tasks" / f"{row['key']}.h5"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    n, labels = 3, ["deduction", "backtracking"]
-    with h5py.File(path, "w") as f:
-        f["/prompts/correct"] = np.array([1, 0, -1], dtype=np.int64)
-        f["/prompts/closed"] = np.array([1, 1, 0], dtype=np.uint8)
-        f["/prompts/think_tokens"] = np.array([10, 20, 30], dtype=np.int64)
-        f["/prompts/new_tokens"] = np.array([12, 25, 30], dtype=np.int64)
-        f["/prompts/label_tokens"] = np.arange(n * 2, dtype=np.int64).reshape(n, 2)
-        f["/prompts/label_spans"] = np.ones((n, 2), dtype=np.int64)
-        strings(f, "/labels", labels)
-        strings(f, "/prompts/id", [f"p{i}" for i in range(n)])
-        strings(f, "/prompts/answer", ["1", "2", ""])
-        strings(f, "/prompts/text", [""] * n)
-        identity(f, "thinksteer.sweep_task", "sweep run")
-        f.attrs.update({"task": np.int64(row["task"]), "key": row["key"], "point": json.dumps(row), "vectors_file": "v.h5",
-                        "vectors_sha256": "0" * 64, "annotator": "lexicon"})
-    done(path)
-    return path
+    return write_sweep_task(run, row, [1, 0, -1], [10, 20, 30], closed=[1, 1, 0], new_tokens=[12, 25, 30],
+                            label_tokens=np.arange(6).reshape(3, 2), label_spans=np.ones((3, 2)), answer=["1", "2", ""])
 
 
 def test_sweep_manifest_and_tasks(tmp_path):

@@ -21,7 +21,7 @@ try:
     import thinksteer_analysis  # noqa: F401  installed into the project venv, editable, by scripts/setup.sh
 except ImportError as e:
     raise ImportError(f"thinksteer_analysis is not installed for {sys.executable}: run scripts/setup.sh") from e
-from analysis_checks import check_png, done, identity, replace  # noqa: E402
+from analysis_checks import check_png, done, identity, put, replace  # noqa: E402
 from thinksteer_analysis.basevec import (BasevecTask, finished_basevec_tasks, holdout_scores, read_basevec_selected, read_basevec_summary,
                                          read_basevec_task)
 from thinksteer_analysis.schema import SchemaError
@@ -35,19 +35,6 @@ RULE = "per method, the seed whose vectors give the lowest selection metric"
 def basevec_key(method, seed):
     """src/stages/basevec_task.cpp: the first 16 hex digits of SHA-256("basevec <method> <seed>")."""
     return hashlib.sha256(f"basevec {method} {seed}".encode()).hexdigest()[:16]
-
-
-def put(f, name, data, dims, dtype=None):
-    """Dataset `name` with a dimension scale per axis, as h5::SerialFile::write_dataset attaches them."""
-    ds = f.create_dataset(name, data=data, dtype=dtype)
-    group = name.rsplit("/", 1)[0]
-    for axis, dim in enumerate(dims):
-        scale = f"{group}/{dim}"
-        if scale not in f:
-            f[scale] = np.arange(ds.shape[axis], dtype=np.int64)
-            f[scale].make_scale()
-        ds.dims[axis].attach_scale(f[scale])
-    return ds
 
 
 def correction_metrics(seed):

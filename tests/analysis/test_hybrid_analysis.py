@@ -23,7 +23,7 @@ try:
     import thinksteer_analysis  # noqa: F401  installed into the project venv, editable, by scripts/setup.sh
 except ImportError as e:
     raise ImportError(f"thinksteer_analysis is not installed for {sys.executable}: run scripts/setup.sh") from e
-from analysis_checks import check_png, done, identity, replace  # noqa: E402
+from analysis_checks import check_png, done, identity, put, replace  # noqa: E402
 from thinksteer_analysis.hybrid import HybridTask, finished_hybrid_tasks, read_hybrid_summary, read_hybrid_task
 from thinksteer_analysis.schema import SchemaError
 
@@ -55,24 +55,6 @@ TRACE_ROW = 2
 def hybrid_key(dataset, role, rule, ablation, layer, seed=0):
     """A stable 16-hex-digit key per point (the C++ hashes the point likewise; the reader only checks the form)."""
     return hashlib.sha256(f"hybrid {dataset} {role} {rule} {ablation} {layer} {seed}".encode()).hexdigest()[:16]
-
-
-def put(f, name, data, dims, dtype=None, description=None):
-    """Dataset `name` as h5::SerialFile::write_dataset writes it: its "dtype" attribute, a netCDF-named
-    int64 dimension scale per axis in the dataset's group (strings: write_strings, no dtype attribute)."""
-    ds = f.create_dataset(name, data=data, dtype=dtype)
-    if dtype is not STR:
-        ds.attrs["dtype"] = str(ds.dtype)
-    if description:
-        ds.attrs["description"] = description
-    group = name.rsplit("/", 1)[0]
-    for axis, dim in enumerate(dims):
-        scale = f"{group}/{dim}"
-        if scale not in f:
-            f[scale] = np.arange(ds.shape[axis], dtype=np.int64)
-            f[scale].make_scale(f"This is a netCDF dimension but not a netCDF variable.{ds.shape[axis]:10d}")
-        ds.dims[axis].attach_scale(f[scale])
-    return ds
 
 
 def make_tokenizer(root):
