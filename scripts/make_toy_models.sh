@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reproduces the shipped planted-truth models models/toy-thinker, models/toy-base and models/toy-base-knows from their
-# recipes configs/toy/{thinker,base,base-knows}.ini: the toy tokenizer (trained on the thinker
+# Reproduces the shipped planted-truth models models/toy-thinker, models/toy-base, models/toy-base-knows and
+# models/toy-thinker-thorough from their recipes configs/toy/{thinker,base,base-knows,thinker-thorough}.ini: the toy tokenizer (trained on the thinker
 # corpus, shared by both), then `toy train` for each style, then a copy of each HF checkpoint into
 # models/. Deterministic: same commit, same config -> same weights on the same CPU build.
 # Usage: scripts/make_toy_models.sh [RANKS]   (data-parallel ranks under mpiexec; default 1)
@@ -16,7 +16,7 @@ fi
 # The tokenizer is trained on the digit-gate thinker corpus (toy.thinker_gates = digits, the default; said
 # here so that a coin-gate recipe shares it: configs/toy/thinker-coins.ini).
 build/bin/thinksteer toy tokenizer --config configs/toy/thinker.ini --toy.thinker_gates digits
-for style in thinker base base-knows; do
+for style in thinker base base-knows thinker-thorough; do  # thinker-thorough fine-tunes models/toy-thinker
   "${launch[@]}" toy train --config configs/toy/$style.ini
   rm -rf models/toy-$style.new
   cp -r runs/toy-$style/train/model models/toy-$style.new

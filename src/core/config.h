@@ -255,6 +255,7 @@ struct Config {
     ToyStyle style = ToyStyle::thinker;
     ToyGates thinker_gates = ToyGates::digits;  // the thinker's own behaviours: digit gates, or hidden coins (toy/corpus.h)
     double base_knows = 0;         // base style: behaviours by hidden coins of this probability (toy/corpus.h)
+    double thorough = 0;           // thinker: share of traces (a hidden per-trace coin) that test every step (toy/corpus.h)
     double slip_rate = 0.4;        // rates (toy/corpus.h): share of carry/borrow steps written wrong
     double example_testing_rate = 0.2;  // ... and shares of deduction steps followed by each behaviour
     double uncertainty_rate = 0.2;
@@ -282,6 +283,7 @@ struct Config {
     double beta2 = 0.95;
     double grad_clip = 1.0;        // global gradient norm (0: off)
     double init_std = 0.02;        // normal init of matrices and embeddings
+    std::string init_from;         // a checkpoint of the same shape to start from (fine-tuning; empty: init_std)
     uint64_t seed = 0;             // init and data order
     int64_t checkpoint_every = 200;  // steps between resumable state saves (0: only on stop)
     SaveDType save_dtype = SaveDType::bfloat16;  // dtype of the written checkpoint

@@ -148,7 +148,8 @@ void declare_sweep_options(OptionTable& t, Config& c) {
   using check::not_empty_list;
   t.add_option("sweep.kind", &c.sweep.kind, "the sweep `sweep plan|run` and `reduce` work on: steer ([sweep] axes) | taxonomy ([taxonomy] axes)");
   t.add_list("sweep.datasets", &c.sweep.datasets, "prompt sets, comma-separated data.prompts values (empty: data.prompts)", check::no_empty_item());
-  t.add_list("sweep.vectors", &c.sweep.vectors, "behaviours whose vectors are applied, comma-separated", all({not_empty_list(), check::no_empty_item()}));
+  t.add_list("sweep.vectors", &c.sweep.vectors, "behaviours whose vectors are applied, comma-separated (empty: the baselines alone, "
+             "e.g. to evaluate a model on sampled runs)", check::no_empty_item());
   t.add_list("sweep.layers", &c.sweep.layers,
              "layers: auto (attribute's first pick per behaviour), selected (every layer it selected), N, N+M (several at once), all (every layer of the "
              "vectors file at once) or each (one point per layer of the file), comma-separated",
@@ -183,6 +184,8 @@ void declare_toy_log_options(OptionTable& t, Config& c) {
   t.add("toy.base_knows", &c.toy.base_knows,
         "base style: a base that knows how but not when: corrections after slips with a hidden coin of this probability, "
         "uncertainty and testing with base_knows x their rates (0: the plain base)", in_unit(false, false));
+  t.add("toy.thorough", &c.toy.thorough, "thinker: share of traces, by a hidden per-trace coin, that test every step with example-testing "
+        "(a planted length knob: ThinkEdit's planted truth, docs/thinkedit.md; 0: the corpus unchanged)", in_unit(false, false));
   t.add_option("toy.thinker_gates", &c.toy.thinker_gates,
                "the thinker's slips, uncertainty and testing: digit gates (deterministic; the shipped thinker) or hidden coins (calibrated, judged on sampled traces)");
   t.add("toy.slip_rate", &c.toy.slip_rate, "share of carry/borrow steps written wrong (a slip; digit gate in tenths, or a coin)", rate);
@@ -211,6 +214,7 @@ void declare_toy_log_options(OptionTable& t, Config& c) {
   t.add("train.beta2", &c.train.beta2, "AdamW beta2", in_unit(false, true));
   t.add("train.grad_clip", &c.train.grad_clip, "clip the global gradient norm to this (0: off)", at_least(0.0));
   t.add("train.init_std", &c.train.init_std, "standard deviation of the normal init of matrices and embeddings", check::positive_number());
+  t.add("train.init_from", &c.train.init_from, "start from this checkpoint (same shape and tokenizer) instead of a random init: fine-tuning");
   t.add("train.seed", &c.train.seed, "seed of the init and the data order");
   t.add("train.checkpoint_every", &c.train.checkpoint_every, "steps between resumable state saves (0: only when stopped)", at_least(int64_t{0}));
   t.add_option("train.save_dtype", &c.train.save_dtype, "dtype of the written HF checkpoint");

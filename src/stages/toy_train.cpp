@@ -41,6 +41,7 @@
 #include "dist/stop.h"
 #include "model/adamw.h"
 #include "model/checkpoint_files.h"
+#include "model/checkpoint_identity.h"
 #include "model/checkpoint_write.h"
 #include "model/safetensors.h"
 #include "model/transformer.h"
@@ -474,6 +475,21 @@ json write_model(const Config& cfg, const Paths& paths, const fs::path& tok_dir,
   return prov;
 }
 
+// train.init_from: the weights of a checkpoint of exactly this shape (fine-tuning), as fp32 copies the
+// optimizer owns.
+ModelWeights weights_from(const fs::path& dir, const ModelConfig& mc) {
+  const CheckpointFiles ck = checkpoint_open(dir);
+  const ModelConfig& c = ck.config;
+  if (c.d_model != mc.d_model || c.n_layer != mc.n_layer || c.n_head != mc.n_head || c.n_kv_head != mc.n_kv_head || c.d_mlp != mc.d_mlp ||
+      c.n_vocab != mc.n_vocab || c.tie_word_embeddings != mc.tie_word_embeddings)
+    throw InputError((dir / "config.json").string(), "train.init_from", "has another shape than [train] and the tokenizer ask for (d_model, layers, heads, d_mlp, vocab, tying)");
+  LoadOptions opts;
+  opts.dtype = at::kFloat;
+  ModelWeights w = weights_load(ck, opts);
+  for (auto& [name, t] : weights_parameters(w)) t.set_data(t.detach().clone());
+  return w;
+}
+
 }  // namespace
 
 void run(const Config& cfg, Runtime& rt) {
@@ -483,7 +499,8 @@ void run(const Config& cfg, Runtime& rt) {
   if (!fs::exists(tok_file))
     throw InputError(tok_file.string(), "<file>", "no tokenizer: run `thinksteer toy tokenizer` first or set train.tokenizer");
   const Tokenizer tok = Tokenizer::from_file(tok_file);
-  const std::string hash = sha256_hex(config_to_ini(cfg, {"toy", "train"}) + sha256_file(tok_file));
+  const std::string hash = sha256_hex(config_to_ini(cfg, {"toy", "train"}) + sha256_file(tok_file) +
+                                      (cfg.train.init_from.empty() ? "" : checkpoint_identity(cfg.train.init_from)));
   // The done marker sits on parity.json, the last output written (after the checkpoint directory).
   StageOutput done(cfg, rt, "toy train", paths.parity, hash);
   if (done.complete({paths.model})) return;
@@ -492,7 +509,7 @@ void run(const Config& cfg, Runtime& rt) {
   const ModelConfig mc = model_config(cfg, tok, tok_file);
   const int64_t pad = mc.pad_token_id;
   const Corpus corpus = load_corpus(cfg, tok, static_cast<int32_t>(mc.eos_token_ids[0]));
-  ModelWeights w = weights_init(mc, cfg.train.init_std, cfg.train.seed);
+  ModelWeights w = cfg.train.init_from.empty() ? weights_init(mc, cfg.train.init_std, cfg.train.seed) : weights_from(cfg.train.init_from, mc);
   AdamW opt(weights_parameters(w));
   for (auto& [name, t] : opt.params) t.requires_grad_(true);
   const int64_t n_params = opt.n_parameters();

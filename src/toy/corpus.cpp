@@ -100,6 +100,7 @@ struct TraceBuilder {
   bool thinker;
   Rng& g;
   Rng& coins;
+  bool thorough;  // this trace tests every step (ToyCorpusOptions::thorough)
   TraceWriter tw;
   std::vector<int64_t> work;
   int64_t n_slips = 0;
@@ -151,7 +152,7 @@ struct TraceBuilder {
     }
     if (thinker_coin() ? coins.coin(opt.uncertainty_rate) : toy_gate(ToyGate::uncertainty, d, opt.uncertainty_rate))
       tw.sentence("uncertainty-estimation", phrase(g, uncertain), g);
-    if (thinker_coin() ? coins.coin(opt.example_testing_rate) : toy_gate(ToyGate::testing, d, opt.example_testing_rate))
+    if (thorough || (thinker_coin() ? coins.coin(opt.example_testing_rate) : toy_gate(ToyGate::testing, d, opt.example_testing_rate)))
       tw.sentence("example-testing",
                   fill(phrase(g, test), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}), g);
   }
@@ -198,7 +199,9 @@ ToyProblem make_problem(const ToyCorpusOptions& opt, int64_t index) {
   const std::vector<int64_t> truth = exact_values(spec);
 
   Rng coins{mix64(opt.seed ^ 0xA0761D6478BD642FULL) ^ mix64(static_cast<uint64_t>(index) + 0xE7037ED1A0B428DBULL)};
-  TraceBuilder tb{opt, spec, opt.style == "thinker", g, coins, {}, {}, 0};
+  const bool thorough = opt.style == "thinker" && opt.thorough > 0 &&
+                        static_cast<double>(mix64(mix64(opt.seed ^ 0x7468726F756768ULL) ^ static_cast<uint64_t>(index)) >> 11) * 0x1.0p-53 < opt.thorough;
+  TraceBuilder tb{opt, spec, opt.style == "thinker", g, coins, thorough, {}, {}, 0};
   tb.write();
   ToyProblem p;
   p.final_answer = S(tb.work.back());
@@ -279,6 +282,7 @@ ToyCorpusOptions toy_corpus_options(const Config::Toy& toy) {
   o.style = std::string(option_name(toy.style));
   o.thinker_coins = toy.thinker_gates == ToyGates::coins;
   o.base_knows = toy.base_knows;
+  o.thorough = toy.thorough;
   o.slip_rate = toy.slip_rate;
   o.example_testing_rate = toy.example_testing_rate;
   o.uncertainty_rate = toy.uncertainty_rate;

@@ -83,6 +83,12 @@ struct ToyCorpusOptions {
   // after a step uncertainty-estimation and example-testing with coins of base_knows × their rates. Below 0.5
   // a greedy base never takes them. 0: the plain base (no coin is drawn: the corpus is unchanged).
   double base_knows = 0;
+  // Thinker style: the share of traces that are thorough, by a hidden coin per trace drawn from a hash of
+  // (seed, index) apart from every other stream (0: no coin, the corpus unchanged). A thorough trace
+  // writes example-testing after every step (the digit gates' choices stay as they are otherwise), so
+  // its thinking is longer by one sentence per step: a latent length knob that no text of the problem
+  // predicts (ThinkEdit's planted truth, docs/thinkedit.md).
+  double thorough = 0;
   // Digit-gate rates (see the file comment): of slip candidates, and of deduction steps.
   double slip_rate = 0.4;
   double example_testing_rate = 0.2;

@@ -220,6 +220,32 @@ TEST(ToyCorpus, ThinkerGatesChangeOnlyTheThinkersDecisions) {
   for (size_t i = 0; i < c.size(); ++i) EXPECT_EQ(ts::toy_problem_to_json_line(c[i]), ts::toy_problem_to_json_line(d[i]));
 }
 
+// toy.thorough (ThinkEdit's planted length knob): a hidden per-trace coin drawn apart from every other stream.
+// A thorough trace tests every step; any other trace, and every problem, is the corpus without the option;
+// the base style never is thorough.
+TEST(ToyCorpus, ThoroughTracesTestEveryStepAndChangeNothingElse) {
+  auto plain = opts("thinker", 400), thorough = plain;
+  thorough.thorough = 0.5;
+  const auto a = ts::toy_corpus_generate(plain), b = ts::toy_corpus_generate(thorough);
+  int64_t n_thorough = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].question, b[i].question);
+    EXPECT_EQ(a[i].answer, b[i].answer);
+    EXPECT_EQ(a[i].split, b[i].split);
+    if (a[i].text == b[i].text) continue;
+    ++n_thorough;
+    const auto tests = std::count_if(b[i].sentences.begin(), b[i].sentences.end(), [](const auto& x) { return x.label == "example-testing"; });
+    EXPECT_EQ(tests, b[i].n_steps) << b[i].id;
+    EXPECT_GT(b[i].text.size(), a[i].text.size());
+  }
+  EXPECT_GT(n_thorough, 150);  // binomial(400, 0.5) minus traces already testing every step: far above
+  EXPECT_LT(n_thorough, 250);
+  auto base = opts("base", 200), base_thorough = base;
+  base_thorough.thorough = 0.5;
+  const auto c = ts::toy_corpus_generate(base), d = ts::toy_corpus_generate(base_thorough);
+  for (size_t i = 0; i < c.size(); ++i) EXPECT_EQ(ts::toy_problem_to_json_line(c[i]), ts::toy_problem_to_json_line(d[i]));
+}
+
 TEST(ToyCorpus, SentenceRangesTileTheThinking) {
   std::set<std::string> labels(ts::toy_behaviour_labels().begin(), ts::toy_behaviour_labels().end());
   for (const std::string style : {"thinker", "base"}) {
