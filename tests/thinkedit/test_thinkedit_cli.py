@@ -204,3 +204,26 @@ def test_bad_input(chain, binary, demo_model, tmp_path, case):
         assert not (tmp_path / "e").exists()
     if case == "foreign_out":
         assert (tmp_path / "e" / "precious.txt").read_text() == "x" and not (tmp_path / "e" / "model.safetensors").exists()
+
+
+def test_planted_truth_at_reduced_size(binary, toy_model, tmp_path):
+    """The thorough toy thinker (configs/thinkedit/toy.ini's protocol at reduced size, on problem seed 505, which the
+    protocol was not developed on): -α shortens and +α lengthens the thinking, both with 95% intervals excluding 0."""
+    model = toy_model.parent / "toy-thinker-thorough"
+    if not (model / "model.safetensors").exists():
+        pytest.skip("no models/toy-thinker-thorough")
+    preset = HERE.parents[1] / "configs" / "thinkedit" / "toy.ini"
+    base = ["--config", str(preset), "--model.path", str(model)]
+    run(binary, "generate", *base, "--run.dir", str(tmp_path / "run"), "--data.prompts", "builtin:toy-train@505", "--data.limit", "100", ranks=2)
+    run(binary, "thinkedit", "direction", *base, "--run.dir", str(tmp_path / "run"), ranks=2)
+    run(binary, "steer", *base, "--run.dir", str(tmp_path / "alpha"), "--steer.vectors", str(tmp_path / "run" / "thinkedit" / "mlp.h5"),
+        "--sweep.vectors", "length", "--sweep.layers", "all", "--sweep.hooks", "hook_mlp_out", "--sweep.controls", "none",
+        "--sweep.positions", "all", "--sweep.coefficients=-0.4,0.4", "--sweep.seeds", "1", "--sweep.datasets", "builtin:toy-test@505",
+        "--data.limit", "120", ranks=2)
+    with h5py.File(tmp_path / "alpha" / "sweep" / "summary.h5", "r") as f:
+        coef = f["points/coef"][()]
+        kind = [k.decode() if isinstance(k, bytes) else k for k in f["points/kind"][()]]
+        lo, hi = f["delta/think_tokens_lo"][()], f["delta/think_tokens_hi"][()]
+    rows = {c: i for i, (c, k) in enumerate(zip(coef, kind)) if k == "vector"}
+    assert hi[rows[-0.4]] < 0, (lo[rows[-0.4]], hi[rows[-0.4]])
+    assert lo[rows[0.4]] > 0, (lo[rows[0.4]], hi[rows[0.4]])
