@@ -8,7 +8,9 @@
 # acceptance"); then a small taxonomy sweep of the same traces (sentences -> SAEs and k-means at K = 6
 # over every layer -> titles) and its table; then the hybrid (README "The hybrid model"): correction vectors for
 # models/toy-base-knows from 200 thinker rollouts, and the base steered where the thinker disagrees on 200 held-out
-# problems, with its ablations, and its table (configs/pairs/toy-knows.ini at reduced size, in <run.dir>/hybrid-pair).
+# problems, with its ablations, and its table (configs/pairs/toy-knows.ini at reduced size, in <run.dir>/hybrid-pair);
+# then ThinkEdit (README "ThinkEdit") on models/toy-thinker-thorough and its tables (configs/thinkedit/toy.ini, in
+# <run.dir>/thinkedit).
 # Everything lands in runs/demo/ (see configs/demo.ini), or in the --run.dir given.
 # Usage: scripts/run_demo.sh [--section.key value ...]   (extra options override configs/demo.ini)
 set -euo pipefail
@@ -35,5 +37,9 @@ echo
 echo
 scripts/basevec_pair.sh configs/pairs/toy-knows.ini "$run_dir/hybrid-pair" --data.limit 200 --basevec.seeds 42 \
                         --hybrid.ablations none,randcat,randvec,randpos | sed -n '/^# Hybrid sweep/,$p'
+echo
+# ThinkEdit on the thorough toy thinker (docs/thinkedit.md): direction, heads, edit, the α and layer-wise sweeps, the
+# sampled evaluation; the tables up to the length-threshold curve (figures in $run_dir/thinkedit/figures).
+scripts/thinkedit.sh configs/thinkedit/toy.ini "$run_dir/thinkedit" | sed -n '/^# ThinkEdit/,/^### /p' | sed '$d'
 echo
 echo "chain finished in $(( $(date +%s) - start )) s; outputs in $run_dir/ (sweep/summary.h5, summary.csv, figures/*.png)"

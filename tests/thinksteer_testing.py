@@ -25,6 +25,18 @@ OPTIONS = {
 }
 
 
+def run_thinksteer(binary, *args, ranks=0, check=True, timeout=600):
+    """Runs `binary args...` (under mpiexec with `ranks` > 0 ranks) with ENV; raises AssertionError with the
+    command and its output when `check` and it fails. Returns the CompletedProcess."""
+    cmd = [str(binary), *map(str, args)]
+    if ranks:
+        cmd = ["mpiexec", "-n", str(ranks), *cmd]
+    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {r.returncode}\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
 def add_options(parser, *names):
     group = parser.getgroup("thinksteer")
     for name in names:

@@ -100,11 +100,12 @@ void check_destination(const fs::path& src, const fs::path& dst, const Checkpoin
 
 }  // namespace
 
-at::Tensor checkpoint_tensor_f32(const fs::path& dir, const std::string& name) {
-  const CheckpointFiles ck = checkpoint_open(dir);
-  if (!ck.has(name)) throw InputError(dir.string(), name, "no such tensor in the checkpoint");
+at::Tensor checkpoint_tensor_f32(const CheckpointFiles& ck, const std::string& name) {
+  if (!ck.has(name)) throw InputError(ck.dir.string(), name, "no such tensor in the checkpoint");
   return view_of(ck, name).to(at::kFloat).clone();
 }
+
+at::Tensor checkpoint_tensor_f32(const fs::path& dir, const std::string& name) { return checkpoint_tensor_f32(checkpoint_open(dir), name); }
 
 void write_edited_checkpoint(const fs::path& src, const fs::path& dst, const CheckpointEdit& edit, const std::string& out_key) {
   const CheckpointFiles ck = checkpoint_open(src);

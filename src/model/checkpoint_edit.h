@@ -25,6 +25,7 @@
 #include <string>
 
 #include "core/json.h"
+#include "model/checkpoint_files.h"
 
 namespace ts {
 
@@ -46,6 +47,7 @@ void write_edited_checkpoint(const std::filesystem::path& src, const std::filesy
                              const std::string& out_key);
 
 // The checkpoint's tensor `name` as float32 on the CPU (from BF16, F16 or F32). Throws InputError.
-at::Tensor checkpoint_tensor_f32(const std::filesystem::path& dir, const std::string& name);
+at::Tensor checkpoint_tensor_f32(const CheckpointFiles& ck, const std::string& name);
+at::Tensor checkpoint_tensor_f32(const std::filesystem::path& dir, const std::string& name);  // opens the directory
 
 }  // namespace ts

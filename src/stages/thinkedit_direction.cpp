@@ -231,7 +231,8 @@ struct Setup {
 
 artifacts::HeadScores score_heads(const Config& cfg, const Sums& acc, const Plan& plan, const VectorSet& attn, const ModelConfig& c) {
   std::vector<at::Tensor> o_proj;
-  for (int64_t l = 0; l < c.n_layer; ++l) o_proj.push_back(checkpoint_tensor_f32(cfg.model.path, "model.layers." + std::to_string(l) + ".self_attn.o_proj.weight"));
+  const CheckpointFiles ck = checkpoint_open(cfg.model.path);
+  for (int64_t l = 0; l < c.n_layer; ++l) o_proj.push_back(checkpoint_tensor_f32(ck, "model.layers." + std::to_string(l) + ".self_attn.o_proj.weight"));
   const at::Tensor zbar = (acc.z / static_cast<double>(plan.n_short)).view({c.n_layer, c.n_head, c.d_head});
   const at::Tensor dir = at::from_blob(const_cast<float*>(attn.values.data()), {c.n_layer, c.d_model}, at::kFloat);  // name 0 = length
   const at::Tensor scores = thinkedit::head_scores(zbar, o_proj, dir).contiguous();

@@ -108,6 +108,7 @@ std::map<int64_t, at::Tensor> edit_layers(const Config& cfg, const Setup& in, js
   std::map<int64_t, std::vector<int64_t>> by_layer;
   for (const Head& h : in.heads) by_layer[h.layer].push_back(h.head);
   std::map<int64_t, at::Tensor> out;
+  const CheckpointFiles ck = checkpoint_open(cfg.model.path);
   const size_t name = *in.direction.name_index(artifacts::LENGTH_DIRECTION);
   for (const auto& [l, heads] : by_layer) {
     const auto li = in.direction.layer_index(l);
@@ -115,7 +116,7 @@ std::map<int64_t, at::Tensor> edit_layers(const Config& cfg, const Setup& in, js
     const at::Tensor v = at::from_blob(const_cast<float*>(in.direction.vector(name, *li)), {in.direction.d_model}, at::kFloat).clone();
     if (v.norm().item<double>() == 0) throw InputError(in.direction_file.string(), "values[length]", "the direction is zero at layer " + std::to_string(l));
     const std::string tensor = "model.layers." + std::to_string(l) + ".self_attn.o_proj.weight";
-    out[l] = thinkedit::project_out_heads(checkpoint_tensor_f32(cfg.model.path, tensor), v, heads, in.model.d_head, cfg.thinkedit.weight);
+    out[l] = thinkedit::project_out_heads(checkpoint_tensor_f32(ck, tensor), v, heads, in.model.d_head, cfg.thinkedit.weight);
     const at::Tensor u = (v / v.norm()).contiguous();
     unit[std::to_string(l)] = std::vector<float>(u.data_ptr<float>(), u.data_ptr<float>() + u.numel());
   }

@@ -30,19 +30,13 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from thinksteer_testing import ENV, binary, toy_model  # noqa: E402,F401  (fixtures)
+from thinksteer_testing import ENV, binary, run_thinksteer, toy_model  # noqa: E402,F401  (fixtures)
 
 N_TRAIN, N_TEST = 40, 10
 
 
 def run(binary, *args, check=True, mpi=0, timeout=600):
-    cmd = [str(binary), *map(str, args)]
-    if mpi:
-        cmd = ["mpiexec", "-n", str(mpi), *cmd]
-    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {r.returncode}\n{r.stdout}\n{r.stderr}")
-    return r
+    return run_thinksteer(binary, *args, ranks=mpi, check=check, timeout=timeout)
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ of another model or hook, k above the head count, an empty long set, an output d
 exits 2 with one line naming file and field, and leaves nothing that looks finished.
 """
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,19 +21,15 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
-from thinksteer_testing import ENV, binary, demo_model, toy_model  # noqa: E402,F401  (fixtures)
+from thinksteer_testing import binary, demo_model, run_thinksteer, toy_model  # noqa: E402,F401  (fixtures)
 
 TOL = 1e-4
 GEN = ["--data.prompts", "builtin:toy-train", "--data.limit", "60", "--toy.n_problems", "20000", "--generate.chat_format", "deepseek_r1",
        "--generate.max_new_tokens", "384", "--generate.batch_size", "30"]
 
 
-def run(binary, *args, ranks=1, check=True):
-    cmd = (["mpiexec", "--oversubscribe", "-n", str(ranks)] if ranks > 1 else []) + [binary, *args, "--run.threads", "1"]
-    r = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
-    if check and r.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} exited {r.returncode}:\n{r.stderr[-3000:]}")
-    return r
+def run(binary, *args, ranks=0, check=True):
+    return run_thinksteer(binary, *args, "--run.threads", "1", ranks=ranks, check=check)
 
 
 @pytest.fixture(scope="module")
