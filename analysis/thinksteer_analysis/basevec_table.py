@@ -9,13 +9,13 @@ RUN_DIR/figures)."""
 from __future__ import annotations
 
 import math
-import pathlib
 from collections.abc import Callable
 from typing import Any
 
 from .basevec import BASEVEC_TASK, holdout_scores
 from .basevec_figures import BasevecInputs, draw_basevec, load_basevec_inputs
 from .schema import PathLike
+from .report import print_table_and_draw, run_directory
 
 HEADER = ("task", "key", "method", "seed", "selected", "holdout unsteered", "holdout steered", "holdout random (mean)", "selection metric",
           "steered top-1 share")
@@ -123,17 +123,8 @@ def basevec_table(inputs: BasevecInputs) -> str:
 
 def main(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png", log: Callable[[str], Any] = print) -> int:
     """Prints the table and writes the figures; FileNotFoundError when the run has no basevec task and no summary."""
-    run = pathlib.Path(run_dir)
-    if not run.is_dir():
-        raise FileNotFoundError(f"{run}: not a directory")
+    run = run_directory(run_dir)
     inputs = load_basevec_inputs(run, log)
     if inputs.empty:
         raise FileNotFoundError(f"{run / BASEVEC_TASK.dir}: no finished task file and no summary.h5 (run `thinksteer basevec train` first)")
-    print(basevec_table(inputs))
-    written: list[pathlib.Path] = []
-    draw_basevec(inputs, pathlib.Path(out) if out is not None else run / "figures", fmt, written)
-    if written:
-        print("")
-        for path in written:
-            print(f"wrote {path}")
-    return 0
+    return print_table_and_draw(basevec_table(inputs), lambda out_dir, f, written: draw_basevec(inputs, out_dir, f, written), run, out, fmt)

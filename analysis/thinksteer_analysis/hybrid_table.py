@@ -9,13 +9,13 @@ ablations), "n/a" where it was not measured. Below the table: the summary's note
 from __future__ import annotations
 
 import math
-import pathlib
 from collections.abc import Callable
 from typing import Any
 
 from .hybrid import HYBRID_SUMMARY, HybridSummary, finished_hybrid_tasks
 from .hybrid_figures import HybridInputs, draw_hybrid, load_hybrid_inputs
 from .schema import PathLike
+from .report import print_table_and_draw, run_directory
 
 HEADER = ("dataset", "role", "rule", "ablation", "layer", "seed", "accuracy [lo, hi]", "gap [lo, hi]", "hybrid − row [lo, hi]", "steered share",
           "thinking length")
@@ -89,19 +89,10 @@ def hybrid_table(inputs: HybridInputs) -> str:
 def main(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png", prompt: int = 0, tokenizer: PathLike | None = None,
          log: Callable[[str], Any] = print) -> int:
     """Prints the table and writes the figures; FileNotFoundError when the run has no hybrid summary."""
-    run = pathlib.Path(run_dir)
-    if not run.is_dir():
-        raise FileNotFoundError(f"{run}: not a directory")
+    run = run_directory(run_dir)
     inputs = load_hybrid_inputs(run, log, prompt, tokenizer)
     if inputs.empty:
         raise FileNotFoundError(f"{HYBRID_SUMMARY.path(run)}: no such file (run `thinksteer reduce` after `thinksteer hybrid` first)")
     if inputs.trace is not None and not 0 <= prompt < inputs.trace.prompts:
         raise ValueError(f"--prompt {prompt}: {inputs.trace.path} has {inputs.trace.prompts} prompts")
-    print(hybrid_table(inputs))
-    written: list[pathlib.Path] = []
-    draw_hybrid(inputs, pathlib.Path(out) if out is not None else run / "figures", fmt, written)
-    if written:
-        print("")
-        for path in written:
-            print(f"wrote {path}")
-    return 0
+    return print_table_and_draw(hybrid_table(inputs), lambda out_dir, f, written: draw_hybrid(inputs, out_dir, f, written), run, out, fmt)

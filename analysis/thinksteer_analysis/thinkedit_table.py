@@ -11,7 +11,6 @@ part the run does not have is skipped with a one-line note."""
 from __future__ import annotations
 
 import math
-import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +20,7 @@ from .hybrid_table import _num
 from .schema import PathLike
 from .thinkedit_figures import ThinkeditInputs, draw_thinkedit, load_thinkedit_inputs
 from .thinkedit_sweeps import BOOTSTRAP, CI, SHORTEST, Interval
+from .report import print_table_and_draw, run_directory
 
 TOP_HEADS = 10     # heads listed from heads.h5
 
@@ -139,17 +139,8 @@ def thinkedit_table(inputs: ThinkeditInputs) -> str:
 
 def main(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png", log: Callable[[str], Any] = print) -> int:
     """Prints the tables and writes the figures; FileNotFoundError when the run has no ThinkEdit output at all."""
-    run = pathlib.Path(run_dir)
-    if not run.is_dir():
-        raise FileNotFoundError(f"{run}: not a directory")
+    run = run_directory(run_dir)
     inputs = load_thinkedit_inputs(run, log)
     if inputs.empty:
         raise FileNotFoundError(f"{run}: no thinkedit/ files and no alpha, layerwise or eval sweep (run the ThinkEdit stages first)")
-    print(thinkedit_table(inputs))
-    written: list[pathlib.Path] = []
-    draw_thinkedit(inputs, pathlib.Path(out) if out is not None else run / "figures", fmt, written)
-    if written:
-        print("")
-        for path in written:
-            print(f"wrote {path}")
-    return 0
+    return print_table_and_draw(thinkedit_table(inputs), lambda out_dir, f, written: draw_thinkedit(inputs, out_dir, f, written), run, out, fmt)
