@@ -2,10 +2,10 @@
 """The include layering of src/: a folder is a layer, and a file may include only its own folder and
 the folders below it.
 
-    core <- tokenizer <- model <- dist <- io <- {vectors, steer, toy, taxonomy, basevec, thinkedit} <- hybrid <- annotate <- artifacts
+    core <- tokenizer <- model <- dist <- io <- {vectors, steer, toy, taxonomy, basevec, thinkedit, directions} <- hybrid <- annotate <- artifacts
     <- stages <- app
 
-vectors, steer, toy, taxonomy, basevec and thinkedit are peers: none of them includes another. hybrid (the lockstep of two
+vectors, steer, toy, taxonomy, basevec, thinkedit and directions are peers: none of them includes another. hybrid (the lockstep of two
 models) applies basevec's shift and coefficient MLP. annotate sits above them: its toy
 annotator recovers the toy world's planted phrasings (toy/phrasings.h), and its factory builds every
 annotator. Every `#include "x/..."` of
@@ -28,7 +28,7 @@ LAYERS = [
     {"model"},
     {"dist"},
     {"io"},
-    {"vectors", "steer", "toy", "taxonomy", "basevec", "thinkedit"},
+    {"vectors", "steer", "toy", "taxonomy", "basevec", "thinkedit", "directions"},
     {"hybrid"},
     {"annotate"},
     {"artifacts"},
