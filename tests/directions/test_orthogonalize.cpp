@@ -61,6 +61,12 @@ TEST_P(Orthogonalized, ExportEqualsHookAblation) {
   edit.marker_content = "{}";
   Scratch tmp;
   write_edited_checkpoint(src, tmp.path() / "out", edit, "out");
+  // Kept for test_orthogonalize_hf.py (transformers on the export against transformers with hooks): the
+  // direction goes into the marker file.
+  CheckpointEdit kept = edit;
+  const at::Tensor rc = r.contiguous();
+  kept.marker_content = json{{"direction", std::vector<float>(rc.data_ptr<float>(), rc.data_ptr<float>() + rc.numel())}}.dump();
+  write_edited_checkpoint(src, fs::path(THINKSTEER_TEST_DATA) / "directions" / GetParam(), kept, "out");
 
   const Transformer source = Transformer::load(src, LoadOptions{});
   const Transformer exported = Transformer::load(tmp.path() / "out", LoadOptions{});
