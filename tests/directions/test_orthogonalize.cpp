@@ -7,11 +7,10 @@
 // unembedding, and nothing else changed.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
-#include <stdlib.h>
 
 #include <filesystem>
 
-#include "core/atomic_file.h"
+#include "../unit/temp_dir.h"
 #include "core/json.h"
 #include "directions/orthogonalize.h"
 #include "model/checkpoint_edit.h"
@@ -22,22 +21,6 @@ namespace fs = std::filesystem;
 using namespace ts;
 
 namespace {
-
-// A scratch directory removed with remove_tree (std::filesystem::remove_all resolves into libtorch's copy
-// of libstdc++ symbols in binaries linking the engine).
-class Scratch {
- public:
-  Scratch() {
-    std::string tmpl = (fs::temp_directory_path() / "directions_test_XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~Scratch() { remove_tree(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 ForwardArgs args_for(HookSet* hooks) {
   ForwardArgs a;
@@ -59,7 +42,7 @@ TEST_P(Orthogonalized, ExportEqualsHookAblation) {
   edit.float32 = true;
   edit.marker = "ablation.json";
   edit.marker_content = "{}";
-  Scratch tmp;
+  ts_test::TempDir tmp;
   write_edited_checkpoint(src, tmp.path() / "out", edit, "out");
   // Kept for test_orthogonalize_hf.py (transformers on the export against transformers with hooks): the
   // direction goes into the marker file.

@@ -17,28 +17,12 @@
 #include "model/checkpoint_files.h"
 #include "model/transformer.h"
 #include "thinkedit/thinkedit.h"
-#include "core/atomic_file.h"
+#include "../unit/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace ts;
 
 namespace {
-
-// A scratch directory removed with remove_tree (std::filesystem::remove_all resolves into libtorch's
-// copy of libstdc++ symbols in binaries linking the engine, and crashes there).
-class Scratch {
- public:
-  Scratch() {
-    std::string tmpl = (fs::temp_directory_path() / "thinkedit_test_XXXXXX").string();
-    if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~Scratch() { remove_tree(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 fs::path reference(const std::string& name) { return fs::path(THINKSTEER_TEST_DATA) / "reference" / name; }
 
@@ -79,7 +63,7 @@ TEST_P(EditedCheckpoint, Float32ExportEqualsProjectingOutThroughAHook) {
   const fs::path src = reference(GetParam());
   const ModelConfig c = checkpoint_open(src).config;
   const Edit e = some_edit(c);
-  Scratch tmp;
+  ts_test::TempDir tmp;
   write_edited_checkpoint(src, tmp.path() / "edited", make_edit(src, c, e, true), "out");
   const Transformer edited = Transformer::load(tmp.path() / "edited", LoadOptions{});
   const Transformer source = Transformer::load(src, LoadOptions{});
@@ -115,7 +99,7 @@ TEST_P(EditedCheckpoint, EverythingButTheEditedColumnsIsBitIdentical) {
   const CheckpointFiles a = checkpoint_open(src);
   const ModelConfig& c = a.config;
   const Edit e = some_edit(c);
-  Scratch tmp;
+  ts_test::TempDir tmp;
   write_edited_checkpoint(src, tmp.path() / "edited", make_edit(src, c, e, false), "out");
   const CheckpointFiles b = checkpoint_open(tmp.path() / "edited");
   ASSERT_EQ(a.shards.size(), b.shards.size());
@@ -157,7 +141,7 @@ INSTANTIATE_TEST_SUITE_P(Reference, EditedCheckpoint, ::testing::Values("qwen2_g
 TEST(EditedCheckpointWriter, RefusesAForeignDirectoryAndBadEdits) {
   const fs::path src = reference("qwen2_gqa_tied");
   const ModelConfig c = checkpoint_open(src).config;
-  Scratch tmp;
+  ts_test::TempDir tmp;
   fs::create_directories(tmp.path() / "mine");
   CheckpointEdit e = make_edit(src, c, some_edit(c), false);
   EXPECT_THROW(write_edited_checkpoint(src, tmp.path() / "mine", e, "out"), InputError);  // not written by this writer

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/atomic_file.h"
+
 namespace ts_test {
 
 class TempDir {
@@ -15,9 +17,13 @@ class TempDir {
     if (!::mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
     path_ = tmpl;
   }
+  // ts::remove_tree, not std::filesystem::remove_all: in binaries that link the engine the latter resolves
+  // into libtorch's copy of libstdc++'s symbols and crashes there.
   ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
+    try {
+      ts::remove_tree(path_);
+    } catch (...) {
+    }
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
