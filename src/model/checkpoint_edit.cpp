@@ -90,15 +90,14 @@ json edited_config(const fs::path& src, const CheckpointEdit& edit) {
   return config;
 }
 
-// Refuses an existing `dst` that this writer (its marker file) did not make.
-void check_destination(const fs::path& src, const fs::path& dst, const CheckpointEdit& edit, const std::string& out_key) {
+}  // namespace
+
+void check_edited_destination(const fs::path& src, const fs::path& dst, const std::string& marker, const std::string& out_key) {
   std::error_code ec;
   if (fs::equivalent(src, dst, ec)) throw InputError(dst.string(), out_key, "is the source checkpoint itself; write the edit elsewhere");
-  if (fs::exists(dst) && !fs::is_regular_file(dst / edit.marker))
-    throw InputError(dst.string(), out_key, "exists and was not written by this stage (no " + edit.marker + " in it); remove it or choose another directory");
+  if (fs::exists(dst) && !fs::is_regular_file(dst / marker))
+    throw InputError(dst.string(), out_key, "exists and was not written by this stage (no " + marker + " in it); remove it or choose another directory");
 }
-
-}  // namespace
 
 at::Tensor checkpoint_tensor_f32(const CheckpointFiles& ck, const std::string& name) {
   if (!ck.has(name)) throw InputError(ck.dir.string(), name, "no such tensor in the checkpoint");
@@ -110,7 +109,7 @@ at::Tensor checkpoint_tensor_f32(const fs::path& dir, const std::string& name) {
 void write_edited_checkpoint(const fs::path& src, const fs::path& dst, const CheckpointEdit& edit, const std::string& out_key) {
   const CheckpointFiles ck = checkpoint_open(src);
   check_edit(ck, edit, src);
-  check_destination(src, dst, edit, out_key);
+  check_edited_destination(src, dst, edit.marker, out_key);
   const bool sharded = fs::exists(src / INDEX);
   std::vector<std::string> added;
   for (const auto& [name, t] : edit.add) added.push_back(name);

@@ -46,6 +46,11 @@ struct CheckpointEdit {
 void write_edited_checkpoint(const std::filesystem::path& src, const std::filesystem::path& dst, const CheckpointEdit& edit,
                              const std::string& out_key);
 
+// Refuses (InputError naming `out_key`) a `dst` that is the source itself, or that exists without the
+// writer's `marker` file in it. write_edited_checkpoint checks it too; a stage calls it before it claims
+// its output, so that bad input fails before anything is touched.
+void check_edited_destination(const std::filesystem::path& src, const std::filesystem::path& dst, const std::string& marker, const std::string& out_key);
+
 // The checkpoint's tensor `name` as float32 on the CPU (from BF16, F16 or F32). Throws InputError.
 at::Tensor checkpoint_tensor_f32(const CheckpointFiles& ck, const std::string& name);
 at::Tensor checkpoint_tensor_f32(const std::filesystem::path& dir, const std::string& name);  // opens the directory

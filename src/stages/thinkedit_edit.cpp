@@ -123,7 +123,8 @@ std::map<int64_t, at::Tensor> edit_layers(const Config& cfg, const Setup& in, js
   return out;
 }
 
-json edit_record(const Config& cfg, const Setup& in, const json& unit, const json& prov) {
+// What the checkpoint's thinkedit.json and edit.json share (each adds its own "direction" entry).
+json edit_record(const Config& cfg, const Setup& in, const json& prov) {
   json heads = json::array();
   for (const Head& h : in.heads) heads.push_back({h.layer, h.head});
   return {{"format", EDIT_FORMAT},
@@ -135,8 +136,6 @@ json edit_record(const Config& cfg, const Setup& in, const json& unit, const jso
           {"out", fs::absolute(in.out_dir).string()},
           {"dtype", option_text(cfg.thinkedit.dtype)},
           {"weight", cfg.thinkedit.weight},
-          {"direction", {{"file", fs::absolute(in.direction_file).string()}, {"sha256", in.direction_sha}, {"hook_measured", in.direction.hook_measured},
-                         {"hook_applied", in.direction.hook_applied}, {"unit", unit}}},
           {"provenance", prov}};
 }
 
@@ -147,17 +146,20 @@ void write_edit(const Config& cfg, StageOutput& out, const Setup& in) {
   CheckpointEdit edit;
   for (auto& [l, w] : edit_layers(cfg, in, unit)) edit.replace["model.layers." + std::to_string(l) + ".self_attn.o_proj.weight"] = w;
   edit.float32 = cfg.thinkedit.dtype == EditDType::float32;
-  json record = edit_record(cfg, in, unit, prov);
+  json record = edit_record(cfg, in, prov);
+  const json direction = {{"file", fs::absolute(in.direction_file).string()}, {"sha256", in.direction_sha}};
+  json marker = record;  // the checkpoint's record also holds the hooks and each edited layer's unit direction
+  marker["direction"] = direction;
+  marker["direction"].update({{"hook_measured", in.direction.hook_measured}, {"hook_applied", in.direction.hook_applied}, {"unit", unit}});
   edit.marker = artifacts::THINKEDIT_MARKER;
-  edit.marker_content = record.dump(1) + "\n";
+  edit.marker_content = marker.dump(1) + "\n";
   edit.metadata["thinksteer"] = "thinkedit edit";
   edit.files["provenance.json"] = prov.dump(2) + "\n";  // this edit's, not the source's
   write_edited_checkpoint(cfg.model.path, in.out_dir, edit, "thinkedit.out");
   json files = json::object();
   for (const auto& e : fs::directory_iterator(in.out_dir)) files[e.path().filename().string()] = content_hash(e.path()).second;
   record["files"] = files;
-  record.erase("direction");  // the unit vectors stay in the checkpoint's thinkedit.json
-  record["direction"] = {{"file", fs::absolute(in.direction_file).string()}, {"sha256", in.direction_sha}};
+  record["direction"] = direction;
   write_file_atomic(out.path(), record.dump(2) + "\n");
   out.commit_file(prov, {.provenance_json = false});
   std::string list;
@@ -192,9 +194,7 @@ void run(const Config& cfg, Runtime& rt) {
   in.model = checkpoint_open(cfg.model.path).config;
   check_direction(cfg, in);
   choose_heads(cfg, in);
-  if (fs::exists(in.out_dir) && !fs::is_regular_file(in.out_dir / artifacts::THINKEDIT_MARKER))
-    throw InputError(in.out_dir.string(), "thinkedit.out", std::string("exists and was not written by `thinksteer thinkedit edit` (no ") + artifacts::THINKEDIT_MARKER +
-                                                               " in it); remove it or choose another directory");
+  check_edited_destination(cfg.model.path, in.out_dir, artifacts::THINKEDIT_MARKER, "thinkedit.out");
   out.begin();
   if (rt.rank == 0) write_edit(cfg, out, in);
   rt.world_comm.barrier();
