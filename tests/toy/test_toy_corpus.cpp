@@ -198,6 +198,22 @@ TEST(ToyCorpus, DeterministicAndPrefix) {
   EXPECT_LT(same, 5);
 }
 
+// Two corpora pose the same problems (questions, answers, split), whatever their traces.
+void expect_same_problems(const std::vector<ts::ToyProblem>& a, const std::vector<ts::ToyProblem>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].question, b[i].question) << a[i].id;
+    EXPECT_EQ(a[i].answer, b[i].answer) << a[i].id;
+    EXPECT_EQ(a[i].split, b[i].split) << a[i].id;
+  }
+}
+
+// Two corpora are the same, line for line.
+void expect_same_corpus(const std::vector<ts::ToyProblem>& a, const std::vector<ts::ToyProblem>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(ts::toy_problem_to_json_line(a[i]), ts::toy_problem_to_json_line(b[i]));
+}
+
 // The thinker's coins draw from a stream of their own: the problems (questions, answers, split) are the
 // same under either kind of gate, and the base corpus does not depend on the thinker's gates at all.
 TEST(ToyCorpus, ThinkerGatesChangeOnlyTheThinkersDecisions) {
@@ -205,19 +221,14 @@ TEST(ToyCorpus, ThinkerGatesChangeOnlyTheThinkersDecisions) {
   coins.thinker_coins = true;
   digits.thinker_coins = false;
   const auto a = ts::toy_corpus_generate(coins), b = ts::toy_corpus_generate(digits);
+  expect_same_problems(a, b);
   int64_t differ = 0;
-  for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(a[i].question, b[i].question);
-    EXPECT_EQ(a[i].answer, b[i].answer);
-    EXPECT_EQ(a[i].split, b[i].split);
-    differ += a[i].text != b[i].text;
-  }
+  for (size_t i = 0; i < a.size(); ++i) differ += a[i].text != b[i].text;
   EXPECT_GT(differ, 100);  // the decisions differ in most problems
   auto base = opts("base", 300), base_digits = base;
   base.thinker_coins = true;
   base_digits.thinker_coins = false;
-  const auto c = ts::toy_corpus_generate(base), d = ts::toy_corpus_generate(base_digits);
-  for (size_t i = 0; i < c.size(); ++i) EXPECT_EQ(ts::toy_problem_to_json_line(c[i]), ts::toy_problem_to_json_line(d[i]));
+  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_digits));
 }
 
 // toy.thorough (ThinkEdit's planted length knob): a hidden per-trace coin drawn apart from every other stream.
@@ -227,11 +238,9 @@ TEST(ToyCorpus, ThoroughTracesTestEveryStepAndChangeNothingElse) {
   auto plain = opts("thinker", 400), thorough = plain;
   thorough.thorough = 0.5;
   const auto a = ts::toy_corpus_generate(plain), b = ts::toy_corpus_generate(thorough);
+  expect_same_problems(a, b);
   int64_t n_thorough = 0;
   for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_EQ(a[i].question, b[i].question);
-    EXPECT_EQ(a[i].answer, b[i].answer);
-    EXPECT_EQ(a[i].split, b[i].split);
     if (a[i].text == b[i].text) continue;
     ++n_thorough;
     const auto tests = std::count_if(b[i].sentences.begin(), b[i].sentences.end(), [](const auto& x) { return x.label == "example-testing"; });
@@ -242,8 +251,7 @@ TEST(ToyCorpus, ThoroughTracesTestEveryStepAndChangeNothingElse) {
   EXPECT_LT(n_thorough, 250);
   auto base = opts("base", 200), base_thorough = base;
   base_thorough.thorough = 0.5;
-  const auto c = ts::toy_corpus_generate(base), d = ts::toy_corpus_generate(base_thorough);
-  for (size_t i = 0; i < c.size(); ++i) EXPECT_EQ(ts::toy_problem_to_json_line(c[i]), ts::toy_problem_to_json_line(d[i]));
+  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_thorough));
 }
 
 TEST(ToyCorpus, SentenceRangesTileTheThinking) {
