@@ -1,5 +1,8 @@
 #include "artifacts/activations.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "core/error.h"
 
 namespace ts::artifacts {
@@ -66,7 +69,7 @@ void write_activation_index(h5::SerialFile& f, const ActivationIndex& index) {
   f.write_dataset({"/activations/sequence", DType::I64, {n_rows}, {"row"}, {{"description", "row in /sequences"}}}, row_seq.data());
   f.write_dataset({"/activations/token_begin", DType::I64, {n_rows}, {"row"}, {{"description", "first token (position) of the row"}}}, row_tb.data());
   f.write_dataset({"/activations/token_end", DType::I64, {n_rows}, {"row"}, {{"description", "one past the last token of the row"}}}, row_te.data());
-  if (index.positions == CollectPositions::spans) f.write_strings("/activations/label", labels, "row");
+  if (labelled_rows(index.positions)) f.write_strings("/activations/label", labels, "row");
   f.set_attr("/activations", "positions", option_text(index.positions));
   f.set_attr("/activations", "source", option_text(index.source));
 }
@@ -101,7 +104,7 @@ ActivationIndex read_activation_index(const std::filesystem::path& path) {
   require_rows(file, "/sequences/text", texts, n, "sequence");
   const std::vector<int64_t> tok_id = f.read_i64("/tokens/id"), cb = f.read_i64("/tokens/char_begin"), ce = f.read_i64("/tokens/char_end");
   const std::vector<int64_t> tb = f.read_i64("/activations/token_begin"), te = f.read_i64("/activations/token_end");
-  const std::vector<std::string> labels = index.positions == CollectPositions::spans ? f.read_strings("/activations/label") : std::vector<std::string>{};
+  const std::vector<std::string> labels = labelled_rows(index.positions) ? f.read_strings("/activations/label") : std::vector<std::string>{};
   int64_t next_token = 0, next_row = 0;
   for (size_t s = 0; s < n; ++s) {
     if (token_offset[s] != next_token || row_offset[s] != next_row || n_tokens[s] < 0 || n_rows[s] < 0 || n_prompt[s] > n_tokens[s])
@@ -126,6 +129,28 @@ ActivationIndex read_activation_index(const std::filesystem::path& path) {
     throw InputError(file, "/sequences/n_rows", "the sequences do not account for every token and row");
   verify_committed(path, "collect output");
   return index;
+}
+
+std::vector<ActivationHook> activation_hooks(const std::filesystem::path& path, const std::string& key) {
+  const auto opened = open_checked(path, ACTIVATIONS, key);
+  const h5::SerialFile& f = *opened;
+  std::vector<ActivationHook> out;
+  for (const std::string& name : f.members("/activations")) {
+    if (name.rfind("blocks.", 0) != 0 && name.rfind("ln_final.", 0) != 0) continue;  // the index and dimension scales
+    ActivationHook h{name, -1, 1};
+    const std::string layer = f.attr_string("/activations/" + name, "layer");
+    if (!layer.empty()) h.layer = std::stoll(layer);
+    const std::vector<int64_t> shape = f.shape("/activations/" + name);
+    for (size_t i = 1; i < shape.size(); ++i) h.width *= shape[i];
+    out.push_back(std::move(h));
+  }
+  if (out.empty()) throw InputError(path.string(), "/activations", "holds no hook datasets (" + key + ")");
+  const auto site = [](const ActivationHook& h) { return static_cast<int>(hook_parse(h.name, INT64_MAX).site); };
+  std::stable_sort(out.begin(), out.end(), [&](const ActivationHook& a, const ActivationHook& b) {
+    const int64_t la = a.layer < 0 ? INT64_MAX : a.layer, lb = b.layer < 0 ? INT64_MAX : b.layer;
+    return la != lb ? la < lb : site(a) < site(b);
+  });
+  return out;
 }
 
 std::vector<float> read_activation_rows(const std::filesystem::path& path, const std::string& hook, std::vector<int64_t>& shape) {

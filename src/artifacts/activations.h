@@ -50,6 +50,14 @@ void write_activation_index(h5::SerialFile& f, const ActivationIndex& index);
 ActivationIndex read_activation_index(const std::filesystem::path& file);
 // The rows of one hook's dataset ([rows, d_model] or [rows, head, d_head]) as float, with its shape;
 // bfloat16 and float16 decoded. Throws InputError when the hook is absent or has another row count.
+// The hook datasets of an activations file, ordered by layer (ln_final last), then by their place in the
+// block (resid_pre, attn_out, resid_mid, mlp_out, resid_post, attn.hook_z as HookSite orders them).
+struct ActivationHook {
+  std::string name;      // e.g. "blocks.3.hook_resid_post" (the dataset /activations/<name>)
+  int64_t layer = -1;    // -1 for ln_final.hook_normalized
+  int64_t width = 0;     // values per row (d_model, or n_head * d_head for attn.hook_z)
+};
+std::vector<ActivationHook> activation_hooks(const std::filesystem::path& file, const std::string& key);
 std::vector<float> read_activation_rows(const std::filesystem::path& file, const std::string& hook, std::vector<int64_t>& shape);
 
 }  // namespace ts::artifacts

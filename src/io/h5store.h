@@ -110,6 +110,8 @@ class SerialFile {
 
   // Reading (tests, resume checks, reduce).
   bool exists(const std::string& path) const;
+  // The names of a group's members (links), in name order; std::runtime_error when it is not a group.
+  std::vector<std::string> members(const std::string& group) const;
   std::vector<int64_t> shape(const std::string& path) const;
   std::string attr_string(const std::string& object, const std::string& name) const;  // throws if missing
   int64_t attr_int(const std::string& object, const std::string& name) const;

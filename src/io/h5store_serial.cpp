@@ -130,6 +130,19 @@ void SerialFile::describe(const DatasetSpec& spec) {
 
 bool SerialFile::exists(const std::string& path) const { return link_exists(file_, path, ctx_of(file_, path_)); }
 
+std::vector<std::string> SerialFile::members(const std::string& group) const {
+  const Ctx ctx = ctx_of(file_, path_);
+  if (!link_exists(file_, group, ctx)) ctx.fail(group, "group not found");
+  std::vector<std::string> names;
+  const auto collect = [](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
+    static_cast<std::vector<std::string>*>(out)->emplace_back(name);
+    return 0;
+  };
+  if (H5Literate_by_name(file_, group.c_str(), H5_INDEX_NAME, H5_ITER_INC, nullptr, collect, &names, H5P_DEFAULT) < 0)
+    ctx.fail(group, "cannot list the group: " + h5_error_text());
+  return names;
+}
+
 std::vector<int64_t> SerialFile::shape(const std::string& path) const { return extent(open_dataset(file_, path, ctx_of(file_, path_)).get()); }
 
 std::string SerialFile::attr_string(const std::string& object, const std::string& name) const {

@@ -19,7 +19,10 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <numeric>
+#include <optional>
+#include <utility>
 
 #include "core/atomic_file.h"
 #include "core/error.h"
@@ -31,6 +34,7 @@
 #include "artifacts/activations.h"
 #include "artifacts/generations.h"
 #include "artifacts/prompts.h"
+#include "artifacts/spans.h"
 #include "dist/batch_loop.h"
 #include "dist/rank_model.h"
 #include "model/checkpoint_identity.h"
@@ -63,8 +67,23 @@ int64_t chat_prefix_code_points(ChatFormat format, const std::string& system) {
   return utf8_length(std::string_view(formatted).substr(0, formatted.find(sentinel)));
 }
 
+// Per trace id, the spans `annotate` found (code points of the generated text), from collect.spans.
+std::map<std::string, std::vector<PromptSpan>> annotated_spans(const Config& cfg) {
+  const fs::path file = artifacts::input_path(cfg.collect.spans, cfg, artifacts::SPANS_H5);
+  const artifacts::Spans sp = artifacts::read_spans(file, "collect.spans");
+  if (sp.text_field != "text")
+    throw InputError(file.string(), "text_field", "spans index the field '" + sp.text_field + "', not the generated text ('text')");
+  artifacts::verify_committed(file, "collect.spans");
+  std::map<std::string, std::vector<PromptSpan>> out;
+  for (size_t t = 0; t < sp.trace_ids.size(); ++t) out[sp.trace_ids[t]];
+  for (size_t i = 0; i < sp.trace.size(); ++i)
+    out[sp.trace_ids[static_cast<size_t>(sp.trace[i])]].push_back(
+        {sp.labels[static_cast<size_t>(sp.label[i])], sp.char_begin[i], sp.char_end[i]});
+  return out;
+}
+
 std::vector<Sequence> load_sequences(const Config& cfg, const Tokenizer& tok) {
-  const bool spans = cfg.collect.positions == CollectPositions::spans;
+  const bool spans = labelled_rows(cfg.collect.positions);
   std::vector<Sequence> out;
   const ChatFormat format = cfg.generate.chat_format;
   if (cfg.collect.source == CollectSource::prompts) {
@@ -87,6 +106,7 @@ std::vector<Sequence> load_sequences(const Config& cfg, const Tokenizer& tok) {
   std::ifstream in(file);
   if (!in) throw InputError(file.string(), "collect.input", "cannot open generations file (run `thinksteer generate` first)");
   IdSet ids;
+  std::optional<std::map<std::string, std::vector<PromptSpan>>> annotated;
   jsonl_for_each(in, file.string(), [&](const json& row, const std::string& where, int64_t) {
     Sequence s;
     s.id = row_id(json_require(row, "id", where), where, "id");
@@ -106,9 +126,15 @@ std::vector<Sequence> load_sequences(const Config& cfg, const Tokenizer& tok) {
     s.n_prompt = q.n_prompt;
     s.text = std::move(q.text);
     const int64_t base = q.prompt_chars;
-    if (spans)  // spans of generations are code points of the generated text ("text")
+    if (spans && !row.contains(cfg.collect.spans_field)) {  // annotate's spans of this trace
+      if (!annotated) annotated = annotated_spans(cfg);
+      const auto it = annotated->find(s.id);
+      if (it == annotated->end()) throw InputError(where, "id", "trace '" + s.id + "' is not in the spans file (collect.spans)");
+      for (const PromptSpan& sp : it->second) s.spans.push_back({sp.label, base + sp.begin, base + sp.end});
+    } else if (spans) {  // spans of generations are code points of the generated text ("text")
       for (const PromptSpan& sp : spans_parse(row, cfg.collect.spans_field, utf8_length(s.text) - base, where))
         s.spans.push_back({sp.label, base + sp.begin, base + sp.end});
+    }
     if (s.ids.empty()) throw InputError(where, "prompt_text", "sequence has no tokens");
     out.push_back(std::move(s));
     return cfg.data.limit <= 0 || static_cast<int64_t>(out.size()) < cfg.data.limit;
@@ -126,7 +152,8 @@ std::vector<Row> rows_of(const Sequence& s, CollectPositions positions) {
     for (int64_t t = b; t < e; ++t) rows.push_back({t, t + 1, ""});
   } else if (positions == P::last) {
     rows.push_back({T - 1, T, ""});
-  } else {  // spans: the tokens whose character range overlaps the span
+  } else {  // spans: the tokens whose character range overlaps the span; span_tokens: each of them once
+    std::vector<uint8_t> taken(static_cast<size_t>(T), 0);
     for (const PromptSpan& sp : s.spans) {
       int64_t b = -1, e = -1;
       for (int64_t t = 0; t < T; ++t) {
@@ -136,7 +163,13 @@ std::vector<Row> rows_of(const Sequence& s, CollectPositions positions) {
           e = t + 1;
         }
       }
-      if (b >= 0) rows.push_back({b, e, sp.label});
+      if (b < 0) continue;
+      if (positions == P::spans) {
+        rows.push_back({b, e, sp.label});
+        continue;
+      }
+      for (int64_t t = b; t < e; ++t)  // a token on a boundary belongs to the first span that covers it
+        if (!std::exchange(taken[static_cast<size_t>(t)], 1)) rows.push_back({t, t + 1, sp.label});
     }
   }
   return rows;
@@ -445,7 +478,10 @@ std::string inputs_identity(const Config& cfg) {
   if (cfg.collect.source == CollectSource::prompts) return artifacts::prompts_identity(cfg);
   const fs::path file = artifacts::input_path(cfg.collect.input, cfg, artifacts::GENERATIONS_JSONL);
   if (!fs::exists(file)) throw InputError(file.string(), "collect.input", "no generations file (run `thinksteer generate` first)");
-  return sha256_file(file);
+  std::string identity = sha256_file(file);
+  const fs::path spans = artifacts::input_path(cfg.collect.spans, cfg, artifacts::SPANS_H5);
+  if (labelled_rows(cfg.collect.positions) && fs::exists(spans)) identity += "\n" + sha256_file(spans);  // may be where the spans come from
+  return identity;
 }
 
 }  // namespace
