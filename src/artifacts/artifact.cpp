@@ -4,6 +4,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 
 #include "core/done_marker.h"
@@ -143,5 +144,14 @@ std::vector<h5::RowRange> row_ranges(const std::vector<int64_t>& rows) {
   }
   return out;
 }
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string csv_number(double x) { return std::isnan(x) ? "" : fmt::format("{:.6g}", x); }
 
 }  // namespace ts::artifacts

@@ -65,6 +65,11 @@ std::string output_config_hash(const Config& cfg, const std::vector<std::string>
 json stage_provenance(const Config& cfg, const Runtime& rt, const std::string& stage, const std::string& config_hash,
                       const std::filesystem::path& model_dir);
 
+// CSV cells: a field quoted when it holds a comma, quote or newline; a number in 6 significant digits,
+// empty for NaN.
+std::string csv_field(const std::string& s);
+std::string csv_number(double x);
+
 // Row ranges covering sorted, distinct row indices (consecutive rows merged), for hyperslab writes.
 std::vector<h5::RowRange> row_ranges(const std::vector<int64_t>& sorted_rows);
 

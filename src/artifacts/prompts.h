@@ -5,6 +5,11 @@
 //   builtin:reasoning  240 reasoning tasks written for thinksteer, 24 in each of the ten categories
 //                      of the steering-vector paper (configs/prompts/reasoning_tasks.jsonl, compiled
 //                      in; 4 per category held out as test)
+//   builtin:control    230 templated factual questions with answers written for thinksteer (capitals,
+//                      authors, colours, years, chemical symbols, largest-of, unit conversions): the
+//                      control set of the reasoning-direction analyses (docs/directions.md; a sixth of
+//                      each category held out as test)
+// data.template then wraps every prompt's text ({prompt} replaced; spans shifted with it).
 #pragma once
 #include <string>
 #include <vector>

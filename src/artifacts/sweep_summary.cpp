@@ -12,14 +12,7 @@ namespace {
 
 const char* const DELTA_DESCRIPTION = "paired difference from the baseline (mean, bootstrap interval)";
 
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
-std::string num(double x) { return std::isnan(x) ? "" : fmt::format("{:.6g}", x); }
+std::string num(double x) { return csv_number(x); }
 
 // The per-point x label deltas and the per-point deltas, in dataset order: name and values.
 std::vector<std::pair<std::string, const std::vector<double>*>> delta_columns(const SweepSummary& s, bool per_label) {

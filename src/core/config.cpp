@@ -230,6 +230,8 @@ OptionTable make_table(Config& c) {
   declare_taxonomy_options(t, c);
   declare_basevec_options(t, c);
   declare_thinkedit_options(t, c);
+  declare_directions_options(t, c);
+  declare_intervene_options(t, c);
   return t;
 }
 

@@ -30,6 +30,7 @@ struct Config {
     std::string id_field = "id";
     std::string answer_field = "answer";
     int64_t limit = 0;             // 0: all
+    std::string template_text;     // data.template: the prompt becomes this with {prompt} replaced ("": as is)
   } data;
   struct Generate {
     int64_t max_new_tokens = 256;
@@ -60,6 +61,7 @@ struct Config {
     std::vector<std::string> layers; // layers for * (empty: all)
     CollectPositions positions = CollectPositions::all;  // spans: the mean over each span
     std::string spans_field = "spans";  // JSONL field: [{"begin":, "end":, "label":}] code-point ranges of the prompt text
+    std::string spans;             // generations without spans_field: annotate's spans (default <run.dir>/annotate/spans.h5)
     int64_t batch_size = 8;
   } collect;
   struct Annotate {                // behaviour spans of traces (stages/annotate.cpp)
@@ -243,6 +245,45 @@ struct Config {
     std::string out;               // the edited checkpoint directory (default <run.dir>/thinkedit/edited)
     EditDType dtype = EditDType::source;  // source (each tensor's dtype) | float32
   } thinkedit;
+  struct Directions {              // reasoning-direction analyses (docs/directions.md; stages/directions_*.cpp)
+    std::string a;                 // activations of set A / model A (default <run.dir>/collect/activations.h5)
+    std::string b;                 // contrast: set B; probe: the second class; cka: model B ("": A against itself)
+    std::vector<std::string> hooks;  // the hook datasets used (empty: all of the file)
+    std::string name = "contrast";   // contrast: the direction's name in the vectors file
+    DirectionPool pool = DirectionPool::rows;  // mean over rows, or over each sequence's mean first
+    bool normalize = true;         // contrast: unit-normalise each layer's direction (§E)
+    std::string compare;           // contrast: a vectors file whose vectors get per-layer cosines
+    std::vector<std::string> classes = {"a", "b"};  // probe with directions.b: the two class names
+    double test_share = 0.25;      // probe: share of traces held out
+    double l2 = 1e-3;              // probe: L2 strength (objective: mean cross-entropy + l2/2 |W|^2)
+    int64_t max_iter = 300;        // probe: L-BFGS iterations at most
+    int64_t min_per_class = 5;     // probe: training rows each class needs at least
+    int64_t bootstrap = 1000;      // probe: cluster-bootstrap resamples of the held-out traces
+    uint64_t seed = 0;             // split, shuffled control, bootstrap, CKA subsample
+    int64_t top_k = 5;             // lens: top tokens per layer kept
+    int64_t lens_rows = 16;        // lens: rows written to lens_top.jsonl
+    int64_t batch_rows = 256;      // lens: rows per unembedding batch
+    int64_t cka_rows = 2048;       // cka: rows used at most (a seeded subsample above this)
+    CkaKernel cka_kernel = CkaKernel::linear;
+    double rbf_sigma = 1.0;        // cka: RBF bandwidth in units of the median distance
+    std::string direction;         // orthogonalize, intervene mode direction: a vectors file
+    std::string vector;            // its name ("": the only name, else directions.name)
+    int64_t layer = -1;            // its layer (-1: the only layer)
+    std::string out;               // orthogonalize: the checkpoint directory (default <run.dir>/directions/orthogonalized)
+    EditDType dtype = EditDType::source;
+  } directions;
+  struct Intervene {               // the intervention sweep (sweep.kind = intervene; docs/directions.md)
+    std::vector<std::string> modes = {"zero", "mean", "noise"};  // zero | mean | noise | patch | direction
+    std::vector<std::string> layers;  // layers to intervene at (empty: all)
+    SweepHook site = SweepHook::resid_post;
+    PatchPositions positions = PatchPositions::all;
+    double noise_std = 0.1;        // noise: N(0, noise_std^2) replaces the activation (§E)
+    uint64_t seed = 0;             // noise draws: a stream per (seed, prompt id)
+    std::string source_field;      // patch: the JSONL field with each prompt's source (clean) prompt
+    std::string source_model;      // patch: a checkpoint run on the same prompt instead (same tokenizer)
+    std::string answer_prefix;     // text between the formatted prompt and the answer (\\n: newline)
+    int64_t batch_size = 8;        // prompts per forward batch
+  } intervene;
   struct Reduce {                  // gathering a sweep's tasks (stages/reduce.cpp)
     bool allow_partial = false;      // write a summary (marked partial) and exit 0 when tasks are missing
     int64_t bootstrap = 2000;        // bootstrap resamples of the prompts for the intervals

@@ -24,6 +24,10 @@ void declare_run_options(OptionTable& t, Config& c) {
   t.add("data.id_field", &c.data.id_field, "JSONL field holding the prompt id (absent: line number)", check::not_empty());
   t.add("data.answer_field", &c.data.answer_field, "JSONL field holding the reference answer (optional)");
   t.add("data.limit", &c.data.limit, "use only the first N prompts (0: all)", at_least(int64_t{0}));
+  t.add<std::string>("data.template", &c.data.template_text, "each prompt becomes this text with {prompt} replaced (\\n: newline; empty: the prompt as is), "
+        "e.g. \"Question: {prompt}\\nAnswer:\"", [](const std::string& v) {
+          return v.empty() || v.find("{prompt}") != std::string::npos ? std::string() : std::string("must contain {prompt}");
+        });
   t.add("generate.max_new_tokens", &c.generate.max_new_tokens, "new tokens per prompt at most", positive());
   t.add("generate.temperature", &c.generate.temperature, "sampling temperature (0: greedy)", at_least(0.0));
   t.add("generate.top_p", &c.generate.top_p, "nucleus sampling mass (1: off)", in_unit(true, false));
@@ -51,8 +55,10 @@ void declare_collect_annotate_options(OptionTable& t, Config& c) {
   t.add_list("collect.hooks", &c.collect.hooks, "hook names (TransformerLens), comma-separated; blocks.*.X expands over collect.layers",
              check::all({check::not_empty_list(), check::no_empty_item()}));
   t.add_list("collect.layers", &c.collect.layers, "layers for blocks.* hooks (empty: all)", check::layer_indices());
-  t.add_option("collect.positions", &c.collect.positions, "rows to store (spans: the mean over each span of collect.spans_field)");
+  t.add_option("collect.positions", &c.collect.positions, "rows to store (spans: the mean over each span of collect.spans_field; span_tokens: each token of a span, with its label)");
   t.add("collect.spans_field", &c.collect.spans_field, "JSONL field with spans [{begin, end, label}] in code points of the prompt text");
+  t.add("collect.spans", &c.collect.spans, "source = generations whose rows have no collect.spans_field: the spans of this annotate output "
+        "(default <run.dir>/annotate/spans.h5)");
   t.add("collect.batch_size", &c.collect.batch_size, "sequences per forward batch", positive());
   t.add_option("annotate.annotator", &c.annotate.annotator,
                "built-in rules (offline, deterministic), the toy world's planted-truth templates, or the docs/algorithms.md §A.3 prompt "
@@ -367,6 +373,50 @@ void declare_thinkedit_options(OptionTable& t, Config& c) {
   t.add("thinkedit.weight", &e.weight, "edit: W <- W - weight v v^T W on each selected head's o_proj columns (§C.5: 1)");
   t.add("thinkedit.out", &e.out, "edit: the edited checkpoint directory (default <run.dir>/thinkedit/edited)");
   t.add_option("thinkedit.dtype", &e.dtype, "edit: tensors stored in the source checkpoint's dtypes, or all in float32");
+}
+
+void declare_directions_options(OptionTable& t, Config& c) {
+  Config::Directions& d = c.directions;
+  t.add("directions.a", &d.a, "activations of set A / model A (default <run.dir>/collect/activations.h5)");
+  t.add("directions.b", &d.b, "activations of set B (contrast), of the second class (probe) or of model B on the same tokens (cka)");
+  t.add_list("directions.hooks", &d.hooks, "hook datasets to use, comma-separated (empty: every hook of the file)", check::no_empty_item());
+  t.add("directions.name", &d.name, "contrast: the direction's name in the vectors file", check::not_empty());
+  t.add_option("directions.pool", &d.pool, "contrast: the mean over rows, or over each sequence's mean first");
+  t.add("directions.normalize", &d.normalize, "contrast: unit-normalise each layer's direction (§E)");
+  t.add("directions.compare", &d.compare, "contrast: a vectors file (e.g. vectors/vectors.h5) whose vectors get per-layer cosines");
+  t.add_list("directions.classes", &d.classes, "probe with directions.b: the names of the two classes", check::no_empty_item());
+  t.add("directions.test_share", &d.test_share, "probe: share of traces held out", in_unit(true, true));
+  t.add("directions.l2", &d.l2, "probe: L2 strength (mean cross-entropy + l2/2 |W|^2 on standardised activations)", check::positive_number());
+  t.add("directions.max_iter", &d.max_iter, "probe: L-BFGS iterations at most", in_range(1, 100'000));
+  t.add("directions.min_per_class", &d.min_per_class, "probe: training rows each class needs at least", in_range(1, 1'000'000));
+  t.add("directions.bootstrap", &d.bootstrap, "probe: cluster-bootstrap resamples of the held-out traces", in_range(10, 1'000'000));
+  t.add("directions.seed", &d.seed, "held-out split, shuffled-label control, bootstrap and the CKA subsample");
+  t.add("directions.top_k", &d.top_k, "lens: top tokens kept per layer", in_range(1, 100));
+  t.add("directions.lens_rows", &d.lens_rows, "lens: rows written to lens_top.jsonl", at_least(int64_t{0}));
+  t.add("directions.batch_rows", &d.batch_rows, "lens: rows per unembedding batch", in_range(1, 1'000'000));
+  t.add("directions.cka_rows", &d.cka_rows, "cka: rows used at most (a seeded subsample above this; memory grows with its square)", in_range(4, 65'536));
+  t.add_option("directions.cka_kernel", &d.cka_kernel, "cka: linear CKA, or linear and RBF");
+  t.add("directions.rbf_sigma", &d.rbf_sigma, "cka: RBF bandwidth in units of the median pairwise distance", check::positive_number());
+  t.add("directions.direction", &d.direction, "orthogonalize, intervene mode direction: a vectors file (e.g. directions/contrast.h5)");
+  t.add("directions.vector", &d.vector, "its vector's name (empty: the file's only name, else directions.name)");
+  t.add("directions.layer", &d.layer, "its layer (-1: the file's only layer)", at_least(int64_t{-1}));
+  t.add("directions.out", &d.out, "orthogonalize: the checkpoint directory (default <run.dir>/directions/orthogonalized)");
+  t.add_option("directions.dtype", &d.dtype, "orthogonalize: tensors stored in the source checkpoint's dtypes, or all in float32");
+}
+
+void declare_intervene_options(OptionTable& t, Config& c) {
+  Config::Intervene& v = c.intervene;
+  t.add_list("intervene.modes", &v.modes, "zero | mean | noise (ablate the site) | patch (from the source run) | direction (project "
+             "directions.direction out at every layer), comma-separated", check::all({check::not_empty_list(), check::each_option<InterveneMode>()}));
+  t.add_list("intervene.layers", &v.layers, "layers to intervene at (empty: all)", check::layer_indices());
+  t.add_option("intervene.site", &v.site, "the hook whose activation is replaced");
+  t.add_option("intervene.positions", &v.positions, "every prompt position, or the prompt's last token");
+  t.add("intervene.noise_std", &v.noise_std, "noise: N(0, noise_std^2) replaces the activation (§E: 0.1)", check::positive_number());
+  t.add("intervene.seed", &v.seed, "noise draws: one stream per (seed, prompt id)");
+  t.add("intervene.source_field", &v.source_field, "patch: the JSONL field with each prompt's source (clean) prompt");
+  t.add("intervene.source_model", &v.source_model, "patch: a checkpoint run on the same prompt instead (the same tokenizer)");
+  t.add("intervene.answer_prefix", &v.answer_prefix, "text between the formatted prompt and the answer (\\n: newline; in double quotes to keep spaces)");
+  t.add("intervene.batch_size", &v.batch_size, "prompts per forward batch", in_range(1, 100'000));
 }
 
 }  // namespace ts::config_detail

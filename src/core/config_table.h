@@ -146,6 +146,8 @@ void declare_toy_log_options(OptionTable& t, Config& c);           // [toy] [tra
 void declare_taxonomy_options(OptionTable& t, Config& c);          // [taxonomy]
 void declare_basevec_options(OptionTable& t, Config& c);           // [basevec]
 void declare_thinkedit_options(OptionTable& t, Config& c);         // [thinkedit]
+void declare_directions_options(OptionTable& t, Config& c);        // [directions]
+void declare_intervene_options(OptionTable& t, Config& c);         // [intervene]
 
 // Checks that relate several keys (the others sit with their key's declaration).
 void check_relations(const Config& c, const SourceOf& source_of);

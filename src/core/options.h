@@ -30,9 +30,11 @@ enum class CollectSource { prompts, generations };
 template <>
 inline constexpr std::array<std::string_view, 2> OPTION_NAMES<CollectSource> = {"prompts", "generations"};
 
-enum class CollectPositions { all, last, prompt, generated, spans };
+enum class CollectPositions { all, last, prompt, generated, spans, span_tokens };
 template <>
-inline constexpr std::array<std::string_view, 5> OPTION_NAMES<CollectPositions> = {"all", "last", "prompt", "generated", "spans"};
+inline constexpr std::array<std::string_view, 6> OPTION_NAMES<CollectPositions> = {"all", "last", "prompt", "generated", "spans", "span_tokens"};
+// Rows that carry a span label (/activations/label): a span's mean, or each token of a span.
+inline constexpr bool labelled_rows(CollectPositions p) { return p == CollectPositions::spans || p == CollectPositions::span_tokens; }
 
 enum class AnnotatorKind { lexicon, toy, llm, taxonomy };
 template <>
@@ -90,9 +92,9 @@ inline constexpr std::array<std::string_view, 2> OPTION_NAMES<SweepOp> = {"add",
 enum class SweepPositions { all, prompt, generated };
 template <>
 inline constexpr std::array<std::string_view, 3> OPTION_NAMES<SweepPositions> = {"all", "prompt", "generated"};
-enum class SweepKindName { steer, taxonomy, basevec, hybrid };  // sweep.kind (stages/sweep_kind.h)
+enum class SweepKindName { steer, taxonomy, basevec, hybrid, intervene };  // sweep.kind (stages/sweep_kind.h)
 template <>
-inline constexpr std::array<std::string_view, 4> OPTION_NAMES<SweepKindName> = {"steer", "taxonomy", "basevec", "hybrid"};
+inline constexpr std::array<std::string_view, 5> OPTION_NAMES<SweepKindName> = {"steer", "taxonomy", "basevec", "hybrid", "intervene"};
 
 enum class BasevecMethod { correction, linear };  // basevec.methods (stages/basevec_sweep.h)
 template <>
@@ -120,6 +122,18 @@ inline constexpr std::array<std::string_view, 2> OPTION_NAMES<ThinkEditSplit> = 
 enum class EditDType { source, float32 };  // thinkedit.dtype: the edited checkpoint's tensors
 template <>
 inline constexpr std::array<std::string_view, 2> OPTION_NAMES<EditDType> = {"source", "float32"};
+enum class DirectionPool { rows, sequences };  // directions.pool: mean over rows, or over each sequence's mean
+template <>
+inline constexpr std::array<std::string_view, 2> OPTION_NAMES<DirectionPool> = {"rows", "sequences"};
+enum class CkaKernel { linear, both };  // directions.cka_kernel: linear CKA, or linear and RBF
+template <>
+inline constexpr std::array<std::string_view, 2> OPTION_NAMES<CkaKernel> = {"linear", "both"};
+enum class PatchPositions { all, last };  // intervene.positions: every position of the prompt, or its last token
+template <>
+inline constexpr std::array<std::string_view, 2> OPTION_NAMES<PatchPositions> = {"all", "last"};
+enum class InterveneMode { zero, mean, noise, patch, direction };  // intervene.modes (stages/intervene_sweep.cpp)
+template <>
+inline constexpr std::array<std::string_view, 5> OPTION_NAMES<InterveneMode> = {"zero", "mean", "noise", "patch", "direction"};
 enum class SweepControl { none, random };
 template <>
 inline constexpr std::array<std::string_view, 2> OPTION_NAMES<SweepControl> = {"none", "random"};
