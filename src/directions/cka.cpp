@@ -60,6 +60,20 @@ at::Tensor centred_rbf(const at::Tensor& x, double scale) {
 
 }  // namespace
 
+at::Tensor unit_centred_gram(const at::Tensor& x, bool rbf, double sigma_scale) {
+  if (x.dim() != 2 || x.size(0) < 3) throw std::invalid_argument("CKA: a representation must be [n, p] with n >= 3 rows");
+  at::Tensor k;
+  if (rbf) {
+    k = centred_rbf(x, sigma_scale);
+  } else {
+    const at::Tensor a = x.to(at::kDouble);
+    const at::Tensor c = a - a.mean(0, true);
+    k = at::matmul(c, c.t());
+  }
+  const double norm = k.norm().item<double>();
+  return norm > 0 ? k / norm : at::full_like(k, std::numeric_limits<double>::quiet_NaN());
+}
+
 double rbf_cka(const at::Tensor& x, const at::Tensor& y, double sigma_scale) {
   if (x.dim() != 2 || y.dim() != 2 || x.size(0) != y.size(0) || x.size(0) < 3)
     throw std::invalid_argument("RBF CKA: x and y must be [n, p] and [n, q] with the same n >= 3 rows");

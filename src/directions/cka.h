@@ -27,6 +27,11 @@ struct LinearCkaSums {
 };
 
 double linear_cka(const at::Tensor& x, const at::Tensor& y);
+
+// The centred Gram matrix H K H of x's n rows divided by its Frobenius norm ([n, n] fp64): with these,
+// CKA(x, y) = sum(G(x) * G(y)), so many representations are compared pairwise from one matrix each
+// (linear: K = x x^T; rbf: the kernel of rbf_cka). All NaN when x has no variance.
+at::Tensor unit_centred_gram(const at::Tensor& x, bool rbf, double sigma_scale = 1.0);
 double rbf_cka(const at::Tensor& x, const at::Tensor& y, double sigma_scale = 1.0);
 
 }  // namespace ts::directions

@@ -73,6 +73,15 @@ TEST(RbfCka, EqualsTheLoopDefinitionAndIsInvariant) {
   EXPECT_NEAR(rbf_cka(x.mm(orthogonal(4)) * 3.0, y), want, 1e-10);
 }
 
+// The pairwise form the CKA stage uses (one unit centred Gram matrix per representation) gives the same values.
+TEST(UnitCentredGram, GivesTheSameCkaAsTheDefinitions) {
+  at::manual_seed(4);
+  const at::Tensor x = at::randn({17, 6}, at::kDouble), y = at::tanh(x.mm(at::randn({6, 3}, at::kDouble))) + 100.0;
+  EXPECT_NEAR((unit_centred_gram(x, false) * unit_centred_gram(y, false)).sum().item<double>(), linear_reference(x, y), 1e-10);
+  EXPECT_NEAR((unit_centred_gram(x, true) * unit_centred_gram(y, true)).sum().item<double>(), rbf_reference(x, y), 1e-10);
+  EXPECT_TRUE(std::isnan(unit_centred_gram(at::ones({5, 2}), false)[0][0].item<double>()));
+}
+
 TEST(Cka, RefusesMismatchedOrDegenerateInput) {
   EXPECT_THROW(linear_cka(at::randn({5, 2}), at::randn({6, 2})), std::invalid_argument);
   EXPECT_THROW(rbf_cka(at::ones({5, 2}), at::randn({5, 2})), std::invalid_argument);
