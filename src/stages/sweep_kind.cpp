@@ -18,6 +18,7 @@ namespace fs = std::filesystem;
 std::unique_ptr<SweepKind> make_sweep_kind(const Config& cfg) {
   if (cfg.sweep.kind == SweepKindName::basevec) return make_basevec_sweep();
   if (cfg.sweep.kind == SweepKindName::hybrid) return make_hybrid_sweep();
+  if (cfg.sweep.kind == SweepKindName::intervene) return make_intervene_sweep();
   return cfg.sweep.kind == SweepKindName::taxonomy ? make_taxonomy_sweep() : make_steer_sweep();
 }
 

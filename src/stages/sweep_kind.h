@@ -64,6 +64,7 @@ std::unique_ptr<SweepKind> make_steer_sweep();
 std::unique_ptr<SweepKind> make_taxonomy_sweep();
 std::unique_ptr<SweepKind> make_basevec_sweep();
 std::unique_ptr<SweepKind> make_hybrid_sweep();
+std::unique_ptr<SweepKind> make_intervene_sweep();
 
 // COLLECTIVE: the kind's rows, written to its manifest by rank 0 when they changed. Returns the rows.
 std::vector<json> plan_and_write(SweepKind& kind, const Config& cfg, Runtime& rt);
