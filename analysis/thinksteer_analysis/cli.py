@@ -7,10 +7,12 @@
   basevec RUN_DIR [--out DIR]
   hybrid RUN_DIR [--out DIR] [--prompt N] [--tokenizer PATH]
   thinkedit RUN_DIR [--out DIR]
+  directions RUN_DIR [--out DIR]
+  compare RUN_A RUN_B [--labels A,B] [--out DIR]
 
 figures: draws every figure the run directory has the outputs for (attribute/attribution.h5,
          sweep/summary.h5; taxonomy/summary.h5, titles/*/titles.json, basevec/tasks/*.h5,
-         hybrid/summary.h5 and thinkedit/ with its sweeps when present) into DIR (default
+         hybrid/summary.h5, thinkedit/ with its sweeps, directions/ and intervene/ when present) into DIR (default
          RUN_DIR/figures) and prints the files written; a stage that has not run is skipped with a
          one-line note.
 summary: prints the sweep table (sweep/summary.h5) as plain text.
@@ -35,12 +37,26 @@ thinkedit: prints ThinkEdit's tables (thinkedit/lengths.jsonl and thresholds.jso
          responses, against a length threshold) and draws thinkedit_lengths.png, thinkedit_alpha.png,
          thinkedit_layerwise.png, thinkedit_heads.png and thinkedit_eval.png into DIR (default
          RUN_DIR/figures); a part the run does not have is skipped with a one-line note.
-A malformed file stops the command with exit status 1 and a message naming the file and the dataset."""
+directions: prints the reasoning-direction tables (docs/directions.md: directions/contrast.csv: per layer the
+         difference's norm and its cosine with each compared vector; probes.h5: per hook held-out accuracy and
+         macro-F1 with 95% cluster-bootstrap intervals, the shuffled-label control and the majority baseline;
+         lens.csv (or lens.h5) and lens_top.jsonl: the logit lens per layer; cka.h5: linear CKA as a matrix;
+         intervene/summary.{h5,csv}: per dataset, mode, site and layer Δ log p and Δ exact with paired intervals
+         and the recovery of patching) and draws directions_contrast.png, directions_probes.png,
+         directions_lens.png, directions_cka.png and directions_intervene.png into DIR (default RUN_DIR/figures),
+         each where its file is there. A run with none of them, or a malformed file: exit 2 with one line.
+compare: base against thinking model (docs/algorithms.md §A.8) from RUN_A/annotate/spans.h5 and RUN_B's: per
+         model the mean spans per response and each label's share of a response's spans (averaged over
+         responses) with 95% bootstrap intervals, and B − A (paired by prompt id when both runs have the same
+         ids); prints the table (rows named A, B by --labels, default the run directories' names) and draws
+         compare_behaviours.png into DIR (default RUN_A/figures). Bad input: exit 2 with one line.
+A malformed file stops the command with exit status 1 (directions and compare: 2, bad input) and a message naming the
+file and the dataset."""
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .schema import SchemaError
 from .sweep_summary import SHARES
@@ -49,7 +65,7 @@ PROG = "thinksteer-analysis"
 
 
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    """The command line: subcommands figures, summary, acceptance, taxonomy, basevec, hybrid and thinkedit."""
+    """The command line: subcommands figures, summary, acceptance, taxonomy, basevec, hybrid, thinkedit, directions and compare."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     fig = sub.add_parser("figures", help="draw every figure of a run directory")
@@ -81,7 +97,32 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     te = sub.add_parser("thinkedit", help="print ThinkEdit's tables (split, heads, steering, evaluation) and draw its figures")
     te.add_argument("run_dir")
     te.add_argument("--out", default=None, help="figure directory (default RUN_DIR/figures)")
+    di = sub.add_parser("directions", help="print the reasoning-direction tables (contrast, probes, lens, CKA, interventions) and draw their figures")
+    di.add_argument("run_dir")
+    di.add_argument("--out", default=None, help="figure directory (default RUN_DIR/figures)")
+    cp = sub.add_parser("compare", help="§A.8: spans per response and each behaviour's share, base (RUN_A) against thinking (RUN_B)")
+    cp.add_argument("run_a")
+    cp.add_argument("run_b")
+    cp.add_argument("--labels", type=_two_names, default=None, metavar="A,B", help="the models' names in the table (default the run directories' names)")
+    cp.add_argument("--out", default=None, help="figure directory (default RUN_A/figures)")
     return parser
+
+
+def _two_names(text: str) -> tuple[str, str]:
+    """--labels A,B: two non-empty names."""
+    names = [x.strip() for x in text.split(",")]
+    if len(names) != 2 or not all(names):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected two names, A,B")
+    return names[0], names[1]
+
+
+def _bad_input(run: Callable[[], int]) -> int:
+    """Runs a subcommand whose bad input (a missing or malformed file) is exit status 2 with one line on stderr."""
+    try:
+        return run()
+    except (SchemaError, FileNotFoundError, OSError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
@@ -94,7 +135,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
             for path in written:
                 print(path)
             if not written:
-                print(f"error: {args.run_dir}: nothing to draw (no attribute, no sweep, no taxonomy, no basevec, no hybrid, no thinkedit)", file=sys.stderr)
+                print(f"error: {args.run_dir}: nothing to draw (no attribute, no sweep, no taxonomy, no basevec, no hybrid, no thinkedit, no directions)", file=sys.stderr)
                 return 1
         elif args.command == "taxonomy":
             from .taxonomy_table import main as taxonomy_main
@@ -112,6 +153,12 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         elif args.command == "thinkedit":
             from .thinkedit_table import main as thinkedit_main
             return thinkedit_main(args.run_dir, args.out)
+        elif args.command == "directions":
+            from .directions_table import main as directions_main
+            return _bad_input(lambda: directions_main(args.run_dir, args.out))
+        elif args.command == "compare":
+            from .compare import main as compare_main
+            return _bad_input(lambda: compare_main(args.run_a, args.run_b, args.labels, args.out))
         elif args.command == "acceptance":
             from .acceptance import main as acceptance_main
             return acceptance_main(args.run_dir, args.share, args.min_prompts, args.max_c, args.min_random)

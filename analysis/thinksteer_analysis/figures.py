@@ -30,6 +30,10 @@ thinkedit_lengths, thinkedit_alpha, thinkedit_layerwise, thinkedit_heads, thinke
                           <run>/thinkedit, <run>/alpha, layerwise, eval/*: ThinkEdit's length split, steering
                           sweeps, head scores and evaluation (thinkedit_figures; drawn only when the run has
                           thinkedit/, each where its input is there)
+directions_contrast, directions_probes, directions_lens, directions_cka, directions_intervene
+                          <run>/directions, <run>/intervene: the reasoning directions' contrast norms and
+                          cosines, probe scores, logit lens, CKA and intervention sweep (directions_figures;
+                          drawn only when the run has directions/ or intervene/, each where its file is there)
 Sizes are fixed (no tight bounding box): a grid of panels PANEL_W x PANEL_H inches each at DPI.
 """
 from __future__ import annotations
@@ -377,8 +381,11 @@ def make_figures(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png
     hybrid = load_hybrid_inputs(run, log)
     from .thinkedit_figures import ThinkeditInputs, draw_thinkedit, load_thinkedit_inputs
     thinkedit = load_thinkedit_inputs(run, log) if (run / "thinkedit").is_dir() else ThinkeditInputs(run_dir=run)
+    from .directions_figures import DirectionsInputs, draw_directions, load_directions_inputs
+    has_directions = (run / "directions").is_dir() or (run / "intervene").is_dir()
+    directions = load_directions_inputs(run, log) if has_directions else DirectionsInputs(run_dir=run)
     written: list[pathlib.Path] = []
-    if attribution is None and summary is None and taxonomy.empty and basevec.empty and hybrid.empty and thinkedit.empty:
+    if attribution is None and summary is None and taxonomy.empty and basevec.empty and hybrid.empty and thinkedit.empty and directions.empty:
         return written
     out_dir.mkdir(parents=True, exist_ok=True)
     if attribution is not None:
@@ -403,6 +410,7 @@ def make_figures(run_dir: PathLike, out: PathLike | None = None, fmt: str = "png
     draw_basevec(basevec, out_dir, fmt, written)
     draw_hybrid(hybrid, out_dir, fmt, written)
     draw_thinkedit(thinkedit, out_dir, fmt, written)
+    draw_directions(directions, out_dir, fmt, written)
     return written
 
 
