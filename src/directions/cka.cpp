@@ -64,7 +64,11 @@ at::Tensor unit_centred_gram(const at::Tensor& x, bool rbf, double sigma_scale) 
   if (x.dim() != 2 || x.size(0) < 3) throw std::invalid_argument("CKA: a representation must be [n, p] with n >= 3 rows");
   at::Tensor k;
   if (rbf) {
-    k = centred_rbf(x, sigma_scale);
+    try {
+      k = centred_rbf(x, sigma_scale);
+    } catch (const std::invalid_argument&) {  // every row the same: no variance, as for the linear kernel
+      return at::full({x.size(0), x.size(0)}, std::numeric_limits<double>::quiet_NaN(), at::kDouble);
+    }
   } else {
     const at::Tensor a = x.to(at::kDouble);
     const at::Tensor c = a - a.mean(0, true);

@@ -88,8 +88,7 @@ void run(const Config& cfg, Runtime& rt) {
   const ActivationInput b = d.b.empty() ? a : read_activation_input(cfg, d.b, "directions.b");
   if (!d.b.empty()) check_same_stream(a, b);
   if (a.n_rows() < 3) throw InputError(a.file.string(), "/activations", "holds fewer than 3 rows: CKA needs at least 3 inputs");
-  const std::string hash = artifacts::output_config_hash(cfg, {}, fmt::format("cka\n{}\n{}\n{}\n{} {} {} {}", a.sha256, d.b.empty() ? "" : b.sha256,
-                                                                              fmt::join(d.hooks, ","), d.cka_rows, option_text(d.cka_kernel), d.rbf_sigma, d.seed));
+  const std::string hash = artifacts::output_config_hash(cfg, {"directions"}, fmt::format("cka\n{}\n{}", a.sha256, d.b.empty() ? "" : b.sha256));
   StageOutput out(cfg, rt, "directions cka", artifacts::CKA_H5.in(cfg), hash);
   if (out.complete()) return;
   out.begin();

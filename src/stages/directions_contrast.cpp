@@ -155,9 +155,8 @@ void run(const Config& cfg, Runtime& rt) {
       throw InputError(d.compare, "d_model", "the compared vectors have d_model " + std::to_string(in.compare->d_model) + ", the activations " +
                                                  std::to_string(in.a.hooks.front().width));
   }
-  const std::string hash = artifacts::output_config_hash(
-      cfg, {}, fmt::format("contrast\n{}\n{}\n{}\n{}\n{}\n{}\n{}", in.a.sha256, in.b.sha256, d.name, option_text(d.pool), d.normalize,
-                           fmt::join(d.hooks, ","), d.compare.empty() ? "" : sha256_file(d.compare)));
+  const std::string hash = artifacts::output_config_hash(  // [directions]: the keys; the files by content
+      cfg, {"directions"}, fmt::format("contrast\n{}\n{}\n{}", in.a.sha256, in.b.sha256, d.compare.empty() ? "" : sha256_file(d.compare)));
   StageOutput out(cfg, rt, "directions contrast", artifacts::CONTRAST_H5.in(cfg), hash);
   if (out.complete()) return;
   out.begin();

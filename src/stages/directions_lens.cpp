@@ -156,8 +156,7 @@ void run(const Config& cfg, Runtime& rt) {
   const ActivationInput a = read_activation_input(cfg, directions_a(cfg), "directions.a");
   const std::vector<std::string> hooks = lens_hooks(a, c);
   if (a.n_rows() == 0) throw InputError(a.file.string(), "/activations", "holds no rows");
-  const std::string hash = artifacts::output_config_hash(cfg, {}, fmt::format("lens\n{}\n{}\n{} {}", a.sha256, checkpoint_identity(cfg.model.path),
-                                                                               cfg.directions.top_k, cfg.directions.lens_rows));
+  const std::string hash = artifacts::output_config_hash(cfg, {"directions"}, fmt::format("lens\n{}\n{}", a.sha256, checkpoint_identity(cfg.model.path)));
   StageOutput out(cfg, rt, "directions lens", artifacts::LENS_H5.in(cfg), hash);
   if (out.complete()) return;
   const Tokenizer tok = Tokenizer::from_file(fs::path(cfg.model.path) / "tokenizer.json");

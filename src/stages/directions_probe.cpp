@@ -176,9 +176,7 @@ void run(const Config& cfg, Runtime& rt) {
         throw InputError(b->file.string(), "directions.b", "has no hook " + h.name + " of set A's width");
   }
   const Labels labels = make_labels(cfg, a, b ? &*b : nullptr);
-  const std::string hash = artifacts::output_config_hash(
-      cfg, {}, fmt::format("probe\n{}\n{}\n{}\n{} {} {} {} {} {} {}", a.sha256, b ? b->sha256 : "", fmt::join(d.hooks, ","), fmt::join(d.classes, ","),
-                           d.test_share, d.l2, d.max_iter, d.min_per_class, d.bootstrap, d.seed));
+  const std::string hash = artifacts::output_config_hash(cfg, {"directions"}, fmt::format("probe\n{}\n{}", a.sha256, b ? b->sha256 : ""));
   StageOutput out(cfg, rt, "directions probe", artifacts::PROBES_H5.in(cfg), hash);
   if (out.complete()) return;
   out.begin();

@@ -80,6 +80,7 @@ TEST(UnitCentredGram, GivesTheSameCkaAsTheDefinitions) {
   EXPECT_NEAR((unit_centred_gram(x, false) * unit_centred_gram(y, false)).sum().item<double>(), linear_reference(x, y), 1e-10);
   EXPECT_NEAR((unit_centred_gram(x, true) * unit_centred_gram(y, true)).sum().item<double>(), rbf_reference(x, y), 1e-10);
   EXPECT_TRUE(std::isnan(unit_centred_gram(at::ones({5, 2}), false)[0][0].item<double>()));
+  EXPECT_TRUE(std::isnan(unit_centred_gram(at::ones({5, 2}), true)[0][0].item<double>()));
 }
 
 TEST(Cka, RefusesMismatchedOrDegenerateInput) {
