@@ -128,7 +128,8 @@ def intervene_lines(inputs: DirectionsInputs) -> list[str]:
     rows = []
     for _, idx in intervene_series(s):
         for i in idx:
-            rows.append([str(s["dataset"][i]), str(s["mode"][i]), str(s["site"][i]) or "-", _layer(int(s["layer"][i])), str(s["n"][i]),
+            layer = int(s["layer"][i])  # -1: every layer (directional ablation)
+            rows.append([str(s["dataset"][i]), str(s["mode"][i]), str(s["site"][i]) or "-", "all" if layer < 0 else str(layer), str(s["n"][i]),
                          _num(float(s["logp_clean"][i])), _num(float(s["logp"][i])),
                          _ci(s["delta_logp"][i], s["delta_logp_lo"][i], s["delta_logp_hi"][i], sign=True),
                          _ci(s["delta_exact"][i], s["delta_exact_lo"][i], s["delta_exact_hi"][i], sign=True),
