@@ -279,6 +279,7 @@ struct Config {
     PatchPositions positions = PatchPositions::all;
     double noise_std = 0.1;        // noise: N(0, noise_std^2) replaces the activation (§E)
     uint64_t seed = 0;             // noise draws: a stream per (seed, prompt id)
+    std::string spans_field = "spans";  // positions = spans: the JSONL field with [{begin, end, label}] code points of the prompt
     std::string source_field;      // patch: the JSONL field with each prompt's source (clean) prompt
     std::string source_model;      // patch: a checkpoint run on the same prompt instead (same tokenizer)
     std::string answer_prefix;     // text between the formatted prompt and the answer (\\n: newline)

@@ -410,7 +410,10 @@ void declare_intervene_options(OptionTable& t, Config& c) {
              "directions.direction out at every layer), comma-separated", check::all({check::not_empty_list(), check::each_option<InterveneMode>()}));
   t.add_list("intervene.layers", &v.layers, "layers to intervene at (empty: all)", check::layer_indices());
   t.add_option("intervene.site", &v.site, "the hook whose activation is replaced");
-  t.add_option("intervene.positions", &v.positions, "every prompt position, or the prompt's last token");
+  t.add_option("intervene.positions", &v.positions, "every position, the prompt's last token, or the tokens of the prompt's spans "
+               "(intervene.spans_field; patching then needs source and prompt of the same length)");
+  t.add("intervene.spans_field", &v.spans_field, "positions = spans: the JSONL field with spans [{begin, end, label}] in code points of the prompt text",
+        check::not_empty());
   t.add("intervene.noise_std", &v.noise_std, "noise: N(0, noise_std^2) replaces the activation (§E: 0.1)", check::positive_number());
   t.add("intervene.seed", &v.seed, "noise draws: one stream per (seed, prompt id)");
   t.add("intervene.source_field", &v.source_field, "patch: the JSONL field with each prompt's source (clean) prompt");

@@ -128,9 +128,9 @@ inline constexpr std::array<std::string_view, 2> OPTION_NAMES<DirectionPool> = {
 enum class CkaKernel { linear, both };  // directions.cka_kernel: linear CKA, or linear and RBF
 template <>
 inline constexpr std::array<std::string_view, 2> OPTION_NAMES<CkaKernel> = {"linear", "both"};
-enum class PatchPositions { all, last };  // intervene.positions: every position of the prompt, or its last token
+enum class PatchPositions { all, last, spans };  // intervene.positions: every position, the prompt's last token, or its spans' tokens
 template <>
-inline constexpr std::array<std::string_view, 2> OPTION_NAMES<PatchPositions> = {"all", "last"};
+inline constexpr std::array<std::string_view, 3> OPTION_NAMES<PatchPositions> = {"all", "last", "spans"};
 enum class InterveneMode { zero, mean, noise, patch, direction };  // intervene.modes (stages/intervene_sweep.cpp)
 template <>
 inline constexpr std::array<std::string_view, 5> OPTION_NAMES<InterveneMode> = {"zero", "mean", "noise", "patch", "direction"};

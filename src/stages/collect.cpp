@@ -59,14 +59,6 @@ struct Sequence {
 // One stored row: a token (begin + 1 == end) or the mean over tokens [begin, end) of a span.
 using Row = artifacts::ActivationIndex::Row;
 
-// Code points of `prefix` in chat_format_apply(format, text): the formats put the user text between a
-// prefix and a suffix; a sentinel locates it.
-int64_t chat_prefix_code_points(ChatFormat format, const std::string& system) {
-  const std::string sentinel = "\x01thinksteer\x01";
-  const std::string formatted = chat_format_apply(format, sentinel, system);
-  return utf8_length(std::string_view(formatted).substr(0, formatted.find(sentinel)));
-}
-
 // Per trace id, the spans `annotate` found (code points of the generated text), from collect.spans.
 std::map<std::string, std::vector<PromptSpan>> annotated_spans(const Config& cfg) {
   const fs::path file = artifacts::input_path(cfg.collect.spans, cfg, artifacts::SPANS_H5);
@@ -87,7 +79,7 @@ std::vector<Sequence> load_sequences(const Config& cfg, const Tokenizer& tok) {
   std::vector<Sequence> out;
   const ChatFormat format = cfg.generate.chat_format;
   if (cfg.collect.source == CollectSource::prompts) {
-    const int64_t prefix = chat_prefix_code_points(format, cfg.generate.system);
+    const int64_t prefix = chat_format_prefix_code_points(format, cfg.generate.system);
     for (const Prompt& p : artifacts::load_prompts(cfg, spans ? cfg.collect.spans_field : "")) {
       Sequence s;
       s.id = p.id;

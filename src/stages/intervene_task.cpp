@@ -40,7 +40,20 @@ struct Item {
   std::string id;
   std::vector<int32_t> ids, source_ids;  // prefix + answer; the source's (patching)
   int64_t n_prefix = 0, n_source_prefix = 0, n_answer = 0;
+  std::vector<int64_t> span_tokens;      // positions = spans: the prefix tokens overlapping a span of the prompt
 };
+
+// The prefix tokens whose code points overlap one of `spans` (code points of the prompt text, shifted by `shift`).
+std::vector<int64_t> span_tokens(const Encoding& e, const std::vector<PromptSpan>& spans, int64_t shift) {
+  std::vector<int64_t> out;
+  for (size_t t = 0; t < e.ids.size(); ++t)
+    for (const PromptSpan& sp : spans)
+      if (e.offsets[t].second > sp.begin + shift && e.offsets[t].first < sp.end + shift) {
+        out.push_back(static_cast<int64_t>(t));
+        break;
+      }
+  return out;
+}
 
 HookPoint site_point(const Config& cfg, int64_t layer) {
   static constexpr HookSite SITES[] = {HookSite::RESID_PRE, HookSite::RESID_MID, HookSite::RESID_POST, HookSite::ATTN_OUT, HookSite::MLP_OUT};
@@ -52,7 +65,10 @@ std::vector<int32_t> encode_ids(const Tokenizer& tok, const std::string& text) {
 std::vector<Item> load_items(const Config& cfg, const std::string& dataset, const Tokenizer& tok) {
   Config c = cfg;
   c.data.prompts = dataset;
-  const std::vector<Prompt> prompts = artifacts::load_prompts(c);
+  const bool spans = cfg.intervene.positions == PatchPositions::spans;
+  if (spans && dataset.rfind("builtin:", 0) == 0) throw InputError("<config>", "intervene.positions", "spans need a JSONL dataset; " + dataset + " has none");
+  const std::vector<Prompt> prompts = artifacts::load_prompts(c, spans ? cfg.intervene.spans_field : "");
+  const int64_t shift = chat_format_prefix_code_points(cfg.generate.chat_format, cfg.generate.system);
   std::map<std::string, std::string> sources;
   if (!cfg.intervene.source_field.empty()) {
     if (dataset.rfind("builtin:", 0) == 0) throw InputError("<config>", "intervene.source_field", "needs a JSONL dataset; " + dataset + " has no source prompts");
@@ -64,7 +80,9 @@ std::vector<Item> load_items(const Config& cfg, const std::string& dataset, cons
   std::vector<Item> out;
   for (const Prompt& p : prompts) {
     if (p.answer.empty()) throw InputError(dataset, "prompt " + p.id, "has no answer (data.answer_field): the intervention metric is the answer's log-probability");
-    Item it{p.id, encode_ids(tok, prefix_of(p.text)), {}, 0, 0, 0};
+    const Encoding prefix = tok.encode(prefix_of(p.text));
+    Item it{p.id, prefix.ids, {}, 0, 0, 0, spans ? span_tokens(prefix, p.spans, shift) : std::vector<int64_t>{}};
+    if (spans && it.span_tokens.empty()) throw InputError(dataset, "prompt " + p.id, "has no tokens inside its spans (" + cfg.intervene.spans_field + ")");
     const std::vector<int32_t> answer = encode_ids(tok, p.answer);
     it.n_prefix = static_cast<int64_t>(it.ids.size());
     it.n_answer = static_cast<int64_t>(answer.size());
@@ -74,9 +92,9 @@ std::vector<Item> load_items(const Config& cfg, const std::string& dataset, cons
       it.source_ids = encode_ids(tok, prefix_of(sources.at(p.id)));
       it.n_source_prefix = static_cast<int64_t>(it.source_ids.size());
       it.source_ids.insert(it.source_ids.end(), answer.begin(), answer.end());
-      if (cfg.intervene.positions == PatchPositions::all && it.source_ids.size() != it.ids.size())
+      if (cfg.intervene.positions != PatchPositions::last && it.source_ids.size() != it.ids.size())
         throw InputError(dataset, "prompt " + p.id, fmt::format("its source has {} tokens, the prompt {}: intervene.positions = all patches position by "
-                                                                "position (use last, or sources of the same length)", it.source_ids.size(), it.ids.size()));
+                                                                "position (intervene.positions = all or spans; use last, or sources of the same length)", it.source_ids.size(), it.ids.size()));
     } else {
       it.source_ids = it.ids, it.n_source_prefix = it.n_prefix;
     }
@@ -105,7 +123,9 @@ Batch make_batch(const Config& cfg, std::vector<const Item*> items, bool source,
     const auto& ids = b.ids(static_cast<size_t>(i));
     for (size_t t = 0; t < ids.size(); ++t) b.tokens[i][static_cast<int64_t>(t)] = ids[t];
     if (cfg.intervene.positions == PatchPositions::all) b.mask[i].narrow(0, 0, static_cast<int64_t>(ids.size())).fill_(true);
-    else b.mask[i][b.n_prefix(static_cast<size_t>(i)) - 1] = true;
+    else if (cfg.intervene.positions == PatchPositions::last) b.mask[i][b.n_prefix(static_cast<size_t>(i)) - 1] = true;
+    else
+      for (int64_t t : b.items[static_cast<size_t>(i)]->span_tokens) b.mask[i][t] = true;
   }
   return b;
 }
@@ -162,7 +182,7 @@ at::Tensor record_site(const StageModel& m, const Batch& b, HookPoint point, c10
 
 // The source's activation placed at the target's positions.
 at::Tensor patch_value(const Config& cfg, const Batch& target, const Batch& source, const at::Tensor& recorded) {
-  if (cfg.intervene.positions == PatchPositions::all) return recorded.narrow(1, 0, std::min(source.T, target.T));
+  if (cfg.intervene.positions != PatchPositions::last) return recorded.narrow(1, 0, std::min(source.T, target.T));  // same lengths
   at::Tensor v = at::zeros({recorded.size(0), target.T, recorded.size(2)}, recorded.options());
   for (size_t i = 0; i < target.items.size(); ++i)
     v[static_cast<int64_t>(i)][target.n_prefix(i) - 1].copy_(recorded[static_cast<int64_t>(i)][source.n_prefix(i) - 1]);

@@ -56,4 +56,12 @@ std::string chat_format_apply(ChatFormat format, std::string_view user, std::str
   return out;
 }
 
+int64_t chat_format_prefix_code_points(ChatFormat format, std::string_view system) {
+  const std::string sentinel = "\x01thinksteer\x01";  // the formats put the user text between a prefix and a suffix
+  const std::string formatted = chat_format_apply(format, sentinel, system);
+  int64_t n = 0;
+  for (size_t i = 0; i < formatted.find(sentinel); ++i) n += (static_cast<unsigned char>(formatted[i]) & 0xC0) != 0x80 ? 1 : 0;
+  return n;
+}
+
 }  // namespace ts

@@ -29,5 +29,8 @@ std::string chat_format_name(ChatFormat format);
 
 // The generation prompt for one user message (and an optional system message).
 std::string chat_format_apply(ChatFormat format, std::string_view user, std::string_view system = {});
+// Code points before the user message in chat_format_apply(format, user, system): where a range of the user
+// text starts in the formatted prompt.
+int64_t chat_format_prefix_code_points(ChatFormat format, std::string_view system = {});
 
 }  // namespace ts

@@ -8,8 +8,8 @@ Checked against references on the same activations (fp64 numpy; HF transformers 
   probability, top tokens; 1e-4), and those streams equal HF's hidden states (1e-4, the engine's parity tolerance);
 - `directions cka` equals numpy's linear and RBF CKA in sample space, within one model and across the toy thinker and
   the toy base on the same token stream (1e-8);
-- `intervene` (sweep.kind = intervene): zero ablation and activation patching at a layer equal the same loops with HF
-  forward hooks (answer log-probabilities within 1e-3 nats), directional ablation by hooks equals the orthogonalised
+- `intervene` (sweep.kind = intervene): zero ablation and activation patching at a layer (at the last prompt token, and
+  at the tokens of the prompt's spans) equal the same loops with HF forward hooks (answer log-probabilities within 1e-3 nats), directional ablation by hooks equals the orthogonalised
   export of `directions orthogonalize` (1e-3 nats), through sweep plan / sweep run / reduce;
 - planted truth: `directions probe` recovers the toy annotator's behaviour labels of the thinker's own tokens on problem
   seed 202 (not the seed the models trained on) with held-out accuracy >= 0.9 at some layer, clearly above the probe on
@@ -283,3 +283,48 @@ def test_bad_input(binary, runs):
         "--collect.source", "prompts", "--collect.positions", "last", "--collect.hooks", "blocks.0.hook_resid_post", *FMT)
     expect_bad(binary, "directions", "lens", "--model.path", runs["thinker"], "--run.dir", r, "--directions.a", r / "l0/collect/activations.h5",
                field="blocks.7.hook_resid_post", absent=r / "directions/lens.h5")
+
+
+def test_span_patching_matches_hf(binary, runs, tmp_path):
+    """intervene.positions = spans: the source's activations at the tokens of the prompt's spans (here its numbers)."""
+    import re
+
+    from tokenizers import Tokenizer
+    thinker = runs["thinker"]
+    tok = Tokenizer.from_file(str(thinker / "tokenizer.json"))
+    head, tail = "<｜begin▁of▁sentence｜><｜User｜>", "<｜Assistant｜><think>\nThe answer is "
+    pairs = [("What is 12 plus 7?", "What is 31 plus 5?", "19"), ("What is 40 minus 13?", "What is 25 minus 18?", "27"),
+             ("What is 6 times 7?", "What is 8 times 9?", "42"), ("Ann has 5 pens and buys 4 more. How many pens?", "Ann has 8 pens and buys 3 more. How many pens?", "9")]
+
+    def enc(text):
+        return tok.encode(text, add_special_tokens=False)
+    rows = []
+    for i, (q, s, a) in enumerate(pairs):
+        if len(enc(head + q + tail).ids) != len(enc(head + s + tail).ids):
+            continue  # positions = spans patches position by position: same lengths only
+        rows.append({"id": f"s{i}", "question": q, "source": s, "answer": a,
+                     "spans": [{"begin": m.start(), "end": m.end(), "label": "number"} for m in re.finditer(r"\d+", q)]})
+    assert len(rows) >= 2
+    data = tmp_path / "spans.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = runs["root"] / "intervene-spans"
+    run(binary, "intervene", "--model.path", thinker, "--run.dir", r, "--data.prompts", data, *FMT, "--intervene.answer_prefix", "The answer is ",
+        "--intervene.modes", "patch", "--intervene.layers", "3", "--intervene.source_field", "source", "--intervene.positions", "spans")
+    with h5py.File(next((r / "intervene/tasks").glob("*.h5"))) as h:
+        got = dict(zip(strs(h["prompt_id"]), h["logp"][()]))
+    m = hf_model(thinker)
+    for row in rows:
+        pre, src, ans = enc(head + row["question"] + tail), enc(head + row["source"] + tail).ids, enc(row["answer"]).ids
+        shift = len(head)  # code points (the head is one code point per character)
+        span_tok = [t for t, (b, e) in enumerate(pre.offsets) if any(e > sp["begin"] + shift and b < sp["end"] + shift for sp in row["spans"])]
+        assert span_tok
+        cache = {}
+        answer_logp(m, src, ans, lambda mod, args, out: cache.__setitem__("h", (out[0] if isinstance(out, tuple) else out)[0].clone()), 3)
+
+        def patch(mod, args, out):
+            h = (out[0] if isinstance(out, tuple) else out).clone()
+            h[0, span_tok] = cache["h"][span_tok]
+            return (h,) + tuple(out[1:]) if isinstance(out, tuple) else h
+        want = answer_logp(m, pre.ids, ans, patch, 3)
+        assert abs(got[row["id"]] - want) < 1e-3, (row["id"], got[row["id"]], want)
+        assert abs(want - answer_logp(m, pre.ids, ans)) > 1e-3  # the patch did something
