@@ -41,6 +41,25 @@ QUICK_SHAPE = dict(vocab_size=1024, hidden_size=128, intermediate_size=352, num_
 # ---------------------------------------------------------------------------------------------
 # Prompt ids: the same splitmix64 construction as prompt_ids() in bench_engine.cpp.
 
+def sh(*args, env=None) -> subprocess.CompletedProcess:
+    """Runs a process (the benchmarks' thinksteer and reference scripts); exits with its stderr when it fails."""
+    r = subprocess.run([str(x) for x in args], capture_output=True, text=True, env=env)
+    if r.returncode != 0:
+        sys.exit(f"{' '.join(map(str, args))} failed ({r.returncode}):\n{r.stderr[-3000:]}")
+    return r
+
+
+def timed(*args, env=None) -> tuple[float, float]:
+    """Runs a process; returns (wall seconds, CPU seconds of the process and its children)."""
+    import resource
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    sh(*args, env=env)
+    dt = time.perf_counter() - t0
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return dt, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+
 def _splitmix64(x: int) -> int:
     x = (x + 0x9E3779B97F4A7C15) & MASK64
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64

@@ -48,7 +48,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -67,21 +66,7 @@ WORK = ROOT / "build" / "bench" / "thinkedit"
 VEC_NAME = "length"
 
 
-def sh(*args, env=None) -> subprocess.CompletedProcess:
-    r = subprocess.run([str(x) for x in args], capture_output=True, text=True, env=env)
-    if r.returncode != 0:
-        sys.exit(f"{' '.join(map(str, args))} failed ({r.returncode}):\n{r.stderr[-3000:]}")
-    return r
-
-
-def timed(*args, env=None) -> tuple[float, float]:
-    """Runs a process; returns (wall seconds, CPU seconds of the process and its children)."""
-    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    sh(*args, env=env)
-    dt = time.perf_counter() - t0
-    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return dt, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+sh, timed = bench_engine.sh, bench_engine.timed  # a process, checked; timed (wall, CPU)
 
 
 def med(xs):
