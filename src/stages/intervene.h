@@ -5,6 +5,7 @@
 // stages/intervene_sweep.cpp is the SweepKind (plan, task ids, summary); stages/intervene_task.cpp runs
 // one manifest row.
 #pragma once
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,12 +33,15 @@ struct InterveneEnv {
   std::unique_ptr<StageModel> source;  // intervene.source_model
   std::optional<ChosenDirection> direction;
   std::string inputs;                  // identities of the checkpoints and the direction, for task hashes
+  // The clean run's scores of each batch (dataset and prompt ids), shared by every task of this process: the
+  // tasks of one dataset run the same batches, so a cached score is the one a recomputation would give.
+  std::map<std::string, std::pair<std::vector<double>, std::vector<uint8_t>>> clean;
 };
 InterveneEnv load_intervene_env(const Config& cfg, Runtime& rt);
 // The checkpoints' and direction's identities (without loading them).
 std::string intervene_inputs(const Config& cfg);
 std::string intervene_task_hash(const Config& cfg, const IntervenePoint& p, const std::string& inputs);
 // COLLECTIVE: runs the row unless its task file is complete; false when it was.
-bool run_intervene_task(const Config& cfg, Runtime& rt, const IntervenePoint& p, const InterveneEnv& env);
+bool run_intervene_task(const Config& cfg, Runtime& rt, const IntervenePoint& p, InterveneEnv& env);
 
 }  // namespace ts::stages

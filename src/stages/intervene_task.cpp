@@ -291,7 +291,7 @@ void attach(const Config& cfg, const IntervenePoint& p, const InterveneEnv& env,
 
 }  // namespace
 
-bool run_intervene_task(const Config& cfg, Runtime& rt, const IntervenePoint& p, const InterveneEnv& env) {
+bool run_intervene_task(const Config& cfg, Runtime& rt, const IntervenePoint& p, InterveneEnv& env) {
   const fs::path file = artifacts::INTERVENE_SWEEP.task(cfg, p.key);
   const std::string hash = intervene_task_hash(cfg, p, env.inputs);
   StageOutput out(cfg, rt, "sweep run", file, hash);
@@ -313,7 +313,13 @@ bool run_intervene_task(const Config& cfg, Runtime& rt, const IntervenePoint& p,
   for (size_t b0 = 0; b0 < mine.size(); b0 += static_cast<size_t>(bs)) {
     const std::vector<const Item*> part(mine.begin() + static_cast<std::ptrdiff_t>(b0), mine.begin() + static_cast<std::ptrdiff_t>(std::min(mine.size(), b0 + static_cast<size_t>(bs))));
     const Batch target = make_batch(cfg, part, false, env.model.pad_id);
-    const Scores clean = score(env.model, target, nullptr, rt.device);
+    std::string batch_key = p.dataset;
+    for (const Item* it : part) batch_key += "\n" + it->id;
+    if (!env.clean.count(batch_key)) {
+      Scores c = score(env.model, target, nullptr, rt.device);
+      env.clean[batch_key] = {std::move(c.logp), std::move(c.exact)};
+    }
+    const Scores clean{env.clean[batch_key].first, env.clean[batch_key].second};
     Scores source{std::vector<double>(part.size(), std::nan("")), std::vector<uint8_t>(part.size(), 0)};
     at::Tensor patch;
     if (patching) {
