@@ -6,6 +6,7 @@
 //            the exact share, with and without the intervention, their paired differences and, for patching,
 //            the share of the clean-to-source gap recovered, each with a paired bootstrap interval over prompts
 //            (reduce.bootstrap, reduce.ci, reduce.seed)
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
@@ -34,6 +35,12 @@ std::vector<IntervenePoint> intervene_points(const Config& cfg) {
   for (const auto& d : datasets)
     if (d.empty()) throw InputError("[sweep]", "sweep.datasets", "no prompts: set data.prompts or sweep.datasets");
   if (cfg.model.path.empty()) throw InputError("<config>", "model.path", "no checkpoint directory given");
+  const auto& modes = cfg.intervene.modes;
+  const auto has = [&](const char* m) { return std::find(modes.begin(), modes.end(), m) != modes.end(); };
+  if (has("patch") && cfg.intervene.source_field.empty() && cfg.intervene.source_model.empty())
+    throw InputError("<config>", "intervene.modes", "patch needs a source: intervene.source_field or intervene.source_model");
+  if (has("direction") && cfg.directions.direction.empty())
+    throw InputError("<config>", "directions.direction", "mode direction needs the direction's vectors file (e.g. <run.dir>/directions/contrast.h5)");
   const int64_t L = model_config_read(fs::path(cfg.model.path) / "config.json").n_layer;
   std::vector<int64_t> layers;
   for (const std::string& l : cfg.intervene.layers) {

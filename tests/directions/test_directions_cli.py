@@ -279,6 +279,8 @@ def test_bad_input(binary, runs):
                "--directions.min_per_class", "1000", field="directions.min_per_class", absent=r / "directions/probes.h5")
     expect_bad(binary, "intervene", "--model.path", runs["thinker"], "--run.dir", r, "--data.prompts", "builtin:toy-test", "--data.limit", "2",
                "--intervene.layers", "8", field="intervene.layers", absent=r / "intervene/manifest.jsonl")
+    expect_bad(binary, "intervene", "--model.path", runs["thinker"], "--run.dir", r, "--data.prompts", "builtin:toy-test", "--data.limit", "2",
+               "--intervene.modes", "patch", field="intervene.modes", absent=r / "intervene/manifest.jsonl")
     run(binary, "collect", "--model.path", runs["thinker"], "--run.dir", r / "l0", "--data.prompts", "builtin:toy-test", "--data.limit", "3",
         "--collect.source", "prompts", "--collect.positions", "last", "--collect.hooks", "blocks.0.hook_resid_post", *FMT)
     expect_bad(binary, "directions", "lens", "--model.path", runs["thinker"], "--run.dir", r, "--directions.a", r / "l0/collect/activations.h5",
