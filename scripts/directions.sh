@@ -10,10 +10,13 @@
 #                DIRECTION_LAYER
 #   RUN/intervene   the intervention sweep (ablation per layer, patching from the base, directional ablation) on
 #                the answer after the thinker's own reasoning (RUN/answers.jsonl: each trace up to \boxed{)
+#   RUN/strength, RUN/ablation/{original,orthogonalized}   steering sweeps with the contrast direction: §E's strengths
+#                (STRENGTHS, default -8,-2,2,8, at every layer) and the directional ablation as weights
 # then `thinksteer-analysis directions RUN` and `compare RUN/traces RUN/base`. Every sweep is an ordinary sweep:
 # on a cluster submit the same commands with slurm/submit.sh sweep. Finished stages and tasks are skipped.
 # Usage: scripts/directions.sh PRESET.ini [RUN_DIR] [--section.key value ...]
-#   RANKS (default 2) ranks; THREADS (default 1) torch threads per rank; DIRECTION_LAYER (default 4).
+#   RANKS (default 2) ranks; THREADS (default 1) torch threads per rank; DIRECTION_LAYER (default 4);
+#   STEER_LIMIT (default 100) problems per steering sweep.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 preset=${1:?usage: scripts/directions.sh PRESET.ini [RUN_DIR] [--section.key value ...]}
@@ -66,5 +69,14 @@ for line in (run / "traces/generate/generations.jsonl").read_text().splitlines()
 (run / "answers.jsonl").write_text("".join(json.dumps(o) + "\n" for o in out))
 PY
 run intervene --run.dir "$dir" --data.prompts "$dir/answers.jsonl" --data.limit 100 --generate.chat_format raw "${direction[@]}" "$@"
+# Generation under the direction (steering sweeps: accuracy and behaviour fractions of the annotator): §E's strength axis
+# (strength * unit direction added at every layer), and the directional ablation as the orthogonalised checkpoint
+# against the original (baselines only).
+steer=(--steer.vectors "$dir/directions/contrast.h5" --sweep.datasets "$(key data prompts)" --sweep.controls none --sweep.positions all
+       --data.limit "${STEER_LIMIT:-100}")
+run steer --run.dir "$dir/strength" "${steer[@]}" --sweep.vectors contrast --sweep.layers all --sweep.coefficients="${STRENGTHS:--8,-2,2,8}" "$@"
+run steer --run.dir "$dir/ablation/original" "${steer[@]}" --sweep.vectors "" "$@"
+run steer --run.dir "$dir/ablation/orthogonalized" "${steer[@]}" --sweep.vectors "" --model.path "$dir/directions/orthogonalized" "$@"
+for s in strength ablation/original ablation/orthogonalized; do echo "## steering sweep $s" && .venv/bin/thinksteer-analysis summary "$dir/$s"; done
 .venv/bin/thinksteer-analysis directions "$dir"
 .venv/bin/thinksteer-analysis compare "$dir/traces" "$dir/base" --labels thinker,base --out "$dir/figures"
