@@ -117,7 +117,7 @@ class SerialFile {
   int64_t attr_int(const std::string& object, const std::string& name) const;
   std::vector<int64_t> attr_ints(const std::string& object, const std::string& name) const;  // a 1-D (or scalar) integer attribute
   std::vector<float> read_f32(const std::string& path) const;  // whole dataset converted to float (F32/F16; BF16 decoded)
-  std::vector<float> read_f32_rows(const std::string& path, int64_t begin, int64_t count) const;  // rows [begin, begin+count) of a float dataset
+  std::vector<float> read_f32_rows(const std::string& path, int64_t begin, int64_t count) const;  // rows [begin, begin+count), converted like read_f32
   std::vector<int64_t> read_i64(const std::string& path) const;  // whole dataset converted to int64 (integer types)
   std::vector<double> read_f64(const std::string& path) const;   // whole dataset converted to double (float types)
   std::vector<std::string> read_strings(const std::string& path) const;

@@ -175,6 +175,35 @@ std::vector<int64_t> SerialFile::attr_ints(const std::string& object, const std:
   return v;
 }
 
+namespace {
+
+// Whether dataset `d` holds floats (read as float by HDF5) or bfloat16 bits (uint16 with encoding=bfloat16); anything
+// else fails naming the dataset.
+bool bf16_bits(const SerialFile& f, hid_t d, hid_t type, const std::string& path, const Ctx& ctx) {
+  if (H5Tget_class(type) == H5T_FLOAT) return false;
+  const bool u16 = H5Tget_class(type) == H5T_INTEGER && H5Tget_size(type) == 2 && H5Tget_sign(type) == H5T_SGN_NONE;
+  if (!u16 || H5Aexists(d, "encoding") <= 0 || f.attr_string(path, "encoding") != "bfloat16")
+    ctx.fail(path, "cannot read " + type_str(type) + " as float (expected float32, float16, or uint16 with encoding=bfloat16)");
+  return true;
+}
+
+// Reads the selection (H5S_ALL or a hyperslab) as float: directly, or bfloat16 bits widened exactly.
+void read_as_float(hid_t d, bool bf16, hid_t mspace, hid_t fspace, std::vector<float>& out, const std::string& path, const Ctx& ctx) {
+  if (out.empty()) return;
+  if (!bf16) {
+    ctx.ok(H5Dread(d, H5T_NATIVE_FLOAT, mspace, fspace, H5P_DEFAULT, out.data()), path, "cannot read");
+    return;
+  }
+  std::vector<uint16_t> bits(out.size());
+  ctx.ok(H5Dread(d, H5T_NATIVE_UINT16, mspace, fspace, H5P_DEFAULT, bits.data()), path, "cannot read");
+  for (size_t i = 0; i < bits.size(); ++i) {
+    const uint32_t w = static_cast<uint32_t>(bits[i]) << 16;
+    std::memcpy(&out[i], &w, sizeof w);
+  }
+}
+
+}  // namespace
+
 std::vector<float> SerialFile::read_f32(const std::string& path) const {
   const Ctx ctx = ctx_of(file_, path_);
   Hid d = open_dataset(file_, path, ctx);
@@ -182,19 +211,7 @@ std::vector<float> SerialFile::read_f32(const std::string& path) const {
   const std::vector<int64_t> dims = extent(d.get());
   const size_t n = static_cast<size_t>(std::accumulate(dims.begin(), dims.end(), int64_t{1}, std::multiplies<>()));
   std::vector<float> out(n);
-  if (H5Tget_class(type.get()) == H5T_FLOAT) {
-    if (n > 0) ctx.ok(H5Dread(d.get(), H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()), path, "cannot read");
-    return out;
-  }
-  const bool u16 = H5Tget_class(type.get()) == H5T_INTEGER && H5Tget_size(type.get()) == 2 && H5Tget_sign(type.get()) == H5T_SGN_NONE;
-  if (!u16 || H5Aexists(d.get(), "encoding") <= 0 || attr_string(path, "encoding") != "bfloat16")
-    ctx.fail(path, "cannot read " + type_str(type.get()) + " as float (expected float32, float16, or uint16 with encoding=bfloat16)");
-  std::vector<uint16_t> bits(n);
-  if (n > 0) ctx.ok(H5Dread(d.get(), H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, bits.data()), path, "cannot read");
-  for (size_t i = 0; i < n; ++i) {
-    const uint32_t w = static_cast<uint32_t>(bits[i]) << 16;
-    std::memcpy(&out[i], &w, sizeof w);
-  }
+  read_as_float(d.get(), bf16_bits(*this, d.get(), type.get(), path, ctx), H5S_ALL, H5S_ALL, out, path, ctx);
   return out;
 }
 
@@ -202,7 +219,7 @@ std::vector<float> SerialFile::read_f32_rows(const std::string& path, int64_t be
   const Ctx ctx = ctx_of(file_, path_);
   Hid d = open_dataset(file_, path, ctx);
   Hid type(H5Dget_type(d.get()), H5Tclose);
-  if (H5Tget_class(type.get()) != H5T_FLOAT) ctx.fail(path, "not a floating-point dataset (found " + type_str(type.get()) + ")");
+  const bool bf16 = bf16_bits(*this, d.get(), type.get(), path, ctx);
   const std::vector<int64_t> dims = extent(d.get());
   if (dims.empty() || begin < 0 || count < 0 || begin + count > dims[0])
     ctx.fail(path, "rows [" + std::to_string(begin) + ", " + std::to_string(begin + count) + ") are outside the dataset's " + shape_str(dims));
@@ -215,7 +232,7 @@ std::vector<float> SerialFile::read_f32_rows(const std::string& path, int64_t be
   Hid fspace(H5Dget_space(d.get()), H5Sclose);
   ctx.ok(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start.data(), nullptr, extent_of.data(), nullptr), path, "cannot select rows");
   Hid mspace(H5Screate_simple(static_cast<int>(extent_of.size()), extent_of.data(), nullptr), H5Sclose);
-  ctx.ok(H5Dread(d.get(), H5T_NATIVE_FLOAT, mspace.get(), fspace.get(), H5P_DEFAULT, out.data()), path, "cannot read rows");
+  read_as_float(d.get(), bf16, mspace.get(), fspace.get(), out, path, ctx);
   return out;
 }
 

@@ -161,6 +161,12 @@ TEST_F(H5Store, CollectiveWriteSerialPhaseCommitAndReadBack) {
   EXPECT_EQ(rd.read_f32(resid.path), expected_f32(total, 8, f32_value));
   EXPECT_EQ(rd.read_f32(half.path), expected_f32(total, 8, f16_value));
   EXPECT_EQ(rd.read_f32(bf.path), expected_f32(total, 8, bf16_value));
+  {  // a row range reads the same values as the whole dataset (bfloat16 decoded too)
+    const std::vector<float> all = expected_f32(total, 8, bf16_value), rows = rd.read_f32_rows(bf.path, 1, total - 2);
+    EXPECT_EQ(rows, std::vector<float>(all.begin() + 8, all.end() - 8));
+    EXPECT_EQ(rd.read_f32_rows(resid.path, 0, total), expected_f32(total, 8, f32_value));
+  }
+  EXPECT_EQ(rd.members("/prompts"), (std::vector<std::string>{"id", "prompt"}));
   EXPECT_EQ(rd.read_i64(ids.path), local_rows<int64_t>(0, total, 2, i64_value));
   EXPECT_EQ(rd.read_i64("/activations/row"), local_rows<int64_t>(0, total, 1, [](int64_t r, int64_t) { return r; }));
   EXPECT_EQ(rd.read_strings("/prompts/id"), prompts);
