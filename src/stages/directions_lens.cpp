@@ -41,11 +41,12 @@ struct Head {
   }
 };
 
-Head load_head(const Config& cfg, const ModelConfig& c) {
+// On the rank's device (model.device): the unembedding is the cost of the lens (V x D per row and layer).
+Head load_head(const Config& cfg, const ModelConfig& c, c10::Device device) {
   const CheckpointFiles ck = checkpoint_open(cfg.model.path);
   Head h;
-  h.norm = checkpoint_tensor_f32(ck, "model.norm.weight");
-  h.unembed = checkpoint_tensor_f32(ck, c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight");
+  h.norm = checkpoint_tensor_f32(ck, "model.norm.weight").to(device);
+  h.unembed = checkpoint_tensor_f32(ck, c.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight").to(device);
   h.eps = c.rms_norm_eps;
   return h;
 }
@@ -76,11 +77,11 @@ void lens_batch(const Head& head, const h5::SerialFile& f, const std::vector<std
   const int64_t n = r1 - r0, L = static_cast<int64_t>(hooks.size());
   const auto rows = [&](const std::string& hook) {
     std::vector<float> v = f.read_f32_rows("/activations/" + hook, r0, n);
-    return at::from_blob(v.data(), {n, static_cast<int64_t>(v.size()) / n}, at::kFloat).clone();
+    return at::from_blob(v.data(), {n, static_cast<int64_t>(v.size()) / n}, at::kFloat).clone().to(head.norm.device());
   };
   const at::Tensor final_logp = at::log_softmax(head.logits(rows(hooks.back())).to(at::kDouble), -1);
   const at::Tensor target = final_logp.argmax(-1);
-  b.target.narrow(0, r0, n).copy_(target);
+  b.target.narrow(0, r0, n).copy_(target);  // copy_ brings results back to the CPU buffers
   for (int64_t l = 0; l < L; ++l) {
     const at::Tensor logp = l == L - 1 ? final_logp : at::log_softmax(head.logits(rows(hooks[static_cast<size_t>(l)])).to(at::kDouble), -1);
     const at::Tensor kl = (final_logp.exp() * (final_logp - logp)).sum(-1);
@@ -160,7 +161,7 @@ void run(const Config& cfg, Runtime& rt) {
   StageOutput out(cfg, rt, "directions lens", artifacts::LENS_H5.in(cfg), hash);
   if (out.complete()) return;
   const Tokenizer tok = Tokenizer::from_file(fs::path(cfg.model.path) / "tokenizer.json");
-  const Head head = load_head(cfg, c);
+  const Head head = load_head(cfg, c, rt.device);
   out.begin();
   const artifacts::LensResults r = compute(cfg, rt, a, hooks, head);
   if (rt.rank == 0) {
