@@ -60,6 +60,23 @@ def timed(*args, env=None) -> tuple[float, float]:
     return dt, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
 
 
+def model_with_toy_tokenizer(work: Path, quick: bool) -> tuple[Path, int, dict]:
+    """The random Qwen2 of make_model (tiny or ~100M) linked into work/model_{tiny,100m} with the shipped toy
+    tokenizer (ids < 1024 <= the model's vocabulary): a checkpoint thinksteer and HF both load. Returns (dir, n_params,
+    shape)."""
+    import shutil
+    shape = QUICK_SHAPE if quick else FULL_SHAPE
+    base = ROOT / "build" / "bench" / ("qwen2_tiny" if quick else "qwen2_100m")
+    n_params = make_model(base, shape)
+    model = work / ("model_tiny" if quick else "model_100m")
+    model.mkdir(parents=True, exist_ok=True)
+    for f in base.iterdir():
+        if f.suffix in (".json", ".safetensors") and not (model / f.name).exists():
+            (model / f.name).symlink_to(f.resolve())
+    shutil.copy(ROOT / "models" / "toy-thinker" / "tokenizer.json", model / "tokenizer.json")
+    return model, n_params, shape
+
+
 def _splitmix64(x: int) -> int:
     x = (x + 0x9E3779B97F4A7C15) & MASK64
     x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & MASK64

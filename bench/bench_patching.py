@@ -53,7 +53,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_engine  # noqa: E402  (make_model, shapes, OMP wait policy; imports no torch at load time)
 
 BIN = ROOT / "build" / "bin" / "thinksteer"
-TOY = ROOT / "models" / "toy-thinker"
 WORK = ROOT / "build" / "bench" / "patching"
 SITE = "hook_resid_post"
 
@@ -87,15 +86,7 @@ def make_prompts(n: int, seed: int) -> Path:
 
 def model_dir(a) -> tuple[Path, int, dict]:
     """bench_engine's random Qwen2 (+ the toy tokenizer) under build/bench/patching/model_{tiny,100m}."""
-    shape = bench_engine.QUICK_SHAPE if a.quick else bench_engine.FULL_SHAPE
-    base = ROOT / "build" / "bench" / ("qwen2_tiny" if a.quick else "qwen2_100m")
-    n_params = bench_engine.make_model(base, shape)
-    model = WORK / ("model_tiny" if a.quick else "model_100m")
-    model.mkdir(parents=True, exist_ok=True)
-    for f in base.iterdir():
-        if f.suffix in (".json", ".safetensors") and not (model / f.name).exists():
-            (model / f.name).symlink_to(f.resolve())
-    shutil.copy(TOY / "tokenizer.json", model / "tokenizer.json")  # ids < 1024 <= the model's vocab
+    model, n_params, shape = bench_engine.model_with_toy_tokenizer(WORK, a.quick)
     return model, n_params, shape
 
 

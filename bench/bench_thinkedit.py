@@ -243,15 +243,7 @@ def edit_inputs(a) -> tuple[Path, Path, list[tuple[int, int]], dict]:
     import h5py
     import numpy as np
 
-    shape = bench_engine.QUICK_SHAPE if a.quick else bench_engine.FULL_SHAPE
-    base = ROOT / "build" / "bench" / ("qwen2_tiny" if a.quick else "qwen2_100m")
-    n_params = bench_engine.make_model(base, shape)
-    model = WORK / ("model_tiny" if a.quick else "model_100m")
-    model.mkdir(parents=True, exist_ok=True)
-    for f in base.iterdir():
-        if f.suffix in (".json", ".safetensors") and not (model / f.name).exists():
-            (model / f.name).symlink_to(f.resolve())
-    shutil.copy(TOY / "tokenizer.json", model / "tokenizer.json")  # ids < 1024 <= the model's vocab
+    model, n_params, shape = bench_engine.model_with_toy_tokenizer(WORK, a.quick)
     L, D, H = shape["num_hidden_layers"], shape["hidden_size"], shape["num_attention_heads"]
 
     direction = WORK / f"attn_{'tiny' if a.quick else '100m'}.h5"
