@@ -49,6 +49,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/allocator.h"
 #include "model/generate.h"
 #include "model/hooks.h"
 #include "model/kv_cache.h"
@@ -488,6 +489,7 @@ int serve(Bench& bench, const Args& a, const std::string& header) {
 int run(const Args& a);
 
 int main(int argc, char** argv) {
+  ts::pin_allocator();  // as the thinksteer executable does (core/allocator.h)
   const Args a = parse_args(argc, argv);
   try {
     return run(a);

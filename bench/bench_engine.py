@@ -544,6 +544,15 @@ def other_runnable(samples: int = 20, interval: float = 0.05) -> float:
         return 0.0
 
 
+def pin_allocator_like_thinksteer() -> None:
+    """This Python process's glibc malloc set as src/core/allocator.h sets thinksteer's (mallopt through ctypes)."""
+    import ctypes
+    libc = ctypes.CDLL("libc.so.6")
+    M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # malloc.h
+    if libc.mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 or libc.mallopt(M_TRIM_THRESHOLD, 1 << 30) != 1:
+        sys.exit("mallopt failed: cannot pin HF's allocator")
+
+
 def apply_omp_wait_policy(policy: str) -> None:
     """Sets OMP_WAIT_POLICY for this process and the processes it starts, before torch (and its OpenMP
     runtime) is loaded. auto: inherit on an idle machine, PASSIVE when other work is running (spinning
@@ -581,8 +590,13 @@ def main() -> int:
                     help="OMP_WAIT_POLICY for both engines. inherit: leave the environment as it is; auto: inherit on "
                          "an idle machine, PASSIVE when other work is running (spinning OpenMP threads then stall "
                          "each other); see README")
+    ap.add_argument("--hf-allocator", choices=["default", "pinned"], default="default",
+                    help="HF's process with glibc's default malloc, or with the settings thinksteer pins in code "
+                         "(src/core/allocator.h: heap blocks up to 32 MiB, no trim below 1 GiB)")
     a = ap.parse_args()
     apply_omp_wait_policy(a.omp_wait_policy)
+    if a.hf_allocator == "pinned":
+        pin_allocator_like_thinksteer()
 
     q = a.quick
     defaults = dict(prefill_batch=(2, 4), prefill_len=(32, 256), repeats=(2, 3), new_tokens=(16, 128), prompt_len=(16, 128))

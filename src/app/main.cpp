@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/allocator.h"
 #include "core/config.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -39,6 +40,7 @@ void usage(std::ostream& out) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ts::pin_allocator();  // before MPI, libtorch and their threads (core/allocator.h)
   if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0) {
     usage(argc < 2 ? std::cerr : std::cout);
     return argc < 2 ? ts::EXIT_BAD_INPUT : 0;
