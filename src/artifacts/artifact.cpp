@@ -145,6 +145,21 @@ std::vector<h5::RowRange> row_ranges(const std::vector<int64_t>& rows) {
   return out;
 }
 
+void require(bool ok, const std::string& file, const std::string& field, const std::string& what) {
+  if (!ok) throw InputError(file, field, what);
+}
+
+void require_shape(const h5::SerialFile& f, const std::string& file, const std::string& path, const std::vector<int64_t>& shape, const Format& format) {
+  const auto text = [](const std::vector<int64_t>& v) {
+    std::string out = "[";
+    for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + std::to_string(v[i]);
+    return out + "]";
+  };
+  require(f.exists(path), file, path, std::string("missing (a ") + format.name + " file holds it; regenerate it with `thinksteer " + format.stage + "`)");
+  const std::vector<int64_t> got = f.shape(path);
+  require(got == shape, file, path, "has shape " + text(got) + ", expected " + text(shape));
+}
+
 std::string csv_field(const std::string& s) {
   if (s.find_first_of(",\"\n") == std::string::npos) return s;
   std::string out = "\"";

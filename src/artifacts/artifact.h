@@ -65,6 +65,12 @@ std::string output_config_hash(const Config& cfg, const std::vector<std::string>
 json stage_provenance(const Config& cfg, const Runtime& rt, const std::string& stage, const std::string& config_hash,
                       const std::filesystem::path& model_dir);
 
+// A reader's checks, throwing InputError(file, field or dataset, what): `require` when `ok` is false;
+// `require_shape` when `path` is not in `f` (the message names the stage that writes `format`) or is a
+// dataset of another shape than `shape` (both shapes named).
+void require(bool ok, const std::string& file, const std::string& field, const std::string& what);
+void require_shape(const h5::SerialFile& f, const std::string& file, const std::string& path, const std::vector<int64_t>& shape, const Format& format);
+
 // CSV cells: a field quoted when it holds a comma, quote or newline; a number in 6 significant digits,
 // empty for NaN.
 std::string csv_field(const std::string& s);

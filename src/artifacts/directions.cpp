@@ -12,17 +12,7 @@ using h5::DType;
 
 namespace {
 
-void require(bool ok, const fs::path& file, const std::string& dataset, const std::string& what) {
-  if (!ok) throw InputError(file.string(), dataset, what);
-}
-
-// A dataset that must exist with exactly `shape`.
-void require_shape(const h5::SerialFile& f, const fs::path& file, const std::string& dataset, const std::vector<int64_t>& shape) {
-  require(f.exists(dataset), file, dataset, "missing dataset");
-  require(f.shape(dataset) == shape, file, dataset, "has the wrong shape for this file");
-}
-
-void require_finite(const std::vector<double>& v, const fs::path& file, const std::string& dataset, bool allow_nan) {
+void require_finite(const std::vector<double>& v, const std::string& file, const std::string& dataset, bool allow_nan) {
   for (double x : v) require(std::isfinite(x) || (allow_nan && std::isnan(x)), file, dataset, "holds a value that is not finite");
 }
 
@@ -82,21 +72,22 @@ std::string probes_csv(const ProbeResults& r) {
 ProbeResults read_probes(const fs::path& file, const std::string& key) {
   const auto opened = open_checked(file, PROBES, key);
   const h5::SerialFile& f = *opened;
+  const std::string name = file.string();
   ProbeResults r;
-  require(f.exists("/hooks") && f.exists("/classes"), file, "/hooks", "missing dataset");
+  require(f.exists("/hooks") && f.exists("/classes"), name, "/hooks", "missing dataset");
   r.hooks = f.read_strings("/hooks");
   r.classes = f.read_strings("/classes");
   const int64_t H = static_cast<int64_t>(r.hooks.size()), C = static_cast<int64_t>(r.classes.size());
-  require(H > 0 && C >= 2, file, "/classes", "a probe file needs at least one hook and two classes");
+  require(H > 0 && C >= 2, name, "/classes", "a probe file needs at least one hook and two classes");
   for (const std::string& h : r.hooks) {
-    require(f.exists("/weights/" + h), file, "/weights/" + h, "missing dataset");
+    require(f.exists("/weights/" + h), name, "/weights/" + h, "missing dataset");
     const std::vector<int64_t> shape = f.shape("/weights/" + h);
-    require(shape.size() == 2 && shape[0] == C && shape[1] > 0, file, "/weights/" + h, "must be [classes, features]");
+    require(shape.size() == 2 && shape[0] == C && shape[1] > 0, name, "/weights/" + h, "must be [classes, features]");
     r.width.push_back(shape[1]);
   }
   ProbeResults shapes = r;
   shapes.layer.assign(static_cast<size_t>(H), 0);
-  for (const h5::DatasetSpec& s : probes_datasets(shapes)) require_shape(f, file, s.path, s.shape);
+  for (const h5::DatasetSpec& s : probes_datasets(shapes)) require_shape(f, name, s.path, s.shape, PROBES);
   r.layer = f.read_i64("/layer");
   r.accuracy = f.read_f64("/accuracy");
   r.macro_f1 = f.read_f64("/macro_f1");
@@ -111,8 +102,8 @@ ProbeResults read_probes(const fs::path& file, const std::string& key) {
     r.weights.push_back(f.read_f32("/weights/" + r.hooks[static_cast<size_t>(h)]));
     r.bias.push_back(f.read_f32("/bias/" + r.hooks[static_cast<size_t>(h)]));
   }
-  for (const char* name : {"/accuracy", "/macro_f1", "/shuffled_accuracy", "/shuffled_macro_f1", "/accuracy_ci", "/macro_f1_ci"})
-    require_finite(f.read_f64(name), file, name, false);
+  for (const char* d : {"/accuracy", "/macro_f1", "/shuffled_accuracy", "/shuffled_macro_f1", "/accuracy_ci", "/macro_f1_ci"})
+    require_finite(f.read_f64(d), name, d, false);
   r.n_train = f.attr_int("/", "n_train");
   r.n_test = f.attr_int("/", "n_test");
   r.n_train_traces = f.attr_int("/", "n_train_traces");
@@ -172,16 +163,17 @@ std::string lens_csv(const LensResults& r) {
 LensResults read_lens(const fs::path& file, const std::string& key) {
   const auto opened = open_checked(file, LOGIT_LENS, key);
   const h5::SerialFile& f = *opened;
+  const std::string name = file.string();
   LensResults r;
-  for (const char* d : {"/layers", "/sequence", "/top_ids"}) require(f.exists(d), file, d, "missing dataset");
+  for (const char* d : {"/layers", "/sequence", "/top_ids"}) require(f.exists(d), name, d, "missing dataset");
   const std::vector<int64_t> top = f.shape("/top_ids");
-  require(top.size() == 3, file, "/top_ids", "must be [row, layer, k]");
+  require(top.size() == 3, name, "/top_ids", "must be [row, layer, k]");
   r.layers = f.read_i64("/layers");
   r.sequence = f.read_i64("/sequence");
   r.k = top[2];
   r.token.assign(r.sequence.size(), 0);
   r.target.assign(r.sequence.size(), 0);
-  for (const h5::DatasetSpec& s : lens_datasets(r)) require_shape(f, file, s.path, s.shape);
+  for (const h5::DatasetSpec& s : lens_datasets(r)) require_shape(f, name, s.path, s.shape, LOGIT_LENS);
   const auto i32 = [&](const char* d) {
     const std::vector<int64_t> v = f.read_i64(d);
     return std::vector<int32_t>(v.begin(), v.end());
@@ -240,16 +232,17 @@ std::string cka_csv(const CkaResults& r) {
 CkaResults read_cka(const fs::path& file, const std::string& key) {
   const auto opened = open_checked(file, CKA, key);
   const h5::SerialFile& f = *opened;
+  const std::string name = file.string();
   CkaResults r;
-  for (const char* d : {"/hooks_a", "/hooks_b"}) require(f.exists(d), file, d, "missing dataset");
+  for (const char* d : {"/hooks_a", "/hooks_b"}) require(f.exists(d), name, d, "missing dataset");
   r.hooks_a = f.read_strings("/hooks_a");
   r.hooks_b = f.read_strings("/hooks_b");
   r.rbf.assign(f.exists("/rbf") ? 1 : 0, 0.0);
-  for (const h5::DatasetSpec& s : cka_datasets(r)) require_shape(f, file, s.path, s.shape);
+  for (const h5::DatasetSpec& s : cka_datasets(r)) require_shape(f, name, s.path, s.shape, CKA);
   r.layers_a = f.read_i64("/layers_a");
   r.layers_b = f.read_i64("/layers_b");
   r.linear = f.read_f64("/linear");
-  require_finite(r.linear, file, "/linear", true);  // NaN: a representation without variance
+  require_finite(r.linear, name, "/linear", true);  // NaN: a representation without variance
   if (!r.rbf.empty()) r.rbf = f.read_f64("/rbf");
   r.n_rows = f.attr_int("/", "n_rows");
   r.n_rows_total = f.attr_int("/", "n_rows_total");

@@ -49,11 +49,10 @@ InterveneTask read_intervene_task(const fs::path& file) {
   const auto opened = open_checked(file, INTERVENE_TASK, "intervene task");
   const h5::SerialFile& f = *opened;
   const std::string name = file.string();
-  if (!f.exists("/prompt_id")) throw InputError(name, "/prompt_id", "missing dataset");
+  require(f.exists("/prompt_id"), name, "/prompt_id", "missing dataset");
   InterveneTask t;
   t.prompt_id = f.read_strings("/prompt_id");
-  for (const h5::DatasetSpec& s : intervene_task_datasets(static_cast<int64_t>(t.n())))
-    if (!f.exists(s.path) || f.shape(s.path) != s.shape) throw InputError(name, s.path, "missing, or not one value per prompt");
+  for (const h5::DatasetSpec& s : intervene_task_datasets(static_cast<int64_t>(t.n()))) require_shape(f, name, s.path, s.shape, INTERVENE_TASK);
   t.logp = f.read_f64("/logp");
   t.logp_clean = f.read_f64("/logp_clean");
   t.logp_source = f.read_f64("/logp_source");

@@ -26,21 +26,10 @@ std::vector<h5::DatasetSpec> index_datasets(int64_t n) {
   };
 }
 
-void require(bool ok, const std::string& file, const std::string& field, const std::string& what) {
-  if (!ok) throw InputError(file, field, what);
-}
-
 std::string shape_text(const std::vector<int64_t>& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
   return out + "]";
-}
-
-// `path` is a dataset of exactly `shape`.
-void require_shape(const h5::SerialFile& f, const std::string& file, const std::string& path, const std::vector<int64_t>& shape) {
-  require(f.exists(path), file, path, "missing (a sentences file holds it; regenerate it with `thinksteer sentences`)");
-  const std::vector<int64_t> got = f.shape(path);
-  require(got == shape, file, path, "has shape " + shape_text(got) + ", expected " + shape_text(shape));
 }
 
 }  // namespace
@@ -106,12 +95,12 @@ SentencesMeta read_sentences_meta(const fs::path& path, const std::string& key) 
   require(m.position == "mean" || m.position == "last_token", file, "position", "must be mean or last_token, got '" + m.position + "'");
   require(m.n_sentences >= 0 && m.n_traces >= 0, file, "n_sentences", "counts must not be negative");
   for (int64_t l : m.layers) {
-    require_shape(f, file, sentence_vectors_path(l), {m.n_sentences, m.d_model});
-    require_shape(f, file, sentence_norm_path(l), {m.n_sentences});
-    require_shape(f, file, sentence_mean_path(l), {m.d_model});
+    require_shape(f, file, sentence_vectors_path(l), {m.n_sentences, m.d_model}, SENTENCES);
+    require_shape(f, file, sentence_norm_path(l), {m.n_sentences}, SENTENCES);
+    require_shape(f, file, sentence_mean_path(l), {m.d_model}, SENTENCES);
   }
-  for (const h5::DatasetSpec& s : index_datasets(m.n_sentences)) require_shape(f, file, s.path, s.shape);
-  for (const char* strings : {"/sentences/trace_id", "/sentences/text"}) require_shape(f, file, strings, {m.n_sentences});
+  for (const h5::DatasetSpec& s : index_datasets(m.n_sentences)) require_shape(f, file, s.path, s.shape, SENTENCES);
+  for (const char* strings : {"/sentences/trace_id", "/sentences/text"}) require_shape(f, file, strings, {m.n_sentences}, SENTENCES);
   if (f.exists("/sentences/label")) {
     m.labels = f.read_strings("/sentences/label");
     require(static_cast<int64_t>(m.labels.size()) == m.n_sentences, file, "/sentences/label", "does not hold one label per sentence");
