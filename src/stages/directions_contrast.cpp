@@ -34,7 +34,6 @@ struct Setup {
   std::string pattern;            // the hook site with {l}
   std::vector<int64_t> layers;    // per chosen hook
   std::optional<VectorSet> compare;
-  fs::path compare_file;
 };
 
 // One site at several layers; B holds every hook of A with the same width.
@@ -48,9 +47,7 @@ void check_inputs(Setup& in) {
                                                                    "): a contrast is one site; choose its layers with directions.hooks");
     in.pattern = pattern;
     in.layers.push_back(h.layer);
-    const auto it = std::find_if(in.b.hooks.begin(), in.b.hooks.end(), [&](const artifacts::ActivationHook& x) { return x.name == h.name; });
-    if (it == in.b.hooks.end()) throw InputError(in.b.file.string(), "directions.b", "has no hook " + h.name + " (set A has it)");
-    if (it->width != h.width) throw InputError(in.b.file.string(), h.name, "has width " + std::to_string(it->width) + ", set A " + std::to_string(h.width));
+    require_hook(in.b, h);
   }
   if (in.layers.empty()) throw InputError(in.a.file.string(), "directions.hooks", "no block hook to take a contrast at");
   if (in.a.n_rows() == 0 || in.b.n_rows() == 0) throw InputError((in.a.n_rows() == 0 ? in.a : in.b).file.string(), "/activations", "holds no rows");
@@ -149,7 +146,6 @@ void run(const Config& cfg, Runtime& rt) {
   in.b = read_activation_input(cfg, d.b, "directions.b");
   check_inputs(in);
   if (!d.compare.empty()) {
-    in.compare_file = d.compare;
     in.compare = vectors_read_h5(d.compare);
     if (in.compare->d_model != in.a.hooks.front().width)
       throw InputError(d.compare, "d_model", "the compared vectors have d_model " + std::to_string(in.compare->d_model) + ", the activations " +

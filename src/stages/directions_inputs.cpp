@@ -44,6 +44,12 @@ ActivationInput read_activation_input(const Config& cfg, const fs::path& file, c
   return in;
 }
 
+void require_hook(const ActivationInput& b, const artifacts::ActivationHook& h) {
+  const auto it = std::find_if(b.hooks.begin(), b.hooks.end(), [&](const artifacts::ActivationHook& x) { return x.name == h.name; });
+  if (it == b.hooks.end()) throw InputError(b.file.string(), b.key, "has no hook " + h.name + " (directions.a has it)");
+  if (it->width != h.width) throw InputError(b.file.string(), h.name, "has width " + std::to_string(it->width) + ", directions.a " + std::to_string(h.width));
+}
+
 at::Tensor hook_rows(const ActivationInput& in, const std::string& hook) {
   std::vector<int64_t> shape;
   std::vector<float> values = artifacts::read_activation_rows(in.file, hook, shape);

@@ -33,6 +33,8 @@ std::filesystem::path directions_a(const Config& cfg);
 // The file, its index and its hooks (directions.hooks: every named hook must be in the file). Throws
 // InputError naming the file and `key`.
 ActivationInput read_activation_input(const Config& cfg, const std::filesystem::path& file, const std::string& key);
+// `b` (directions.b) holds hook `h` of directions.a with the same width; InputError naming b's file otherwise.
+void require_hook(const ActivationInput& b, const artifacts::ActivationHook& h);
 // The rows of one hook as a [rows, width] float32 tensor.
 at::Tensor hook_rows(const ActivationInput& in, const std::string& hook);
 // The direction of directions.direction: vector directions.vector (empty: the file's only name, else

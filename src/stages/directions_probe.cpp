@@ -171,9 +171,7 @@ void run(const Config& cfg, Runtime& rt) {
   std::optional<ActivationInput> b;
   if (!d.b.empty()) {
     b = read_activation_input(cfg, d.b, "directions.b");
-    for (const auto& h : a.hooks)
-      if (std::none_of(b->hooks.begin(), b->hooks.end(), [&](const auto& x) { return x.name == h.name && x.width == h.width; }))
-        throw InputError(b->file.string(), "directions.b", "has no hook " + h.name + " of set A's width");
+    for (const auto& h : a.hooks) require_hook(*b, h);
   }
   const Labels labels = make_labels(cfg, a, b ? &*b : nullptr);
   const std::string hash = artifacts::output_config_hash(cfg, {"directions"}, fmt::format("probe\n{}\n{}", a.sha256, b ? b->sha256 : ""));
