@@ -67,13 +67,14 @@ std::vector<at::Tensor> grams(const ActivationInput& in, const at::Tensor& rows,
   return out;
 }
 
-// [A, B] CKA of one kernel; rows of A dealt over the ranks.
-std::vector<double> cka_matrix(Runtime& rt, const ActivationInput& a, const std::vector<at::Tensor>& gb, const at::Tensor& rows, bool rbf, double sigma) {
+// [A, B] CKA of one kernel; rows of A dealt over the ranks. With one file (`same`) A's matrices are B's.
+std::vector<double> cka_matrix(Runtime& rt, const ActivationInput& a, const std::vector<at::Tensor>& gb, bool same, const at::Tensor& rows, bool rbf,
+                               double sigma) {
   const size_t A = a.hooks.size(), B = gb.size();
   std::vector<double> m(A * B, 0.0);
   for (size_t i = 0; i < A; ++i) {
     if (!my_hook(rt, i)) continue;
-    const at::Tensor g = directions::unit_centred_gram(hook_rows(a, a.hooks[i].name).index({rows}), rbf, sigma);
+    const at::Tensor g = same ? gb[i] : directions::unit_centred_gram(hook_rows(a, a.hooks[i].name).index({rows}), rbf, sigma);
     for (size_t j = 0; j < B; ++j) m[i * B + j] = (g * gb[j]).sum().item<double>();
   }
   rt.world_comm.allreduce_sum(std::span<double>(m));
@@ -96,8 +97,9 @@ void run(const Config& cfg, Runtime& rt) {
   const at::Tensor rows = at::tensor(picked, at::kLong);
   spdlog::info("directions cka: {} x {} hooks on {} of {} rows", a.hooks.size(), b.hooks.size(), picked.size(), a.n_rows());
   artifacts::CkaResults r;
-  r.linear = cka_matrix(rt, a, grams(b, rows, false, 1.0), rows, false, 1.0);
-  if (d.cka_kernel == CkaKernel::both) r.rbf = cka_matrix(rt, a, grams(b, rows, true, d.rbf_sigma), rows, true, d.rbf_sigma);
+  const bool same = d.b.empty();
+  r.linear = cka_matrix(rt, a, grams(b, rows, false, 1.0), same, rows, false, 1.0);
+  if (d.cka_kernel == CkaKernel::both) r.rbf = cka_matrix(rt, a, grams(b, rows, true, d.rbf_sigma), same, rows, true, d.rbf_sigma);
   if (rt.rank == 0) {
     for (const auto& h : a.hooks) r.hooks_a.push_back(h.name), r.layers_a.push_back(h.layer);
     for (const auto& h : b.hooks) r.hooks_b.push_back(h.name), r.layers_b.push_back(h.layer);
