@@ -136,13 +136,18 @@ struct Scores {
 };
 
 // The forward pass with `hooks`; scores of the answer tokens.
-Scores score(const StageModel& m, const Batch& b, HookSet* hooks, c10::Device device) {
+// The forward pass with `hooks`, no logits: the residual stream after the last layer [B, T, D].
+at::Tensor forward(const StageModel& m, const Batch& b, HookSet* hooks, c10::Device device) {
   ForwardArgs args;
   args.tokens = b.tokens.to(device);
   args.positions = at::arange(b.T, at::kLong).unsqueeze(0).expand({b.tokens.size(0), b.T}).contiguous().to(device);
   args.hooks = hooks;
   args.logits = LogitsMode::NONE;
-  const at::Tensor resid = m.model->forward(args);  // [B, T, D] after the last layer
+  return m.model->forward(args);
+}
+
+Scores score(const StageModel& m, const Batch& b, HookSet* hooks, c10::Device device) {
+  const at::Tensor resid = forward(m, b, hooks, device);
   std::vector<int64_t> rows, targets, owner;
   for (size_t i = 0; i < b.items.size(); ++i) {
     const auto& ids = b.ids(i);
@@ -173,10 +178,12 @@ void replace_masked(HookSet& hooks, HookPoint point, const at::Tensor& mask, at:
 }
 
 // The site's activation at the rank's items, recorded in a pass of `model` (the source run).
-at::Tensor record_site(const StageModel& m, const Batch& b, HookPoint point, c10::Device device, Scores& scores) {
+// `scores` null: the forward pass only (no head), for the site's mean.
+at::Tensor record_site(const StageModel& m, const Batch& b, HookPoint point, c10::Device device, Scores* scores) {
   HookSet hooks(m.config.n_layer);
   hooks.record(point);
-  scores = score(m, b, &hooks, device);
+  if (scores) *scores = score(m, b, &hooks, device);
+  else forward(m, b, &hooks, device);
   return hooks.recorded(point);  // [B, T, D]
 }
 
@@ -207,8 +214,7 @@ at::Tensor site_mean(const Config& cfg, Runtime& rt, const StageModel& m, const 
     const Batch b = make_batch(cfg, {mine.begin() + static_cast<std::ptrdiff_t>(b0), mine.begin() + static_cast<std::ptrdiff_t>(std::min(mine.size(), b0 + static_cast<size_t>(cfg.intervene.batch_size)))}, false, m.pad_id);
     at::Tensor real = at::zeros({b.tokens.size(0), b.T}, at::kBool);
     for (size_t i = 0; i < b.items.size(); ++i) real[static_cast<int64_t>(i)].narrow(0, 0, static_cast<int64_t>(b.ids(i).size())).fill_(true);
-    Scores unused;
-    const at::Tensor x = record_site(m, b, point, rt.device, unused).cpu().to(at::kDouble);
+    const at::Tensor x = record_site(m, b, point, rt.device, nullptr).cpu().to(at::kDouble);
     sum += x.index({real}).sum(0);
     count += real.sum().item<double>();
   }
@@ -325,7 +331,7 @@ bool run_intervene_task(const Config& cfg, Runtime& rt, const IntervenePoint& p,
     if (patching) {
       const StageModel& sm = env.source ? *env.source : env.model;
       const Batch src = make_batch(cfg, part, !env.source, sm.pad_id);
-      patch = patch_value(cfg, target, src, record_site(sm, src, site_point(cfg, p.layer), rt.device, source));
+      patch = patch_value(cfg, target, src, record_site(sm, src, site_point(cfg, p.layer), rt.device, &source));
     }
     HookSet hooks(L);
     attach(cfg, p, env, target, mean, patch, hooks);
