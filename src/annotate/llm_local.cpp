@@ -5,6 +5,7 @@
 #include <exception>
 
 #include "core/sha256.h"
+#include "model/generate_continuous.h"
 
 namespace ts {
 
@@ -42,21 +43,18 @@ std::vector<LlmReply> LlmLocalBackend::complete(std::span<const std::string> pro
       runnable.push_back(i);
     }
   }
-  for (size_t b = 0; b < runnable.size(); b += static_cast<size_t>(batch_size_)) {
-    const size_t e = std::min(runnable.size(), b + static_cast<size_t>(batch_size_));
-    std::vector<GenerateRequest> batch;
-    for (size_t k = b; k < e; ++k) batch.push_back({ids[runnable[k]], 0});
-    try {
-      std::vector<GenerateResult> results = generate_batch(*m_.model, batch, gen);
-      for (size_t k = b; k < e; ++k) {
-        std::vector<int32_t>& t = results[k - b].tokens;
-        if (results[k - b].finish == FinishReason::EOS && !t.empty()) t.pop_back();
-        out[runnable[k]].ok = true;
-        out[runnable[k]].text = m_.tokenizer->decode(t, /*skip_special_tokens=*/true);
-      }
-    } catch (const std::exception& ex) {
-      for (size_t k = b; k < e; ++k) out[runnable[k]].error = std::string("generation failed: ") + ex.what();
+  std::vector<GenerateRequest> requests;
+  for (size_t i : runnable) requests.push_back({ids[i], 0});
+  try {
+    std::vector<GenerateResult> results = generate_continuous(*m_.model, requests, gen, nullptr, {.max_rows = batch_size_});  // batch_size_ rows, refilled
+    for (size_t k = 0; k < runnable.size(); ++k) {
+      std::vector<int32_t>& t = results[k].tokens;
+      if (results[k].finish == FinishReason::EOS && !t.empty()) t.pop_back();
+      out[runnable[k]].ok = true;
+      out[runnable[k]].text = m_.tokenizer->decode(t, /*skip_special_tokens=*/true);
     }
+  } catch (const std::exception& ex) {
+    for (size_t i : runnable) out[i].error = std::string("generation failed: ") + ex.what();
   }
   return out;
 }

@@ -69,12 +69,15 @@ Decoder::Decoder(const std::vector<GenerateRequest>& requests, const GenerateOpt
   args_.logits = LogitsMode::LAST;
 }
 
-std::vector<int64_t> Decoder::choose(const at::Tensor& logits) const {
-  const int64_t n = rows();
-  if (!at::isfinite(logits).all().item<bool>())
-    throw NonFiniteError("logits are not finite at generation step " + std::to_string(step_) + " (a steering edit or a dtype overflow?)");
-  std::vector<int64_t> next(static_cast<size_t>(n), opt_.pad_id);
-  if (opt_.sampling.temperature <= 0.0) {
+std::vector<int64_t> choose_tokens(const at::Tensor& logits, const GenerateOptions& opt, std::span<const uint64_t> streams,
+                                   std::span<const int64_t> steps) {
+  const int64_t n = logits.size(0);
+  if (!at::isfinite(logits).all().item<bool>()) {
+    const int64_t step = steps.empty() ? 0 : *std::max_element(steps.begin(), steps.end());
+    throw NonFiniteError("logits are not finite at generation step " + std::to_string(step) + " (a steering edit or a dtype overflow?)");
+  }
+  std::vector<int64_t> next(static_cast<size_t>(n), opt.pad_id);
+  if (opt.sampling.temperature <= 0.0) {
     at::Tensor ids = logits.select(1, 0).argmax(-1).to(at::kCPU);
     auto acc = ids.accessor<int64_t, 1>();
     for (int64_t j = 0; j < n; ++j) next[static_cast<size_t>(j)] = acc[j];
@@ -83,12 +86,44 @@ std::vector<int64_t> Decoder::choose(const at::Tensor& logits) const {
   at::Tensor probs = logits.select(1, 0).to(at::kFloat).to(at::kCPU).contiguous();
   const int64_t V = probs.size(1);
   for (int64_t j = 0; j < n; ++j) {
-    const size_t i = rows_[static_cast<size_t>(j)];
-    if (done_[i]) continue;
-    const double u = stream_uniform(opt_.seed, requests_[i].stream, static_cast<uint64_t>(step_));
-    next[static_cast<size_t>(j)] = sample_from_logits(probs.data_ptr<float>() + j * V, V, opt_.sampling, u);
+    const auto k = static_cast<size_t>(j);
+    if (steps[k] < 0) continue;
+    const double u = stream_uniform(opt.seed, streams[k], static_cast<uint64_t>(steps[k]));
+    next[k] = sample_from_logits(probs.data_ptr<float>() + j * V, V, opt.sampling, u);
   }
   return next;
+}
+
+bool accept_token(GenerateResult& r, int64_t token, const GenerateOptions& opt, size_t max_stop) {
+  r.tokens.push_back(static_cast<int32_t>(token));
+  if (std::find(opt.eos_ids.begin(), opt.eos_ids.end(), token) != opt.eos_ids.end()) {
+    r.finish = FinishReason::EOS;
+    return true;
+  }
+  if (max_stop > 0) {
+    // Decode only a tail long enough to contain any stop string ending at this token.
+    const size_t tail = std::min(r.tokens.size(), max_stop + 2);
+    const std::string text = opt.decode(std::span<const int32_t>(r.tokens.data() + r.tokens.size() - tail, tail));
+    for (const auto& s : opt.stop_strings)
+      if (text.find(s) != std::string::npos) {
+        r.finish = FinishReason::STOP_STRING;
+        return true;
+      }
+  }
+  r.finish = FinishReason::LENGTH;
+  return static_cast<int64_t>(r.tokens.size()) >= opt.max_new_tokens;
+}
+
+std::vector<int64_t> Decoder::choose(const at::Tensor& logits) const {
+  const int64_t n = rows();
+  std::vector<uint64_t> streams(static_cast<size_t>(n));
+  std::vector<int64_t> steps(static_cast<size_t>(n));
+  for (int64_t j = 0; j < n; ++j) {
+    const size_t i = rows_[static_cast<size_t>(j)];
+    streams[static_cast<size_t>(j)] = requests_[i].stream;
+    steps[static_cast<size_t>(j)] = done_[i] ? -1 : step_;
+  }
+  return choose_tokens(logits, opt_, streams, steps);
 }
 
 bool Decoder::advance(const std::vector<int64_t>& chosen) {
@@ -102,22 +137,7 @@ bool Decoder::advance(const std::vector<int64_t>& chosen) {
       ++n_done;
       continue;
     }
-    GenerateResult& r = results_[i];
-    r.tokens.push_back(static_cast<int32_t>(next[static_cast<size_t>(j)]));
-    if (std::find(opt_.eos_ids.begin(), opt_.eos_ids.end(), next[static_cast<size_t>(j)]) != opt_.eos_ids.end()) {
-      r.finish = FinishReason::EOS;
-      done_[i] = true;
-    } else if (max_stop_ > 0) {
-      // Decode only a tail long enough to contain any stop string ending at this token.
-      const size_t tail = std::min(r.tokens.size(), max_stop_ + 2);
-      const std::string text = opt_.decode(std::span<const int32_t>(r.tokens.data() + r.tokens.size() - tail, tail));
-      for (const auto& s : opt_.stop_strings)
-        if (text.find(s) != std::string::npos) {
-          r.finish = FinishReason::STOP_STRING;
-          done_[i] = true;
-          break;
-        }
-    }
+    done_[i] = accept_token(results_[i], next[static_cast<size_t>(j)], opt_, max_stop_) && results_[i].finish != FinishReason::LENGTH;
     n_done += done_[i] ? 1 : 0;
   }
   if (n_done == n || step_ + 1 == opt_.max_new_tokens) return false;

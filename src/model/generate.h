@@ -81,6 +81,15 @@ class Decoder {
   ForwardArgs args_;
 };
 
+// The per-row steps both decoders share. choose_tokens picks each row's next token from the last
+// position's logits [n, 1, V]: argmax, or a draw with stream_uniform(options.seed, streams[j], steps[j]);
+// rows with steps[j] < 0 are skipped (pad_id). Throws NonFiniteError on non-finite logits.
+std::vector<int64_t> choose_tokens(const at::Tensor& logits, const GenerateOptions& options, std::span<const uint64_t> streams,
+                                   std::span<const int64_t> steps);
+// Appends `token` to `result` and returns whether the request has finished (EOS, a stop string ending at
+// this token, or max_new_tokens reached), setting result.finish. `max_stop` is the longest stop string.
+bool accept_token(GenerateResult& result, int64_t token, const GenerateOptions& options, size_t max_stop);
+
 // Generates for every request in one batch. `hooks` may be null.
 std::vector<GenerateResult> generate_batch(const Transformer& model, const std::vector<GenerateRequest>& requests,
                                            const GenerateOptions& options, HookSet* hooks = nullptr);

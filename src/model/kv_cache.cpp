@@ -1,6 +1,7 @@
 #include "model/kv_cache.h"
 
 #include <ATen/ATen.h>
+#include <ATen/TensorIndexing.h>
 
 #include <algorithm>
 #include <stdexcept>
@@ -25,6 +26,26 @@ std::pair<at::Tensor, at::Tensor> KVCache::update(int64_t layer, int64_t slot_st
   kc.narrow(2, slot_start, n).copy_(k);
   vc.narrow(2, slot_start, n).copy_(v);
   return {kc.narrow(2, 0, slot_start + n), vc.narrow(2, 0, slot_start + n)};
+}
+
+std::pair<at::Tensor, at::Tensor> KVCache::update_rows(int64_t layer, const at::Tensor& row_slots, int64_t read_end, const at::Tensor& k,
+                                                       const at::Tensor& v) {
+  if (read_end > capacity_) throw std::runtime_error("KV cache overflow: slot " + std::to_string(read_end) + " > capacity " + std::to_string(capacity_));
+  at::Tensor& kc = k_[static_cast<size_t>(layer)];
+  at::Tensor& vc = v_[static_cast<size_t>(layer)];
+  const at::Tensor batch = at::arange(k.size(0), row_slots.options());
+  using at::indexing::Slice;
+  kc.index_put_({batch, Slice(), row_slots}, k.select(2, 0));  // [B, K, E] at (b, :, row_slots[b])
+  vc.index_put_({batch, Slice(), row_slots}, v.select(2, 0));
+  return {kc.narrow(2, 0, read_end), vc.narrow(2, 0, read_end)};
+}
+
+void KVCache::put_rows(const at::Tensor& rows, const KVCache& src) {
+  if (src.k_.size() != k_.size() || src.capacity_ > capacity_) throw std::invalid_argument("KVCache::put_rows: not a cache of these layers");
+  for (size_t l = 0; l < k_.size(); ++l) {
+    k_[l].narrow(2, 0, src.capacity_).index_copy_(0, rows, src.k_[l]);
+    v_[l].narrow(2, 0, src.capacity_).index_copy_(0, rows, src.v_[l]);
+  }
 }
 
 void KVCache::keep_rows(const at::Tensor& rows) {

@@ -16,6 +16,14 @@ class KVCache {
   // Stores k, v ([B, K, T, E]) at slots [slot_start, slot_start+T) of `layer` (index into this cache)
   // and returns views of all keys/values so far: [B, K, slot_start+T, E].
   std::pair<at::Tensor, at::Tensor> update(int64_t layer, int64_t slot_start, const at::Tensor& k, const at::Tensor& v);
+  // One token per row at its own slot (continuous batching, generate_continuous.h): k, v [B, K, 1, E],
+  // row b stored at slot row_slots[b] ([B] int64 on the cache's device, each < read_end); returns views
+  // of slots [0, read_end).
+  std::pair<at::Tensor, at::Tensor> update_rows(int64_t layer, const at::Tensor& row_slots, int64_t read_end, const at::Tensor& k,
+                                                const at::Tensor& v);
+  // Copies every layer of `src` (same layers, heads and width; src.capacity() <= capacity()) into batch rows
+  // `rows` ([src.batch()] int64), slots [0, src.capacity()): a prefill run in its own cache joins this one.
+  void put_rows(const at::Tensor& rows, const KVCache& src);
 
   // Keeps only batch rows `rows` ([B'] int64 on the cache's device), in that order (drops finished rows).
   void keep_rows(const at::Tensor& rows);

@@ -75,7 +75,9 @@ at::Tensor Transformer::attention(int64_t il, const at::Tensor& x, const Forward
   at::Tensor q = qk.narrow(2, 0, H).transpose(1, 2);                                          // [B, H, T, E]
   at::Tensor k = qk.narrow(2, H, K).transpose(1, 2);                                          // [B, K, T, E]
   at::Tensor v = qkv.narrow(-1, (H + K) * E, K * E).view({B, T, K, E}).transpose(1, 2);        // [B, K, T, E]
-  if (a.cache != nullptr) std::tie(k, v) = a.cache->update(il, a.slot_start, k, v);  // [B, K, S, E]
+  if (a.cache != nullptr)
+    std::tie(k, v) = a.row_slots.defined() ? a.cache->update_rows(il, a.row_slots, a.slot_start + 1, k, v)
+                                           : a.cache->update(il, a.slot_start, k, v);  // [B, K, S, E]
   at::Tensor z = at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,
                                                   /*dropout_p=*/0.0, /*is_causal=*/causal, /*scale=*/std::nullopt,
                                                   /*enable_gqa=*/K != H);  // [B, H, T, E]
@@ -113,12 +115,16 @@ at::Tensor Transformer::forward(const ForwardArgs& a) const {
   at::Tensor angles = at::cat({freqs, freqs}, -1).unsqueeze(2);              // [B, T, 1, E]
   at::Tensor cos = angles.cos().to(x.scalar_type()), sin = angles.sin().to(x.scalar_type());
 
-  // Attention mask. Fast paths: a single new token with no padding sees every cached key; an unpadded
+  // Attention mask. Rows at their own slots (row_slots) see exactly the keys key_valid marks. Fast paths: a single new token with no padding sees every cached key; an unpadded
   // prefill from slot 0 is plain causal. Otherwise allowed[b, t, s] = key_valid[b, s] && s <= slot(t),
   // plus the diagonal so padding queries never see an empty row (their outputs are never used).
   at::Tensor mask;
   bool causal = false;
-  if (!a.key_valid.defined() && T == 1) {
+  if (a.row_slots.defined()) {
+    if (T != 1 || !a.key_valid.defined() || a.cache == nullptr)
+      throw std::invalid_argument("Transformer::forward: row_slots needs one token per row, key_valid and a cache");
+    mask = a.key_valid.to(x.device()).unsqueeze(1).unsqueeze(1);  // [B, 1, 1, S]: each row's own keys, its new one included
+  } else if (!a.key_valid.defined() && T == 1) {
   } else if (!a.key_valid.defined() && a.slot_start == 0) {
     causal = true;
   } else {

@@ -19,6 +19,8 @@ struct ForwardArgs {
   at::Tensor positions;  // [B, T] int64 rotary positions (per row: left padding shifts them)
   at::Tensor key_valid;  // [B, slot_start+T] bool: false marks padding keys; undefined: all valid
   int64_t slot_start = 0;                                     // slot of tokens[:, 0]
+  at::Tensor row_slots;  // [B] int64: one token per row, row b at its own slot row_slots[b] (continuous batching);
+                         // then slot_start = max(row_slots) and key_valid [B, slot_start+1] marks each row's keys
   int64_t prompt_end = std::numeric_limits<int64_t>::max();   // slots < prompt_end are prompt (for hooks)
   KVCache* cache = nullptr;  // nullptr: attend within this call only
   HookSet* hooks = nullptr;

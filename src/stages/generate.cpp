@@ -28,6 +28,7 @@
 #include "dist/batch_loop.h"
 #include "dist/rank_model.h"
 #include "model/checkpoint_identity.h"
+#include "model/generate_continuous.h"
 #include "stages/stage.h"
 #include "tokenizer/chat_format.h"
 
@@ -188,20 +189,38 @@ void generate_all(const Config& cfg, Runtime& rt, const StageModel& m, const Inp
                   const std::string& config_hash) {
   const GenerateOptions gen = generate_options(cfg, m);
   const std::vector<int64_t> mine = my_prompts(cfg, rt, in, r);
-  const int64_t bs = cfg.generate.batch_size;
+  // One stage: continuous batching (model/generate_continuous.h), batch_size rows refilled as traces finish, over
+  // rounds of up to BATCHES_PER_ROUND batches' worth of prompts (fewer while that leaves a rank fewer than
+  // BATCHES_PER_ROUND rounds). A stop request ends the admissions of the round, so the stop waits for the traces in
+  // the rows, at most one batch, and the prompts not begun are left to the rerun; never in this rank's last round,
+  // which may be the loop's last (the stage then commits: every prompt must be done). Pipelined (P > 1): one batch
+  // per round.
+  const int64_t bs = cfg.generate.batch_size, n_mine = static_cast<int64_t>(mine.size());
+  const int64_t per_round = rt.n_stages > 1 ? bs : std::clamp((n_mine + BATCHES_PER_ROUND - 1) / BATCHES_PER_ROUND, bs, bs * BATCHES_PER_ROUND);
+  const int64_t rounds = (n_mine + per_round - 1) / per_round;
   Pipeline pipeline(*m.model, rt);
   const int64_t micro = cfg.parallel.micro_batches > 0 ? cfg.parallel.micro_batches : rt.n_stages;
   int64_t new_tokens = 0;
   const auto t0 = std::chrono::steady_clock::now();
   BatchLoop loop;
+  std::vector<int64_t> waiting;  // prompts of a round cut short by a stop request that did not stop (a STOP file gone again)
   loop.work = [&](int64_t b) {
+    const size_t begin = static_cast<size_t>(b * per_round), end = std::min(mine.size(), begin + static_cast<size_t>(per_round));
+    std::vector<int64_t> round = std::move(waiting);
+    round.insert(round.end(), mine.begin() + static_cast<std::ptrdiff_t>(begin), mine.begin() + static_cast<std::ptrdiff_t>(end));
+    waiting.clear();
     std::vector<GenerateRequest> batch;
-    const size_t begin = static_cast<size_t>(b * bs), end = std::min(mine.size(), begin + static_cast<size_t>(bs));
-    for (size_t k = begin; k < end; ++k) batch.push_back({in.ids[static_cast<size_t>(mine[k])], stream_id_of(in.prompts[static_cast<size_t>(mine[k])].id)});
-    std::vector<GenerateResult> out = rt.n_stages > 1 ? generate_pipelined(pipeline, batch, gen, micro) : generate_batch(*m.model, batch, gen);
-    for (size_t k = begin; k < end; ++k) {
-      new_tokens += static_cast<int64_t>(out[k - begin].tokens.size());
-      r.of[static_cast<size_t>(mine[k])] = std::move(out[k - begin]);
+    for (int64_t i : round) batch.push_back({in.ids[static_cast<size_t>(i)], stream_id_of(in.prompts[static_cast<size_t>(i)].id)});
+    const ContinuousOptions batching{.max_rows = bs, .on_done = {}, .admit = [&] { return b + 1 >= rounds || stop_local() == 0; }};
+    std::vector<GenerateResult> out =
+        rt.n_stages > 1 ? generate_pipelined(pipeline, batch, gen, micro) : generate_continuous(*m.model, batch, gen, nullptr, batching);
+    for (size_t k = 0; k < round.size(); ++k) {
+      if (k >= out.size()) {
+        waiting.push_back(round[k]);
+        continue;
+      }
+      new_tokens += static_cast<int64_t>(out[k].tokens.size());
+      r.of[static_cast<size_t>(round[k])] = std::move(out[k]);
     }
   };
   loop.save = [&] { return save_progress(rt, r, in.size(), progress_file, config_hash); };
@@ -211,7 +230,7 @@ void generate_all(const Config& cfg, Runtime& rt, const StageModel& m, const Inp
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return fmt::format("{:.1f} new tok/s on this rank", static_cast<double>(new_tokens) / std::max(secs, 1e-9));
   };
-  run_batches(rt, (static_cast<int64_t>(mine.size()) + bs - 1) / bs, loop);
+  run_batches(rt, rounds, loop);
 }
 
 // Where each prompt's rows start in /tokens and /prompt_tokens (n + 1 entries each). COLLECTIVE.

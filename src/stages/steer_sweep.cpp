@@ -33,6 +33,7 @@
 #include "core/log.h"
 #include "dist/batch_loop.h"
 #include "dist/partition.h"
+#include "model/generate_continuous.h"
 #include "stages/stage.h"
 #include "stages/steer_sweep.h"
 #include "steer/answer.h"
@@ -143,7 +144,7 @@ std::vector<int64_t> force_close(const Config& c, const TaskEnv& env, const std:
   if (more.empty()) return forced;
   GenerateOptions gen = generate_options(c, env.model);
   gen.max_new_tokens = c.steer.force_close_tokens;
-  const std::vector<GenerateResult> tails = generate_batch(*env.model.model, more, gen, &hooks);
+  const std::vector<GenerateResult> tails = generate_continuous(*env.model.model, more, gen, &hooks, {.max_rows = c.generate.batch_size});
   hooks.clear_records();
   for (size_t j = 0; j < which.size(); ++j) {
     GenerateResult& g = results[which[j]];
@@ -203,7 +204,9 @@ bool run_task(const Config& cfg, Runtime& rt, const SweepPoint& p, const TaskEnv
   std::vector<int64_t> mine(static_cast<size_t>(share.end - share.begin));
   std::iota(mine.begin(), mine.end(), share.begin);
   std::stable_sort(mine.begin(), mine.end(), [&](int64_t a, int64_t b) { return ids[static_cast<size_t>(a)].size() > ids[static_cast<size_t>(b)].size(); });
-  const int64_t bs = c.generate.batch_size;
+  // Continuous batching (model/generate_continuous.h): batch_size rows, refilled as traces finish, over
+  // rounds of BATCHES_PER_ROUND batches' worth of prompts (a progress line and the stop check per round).
+  const int64_t bs = c.generate.batch_size, per_round = bs * BATCHES_PER_ROUND;
   std::vector<std::string> lines;
   BatchLoop loop;
   loop.what = "sweep task " + std::to_string(p.task);
@@ -211,10 +214,10 @@ bool run_task(const Config& cfg, Runtime& rt, const SweepPoint& p, const TaskEnv
   loop.save = [] { return std::string("nothing (a sweep task is small; the requeued task starts it over)"); };
   loop.work = [&](int64_t b) {
     std::vector<GenerateRequest> batch;
-    const size_t begin = static_cast<size_t>(b * bs), end = std::min(mine.size(), begin + static_cast<size_t>(bs));
+    const size_t begin = static_cast<size_t>(b * per_round), end = std::min(mine.size(), begin + static_cast<size_t>(per_round));
     for (size_t k = begin; k < end; ++k)
       batch.push_back({ids[static_cast<size_t>(mine[k])], stream_id_of(prompts[static_cast<size_t>(mine[k])].id)});
-    std::vector<GenerateResult> results = generate_batch(*env.model.model, batch, gen, &hooks);
+    std::vector<GenerateResult> results = generate_continuous(*env.model.model, batch, gen, &hooks, {.max_rows = bs});
     hooks.clear_records();
     std::vector<std::string> batch_ids;
     for (size_t k = begin; k < end; ++k) batch_ids.push_back(prompts[static_cast<size_t>(mine[k])].id);
@@ -224,7 +227,7 @@ bool run_task(const Config& cfg, Runtime& rt, const SweepPoint& p, const TaskEnv
       lines.push_back(measure(env, prompts[static_cast<size_t>(i)], i, results[k - begin], forced[k - begin]).to_json().dump());
     }
   };
-  run_batches(rt, (static_cast<int64_t>(mine.size()) + bs - 1) / bs, loop);
+  run_batches(rt, (static_cast<int64_t>(mine.size()) + per_round - 1) / per_round, loop);
 
   const std::vector<std::string> all = rt.world_comm.gather_strings(lines, 0);
   on_rank0(rt, [&] {

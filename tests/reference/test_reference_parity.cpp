@@ -12,6 +12,7 @@
 
 #include "core/json.h"
 #include "model/generate.h"
+#include "model/generate_continuous.h"
 #include "model/sampling.h"
 #include "model/safetensors.h"
 #include "model/transformer.h"
@@ -185,6 +186,42 @@ TEST_P(Parity, FinishedRowsLeaveASteeredBatchWithoutChangingOthers) {
     auto alone = generate_batch(*model_, {reqs[b]}, opt, &steer);
     EXPECT_EQ(batched[b].tokens, alone[0].tokens) << "row " << b;
   }
+}
+
+// Continuous batching: two rows serve every request, refilled as requests finish at different steps
+// (an EOS every request meets at a different point), each request's tokens equal its run alone: greedy
+// and steered (the same token ids), and sampled (each request's stream, steps counted per request).
+TEST_P(Parity, ContinuousBatchingEqualsOneByOne) {
+  std::vector<GenerateRequest> reqs = batch_requests();
+  for (const GenerateRequest& r : batch_requests()) reqs.push_back({{r.prompt.begin(), r.prompt.end() - 1}, r.stream + 1});  // shorter prompts too
+  HookSet steer(model_->config().n_layer);
+  steer.add_vector({HookSite::RESID_POST, golden_->get("steer.layer").item<int64_t>()}, golden_->get("steer.vector"),
+                   golden_->get("steer.coef").item<double>(), PositionScope::GENERATED);
+  GenerateOptions greedy;
+  greedy.max_new_tokens = 10;
+  GenerateOptions sampled = greedy;
+  sampled.sampling = {0.9, 0.95, 20};
+  sampled.seed = 7;
+  for (HookSet* hooks : {static_cast<HookSet*>(nullptr), &steer})
+    for (GenerateOptions opt : {greedy, sampled}) {
+      opt.eos_ids = {generate_batch(*model_, {reqs[0]}, opt, hooks)[0].tokens[2]};  // request 0 ends early, others later or at the cap
+      std::vector<size_t> done_order;
+      const auto together = generate_continuous(*model_, reqs, opt, hooks, {.max_rows = 2, .on_done = [&](size_t i, const GenerateResult&) { done_order.push_back(i); }});
+      ASSERT_EQ(together.size(), reqs.size());
+      EXPECT_EQ(done_order.size(), reqs.size());
+      bool mixed = false;
+      for (size_t i = 0; i < reqs.size(); ++i) {
+        const auto alone = generate_batch(*model_, {reqs[i]}, opt, hooks);
+        EXPECT_EQ(together[i].tokens, alone[0].tokens) << "request " << i << (hooks ? " steered" : "") << (opt.sampling.temperature > 0 ? " sampled" : " greedy");
+        EXPECT_EQ(together[i].finish, alone[0].finish) << "request " << i;
+        mixed = mixed || together[i].tokens.size() != together[0].tokens.size();
+      }
+      EXPECT_TRUE(mixed) << "the requests should finish at different steps, or no row is refilled";
+      // Admissions closed after the first rows: those requests finish, the others are left out.
+      const auto cut = generate_continuous(*model_, reqs, opt, hooks, {.max_rows = 2, .on_done = {}, .admit = [] { return false; }});
+      ASSERT_EQ(cut.size(), 2u);
+      for (size_t i = 0; i < cut.size(); ++i) EXPECT_EQ(cut[i].tokens, together[i].tokens) << "request " << i << " of a cut batch";
+    }
 }
 
 TEST_P(Parity, SteeringVectorAtResidPostMatchesHFHook) {
