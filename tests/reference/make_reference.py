@@ -48,6 +48,8 @@ NORM_STD = 0.1  # RMSNorm weights ~ 1 + N(0, 0.1)
 # Greedy goldens must not hinge on near-ties: every argmax along every recorded greedy path beats
 # the runner-up by at least this much (seeds below were picked so that it holds).
 MIN_TOP2_MARGIN = 1e-3
+N_BF16_GREEDY = 32
+BF16_MIN_MARGIN = 0.0625  # logits of magnitude 2-8 are stored in bf16 steps of 2^-6..2^-4: a smaller gap may flip between kernels
 ATTN_IMPL = "eager"
 
 # Llama-3 rope scaling.  original_max_position_embeddings is 64 rather than 8192 so that, with
@@ -388,6 +390,41 @@ def manual_greedy(model, ids, n):
     return seq[ids.shape[0] :], margin
 
 
+def bf16_goldens(path: Path, prompts, g):
+    """HF computing in bfloat16 as users load it (from_pretrained(dtype=bfloat16): weights rounded to bf16, rotary
+    inv_freq kept in fp32): logits of every prompt, HF's own bf16 error against the fp32 logits (the parity
+    test's tolerance), and the bf16 greedy continuation of the prompt with the longest run before a near-tie."""
+    from transformers import AutoModelForCausalLM
+
+    bf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, attn_implementation=ATTN_IMPL).eval()
+    check(bf.model.rotary_emb.inv_freq.dtype == torch.float32, "bf16 load: inv_freq should stay fp32")
+    info = {}
+    with torch.no_grad():
+        for i, ids in enumerate(prompts):
+            lb = forward_logits(bf, ids).float()
+            g[f"p{i}.bf16.logits"] = lb
+            g[f"p{i}.bf16.error"] = (lb - g[f"p{i}.logits"]).abs().max().reshape(1).clone()
+            info[f"p{i}.error"] = float(g[f"p{i}.bf16.error"])
+        best = (-1, None, None)
+        for i, ids in enumerate(prompts):
+            greedy = hf_greedy(bf, ids, N_BF16_GREEDY)[0]
+            # the tokens before the first step whose top-2 gap is within bf16 resolution of a tie
+            seq, keep = ids.clone(), 0
+            for t in greedy:
+                top = torch.topk(forward_logits(bf, seq)[-1].float(), 2)
+                if int(top.indices[0]) != int(t) or float(top.values[0] - top.values[1]) < BF16_MIN_MARGIN:
+                    break
+                keep += 1
+                seq = torch.cat([seq, t.reshape(1)])
+            if keep > best[0]:
+                best = (keep, i, greedy[:keep].contiguous())
+        check(best[0] >= 4, f"bf16 greedy: every prompt has a near-tie within 4 tokens (best {best[0]})")
+        g["bf16.greedy.prompt"] = torch.tensor([best[1]], dtype=torch.int64)
+        g["bf16.greedy"] = best[2]
+        info["greedy_prompt"], info["greedy_tokens"] = best[1], best[0]
+    return info
+
+
 def next_token_metric(logits, ids):
     logp = F.log_softmax(logits[:-1].float(), dim=-1)
     return logp.gather(1, ids[1:, None]).sum()
@@ -580,6 +617,8 @@ def run_case(case, out: Path, prompts, log):
         g["batch.attention_mask"] = b_mask
         g["batch.greedy"] = b_greedy
 
+    bf16_info = bf16_goldens(tmp, prompts, g)
+
     # gradients (prompt 1), weights frozen
     for p in model.parameters():
         p.requires_grad_(False)
@@ -664,6 +703,7 @@ def run_case(case, out: Path, prompts, log):
         rms_norm_eps=case["rms_norm_eps"],
         checkpoint_dtype=case["save_dtype"],
         compute_dtype="float32",
+        bf16=bf16_info,
         checkpoint_files=st_files,
         config_style=case["config_style"],
         config_keys_written_by_transformers=sorted(written_cfg),
