@@ -10,7 +10,7 @@ has its path under the run directory, its format name and schema version, and a 
   attribution     attribute/attribution.h5                       thinksteer.attribution  schema 1
   vectors         vectors/vectors.h5                             thinksteer.vectors      format_version 1
   sweep_manifest  sweep/manifest.jsonl                           JSON lines (no format tag)
-  sweep_task      sweep/tasks/<key>.h5                           thinksteer.sweep_task   schema 1
+  sweep_task      sweep/tasks/<key>.h5                           thinksteer.sweep_task   schema 2
   sweep_summary   sweep/summary.h5                               thinksteer.sweep_summary schema 1, format_version 1
   sentences       sentences/sentences.h5                         thinksteer.sentences    schema 1
   taxonomy        taxonomy/tasks/<key>.h5                        thinksteer.taxonomy_task schema 1

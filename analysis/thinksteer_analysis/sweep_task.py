@@ -1,11 +1,12 @@
 """One finished sweep task written by `thinksteer sweep run` (src/stages/sweep.cpp):
-<run.dir>/sweep/tasks/<key>.h5 (+ .done), format thinksteer.sweep_task schema_version 1 (n prompts, K
+<run.dir>/sweep/tasks/<key>.h5 (+ .done), format thinksteer.sweep_task schema_version 2 (n prompts, K
 labels): per prompt of the point's dataset the steered generation's measurements. `reduce` gathers the
 tasks into sweep/summary.h5.
 
     from thinksteer_analysis.sweep_task import load_sweep_task, finished_tasks
     t = load_sweep_task(run_dir, key)      # or the path of a task file
     t.label_tokens[:, t.labels.index("backtracking")]     # int64 [n]
+    t.token_ids(0)                                         # int32: prompt 0's generated token ids
     for point, path in finished_tasks(run_dir): ...       # manifest rows whose task file is done
 
 <key>.h5:
@@ -14,6 +15,8 @@ tasks into sweep/summary.h5.
   /prompts/correct [n] int64 (1 correct, 0 wrong or unfinished, -1 no reference answer)
   /prompts/closed [n] uint8; /prompts/think_tokens, new_tokens [n] int64
   /prompts/label_tokens, label_spans [n, K] int64 (tokens / spans of each label in the thinking part)
+  /prompts/tokens [sum new_tokens] int32, /prompts/token_offset [n + 1] int64 (schema 2): the generated token ids,
+  prompt i's at tokens[token_offset[i]:token_offset[i + 1]]
   root attributes: task, key, point (the manifest row as JSON), vectors_file, vectors_sha256, annotator,
   and the provenance
 """
@@ -29,7 +32,7 @@ import numpy.typing as npt
 from .schema import Artifact, PathLike, SchemaError, attr, open_h5, parse_json_object, provenance, read
 from .sweep_manifest import SweepPoint, load_sweep_manifest
 
-SWEEP_TASK = Artifact(dir="sweep", file="tasks/{key}.h5", format="thinksteer.sweep_task", schema_version=1, stage="sweep run")
+SWEEP_TASK = Artifact(dir="sweep", file="tasks/{key}.h5", format="thinksteer.sweep_task", schema_version=2, stage="sweep run")
 FORMAT = SWEEP_TASK.format
 SCHEMA_VERSION = SWEEP_TASK.schema_version
 PATH = SWEEP_TASK.relpath                  # "sweep/tasks/{key}.h5"
@@ -59,6 +62,8 @@ class SweepTask:
     new_tokens: npt.NDArray[np.int64]          # [n]
     label_tokens: npt.NDArray[np.int64]        # [n, K]
     label_spans: npt.NDArray[np.int64]         # [n, K]
+    tokens: npt.NDArray[np.int32]              # [sum new_tokens] generated token ids, back to back
+    token_offset: npt.NDArray[np.int64]        # [n + 1]
     task: int = -1
     key: str = ""
     point: SweepPoint | None = None
@@ -69,6 +74,10 @@ class SweepTask:
 
     def __len__(self) -> int:
         return len(self.prompt_id)
+
+    def token_ids(self, i: int) -> npt.NDArray[np.int32]:
+        """Prompt i's generated token ids."""
+        return self.tokens[self.token_offset[i]:self.token_offset[i + 1]]
 
     def accuracy(self) -> float:
         """Share correct among the prompts with a reference answer (nan when none has one)."""
@@ -89,10 +98,12 @@ def load_sweep_task(run_dir: PathLike, key: str | None = None) -> SweepTask:
         n = len(prompt_id)
         ints = {name: read(f, f"/prompts/{name}", [("prompt", n)], "int").astype(np.int64) for name in ("correct", "think_tokens", "new_tokens")}
         per_label = {name: read(f, f"/prompts/{name}", [("prompt", n), ("label", K)], "int").astype(np.int64) for name in ("label_tokens", "label_spans")}
+        tokens = read(f, "/prompts/tokens", [("token", None)], "int").astype(np.int32)
+        token_offset = read(f, "/prompts/token_offset", [("prompt_edge", n + 1)], "int").astype(np.int64)
         point_text = str(attr(f, "point", ""))
         t = SweepTask(path=path, labels=labels, prompt_id=prompt_id, answer=read(f, "/prompts/answer", [("prompt", n)], "str"),
                       text=read(f, "/prompts/text", [("prompt", n)], "str"), closed=read(f, "/prompts/closed", [("prompt", n)], "uint8").astype(bool),
-                      **ints, **per_label, task=int(attr(f, "task", -1)), key=str(attr(f, "key", required=True)),
+                      **ints, **per_label, tokens=tokens, token_offset=token_offset, task=int(attr(f, "task", -1)), key=str(attr(f, "key", required=True)),
                       point=SweepPoint.from_row(parse_json_object(point_text), path, "attribute 'point'") if point_text else None,
                       vectors_file=str(attr(f, "vectors_file", "")), vectors_sha256=str(attr(f, "vectors_sha256", "")),
                       annotator=str(attr(f, "annotator", "")), provenance=provenance(f))
@@ -106,6 +117,11 @@ def load_sweep_task(run_dir: PathLike, key: str | None = None) -> SweepTask:
     bad = np.flatnonzero((t.think_tokens < 0) | (t.think_tokens > t.new_tokens))
     if bad.size:
         raise SchemaError(path, "/prompts/think_tokens", f"row {bad[0]}: {t.think_tokens[bad[0]]} outside [0, new_tokens = {t.new_tokens[bad[0]]}]")
+    if t.token_offset[0] != 0 or t.token_offset[-1] != len(t.tokens):
+        raise SchemaError(path, "/prompts/token_offset", f"runs from {t.token_offset[0]} to {t.token_offset[-1]}, not 0 to {len(t.tokens)} tokens")
+    bad = np.flatnonzero(np.diff(t.token_offset) != t.new_tokens)
+    if bad.size:
+        raise SchemaError(path, "/prompts/token_offset", f"row {bad[0]}: {np.diff(t.token_offset)[bad[0]]} tokens, but new_tokens says {t.new_tokens[bad[0]]}")
     for name in ("label_tokens", "label_spans"):
         a = getattr(t, name)
         if np.any(a < 0):

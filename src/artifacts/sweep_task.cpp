@@ -42,11 +42,11 @@ std::string task_hash(const Config& cfg, const SweepPoint& p, const TaskInputs& 
   json point = p.to_json();
   point.erase("task");
   return output_config_hash(c, {"model", "data", "generate", "annotate"},
-                            point.dump() + "\nsave_text=" + (cfg.steer.save_text ? "1" : "0") + force_close_identity(cfg) + "\nvectors=" + in.vectors_sha +
+                            "schema=" + std::to_string(SWEEP_TASK.schema_version) + "\n" + point.dump() + "\nsave_text=" + (cfg.steer.save_text ? "1" : "0") + force_close_identity(cfg) + "\nvectors=" + in.vectors_sha +
                                 "\nprompts=" + prompts_identity(c) + "\ncheckpoint=" + in.checkpoint_id + "\nannotator=" + in.annotator_identity);
 }
 
-std::vector<h5::DatasetSpec> sweep_task_datasets(int64_t n, int64_t K) {
+std::vector<h5::DatasetSpec> sweep_task_datasets(int64_t n, int64_t K, int64_t n_tokens) {
   using h5::DType;
   return {
       {"/prompts/correct", DType::I64, {n}, {"prompt"}, {{"description", "1 correct, 0 wrong (or unfinished), -1 no reference answer"}}},
@@ -55,13 +55,17 @@ std::vector<h5::DatasetSpec> sweep_task_datasets(int64_t n, int64_t K) {
       {"/prompts/new_tokens", DType::I64, {n}, {"prompt"}, {{"description", "generated tokens (including EOS)"}}},
       {"/prompts/label_tokens", DType::I64, {n, K}, {"prompt", "label"}, {{"description", "tokens of the thinking part in spans of each label"}}},
       {"/prompts/label_spans", DType::I64, {n, K}, {"prompt", "label"}, {{"description", "spans of each label in the thinking part"}}},
+      {"/prompts/tokens", DType::I32, {n_tokens}, {"token"}, {{"description", "generated token ids of every prompt, back to back"}}},
+      {"/prompts/token_offset", DType::I64, {n + 1}, {"prompt_edge"}, {{"description", "prompt i's tokens are tokens[token_offset[i]:token_offset[i+1]]"}}},
   };
 }
 
 void write_sweep_task(const fs::path& file, const TaskRows& r, const SweepPoint& p, const TaskInputs& in, const std::string& annotator,
                       const json& provenance) {
-  const std::vector<h5::DatasetSpec> specs = sweep_task_datasets(static_cast<int64_t>(r.size()), static_cast<int64_t>(r.labels.size()));
-  const void* data[] = {r.correct.data(), r.closed.data(), r.think_tokens.data(), r.new_tokens.data(), r.label_tokens.data(), r.label_spans.data()};
+  const std::vector<h5::DatasetSpec> specs =
+      sweep_task_datasets(static_cast<int64_t>(r.size()), static_cast<int64_t>(r.labels.size()), static_cast<int64_t>(r.tokens.size()));
+  const void* data[] = {r.correct.data(),      r.closed.data(),      r.think_tokens.data(), r.new_tokens.data(),
+                        r.label_tokens.data(), r.label_spans.data(), r.tokens.data(),       r.token_offset.data()};
   h5::SerialFile f(file, h5::SerialFile::Mode::CREATE);
   for (size_t i = 0; i < specs.size(); ++i) f.write_dataset(specs[i], data[i]);
   f.write_strings("/labels", r.labels, "label");
@@ -92,9 +96,11 @@ TaskRows read_sweep_task(const fs::path& file) {
   t.label_tokens = f.read_i64("/prompts/label_tokens");
   t.label_spans = f.read_i64("/prompts/label_spans");
   for (int64_t c : f.read_i64("/prompts/closed")) t.closed.push_back(static_cast<uint8_t>(c));
+  for (int64_t id : f.read_i64("/prompts/tokens")) t.tokens.push_back(static_cast<int32_t>(id));
+  t.token_offset = f.read_i64("/prompts/token_offset");
   const size_t n = t.ids.size(), K = t.labels.size();
   if (t.correct.size() != n || t.think_tokens.size() != n || t.new_tokens.size() != n || t.closed.size() != n || t.label_tokens.size() != n * K ||
-      t.label_spans.size() != n * K)
+      t.label_spans.size() != n * K || t.token_offset.size() != n + 1)
     throw InputError(file.string(), "/prompts", "datasets disagree in length");
   verify_committed(file, "sweep task");
   return t;
@@ -135,6 +141,12 @@ void check_sweep_task(const fs::path& file, const TaskRows& t, const SweepPoint&
   check_range(f, "/prompts/think_tokens", t.think_tokens, 0, t.new_tokens, 1);
   check_range(f, "/prompts/label_tokens", t.label_tokens, 0, t.new_tokens, std::max<size_t>(K, 1));
   check_range(f, "/prompts/label_spans", t.label_spans, 0, t.new_tokens, std::max<size_t>(K, 1));
+  if (t.token_offset.front() != 0 || t.token_offset.back() != static_cast<int64_t>(t.tokens.size()))
+    throw InputError(f, "/prompts/token_offset", "does not run from 0 to the number of tokens (" + std::to_string(t.tokens.size()) + ")");
+  for (size_t i = 0; i < n; ++i)
+    if (t.token_offset[i + 1] - t.token_offset[i] != t.new_tokens[i])
+      throw InputError(f, "/prompts/token_offset", "row " + std::to_string(i) + ": " + std::to_string(t.token_offset[i + 1] - t.token_offset[i]) +
+                                                       " tokens, but new_tokens says " + std::to_string(t.new_tokens[i]));
   std::vector<std::string> ids = t.ids;
   std::sort(ids.begin(), ids.end());
   for (size_t i = 0; i < ids.size(); ++i)

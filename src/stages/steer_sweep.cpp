@@ -54,9 +54,11 @@ struct PromptResult {
   bool closed = false;
   int64_t think_tokens = 0, new_tokens = 0;
   BehaviourCounts counts;
+  std::vector<int32_t> ids;  // the generated token ids
   json to_json() const {
     return json{{"index", index},   {"id", id},       {"text", text},           {"answer", answer},     {"correct", correct},
-                {"closed", closed}, {"think", think_tokens}, {"new", new_tokens}, {"tokens", counts.tokens}, {"spans", counts.spans}};
+                {"closed", closed}, {"think", think_tokens}, {"new", new_tokens}, {"tokens", counts.tokens}, {"spans", counts.spans},
+                {"ids", ids}};
   }
   static PromptResult from_json(const json& j) {
     PromptResult r;
@@ -70,6 +72,7 @@ struct PromptResult {
     r.new_tokens = j.at("new");
     r.counts.tokens = j.at("tokens").get<std::vector<int64_t>>();
     r.counts.spans = j.at("spans").get<std::vector<int64_t>>();
+    r.ids = j.at("ids").get<std::vector<int32_t>>();
     return r;
   }
 };
@@ -81,6 +84,7 @@ PromptResult measure(const TaskEnv& env, const Prompt& prompt, int64_t index, co
   r.index = index;
   r.id = prompt.id;
   r.new_tokens = static_cast<int64_t>(g.tokens.size());
+  r.ids = g.tokens;
   const artifacts::ThinkingLength thinking = artifacts::thinking_length(g.tokens, env.think_close);
   r.think_tokens = forced >= 0 ? forced : thinking.tokens;
   r.closed = forced < 0 && thinking.closed;
@@ -241,6 +245,7 @@ bool run_task(const Config& cfg, Runtime& rt, const SweepPoint& p, const TaskEnv
     if (std::count(seen.begin(), seen.end(), 1) != n) throw std::runtime_error("sweep: a prompt's measurements were lost in the gather");
     artifacts::TaskRows t;
     t.labels = env.annotator->labels();
+    t.token_offset.push_back(0);
     for (const PromptResult& r : rows) {
       t.correct.push_back(r.correct);
       t.think_tokens.push_back(r.think_tokens);
@@ -251,11 +256,13 @@ bool run_task(const Config& cfg, Runtime& rt, const SweepPoint& p, const TaskEnv
       t.ids.push_back(r.id);
       t.texts.push_back(cfg.steer.save_text ? r.text : "");
       t.answers.push_back(r.answer);
+      t.tokens.insert(t.tokens.end(), r.ids.begin(), r.ids.end());
+      t.token_offset.push_back(static_cast<int64_t>(t.tokens.size()));
     }
     fs::create_directories(out.dir());
     const json prov = artifacts::stage_provenance(c, rt, "sweep run", out.config_hash(), cfg.model.path);
     artifacts::write_sweep_task(out.partial(), t, p, env.inputs, env.annotator->name(), prov);
-    out.commit_h5(prov, artifacts::SWEEP_TASK, artifacts::sweep_task_datasets(n, static_cast<int64_t>(t.labels.size())),
+    out.commit_h5(prov, artifacts::SWEEP_TASK, artifacts::sweep_task_datasets(n, static_cast<int64_t>(t.labels.size()), static_cast<int64_t>(t.tokens.size())),
                   {.provenance_json = false, .resolved_config = false, .certified = {}});
     double acc = 0, answered = 0;
     for (int64_t v : t.correct)

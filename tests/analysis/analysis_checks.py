@@ -79,7 +79,8 @@ def write_sweep_manifest(sweep_dir, rows):
 def write_sweep_task(sweep_dir, row, correct, think_tokens, labels=("deduction", "backtracking"), **prompts):
     """<sweep_dir>/sweep/tasks/<key>.h5 (+ .done) as `thinksteer sweep run` writes it (src/artifacts/sweep_task.cpp) for
     manifest row `row`, n = len(correct) prompts. `prompts` overrides the other per-prompt datasets: closed (default
-    1), new_tokens (think_tokens + 2), label_tokens and label_spans ([n, K], 0), id (p0, p1, ...), answer and text ("")."""
+    1), new_tokens (think_tokens + 2), label_tokens and label_spans ([n, K], 0), id (p0, p1, ...), answer and text (""),
+    tokens (new_tokens[i] ids i, i+1, ... per prompt)."""
     path = Path(sweep_dir) / "sweep" / "tasks" / f"{row['key']}.h5"
     path.parent.mkdir(parents=True, exist_ok=True)
     n, K = len(correct), len(labels)
@@ -97,7 +98,12 @@ def write_sweep_task(sweep_dir, row, correct, think_tokens, labels=("deduction",
         put(f, "/labels", list(labels), ("label",), dtype=STR)
         for name in ("id", "answer", "text"):
             put(f, f"/prompts/{name}", list(v[name]), ("prompt",), dtype=STR)
+        new = np.asarray(v["new_tokens"], dtype=np.int64)
+        tokens = v.get("tokens", [list(range(i, i + int(k))) for i, k in enumerate(new)])
+        put(f, "/prompts/tokens", np.asarray([t for row in tokens for t in row], dtype=np.int32), ("token",))
+        put(f, "/prompts/token_offset", np.concatenate([[0], np.cumsum([len(row) for row in tokens])]).astype(np.int64), ("prompt_edge",))
         identity(f, "thinksteer.sweep_task", "sweep run")
+        f.attrs["schema_version"] = np.int64(2)
         f.attrs.update({"task": np.int64(row["task"]), "key": row["key"], "point": json.dumps(row), "vectors_file": "v.h5",
                         "vectors_sha256": "0" * 64, "annotator": "lexicon"})
     done(path)

@@ -325,9 +325,10 @@ def test_identity_is_checked(tmp_path, which):
     path = write(tmp_path)
     target = path if which == "sweep_task" else tmp_path
     version = "format_version" if which == "vectors" else "schema_version"
+    known = ta.ARTIFACTS[which].format_version if which == "vectors" else ta.ARTIFACTS[which].schema_version
     with h5py.File(path, "a") as f:
-        f.attrs[version] = np.int64(2)
-    with pytest.raises(SchemaError, match=rf"{path.name}: attribute '{version}': 2 of thinksteer\.\w+ is not the version this reader knows \(1\)"):
+        f.attrs[version] = np.int64(known + 1)
+    with pytest.raises(SchemaError, match=rf"{path.name}: attribute '{version}': {known + 1} of thinksteer\.\w+ is not the version this reader knows \({known}\)"):
         load(target)
     with h5py.File(path, "a") as f:
         f.attrs["format"] = "thinksteer.other"
@@ -345,7 +346,7 @@ def test_artifact_paths_and_identities():
         "attribution": ("attribute/attribution.h5", "thinksteer.attribution", 1, None),
         "vectors": ("vectors/vectors.h5", "thinksteer.vectors", None, 1),
         "sweep_manifest": ("sweep/manifest.jsonl", None, None, None),
-        "sweep_task": ("sweep/tasks/{key}.h5", "thinksteer.sweep_task", 1, None),
+        "sweep_task": ("sweep/tasks/{key}.h5", "thinksteer.sweep_task", 2, None),
         "sweep_summary": ("sweep/summary.h5", "thinksteer.sweep_summary", 1, 1),
         "sentences": ("sentences/sentences.h5", "thinksteer.sentences", 1, None),
         "taxonomy_task": ("taxonomy/tasks/{key}.h5", "thinksteer.taxonomy_task", 1, None),

@@ -144,18 +144,22 @@ def test_steer_matches_hf_hooks(binary, chain, toy_model):
     for row in rows[1:]:
         handles = [model.model.layers[l].register_forward_hook(edit(row, l)) for l in row["layers"]]
         try:
-            expected = []
+            expected, expected_ids = [], []
             for p in prompts:
                 ids = torch.tensor([tok.encode(p, add_special_tokens=False).ids])
                 with torch.no_grad():
                     out = model.generate(ids, max_new_tokens=48, do_sample=False, eos_token_id=eos, pad_token_id=eos)
-                expected.append(tok.decode(out[0, ids.shape[1]:].tolist(), skip_special_tokens=False))
+                expected_ids.append(out[0, ids.shape[1]:].tolist())
+                expected.append(tok.decode(expected_ids[-1], skip_special_tokens=False))
         finally:
             for h in handles:
                 h.remove()
         with h5py.File(ref_dir / "sweep" / "tasks" / f"{row['key']}.h5") as f:
             got = [x.decode() for x in f["prompts/text"][:]]
+            offset, tokens = f["prompts/token_offset"][:], f["prompts/tokens"][:]
+            got_ids = [tokens[offset[i]:offset[i + 1]].tolist() for i in range(len(got))]
         assert got == expected, (row, got, expected)
+        assert got_ids == expected_ids, (row, got_ids, expected_ids)  # token by token, not only the text
         seen.add((row["op"], row["positions"], len(row["layers"])))
     assert seen == {(op, pos, n) for op in ("add", "project-out") for pos in ("all", "generated") for n in (1, 2)}
     # and the baseline is the unsteered model
