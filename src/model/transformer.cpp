@@ -1,5 +1,7 @@
 #include "model/transformer.h"
 
+#include "model/small_linear.h"
+
 #include <ATen/ATen.h>
 
 #include <cmath>
@@ -69,7 +71,7 @@ at::Tensor Transformer::attention(int64_t il, const at::Tensor& x, const Forward
   const ModelConfig& c = w_.config;
   const LayerWeights& lw = w_.layers[static_cast<size_t>(il)];
   const int64_t B = x.size(0), T = x.size(1), H = c.n_head, K = c.n_kv_head, E = c.d_head;
-  at::Tensor qkv = at::linear(x, lw.w_qkv, lw.b_qkv);  // [B, T, (H+2K)E]
+  at::Tensor qkv = ts::linear(x, lw.w_qkv, lw.b_qkv);  // [B, T, (H+2K)E]
   // q and k are adjacent columns of qkv: rotate both heads at once.
   at::Tensor qk = apply_rope(qkv.narrow(-1, 0, (H + K) * E).view({B, T, H + K, E}), cos, sin);  // [B, T, H+K, E]
   at::Tensor q = qk.narrow(2, 0, H).transpose(1, 2);                                          // [B, H, T, E]
@@ -82,14 +84,14 @@ at::Tensor Transformer::attention(int64_t il, const at::Tensor& x, const Forward
                                                   /*dropout_p=*/0.0, /*is_causal=*/causal, /*scale=*/std::nullopt,
                                                   /*enable_gqa=*/K != H);  // [B, H, T, E]
   z = hook(a.hooks, HookSite::ATTN_Z, w_.layer_begin + il, z.transpose(1, 2), ctx);  // [B, T, H, E]
-  return at::linear(z.reshape({B, T, H * E}), lw.w_o, lw.b_o);                      // [B, T, D]
+  return ts::linear(z.reshape({B, T, H * E}), lw.w_o, lw.b_o);                      // [B, T, D]
 }
 
 at::Tensor Transformer::mlp(int64_t il, const at::Tensor& x) const {
   const LayerWeights& lw = w_.layers[static_cast<size_t>(il)];
-  at::Tensor gate = at::linear(x, lw.w_gate, lw.b_gate);  // [B, T, F]
-  at::Tensor up = at::linear(x, lw.w_up, lw.b_up);        // [B, T, F]
-  return at::linear(at::silu(gate) * up, lw.w_down, lw.b_down);
+  at::Tensor gate = ts::linear(x, lw.w_gate, lw.b_gate);  // [B, T, F]
+  at::Tensor up = ts::linear(x, lw.w_up, lw.b_up);        // [B, T, F]
+  return ts::linear(at::silu(gate) * up, lw.w_down, lw.b_down);
 }
 
 at::Tensor Transformer::block(int64_t il, at::Tensor x, const ForwardArgs& a, const at::Tensor& cos, const at::Tensor& sin,
@@ -142,12 +144,12 @@ at::Tensor Transformer::forward(const ForwardArgs& a) const {
 
   x = hook(a.hooks, HookSite::LN_FINAL, 0, rms_norm(x, w_.final_norm), ctx);
   if (a.logits == LogitsMode::LAST) x = x.narrow(1, T - 1, 1);
-  return at::linear(x, w_.lm_head);  // [B, T|1, V]
+  return ts::linear(x, w_.lm_head);  // [B, T|1, V]
 }
 
 at::Tensor Transformer::head(const at::Tensor& rows) const {
   if (!w_.final_norm.defined() || !w_.lm_head.defined()) throw std::logic_error("Transformer::head: this part of the model holds no final norm and lm_head");
-  return at::linear(rms_norm(rows, w_.final_norm), w_.lm_head);
+  return ts::linear(rms_norm(rows, w_.final_norm), w_.lm_head);
 }
 
 }  // namespace ts

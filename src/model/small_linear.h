@@ -1,0 +1,38 @@
+// y = x W^T + b for a few rows of x on the CPU: the decode step's matrix-vector products, where the time
+// is reading W once from memory (docs/architecture.md "Decode kernels").
+//
+// torch's CPU linear for a handful of rows reads W well below the memory bandwidth on some CPUs (MKL's
+// fp32 GEMV on AMD reads ~18 GB/s of a 35 GB/s machine; a batch of 8 rows, 10 GB/s: bench/bench_engine.py
+// --profile). This kernel streams each row of W once per call and multiplies it with every row of x while
+// it is in registers (AVX-512, fp32 accumulation), split over torch's threads by rows of W.
+//
+// Numerics: y[m, n] is the fp32 dot product of x[m] and W[n] summed in a fixed order that depends on K
+// only, never on the number of rows or threads, so a row's result is the same alone or in a batch (the
+// continuous batcher relies on nothing more than what at::linear gives, but this is stronger). bf16
+// operands: products accumulated in fp32 (avx512_bf16's dot product), the result rounded to bf16 once, as
+// oneDNN does.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace ts {
+
+// The most rows the kernel takes; more go to at::linear (a GEMM reuses W from cache by itself).
+inline constexpr int64_t SMALL_LINEAR_MAX_ROWS = 16;
+
+// Whether small_linear handles (x, w): CPU, fp32 (any AVX-512 CPU) or bf16 (AVX-512 BF16), w [N, K]
+// contiguous, x [..., K] with at most SMALL_LINEAR_MAX_ROWS rows, and the switch below on.
+bool small_linear_applies(const at::Tensor& x, const at::Tensor& w);
+
+// x [..., K], w [N, K], b [N] or undefined: [..., N] in x's dtype. Requires small_linear_applies.
+at::Tensor small_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
+
+// at::linear, or small_linear where it applies: what the forward pass calls.
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {});
+
+// On by default; THINKSTEER_SMALL_LINEAR=0 in the environment (read once) or this call turns it off (the
+// benchmark's reference, a suspected kernel problem).
+void small_linear_enable(bool on);
+
+}  // namespace ts

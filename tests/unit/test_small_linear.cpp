@@ -1,0 +1,74 @@
+// The decode kernel (model/small_linear.h) against a float64 reference of x W^T + b.
+// Tolerances (symmetric): fp32 |y - ref| <= 1e-6 * sum_k |x_k w_k| + 1e-6 (the fp32 rounding of K products
+// summed in some order, bounded by K * 2^-24 relative to the sum of magnitudes; K <= 1000 here);
+// bf16 operands: the reference takes the same bf16 values widened exactly, so only the fp32 accumulation
+// and the final rounding to bf16 differ: |y - ref| <= 2^-8 |ref| + 1e-6 * sum_k |x_k w_k| + 1e-6.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include "model/small_linear.h"
+
+using namespace ts;
+
+namespace {
+
+void expect_close(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double rel_out) {
+  ASSERT_TRUE(small_linear_applies(x, w));
+  const at::Tensor y = small_linear(x, w, b).to(at::kDouble);
+  const at::Tensor xd = x.to(at::kDouble), wd = w.to(at::kDouble);
+  at::Tensor ref = at::matmul(xd, wd.t());
+  if (b.defined()) ref = ref + b.to(at::kDouble);
+  const at::Tensor mag = at::matmul(xd.abs(), wd.abs().t());
+  const at::Tensor bound = rel_out * ref.abs() + 1e-6 * mag + 1e-6;
+  EXPECT_TRUE((y - ref).abs().le(bound).all().item<bool>())
+      << "shape x " << x.sizes() << " w " << w.sizes() << ": max |diff| " << (y - ref).abs().max().item<double>();
+}
+
+bool have_kernel(at::ScalarType t) { return small_linear_applies(at::zeros({1, 32}, t), at::zeros({4, 32}, t)); }
+
+}  // namespace
+
+TEST(SmallLinear, MatchesFloat64EveryRowCountAndTail) {
+  if (!have_kernel(at::kFloat)) GTEST_SKIP() << "no AVX-512 on this CPU: the forward uses at::linear";
+  at::manual_seed(0);
+  for (int64_t K : {16, 37, 768})
+    for (int64_t m = 1; m <= SMALL_LINEAR_MAX_ROWS; m += (m < 4 ? 1 : 5)) {
+      const at::Tensor x = at::randn({m, K}), w = at::randn({67, K}), b = at::randn({67});
+      expect_close(x, w, b, 0.0);
+      expect_close(x.view({1, m, K}), w, at::Tensor(), 0.0);  // [B, T, K] and no bias
+    }
+}
+
+TEST(SmallLinear, Bfloat16MatchesFloat64OfTheSameValues) {
+  if (!have_kernel(at::kBFloat16)) GTEST_SKIP() << "no AVX-512 BF16 on this CPU: the forward uses at::linear";
+  at::manual_seed(1);
+  for (int64_t K : {32, 45, 768})
+    for (int64_t m : {1, 3, 8, 16}) {
+      const auto bf = at::TensorOptions().dtype(at::kBFloat16);
+      expect_close(at::randn({m, K}).to(bf), at::randn({50, K}).to(bf), at::randn({50}).to(bf), 1.0 / 256);
+    }
+}
+
+// A row's result does not depend on the other rows or on the thread count: the same bits alone and in a batch.
+TEST(SmallLinear, ARowIsTheSameAloneAndInABatch) {
+  if (!have_kernel(at::kFloat)) GTEST_SKIP() << "no AVX-512 on this CPU";
+  at::manual_seed(2);
+  const at::Tensor x = at::randn({16, 300}), w = at::randn({257, 300}), b = at::randn({257});
+  const at::Tensor all = small_linear(x, w, b);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  for (int64_t m : {0, 5, 15}) EXPECT_TRUE(at::equal(small_linear(x.narrow(0, m, 1), w, b)[0], all[m])) << "row " << m;
+  at::set_num_threads(threads);
+}
+
+TEST(SmallLinear, AppliesOnlyWhereItShould) {
+  const at::Tensor w = at::zeros({8, 32});
+  EXPECT_FALSE(small_linear_applies(at::zeros({SMALL_LINEAR_MAX_ROWS + 1, 32}), w));  // a GEMM: at::linear
+  EXPECT_FALSE(small_linear_applies(at::zeros({1, 32}, at::kDouble), w.to(at::kDouble)));
+  EXPECT_FALSE(small_linear_applies(at::zeros({1, 32}).requires_grad_(), w));  // autograd needs at::linear
+  EXPECT_FALSE(small_linear_applies(at::zeros({1, 32}), at::zeros({32, 8}).t()));  // w not contiguous
+  small_linear_enable(false);
+  EXPECT_FALSE(small_linear_applies(at::zeros({1, 32}), w));
+  small_linear_enable(true);
+}
