@@ -131,9 +131,13 @@ def test_reduce_refuses_a_task_file_copied_over_another(binary, sweep, tmp_path)
     a, b = [d / "sweep" / "tasks" / f"{t['key']}.h5" for t in tasks(d)[1:3]]
     shutil.copyfile(a, b)
     r = run(binary, "reduce", *opts)
-    assert r.returncode == 2, r.stderr
-    [line] = error_lines(r)
-    assert b.name in line and "changed after it was committed" in line, line
+    if a.stat().st_size == json.loads(Path(f"{b}.done").read_text())["bytes"]:  # same size: the content hash catches it
+        assert r.returncode == 2, r.stderr
+        [line] = error_lines(r)
+        assert b.name in line and "changed after it was committed" in line, line
+    else:  # another size (the token ids differ in number): the marker does not vouch for it, so the task is not finished
+        assert r.returncode == 3, r.stderr
+        assert "1 of 3 tasks are not finished" in r.stderr, r.stderr
     rewrite_marker(b)  # the marker made to vouch for the copy: the identity check still refuses it
     r = run(binary, "reduce", *opts)
     assert r.returncode == 2, r.stderr
