@@ -3,13 +3,17 @@
 //   bench_engine --model DIR [--threads N] [--prefill-batch B] [--prefill-len T] [--repeats R]
 //                [--decode-batches 1,8] [--new-tokens 128] [--prompt-len P] [--seed S]
 //                [--prefill-logits all|last|none] [--profile-decode STEPS] [--serve]
+//                [--dtype float32|bfloat16] [--steer-layer L]
+//
+// --dtype: the compute dtype (bench/bench_bf16.py runs one process per dtype); --steer-layer L: decode adds
+// 4 * a fixed unit vector at blocks.{L}.hook_resid_post at every position (a steered sweep point's edit).
 //
 // Default: one warm-up and R timed runs of every measurement, then ONE JSON line on stdout with
 // medians (and minima) in seconds and tokens/s.
 // --serve: prints {"ready":...} and then answers one JSON line per command read from stdin, each
 // command being ONE timed run; bench/bench_engine.py uses this to interleave thinksteer and HF runs
 // so that both see the same load on a shared machine. Commands:
-//   prefill record | prefill nohook | decode B | profile STEPS [B] | profile prefill STEPS | quit
+//   prefill record | prefill nohook | decode B | profile STEPS [B] | profile prefill STEPS | bandwidth MB | quit
 //
 // Measurements:
 //   prefill  [B, T] unpadded forward (logits per --prefill-logits), optionally recording
@@ -128,13 +132,16 @@ struct Args {
   std::string prefill_logits = "all";
   int64_t profile_steps = 0;
   bool serve = false;
+  std::string dtype = "float32";
+  int64_t steer_layer = -1;
 };
 
 [[noreturn]] void usage(const std::string& msg) {
   std::cerr << "bench_engine: " << msg << "\n"
             << "usage: bench_engine --model DIR [--threads N] [--prefill-batch B] [--prefill-len T] [--repeats R]\n"
             << "                    [--decode-batches 1,8] [--new-tokens 128] [--prompt-len P] [--seed S]\n"
-            << "                    [--prefill-logits all|last|none] [--profile-decode STEPS] [--serve]\n";
+            << "                    [--prefill-logits all|last|none] [--profile-decode STEPS] [--serve]\n"
+            << "                    [--dtype float32|bfloat16] [--steer-layer L]\n";
   std::exit(2);
 }
 
@@ -158,6 +165,8 @@ Args parse_args(int argc, char** argv) {
       else if (k == "--prefill-logits") a.prefill_logits = value();
       else if (k == "--profile-decode") a.profile_steps = std::stoll(value());
       else if (k == "--serve") a.serve = true;
+      else if (k == "--dtype") a.dtype = value();
+      else if (k == "--steer-layer") a.steer_layer = std::stoll(value());
       else if (k == "--decode-batches") {
         a.decode_batches.clear();
         std::stringstream ss(value());
@@ -176,6 +185,7 @@ Args parse_args(int argc, char** argv) {
   for (int64_t b : a.decode_batches)
     if (b < 1) usage("decode batches must be positive");
   if (a.prefill_logits != "all" && a.prefill_logits != "last" && a.prefill_logits != "none") usage("bad --prefill-logits");
+  if (a.dtype != "float32" && a.dtype != "bfloat16") usage("bad --dtype");
   return a;
 }
 
@@ -290,6 +300,10 @@ class Bench {
       }
       return x;
     });
+    if (a_.steer_layer >= 0) {
+      const at::Tensor v = at::ones({model_.config().d_model}, at::kFloat);  // fixed direction: all ones
+      timer.add_vector({ts::HookSite::RESID_POST, a_.steer_layer}, v / v.norm(), 4.0);
+    }
 
     const double c0 = cpu_seconds();
     const auto t0 = Clock::now();
@@ -421,7 +435,9 @@ class Bench {
  private:
   ts::Transformer load(const Args& a) {
     const auto t = Clock::now();
-    ts::Transformer m = ts::Transformer::load(a.model, ts::LoadOptions{});
+    ts::LoadOptions opts;
+    opts.dtype = a.dtype == "bfloat16" ? at::kBFloat16 : at::kFloat;
+    ts::Transformer m = ts::Transformer::load(a.model, opts);
     load_s_ = seconds_since(t);
     return m;
   }
@@ -454,6 +470,35 @@ std::string decode_json(int64_t B, const DecodeRun& r) {
          ",\"decode_cpu_s\":" + fmt(r.decode_cpu_s) + ",\"tokens\":" + tokens_json(r.tokens) + "}";
 }
 
+// The machine's attainable read bandwidth for this process: a plain read (a sum of 64-bit words, 8 independent
+// accumulators the compiler vectorises) of a buffer of `mb` MiB, split over the same threads as the engine
+// (at::parallel_for); the best of `reps` passes after one that faults the pages in. The buffer should be
+// several times the weights so that no cache level holds it.
+std::string read_bandwidth(int64_t mb, int reps) {
+  const int64_t n = (mb << 20) / 8;
+  std::vector<uint64_t> buf(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) buf[static_cast<size_t>(i)] = static_cast<uint64_t>(i);
+  double best = 0.0;
+  uint64_t check = 0;
+  for (int r = 0; r <= reps; ++r) {
+    std::vector<uint64_t> sums(static_cast<size_t>(at::get_num_threads()) + 1, 0);
+    const auto t0 = Clock::now();
+    at::parallel_for(0, n / 8, 1 << 14, [&](int64_t b, int64_t e) {
+      uint64_t acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+      const uint64_t* p = buf.data();
+      for (int64_t i = b * 8; i < e * 8; i += 8)
+        for (int k = 0; k < 8; ++k) acc[k] += p[i + k];
+      uint64_t t = 0;
+      for (uint64_t x : acc) t += x;
+      sums[static_cast<size_t>(at::get_thread_num())] += t;
+    });
+    const double secs = seconds_since(t0);
+    for (uint64_t x : sums) check += x;
+    if (r > 0) best = std::max(best, static_cast<double>(n * 8) / secs / 1e9);
+  }
+  return "{\"gb_s\":" + fmt(best) + ",\"bytes\":" + std::to_string(n * 8) + ",\"check\":" + std::to_string(check % 1000) + "}";
+}
+
 int serve(Bench& bench, const Args& a, const std::string& header) {
   std::cout << header << ",\"ready\":true}" << std::endl;
   std::string line;
@@ -465,6 +510,7 @@ int serve(Bench& bench, const Args& a, const std::string& header) {
       if (cmd == "quit") break;
       if (cmd == "prefill" && (arg == "record" || arg == "nohook")) std::cout << prefill_json(bench.prefill(arg == "record")) << std::endl;
       else if (cmd == "decode") std::cout << decode_json(std::stoll(arg), bench.decode(std::stoll(arg))) << std::endl;
+      else if (cmd == "bandwidth") std::cout << read_bandwidth(std::stoll(arg), 3) << std::endl;  // bandwidth MB
       else if (cmd == "profile") {  // profile STEPS [B] (decode) | profile prefill STEPS
         if (arg == "prefill") {
           int64_t steps = 3;

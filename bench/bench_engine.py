@@ -17,6 +17,7 @@ work on a shared machine hits both alike. Ratios are the median over rounds of t
     .venv/bin/python bench/bench_engine.py            # full run (a few minutes on 2 cores)
     .venv/bin/python bench/bench_engine.py --quick    # tiny smoke run (< 60 s)
     .venv/bin/python bench/bench_engine.py --profile  # + where decode steps and the prefill spend their time
+    .venv/bin/python bench/bench_engine.py --llamacpp # + llama.cpp rows (build it first: bench/llamacpp.sh)
 """
 from __future__ import annotations
 
@@ -339,8 +340,9 @@ class HfRunner:
 MEASUREMENTS = ("prefill_record", "prefill_nohook")
 
 
-def run_interleaved(ts: ThinksteerWorker, hf: HfRunner, a) -> dict:
-    """Warm-up, then a.repeats rounds; each round times every measurement once in each engine."""
+def run_interleaved(ts: ThinksteerWorker, hf: HfRunner, a, peer=None) -> dict:
+    """Warm-up, then a.repeats rounds; each round times every measurement once in each engine. With `peer`
+    (llamacpp_peer.LlamaCppPeer, --llamacpp), each round then runs the peer once; its rounds go to peer.rounds."""
     names = list(MEASUREMENTS) + [f"decode_{b}" for b in a.decode_batches]
 
     def once(engine, name):
@@ -356,12 +358,17 @@ def run_interleaved(ts: ThinksteerWorker, hf: HfRunner, a) -> dict:
     for n in names:  # warm-up
         once(ts, n)
         once(hf, n)
+    if peer is not None:
+        peer.round()
     print(f"warm-up done ({time.perf_counter() - t0:.0f} s)", flush=True)
     for r in range(a.repeats):
         for i, n in enumerate(names):
             order = (("thinksteer", ts), ("hf", hf)) if (r + i) % 2 == 0 else (("hf", hf), ("thinksteer", ts))
             for key, engine in order:
                 res[key][n].append(once(engine, n))
+        if peer is not None:
+            time.sleep(0.05)
+            peer.rounds.append(peer.round())
         print(f"round {r + 1}/{a.repeats} done ({time.perf_counter() - t0:.0f} s)", flush=True)
     return res
 
@@ -593,6 +600,9 @@ def main() -> int:
     ap.add_argument("--hf-allocator", choices=["default", "pinned"], default="default",
                     help="HF's process with glibc's default malloc, or with the settings thinksteer pins in code "
                          "(src/core/allocator.h: heap blocks up to 32 MiB, no trim below 1 GiB)")
+    ap.add_argument("--llamacpp", action="store_true",
+                    help="also time llama.cpp (llama-batched-bench, llama-bench) on the same model as F32 GGUF, same "
+                         "threads, once per round; needs bench/llamacpp.sh to have been run (see bench/llamacpp_peer.py)")
     a = ap.parse_args()
     apply_omp_wait_policy(a.omp_wait_policy)
     if a.hf_allocator == "pinned":
@@ -613,6 +623,10 @@ def main() -> int:
 
     t0 = time.perf_counter()
     n_params = make_model(model_dir, shape)
+    peer = None
+    if a.llamacpp:
+        import llamacpp_peer  # bench/, next to this file
+        peer = llamacpp_peer.LlamaCppPeer(model_dir, a)  # exits with a message when the build or the GGUF is missing
     print(f"model {model_dir}: {n_params:,} parameters ({', '.join(f'{k}={v}' for k, v in shape.items())})", flush=True)
     load_before = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?"
     ts = ThinksteerWorker(a.binary, model_dir, a)
@@ -620,7 +634,7 @@ def main() -> int:
         hf = HfRunner(model_dir, a)
         if ts.threads != hf.threads:
             raise SystemExit(f"thread counts differ: thinksteer {ts.threads}, HF {hf.threads}")
-        res = run_interleaved(ts, hf, a)
+        res = run_interleaved(ts, hf, a, peer)
         prof = None
         if a.profile:
             prof = ({str(b): ts.cmd(f"profile {a.profile_steps} {b}") for b in a.decode_batches}, hf.profile(a.profile_steps),
@@ -631,10 +645,19 @@ def main() -> int:
     print(f"done in {time.perf_counter() - t0:.0f} s")
 
     summ = summarise(res, a)
+    peer_out = None
+    if peer is not None:
+        peer_out = {"rounds": peer.rounds, "llama_bench": peer.llama_bench()}
     if a.json:
-        a.json.write_text(json.dumps({"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
-                                      "n_params": n_params, "raw": res, "profile": prof}, indent=1))
+        out = {"args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
+               "n_params": n_params, "raw": res, "profile": prof}
+        if peer_out is not None:
+            out["llamacpp"] = peer_out
+        a.json.write_text(json.dumps(out, indent=1))
     ok = report(summ, a, n_params, (load_before, load_after))
+    if peer is not None:
+        llamacpp_peer.report(summ["thinksteer"], llamacpp_peer.summarise(peer.rounds, a), peer_out["llama_bench"], peer.gguf, a,
+                             peer.silent_runs)
     if prof:
         report_profile(prof[0], prof[1], summ, a)
         report_prefill_profile(prof[2], prof[3])

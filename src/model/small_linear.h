@@ -18,11 +18,13 @@
 
 namespace ts {
 
-// The most rows the kernel takes; more go to at::linear (a GEMM reuses W from cache by itself).
+// The most rows the kernel takes; more go to at::linear (a GEMM reuses W from cache by itself). bf16: one row
+// (oneDNN's bf16 kernel reads the weights faster than this one from two rows on).
 inline constexpr int64_t SMALL_LINEAR_MAX_ROWS = 16;
+inline constexpr int64_t SMALL_LINEAR_MAX_ROWS_BF16 = 1;
 
-// Whether small_linear handles (x, w): CPU, fp32 (any AVX-512 CPU) or bf16 (AVX-512 BF16), w [N, K]
-// contiguous, x [..., K] with at most SMALL_LINEAR_MAX_ROWS rows, and the switch below on.
+// Whether small_linear handles (x, w): CPU, fp32 (any AVX-512 CPU; at most SMALL_LINEAR_MAX_ROWS rows of x) or
+// bf16 (AVX-512 BF16; SMALL_LINEAR_MAX_ROWS_BF16 rows), w [N, K] contiguous, x [..., K], and the switch below on.
 bool small_linear_applies(const at::Tensor& x, const at::Tensor& w);
 
 // x [..., K], w [N, K], b [N] or undefined: [..., N] in x's dtype. Requires small_linear_applies.

@@ -14,7 +14,7 @@ using namespace ts;
 namespace {
 
 void expect_close(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, double rel_out) {
-  ASSERT_TRUE(small_linear_applies(x, w));
+  // small_linear computes any row count; small_linear_applies says when the forward pass sends it there.
   const at::Tensor y = small_linear(x, w, b).to(at::kDouble);
   const at::Tensor xd = x.to(at::kDouble), wd = w.to(at::kDouble);
   at::Tensor ref = at::matmul(xd, wd.t());

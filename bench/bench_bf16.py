@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""bfloat16 on the CPU: thinksteer computing in bf16 (model.dtype = bfloat16) against thinksteer in fp32 (the CPU
+default, the reference here), on the random ~100M Qwen2 of bench_engine.py, same threads, in one run.
+
+    .venv/bin/python bench/bench_bf16.py [--threads 2] [--repeats 3] [--quick]
+
+Measured (build/bin/bench_engine --serve, one process per dtype, interleaved rounds alternating which goes first):
+  * prefill + record: [4, 256] forward recording blocks.{l}.hook_resid_post at every layer, no logits (what
+    `collect` runs); target bf16 >= 3x fp32;
+  * steered decode at batch 8 (and --steer-batches): greedy generate_batch with 4 * a unit vector added at the middle
+    layer's resid_post at every position (a steered sweep point); target bf16 >= 2x fp32;
+  * decode at batch 1: tokens/s and the weight-read bandwidth it implies (weight bytes x tokens/s), next to a plain
+    read of a buffer 4x the fp32 weights by the same threads (`bandwidth` of bench_engine), with the CPU model and
+    its AMX / AVX512-BF16 flags.
+The exit status is 1 when a target is missed (not with --quick).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_engine import FULL_SHAPE, QUICK_SHAPE, ROOT, make_model  # noqa: E402
+
+
+class Worker:
+    def __init__(self, binary: Path, model: Path, a, dtype: str, steer_layer: int):
+        cmd = [str(binary), "--serve", "--model", str(model), "--threads", str(a.threads), "--prefill-batch", "4",
+               "--prefill-len", str(a.prefill_len), "--new-tokens", str(a.new_tokens), "--prompt-len", str(a.prompt_len),
+               "--prefill-logits", "none", "--dtype", dtype, "--steer-layer", str(steer_layer)]
+        self.dtype = dtype
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        self.header = self.read()
+
+    def read(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            sys.exit(f"bench_engine ({self.dtype}) exited with {self.proc.wait()}")
+        out = json.loads(line)
+        if "error" in out:
+            sys.exit(f"bench_engine ({self.dtype}): {out['error']}")
+        return out
+
+    def cmd(self, line: str) -> dict:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self):
+        self.proc.stdin.write("quit\n")
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
+
+
+def cpu_description() -> tuple[str, list[str]]:
+    model, flags = "unknown CPU", []
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name") and model == "unknown CPU":
+            model = line.split(":", 1)[1].strip()
+        if line.startswith("flags") and not flags:
+            have = set(line.split(":", 1)[1].split())
+            flags = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16") if f in have]
+    return model, flags
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--steer-batches", default="8,16")
+    ap.add_argument("--quick", action="store_true", help="tiny model, few tokens: a smoke run")
+    ap.add_argument("--binary", type=Path, default=ROOT / "build" / "bin" / "bench_engine")
+    a = ap.parse_args()
+    a.prefill_len, a.new_tokens, a.prompt_len = (32, 8, 16) if a.quick else (256, 64, 128)
+    shape = QUICK_SHAPE if a.quick else FULL_SHAPE
+    model = ROOT / "build" / "bench" / ("qwen2_tiny" if a.quick else "qwen2_100m")
+    n_params = make_model(model, shape)
+    steer_layer = shape["num_hidden_layers"] // 2
+    workers = {d: Worker(a.binary, model, a, d, steer_layer) for d in ("float32", "bfloat16")}
+    batches = [int(x) for x in a.steer_batches.split(",")]
+    cpu, flags = cpu_description()
+    read = workers["float32"].cmd(f"bandwidth {max(64, 4 * n_params * 4 >> 20)}")
+    print(f"{cpu}; flags {' '.join(flags) or 'none of avx2/avx512/amx'}; {a.threads} threads; model {n_params / 1e6:.1f}M parameters; "
+          f"plain read of {read['bytes'] / 2**20:.0f} MiB: {read['gb_s']:.1f} GB/s", flush=True)
+
+    runs = {d: {"prefill": [], **{f"decode{b}": [] for b in [1, *batches]}} for d in workers}
+    for d, w in workers.items():  # warm-up
+        w.cmd("prefill record")
+        w.cmd("decode 1")
+    for r in range(a.repeats):
+        order = list(workers) if r % 2 == 0 else list(reversed(workers))
+        for d in order:
+            runs[d]["prefill"].append(4 * a.prefill_len / workers[d].cmd("prefill record")["s"])
+        for b in [1, *batches]:
+            for d in order:
+                out = workers[d].cmd(f"decode {b}")
+                runs[d][f"decode{b}"].append(b * (a.new_tokens - 1) / out["decode_s"])
+    for w in workers.values():
+        w.close()
+
+    med = {d: {k: statistics.median(v) for k, v in rs.items()} for d, rs in runs.items()}
+    ok = True
+    print(f"\n{'measurement':<34}{'fp32 tok/s':>12}{'bf16 tok/s':>12}{'bf16/fp32':>11}  target")
+    rows = [("prefill+record [4, %d], no logits" % a.prefill_len, "prefill", 3.0)]
+    rows += [(f"steered greedy decode, batch {b}", f"decode{b}", 2.0 if b >= 8 else None) for b in batches]
+    rows += [("greedy decode, batch 1", "decode1", None)]
+    for name, key, target in rows:
+        f, h = med["float32"][key], med["bfloat16"][key]
+        ratio = h / f
+        met = target is None or ratio >= target
+        ok = ok and met
+        print(f"{name:<34}{f:>12.1f}{h:>12.1f}{ratio:>10.2f}x  {'>= %.1fx %s' % (target, 'met' if met else 'MISSED') if target else ''}")
+    for d, bytes_per in (("float32", 4), ("bfloat16", 2)):
+        gb = med[d]["decode1"] * n_params * bytes_per / 1e9
+        print(f"batch-1 decode, {d}: {gb:.1f} GB/s of weights read = {100 * gb / read['gb_s']:.0f}% of the plain read")
+    return 0 if ok or a.quick else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
