@@ -1,7 +1,9 @@
 // The decode kernel (src/model/small_linear.h) against at::linear, the reference, on the linears of the
 // ~100M Qwen2 of bench_engine.py, in one run, same threads:
 //
-//   bench_small_linear [--threads 2] [--reps 200]
+//   bench_small_linear [--threads 2] [--reps 200] [--in-cache 1]
+//
+// --in-cache 1: 128 rows per matrix (about 2 MB in all), which the caches hold: the kernel's arithmetic alone.
 //
 // Per dtype (fp32; bf16 where the CPU has AVX-512 BF16) and rows M in {1, 4, 8, 16}: the time of one pass
 // over all of a layer's weights (q/k/v, o, gate, up, down) plus the lm_head, the weight bytes read per
@@ -51,10 +53,12 @@ double time_pass(const std::vector<at::Tensor>& ws, const at::Tensor& x_small, c
 int main(int argc, char** argv) {
   ts::pin_allocator();
   int threads = 2, reps = 200;
+  bool in_cache = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     if (k == "--threads") threads = std::stoi(argv[i + 1]);
     else if (k == "--reps") reps = std::stoi(argv[i + 1]);
+    else if (k == "--in-cache") in_cache = std::stoi(argv[i + 1]) != 0;
   }
   at::set_num_threads(threads);
   c10::InferenceMode guard;
@@ -65,7 +69,7 @@ int main(int argc, char** argv) {
     double bytes = 0;
     for (int copy = 0; copy < 4; ++copy)
       for (const Shape& s : kShapes) {
-        ws.push_back(at::randn({s.n, s.k}).to(dt));
+        ws.push_back(at::randn({in_cache ? 128 : s.n, s.k}).to(dt));
         if (copy == 0) bytes += static_cast<double>(ws.back().nbytes());
       }
     if (!ts::small_linear_applies(at::zeros({1, 768}, dt), ws[0])) {

@@ -54,6 +54,20 @@ if(THINKSTEER_ENGINE)
   # TORCH_CXX_FLAGS carries -D_GLIBCXX_USE_CXX11_ABI=...; keep it in sync with Debian's libraries.
   separate_arguments(_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
   target_compile_options(thinksteer_torch INTERFACE ${_torch_flags})
+  # at::parallel_for is inline OpenMP when libtorch is built with it (ATen/ParallelOpenMP.h: a `#pragma omp
+  # parallel` in a header), so code of ours that calls it runs on ONE thread unless compiled with -fopenmp.
+  # thinksteer_omp gives those files the flag and links the OpenMP runtime libtorch itself loads (its
+  # lib/libgomp*.so*; the system's only when it ships none): one runtime, one thread pool in the process.
+  add_library(thinksteer_omp INTERFACE)
+  file(GLOB _torch_gomp "${TORCH_INSTALL_PREFIX}/lib/libgomp*.so*")
+  if(_torch_gomp)
+    list(GET _torch_gomp 0 _torch_gomp)
+    target_link_libraries(thinksteer_omp INTERFACE ${_torch_gomp})
+  else()
+    find_package(OpenMP REQUIRED)
+    target_link_libraries(thinksteer_omp INTERFACE OpenMP::OpenMP_CXX)
+  endif()
+  set(THINKSTEER_OMP_FLAG -fopenmp)
 
   # NCCL and CUDA are optional at build time: without them, pipeline stages on CUDA are refused at run time.
   set(THINKSTEER_HAVE_CUDA ${CUDAToolkit_FOUND})

@@ -166,8 +166,7 @@ bool small_linear_applies(const at::Tensor& x, const at::Tensor& w) {
   const int64_t m = rows_of(x);
   if (m < 1 || m > SMALL_LINEAR_MAX_ROWS || x.requires_grad() || w.requires_grad()) return false;
   if (x.scalar_type() == at::kFloat) return cpu_has_avx512();
-  // bf16: oneDNN's kernel is faster from 2 rows on (bench/bench_small_linear: 20 vs 14.5 GB/s at 4 rows).
-  return x.scalar_type() == at::kBFloat16 && m <= SMALL_LINEAR_MAX_ROWS_BF16 && cpu_has_avx512_bf16();
+  return x.scalar_type() == at::kBFloat16 && cpu_has_avx512_bf16();
 }
 
 at::Tensor small_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tensor& b) {

@@ -4,7 +4,8 @@
 // torch's CPU linear for a handful of rows reads W well below the memory bandwidth on some CPUs (MKL's
 // fp32 GEMV on AMD reads ~18 GB/s of a 35 GB/s machine; a batch of 8 rows, 10 GB/s: bench/bench_engine.py
 // --profile). This kernel streams each row of W once per call and multiplies it with every row of x while
-// it is in registers (AVX-512, fp32 accumulation), split over torch's threads by rows of W.
+// it is in registers (AVX-512, fp32 accumulation), split over torch's threads by rows of W (at::parallel_for:
+// this file is compiled with -fopenmp, cmake/Dependencies.cmake).
 //
 // Numerics: y[m, n] is the fp32 dot product of x[m] and W[n] summed in a fixed order that depends on K
 // only, never on the number of rows or threads, so a row's result is the same alone or in a batch (the
@@ -18,13 +19,11 @@
 
 namespace ts {
 
-// The most rows the kernel takes; more go to at::linear (a GEMM reuses W from cache by itself). bf16: one row
-// (oneDNN's bf16 kernel reads the weights faster than this one from two rows on).
+// The most rows the kernel takes; more go to at::linear (a GEMM reuses W from cache by itself).
 inline constexpr int64_t SMALL_LINEAR_MAX_ROWS = 16;
-inline constexpr int64_t SMALL_LINEAR_MAX_ROWS_BF16 = 1;
 
-// Whether small_linear handles (x, w): CPU, fp32 (any AVX-512 CPU; at most SMALL_LINEAR_MAX_ROWS rows of x) or
-// bf16 (AVX-512 BF16; SMALL_LINEAR_MAX_ROWS_BF16 rows), w [N, K] contiguous, x [..., K], and the switch below on.
+// Whether small_linear handles (x, w): CPU, fp32 (any AVX-512 CPU) or bf16 (AVX-512 BF16), w [N, K]
+// contiguous, x [..., K] with at most SMALL_LINEAR_MAX_ROWS rows, and the switch below on.
 bool small_linear_applies(const at::Tensor& x, const at::Tensor& w);
 
 // x [..., K], w [N, K], b [N] or undefined: [..., N] in x's dtype. Requires small_linear_applies.
