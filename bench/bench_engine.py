@@ -597,9 +597,10 @@ def main() -> int:
                     help="OMP_WAIT_POLICY for both engines. inherit: leave the environment as it is; auto: inherit on "
                          "an idle machine, PASSIVE when other work is running (spinning OpenMP threads then stall "
                          "each other); see README")
-    ap.add_argument("--hf-allocator", choices=["default", "pinned"], default="default",
+    ap.add_argument("--hf-allocator", choices=["default", "pinned", "both"], default="default",
                     help="HF's process with glibc's default malloc, or with the settings thinksteer pins in code "
-                         "(src/core/allocator.h: heap blocks up to 32 MiB, no trim below 1 GiB)")
+                         "(src/core/allocator.h: heap blocks up to 32 MiB, no trim below 1 GiB), or both: every round "
+                         "with the default first, then the prefill rounds again after pinning (glibc cannot unpin)")
     ap.add_argument("--llamacpp", action="store_true",
                     help="also time llama.cpp (llama-batched-bench, llama-bench) on the same model as F32 GGUF, same "
                          "threads, once per round; needs bench/llamacpp.sh to have been run (see bench/llamacpp_peer.py)")
@@ -635,6 +636,11 @@ def main() -> int:
         if ts.threads != hf.threads:
             raise SystemExit(f"thread counts differ: thinksteer {ts.threads}, HF {hf.threads}")
         res = run_interleaved(ts, hf, a, peer)
+        res_pinned = None
+        a_prefill = argparse.Namespace(**{**vars(a), "decode_batches": []})  # the prefill measurements only
+        if a.hf_allocator == "both":  # the same prefill rounds against HF with thinksteer's allocator settings
+            pin_allocator_like_thinksteer()
+            res_pinned = run_interleaved(ts, hf, a_prefill)
         prof = None
         if a.profile:
             prof = ({str(b): ts.cmd(f"profile {a.profile_steps} {b}") for b in a.decode_batches}, hf.profile(a.profile_steps),
@@ -655,6 +661,9 @@ def main() -> int:
             out["llamacpp"] = peer_out
         a.json.write_text(json.dumps(out, indent=1))
     ok = report(summ, a, n_params, (load_before, load_after))
+    if res_pinned is not None:
+        print("\nthe prefill rounds again, HF with thinksteer's allocator settings (mallopt, as src/core/allocator.h):")
+        report(summarise(res_pinned, a_prefill), a_prefill, n_params, (load_before, load_after))
     if peer is not None:
         llamacpp_peer.report(summ["thinksteer"], llamacpp_peer.summarise(peer.rounds, a), peer_out["llama_bench"], peer.gguf, a,
                              peer.silent_runs)
