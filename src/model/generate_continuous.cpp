@@ -5,6 +5,8 @@
 #include <c10/core/InferenceMode.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 #include <limits>
 #include <memory>
 #include <stdexcept>
@@ -199,7 +201,11 @@ std::vector<GenerateResult> generate_continuous(const Transformer& model, const 
   if (max_rows < 1) throw std::invalid_argument("generate_continuous: max_rows must be at least 1");
   if (!options.stop_strings.empty() && !options.decode) throw std::invalid_argument("generate_continuous: stop strings need a decoder");
   if (requests.empty()) return {};
-  if (hooks == nullptr || hooks->row_independent()) {
+  static const bool off = [] {
+    const char* v = std::getenv("THINKSTEER_CONTINUOUS");  // "0": batches of max_rows, as generate_batch (a suspected batching problem)
+    return v != nullptr && std::string(v) == "0";
+  }();
+  if (!off && (hooks == nullptr || hooks->row_independent())) {
     c10::InferenceMode inference;
     return ContinuousBatch(model, requests, options, hooks, batching).run();
   }

@@ -12,7 +12,8 @@
 //
 // Hooks: only sets whose ops act on each row alone by position scope (HookSet::row_independent: steering
 // adds and projections) can follow rows that change request; with any other set (records, replacements,
-// per-row masks) generate_continuous runs generate_batch on consecutive groups of max_rows requests.
+// per-row masks) generate_continuous runs generate_batch on consecutive groups of max_rows requests, and so it
+// does everywhere with THINKSTEER_CONTINUOUS=0 in the environment (the tokens are the same either way).
 #pragma once
 #include <cstdint>
 #include <functional>
