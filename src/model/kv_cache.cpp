@@ -33,10 +33,15 @@ std::pair<at::Tensor, at::Tensor> KVCache::update_rows(int64_t layer, const at::
   if (read_end > capacity_) throw std::runtime_error("KV cache overflow: slot " + std::to_string(read_end) + " > capacity " + std::to_string(capacity_));
   at::Tensor& kc = k_[static_cast<size_t>(layer)];
   at::Tensor& vc = v_[static_cast<size_t>(layer)];
-  const at::Tensor batch = at::arange(k.size(0), row_slots.options());
-  using at::indexing::Slice;
-  kc.index_put_({batch, Slice(), row_slots}, k.select(2, 0));  // [B, K, E] at (b, :, row_slots[b])
-  vc.index_put_({batch, Slice(), row_slots}, v.select(2, 0));
+  // (b, h, row_slots[b]) as a row of the cache seen as [B * K * capacity, E]; one index per step, shared by the layers.
+  if (!row_slots.is_same(flat_for_)) {
+    const int64_t B = k.size(0), K = k.size(1);
+    flat_for_ = row_slots;
+    flat_index_ = (at::arange(B * K, row_slots.options()) * capacity_).view({B, K}).add_(row_slots.unsqueeze(1)).view({B * K});
+  }
+  const int64_t E = k.size(3);
+  kc.view({-1, E}).index_copy_(0, flat_index_, k.reshape({-1, E}));
+  vc.view({-1, E}).index_copy_(0, flat_index_, v.reshape({-1, E}));
   return {kc.narrow(2, 0, read_end), vc.narrow(2, 0, read_end)};
 }
 

@@ -50,6 +50,7 @@ class KVCache {
   int64_t shadow_from_ = -1;  // first layer with shadow rows (-1: none)
   std::vector<at::Tensor> k_;  // [B, K, S_max, E]
   std::vector<at::Tensor> v_;  // [B, K, S_max, E]
+  at::Tensor flat_for_, flat_index_;  // update_rows: the row_slots of this step and their rows in the flattened cache
 };
 
 }  // namespace ts
