@@ -46,7 +46,7 @@ std::vector<LlmReply> LlmLocalBackend::complete(std::span<const std::string> pro
   std::vector<GenerateRequest> requests;
   for (size_t i : runnable) requests.push_back({ids[i], 0});
   try {
-    std::vector<GenerateResult> results = generate_continuous(*m_.model, requests, gen, nullptr, {.max_rows = batch_size_});  // batch_size_ rows, refilled
+    std::vector<GenerateResult> results = generate_continuous(*m_.model, requests, gen, nullptr, {.max_rows = batch_size_, .on_done = {}, .admit = {}});  // batch_size_ rows, refilled
     for (size_t k = 0; k < runnable.size(); ++k) {
       std::vector<int32_t>& t = results[k].tokens;
       if (results[k].finish == FinishReason::EOS && !t.empty()) t.pop_back();

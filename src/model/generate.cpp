@@ -27,46 +27,51 @@ Decoder::Decoder(const std::vector<GenerateRequest>& requests, const GenerateOpt
   const int64_t B = static_cast<int64_t>(requests.size());
   if (B == 0) throw std::invalid_argument("Decoder: empty batch");
   if (!opt.stop_strings.empty() && !opt.decode) throw std::invalid_argument("Decoder: stop strings need a decoder");
-  for (const auto& r : requests) {
-    if (r.prompt.empty()) throw std::invalid_argument("Decoder: empty prompt");
-    prompt_len_ = std::max<int64_t>(prompt_len_, static_cast<int64_t>(r.prompt.size()));
-  }
   for (const auto& s : opt.stop_strings) max_stop_ = std::max(max_stop_, s.size());
   std::iota(rows_.begin(), rows_.end(), size_t{0});
+  const LeftPadded in = left_pad(requests, opt.pad_id, opt.max_new_tokens, "Decoder");
+  prompt_len_ = in.length;
+  padded_ = in.padded;
+  for (size_t b = 0; b < requests.size(); ++b) next_position_[b] = static_cast<int64_t>(requests[b].prompt.size());
   const int64_t capacity = prompt_len_ + opt.max_new_tokens;
   const auto device = cache_options.device();
-
-  // Left-padded prompt slots, per-row positions and key validity (built on the CPU, moved once).
-  at::Tensor tokens = at::full({B, prompt_len_}, opt.pad_id, at::kLong);
-  at::Tensor positions = at::zeros({B, prompt_len_}, at::kLong);
-  at::Tensor key_valid = at::zeros({B, capacity}, at::kBool);
-  {
-    auto tok = tokens.accessor<int64_t, 2>();
-    auto pos = positions.accessor<int64_t, 2>();
-    auto valid = key_valid.accessor<bool, 2>();
-    for (int64_t b = 0; b < B; ++b) {
-      const auto& p = requests[static_cast<size_t>(b)].prompt;
-      const int64_t pad = prompt_len_ - static_cast<int64_t>(p.size());
-      padded_ = padded_ || pad > 0;
-      for (int64_t s = pad; s < prompt_len_; ++s) {
-        tok[b][s] = p[static_cast<size_t>(s - pad)];
-        pos[b][s] = s - pad;
-        valid[b][s] = true;
-      }
-      for (int64_t s = prompt_len_; s < capacity; ++s) valid[b][s] = true;  // generated slots
-      next_position_[static_cast<size_t>(b)] = static_cast<int64_t>(p.size());
-    }
-  }
-  key_valid_ = key_valid.to(device);
+  key_valid_ = in.key_valid.to(device);
   cache_ = std::make_unique<KVCache>(n_layer_held, B, c.n_kv_head, capacity, c.d_head, cache_options);
-  args_.tokens = tokens.to(device);
-  args_.positions = positions.to(device);
+  args_.tokens = in.tokens.to(device);
+  args_.positions = in.positions.to(device);
   args_.key_valid = padded_ ? key_valid_.narrow(1, 0, prompt_len_) : at::Tensor();
   args_.slot_start = 0;
   args_.prompt_end = prompt_len_;
   args_.cache = cache_.get();
   args_.hooks = hooks;
   args_.logits = LogitsMode::LAST;
+}
+
+LeftPadded left_pad(std::span<const GenerateRequest> requests, int64_t pad_id, int64_t generated, const char* who) {
+  LeftPadded out;
+  for (const auto& r : requests) {
+    if (r.prompt.empty()) throw std::invalid_argument(std::string(who) + ": empty prompt");
+    out.length = std::max<int64_t>(out.length, static_cast<int64_t>(r.prompt.size()));
+  }
+  const auto B = static_cast<int64_t>(requests.size()), L = out.length;
+  out.tokens = at::full({B, L}, pad_id, at::kLong);
+  out.positions = at::zeros({B, L}, at::kLong);
+  out.key_valid = at::zeros({B, L + generated}, at::kBool);
+  auto tok = out.tokens.accessor<int64_t, 2>();
+  auto pos = out.positions.accessor<int64_t, 2>();
+  auto valid = out.key_valid.accessor<bool, 2>();
+  for (int64_t b = 0; b < B; ++b) {
+    const auto& p = requests[static_cast<size_t>(b)].prompt;
+    const int64_t pad = L - static_cast<int64_t>(p.size());
+    out.padded = out.padded || pad > 0;
+    for (int64_t s = pad; s < L; ++s) {
+      tok[b][s] = p[static_cast<size_t>(s - pad)];
+      pos[b][s] = s - pad;
+      valid[b][s] = true;
+    }
+    for (int64_t s = L; s < L + generated; ++s) valid[b][s] = true;
+  }
+  return out;
 }
 
 std::vector<int64_t> choose_tokens(const at::Tensor& logits, const GenerateOptions& opt, std::span<const uint64_t> streams,

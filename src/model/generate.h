@@ -81,6 +81,17 @@ class Decoder {
   ForwardArgs args_;
 };
 
+// Prompts left-padded to their longest length L, built on the CPU: tokens [B, L] (pad_id before each prompt),
+// rotary positions [B, L] counted from each prompt's first token, key_valid [B, L + generated] (each prompt's
+// slots, and the `generated` slots after L). Both decoders prefill through it. Throws std::invalid_argument
+// ("<who>: empty prompt") when a prompt has no tokens.
+struct LeftPadded {
+  at::Tensor tokens, positions, key_valid;
+  int64_t length = 0;   // L
+  bool padded = false;  // some prompt is shorter than L
+};
+LeftPadded left_pad(std::span<const GenerateRequest> requests, int64_t pad_id, int64_t generated, const char* who);
+
 // The per-row steps both decoders share. choose_tokens picks each row's next token from the last
 // position's logits [n, 1, V]: argmax, or a draw with stream_uniform(options.seed, streams[j], steps[j]);
 // rows with steps[j] < 0 are skipped (pad_id). Throws NonFiniteError on non-finite logits.

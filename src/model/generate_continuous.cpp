@@ -98,35 +98,18 @@ class ContinuousBatch {
   void enter(const std::vector<int64_t>& free) {
     const size_t k = std::min(free.size(), end_ - next_);
     const std::vector<int64_t> rows(free.begin(), free.begin() + static_cast<std::ptrdiff_t>(k));
-    int64_t L = 0;
-    for (size_t j = 0; j < k; ++j) L = std::max<int64_t>(L, static_cast<int64_t>(req_[next_ + j].prompt.size()));
-    const auto B = static_cast<int64_t>(k);
-    at::Tensor tokens = at::full({B, L}, opt_.pad_id, at::kLong), positions = at::zeros({B, L}, at::kLong), key_valid = at::zeros({B, L}, at::kBool);
-    auto tok = tokens.accessor<int64_t, 2>();
-    auto pos = positions.accessor<int64_t, 2>();
-    auto valid = key_valid.accessor<bool, 2>();
-    bool padded = false;
-    for (int64_t b = 0; b < B; ++b) {
-      const size_t i = next_ + static_cast<size_t>(b);
-      const auto& p = req_[i].prompt;
-      if (p.empty()) throw std::invalid_argument("generate_continuous: empty prompt");
-      const int64_t pad = L - static_cast<int64_t>(p.size());
-      padded = padded || pad > 0;
-      for (int64_t s = pad; s < L; ++s) {
-        tok[b][s] = p[static_cast<size_t>(s - pad)];
-        pos[b][s] = s - pad;
-        valid[b][s] = true;
-      }
-      rows_[static_cast<size_t>(rows[static_cast<size_t>(b)])] = Row{i, L, static_cast<int64_t>(p.size())};
-    }
+    const LeftPadded in = left_pad(std::span<const GenerateRequest>(req_).subspan(next_, k), opt_.pad_id, 0, "generate_continuous");
+    const int64_t B = static_cast<int64_t>(k), L = in.length;
+    for (size_t b = 0; b < k; ++b) rows_[static_cast<size_t>(rows[b])] = Row{next_ + b, L, static_cast<int64_t>(req_[next_ + b].prompt.size())};
     next_ += k;
     const at::Device device = valid_.device();
     const ModelConfig& c = model_.config();
     KVCache prompt_cache(model_.n_layer_held(), B, c.n_kv_head, L, c.d_head, model_.options());
     ForwardArgs a;
-    a.tokens = tokens.to(device);
-    a.positions = positions.to(device);
-    a.key_valid = padded ? key_valid.to(device) : at::Tensor();
+    a.tokens = in.tokens.to(device);
+    a.positions = in.positions.to(device);
+    const at::Tensor key_valid = in.key_valid.to(device);
+    a.key_valid = in.padded ? key_valid : at::Tensor();
     a.prompt_end = L;
     a.cache = &prompt_cache;
     a.hooks = hooks_;
@@ -135,7 +118,7 @@ class ContinuousBatch {
     const at::Tensor index = long_tensor(rows, device);
     cache_->put_rows(index, prompt_cache);
     valid_.index_fill_(0, index, false);
-    valid_.narrow(1, 0, L).index_copy_(0, index, key_valid.to(device));
+    valid_.narrow(1, 0, L).index_copy_(0, index, key_valid);
     take(logits, rows);
   }
 

@@ -148,7 +148,7 @@ std::vector<int64_t> force_close(const Config& c, const TaskEnv& env, const std:
   if (more.empty()) return forced;
   GenerateOptions gen = generate_options(c, env.model);
   gen.max_new_tokens = c.steer.force_close_tokens;
-  const std::vector<GenerateResult> tails = generate_continuous(*env.model.model, more, gen, &hooks, {.max_rows = c.generate.batch_size});
+  const std::vector<GenerateResult> tails = generate_continuous(*env.model.model, more, gen, &hooks, {.max_rows = c.generate.batch_size, .on_done = {}, .admit = {}});
   hooks.clear_records();
   for (size_t j = 0; j < which.size(); ++j) {
     GenerateResult& g = results[which[j]];
@@ -221,7 +221,7 @@ bool run_task(const Config& cfg, Runtime& rt, const SweepPoint& p, const TaskEnv
     const size_t begin = static_cast<size_t>(b * per_round), end = std::min(mine.size(), begin + static_cast<size_t>(per_round));
     for (size_t k = begin; k < end; ++k)
       batch.push_back({ids[static_cast<size_t>(mine[k])], stream_id_of(prompts[static_cast<size_t>(mine[k])].id)});
-    std::vector<GenerateResult> results = generate_continuous(*env.model.model, batch, gen, &hooks, {.max_rows = bs});
+    std::vector<GenerateResult> results = generate_continuous(*env.model.model, batch, gen, &hooks, {.max_rows = bs, .on_done = {}, .admit = {}});
     hooks.clear_records();
     std::vector<std::string> batch_ids;
     for (size_t k = begin; k < end; ++k) batch_ids.push_back(prompts[static_cast<size_t>(mine[k])].id);

@@ -207,7 +207,7 @@ TEST_P(Parity, ContinuousBatchingEqualsOneByOne) {
     for (GenerateOptions opt : {greedy, sampled}) {
       opt.eos_ids = {generate_batch(*model_, {reqs[0]}, opt, hooks)[0].tokens[2]};  // request 0 ends early, others later or at the cap
       std::vector<size_t> done_order;
-      const auto together = generate_continuous(*model_, reqs, opt, hooks, {.max_rows = 2, .on_done = [&](size_t i, const GenerateResult&) { done_order.push_back(i); }});
+      const auto together = generate_continuous(*model_, reqs, opt, hooks, {.max_rows = 2, .on_done = [&](size_t i, const GenerateResult&) { done_order.push_back(i); }, .admit = {}});
       ASSERT_EQ(together.size(), reqs.size());
       EXPECT_EQ(done_order.size(), reqs.size());
       bool mixed = false;
