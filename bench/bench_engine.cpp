@@ -55,6 +55,7 @@
 #include <vector>
 
 #include "core/allocator.h"
+#include "plain_read.h"
 #include "model/generate.h"
 #include "model/hooks.h"
 #include "model/kv_cache.h"
@@ -471,54 +472,6 @@ std::string decode_json(int64_t B, const DecodeRun& r) {
          ",\"decode_cpu_s\":" + fmt(r.decode_cpu_s) + ",\"tokens\":" + tokens_json(r.tokens) + "}";
 }
 
-// The machine's attainable read bandwidth for this process: a plain read of a buffer of `mb` MiB (64-byte
-// vector loads summed into 8 independent accumulators; AVX-512 where the CPU has it, as the decode kernel
-// uses), split over the same threads as the engine (at::parallel_for; this file is compiled with -fopenmp); the
-// best of `reps` passes after one that faults the pages in. The buffer should be several times the weights so
-// that no cache level holds it.
-__attribute__((target("avx512f"))) uint64_t sum_avx512(const uint64_t* p, int64_t words) {
-  __m512i acc[8];
-  for (auto& a : acc) a = _mm512_setzero_si512();
-  for (int64_t i = 0; i + 64 <= words; i += 64)
-    for (int k = 0; k < 8; ++k) acc[k] = _mm512_add_epi64(acc[k], _mm512_loadu_si512(p + i + 8 * k));
-  for (int k = 1; k < 8; ++k) acc[0] = _mm512_add_epi64(acc[0], acc[k]);
-  alignas(64) uint64_t lanes[8];
-  _mm512_store_si512(lanes, acc[0]);
-  uint64_t t = 0;
-  for (uint64_t x : lanes) t += x;
-  return t;
-}
-uint64_t sum_plain(const uint64_t* p, int64_t words) {
-  uint64_t acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  for (int64_t i = 0; i + 8 <= words; i += 8)
-    for (int k = 0; k < 8; ++k) acc[k] += p[i + k];
-  uint64_t t = 0;
-  for (uint64_t x : acc) t += x;
-  return t;
-}
-
-std::string read_bandwidth(int64_t mb, int reps) {
-  const int64_t n = (mb << 20) / 8 / 64 * 64;
-  std::vector<uint64_t> buf(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) buf[static_cast<size_t>(i)] = static_cast<uint64_t>(i);
-  const bool avx512 = __builtin_cpu_supports("avx512f");
-  double best = 0.0;
-  uint64_t check = 0;
-  for (int r = 0; r <= reps; ++r) {
-    std::vector<uint64_t> sums(static_cast<size_t>(at::get_num_threads()) + 1, 0);
-    const auto t0 = Clock::now();
-    at::parallel_for(0, n / 64, 1 << 10, [&](int64_t b, int64_t e) {
-      const uint64_t* p = buf.data() + b * 64;
-      sums[static_cast<size_t>(at::get_thread_num())] += avx512 ? sum_avx512(p, (e - b) * 64) : sum_plain(p, (e - b) * 64);
-    });
-    const double secs = seconds_since(t0);
-    for (uint64_t x : sums) check += x;
-    if (r > 0) best = std::max(best, static_cast<double>(n * 8) / secs / 1e9);
-  }
-  return "{\"gb_s\":" + fmt(best) + ",\"bytes\":" + std::to_string(n * 8) + ",\"vector\":\"" + (avx512 ? "avx512" : "scalar") +
-         "\",\"check\":" + std::to_string(check % 1000) + "}";
-}
-
 int serve(Bench& bench, const Args& a, const std::string& header) {
   std::cout << header << ",\"ready\":true}" << std::endl;
   std::string line;
@@ -530,7 +483,7 @@ int serve(Bench& bench, const Args& a, const std::string& header) {
       if (cmd == "quit") break;
       if (cmd == "prefill" && (arg == "record" || arg == "nohook")) std::cout << prefill_json(bench.prefill(arg == "record")) << std::endl;
       else if (cmd == "decode") std::cout << decode_json(std::stoll(arg), bench.decode(std::stoll(arg))) << std::endl;
-      else if (cmd == "bandwidth") std::cout << read_bandwidth(std::stoll(arg), 3) << std::endl;  // bandwidth MB
+      else if (cmd == "bandwidth") std::cout << plain_read::read_bandwidth(std::stoll(arg), 3) << std::endl;  // bandwidth MB
       else if (cmd == "profile") {  // profile STEPS [B] (decode) | profile prefill STEPS
         if (arg == "prefill") {
           int64_t steps = 3;
