@@ -41,10 +41,20 @@ bool cpu_has_avx512_bf16() {
   return has;
 }
 
+// Asks for the cache line at byte offset `at` of each of the next block's R weight rows (row stride `stride`
+// bytes): one step covers 64 bytes of a row in either dtype, so the next block arrives while this one is
+// computed. Without it the 2nd and later groups of x rows (weights from L1) leave the memory idle.
+template <int R>
+__attribute__((always_inline)) inline void prefetch_lines(const char* next, int64_t stride, int64_t at) {
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) __builtin_prefetch(next + r * stride + at, 0, 3);
+}
+
 // One k step of a block: R weight vectors, then each x row against all of them; MASKED: the tail of K.
 template <int M, int R, bool MASKED>
 __attribute__((target("avx512f"), always_inline)) inline void step_f32(const float* x, int64_t K, const float* w, int64_t n, int64_t k, __mmask16 mask,
-                                                                       __m512 (&acc)[R][M]) {
+                                                                       const char* pf, __m512 (&acc)[R][M]) {
+  if (pf != nullptr) prefetch_lines<R>(pf, K * 4, k * 4);
   __m512 wv[R];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) wv[r] = MASKED ? _mm512_maskz_loadu_ps(mask, w + (n + r) * K + k) : _mm512_loadu_ps(w + (n + r) * K + k);
@@ -57,7 +67,9 @@ __attribute__((target("avx512f"), always_inline)) inline void step_f32(const flo
 }
 template <int M, int R, bool MASKED>
 __attribute__((target("avx512f,avx512bw,avx512bf16"), always_inline)) inline void step_bf16(const uint16_t* x, int64_t K, const uint16_t* w, int64_t n,
-                                                                                            int64_t k, __mmask32 mask, __m512 (&acc)[R][M]) {
+                                                                                            int64_t k, __mmask32 mask, const char* pf,
+                                                                                            __m512 (&acc)[R][M]) {
+  if (pf != nullptr) prefetch_lines<R>(pf, K * 2, k * 2);
   __m512bh wv[R];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
@@ -74,15 +86,15 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"), always_inline)) inline voi
 // loop below has a trip count known at compile time and is unrolled), k in steps of 16, the tail masked.
 template <int M, int R>
 __attribute__((target("avx512f"), always_inline)) inline void block_f32(const float* x, int64_t K, const float* w, int64_t n, const float* bias,
-                                                                        float* y, int64_t N) {
+                                                                        float* y, int64_t N, const char* pf) {
   const int64_t K16 = K & ~int64_t{15};
   __m512 acc[R][M];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
     for (int m = 0; m < M; ++m) acc[r][m] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < K16; k += 16) step_f32<M, R, false>(x, K, w, n, k, 0, acc);
-  if (K16 < K) step_f32<M, R, true>(x, K, w, n, K16, static_cast<__mmask16>((1u << (K - K16)) - 1u), acc);
+  for (int64_t k = 0; k < K16; k += 16) step_f32<M, R, false>(x, K, w, n, k, 0, pf, acc);
+  if (K16 < K) step_f32<M, R, true>(x, K, w, n, K16, static_cast<__mmask16>((1u << (K - K16)) - 1u), pf, acc);
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
@@ -93,15 +105,16 @@ __attribute__((target("avx512f"), always_inline)) inline void block_f32(const fl
 // lanes; the sum (plus the bias, in fp32) is rounded to bf16 once.
 template <int M, int R>
 __attribute__((target("avx512f,avx512bw,avx512bf16"), always_inline)) inline void block_bf16(const uint16_t* x, int64_t K, const uint16_t* w, int64_t n,
-                                                                                             const uint16_t* bias, uint16_t* y, int64_t N) {
+                                                                                             const uint16_t* bias, uint16_t* y, int64_t N,
+                                                                                             const char* pf) {
   const int64_t K32 = K & ~int64_t{31};
   __m512 acc[R][M];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
     for (int m = 0; m < M; ++m) acc[r][m] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < K32; k += 32) step_bf16<M, R, false>(x, K, w, n, k, 0, acc);
-  if (K32 < K) step_bf16<M, R, true>(x, K, w, n, K32, static_cast<__mmask32>((1u << (K - K32)) - 1u), acc);
+  for (int64_t k = 0; k < K32; k += 32) step_bf16<M, R, false>(x, K, w, n, k, 0, pf, acc);
+  if (K32 < K) step_bf16<M, R, true>(x, K, w, n, K32, static_cast<__mmask32>((1u << (K - K32)) - 1u), pf, acc);
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
@@ -119,12 +132,15 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"), always_inline)) inline voi
 template <int R>
 __attribute__((target("avx512f"))) void groups_f32(const float* x, int64_t M, int64_t K, const float* w, int64_t n, const float* bias, float* y,
                                                    int64_t N) {
+  // The first group streams this block from memory and prefetches the next one (rows n + R on: past the end of
+  // w a prefetch is only a hint, never a fault).
+  const char* next = reinterpret_cast<const char*>(w + (n + R) * K);
   int64_t m = 0;
-  for (; m + 4 <= M; m += 4) block_f32<4, R>(x + m * K, K, w, n, bias, y + m * N, N);
+  for (; m + 4 <= M; m += 4) block_f32<4, R>(x + m * K, K, w, n, bias, y + m * N, N, m == 0 ? next : nullptr);
   switch (M - m) {
-    case 3: block_f32<3, R>(x + m * K, K, w, n, bias, y + m * N, N); break;
-    case 2: block_f32<2, R>(x + m * K, K, w, n, bias, y + m * N, N); break;
-    case 1: block_f32<1, R>(x + m * K, K, w, n, bias, y + m * N, N); break;
+    case 3: block_f32<3, R>(x + m * K, K, w, n, bias, y + m * N, N, m == 0 ? next : nullptr); break;
+    case 2: block_f32<2, R>(x + m * K, K, w, n, bias, y + m * N, N, m == 0 ? next : nullptr); break;
+    case 1: block_f32<1, R>(x + m * K, K, w, n, bias, y + m * N, N, m == 0 ? next : nullptr); break;
     default: break;
   }
 }
@@ -138,12 +154,15 @@ __attribute__((target("avx512f"))) void rows_f32(const float* x, int64_t M, int6
 template <int R>
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void groups_bf16(const uint16_t* x, int64_t M, int64_t K, const uint16_t* w, int64_t n,
                                                                          const uint16_t* bias, uint16_t* y, int64_t N) {
+  // The first group streams this block from memory and prefetches the next one (rows n + R on: past the end of
+  // w a prefetch is only a hint, never a fault).
+  const char* next = reinterpret_cast<const char*>(w + (n + R) * K);
   int64_t m = 0;
-  for (; m + 4 <= M; m += 4) block_bf16<4, R>(x + m * K, K, w, n, bias, y + m * N, N);
+  for (; m + 4 <= M; m += 4) block_bf16<4, R>(x + m * K, K, w, n, bias, y + m * N, N, m == 0 ? next : nullptr);
   switch (M - m) {
-    case 3: block_bf16<3, R>(x + m * K, K, w, n, bias, y + m * N, N); break;
-    case 2: block_bf16<2, R>(x + m * K, K, w, n, bias, y + m * N, N); break;
-    case 1: block_bf16<1, R>(x + m * K, K, w, n, bias, y + m * N, N); break;
+    case 3: block_bf16<3, R>(x + m * K, K, w, n, bias, y + m * N, N, m == 0 ? next : nullptr); break;
+    case 2: block_bf16<2, R>(x + m * K, K, w, n, bias, y + m * N, N, m == 0 ? next : nullptr); break;
+    case 1: block_bf16<1, R>(x + m * K, K, w, n, bias, y + m * N, N, m == 0 ? next : nullptr); break;
     default: break;
   }
 }

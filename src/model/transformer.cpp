@@ -42,6 +42,21 @@ at::Tensor rotate_half(const at::Tensor& x) {
 // x: [B, T, n, E]; cos, sin: [B, T, 1, E]
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) { return x * cos + rotate_half(x) * sin; }
 
+// softmax(q kᵀ / √E + mask) v through torch's SDPA. A few bf16 queries on the CPU go through it in fp32: torch's
+// bf16 CPU kernel costs 0.6 ms a call at a batch-8 decode step against 0.1 ms in fp32 (bench_engine --profile;
+// docs/architecture.md "Decode kernels"), and the casts of q, k and v are small there. The result is rounded to
+// bf16 once, as the bf16 kernel's fp32 accumulation is.
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, bool causal, bool gqa) {
+  constexpr int64_t SMALL_T = 16;
+  const std::optional<at::Tensor> m = mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt;
+  if (q.device().is_cpu() && q.scalar_type() == at::kBFloat16 && q.size(2) <= SMALL_T) {
+    const std::optional<at::Tensor> mf = m && m->is_floating_point() ? std::optional<at::Tensor>(m->to(at::kFloat)) : m;
+    return at::scaled_dot_product_attention(q.to(at::kFloat), k.to(at::kFloat), v.to(at::kFloat), mf, 0.0, causal, std::nullopt, gqa)
+        .to(at::kBFloat16);
+  }
+  return at::scaled_dot_product_attention(q, k, v, m, /*dropout_p=*/0.0, /*is_causal=*/causal, /*scale=*/std::nullopt, /*enable_gqa=*/gqa);
+}
+
 }  // namespace
 
 Transformer::Transformer(ModelWeights weights) : w_(std::move(weights)) {
@@ -80,9 +95,7 @@ at::Tensor Transformer::attention(int64_t il, const at::Tensor& x, const Forward
   if (a.cache != nullptr)
     std::tie(k, v) = a.row_slots.defined() ? a.cache->update_rows(il, a.row_slots, a.slot_start + 1, k, v)
                                            : a.cache->update(il, a.slot_start, k, v);  // [B, K, S, E]
-  at::Tensor z = at::scaled_dot_product_attention(q, k, v, mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt,
-                                                  /*dropout_p=*/0.0, /*is_causal=*/causal, /*scale=*/std::nullopt,
-                                                  /*enable_gqa=*/K != H);  // [B, H, T, E]
+  at::Tensor z = attend(q, k, v, mask, causal, K != H);  // [B, H, T, E]
   z = hook(a.hooks, HookSite::ATTN_Z, w_.layer_begin + il, z.transpose(1, 2), ctx);  // [B, T, H, E]
   return ts::linear(z.reshape({B, T, H * E}), lw.w_o, lw.b_o);                      // [B, T, D]
 }
