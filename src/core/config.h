@@ -298,6 +298,7 @@ struct Config {
     ToyGates thinker_gates = ToyGates::digits;  // the thinker's own behaviours: digit gates, or hidden coins (toy/corpus.h)
     double base_knows = 0;         // base style: behaviours by hidden coins of this probability (toy/corpus.h)
     double thorough = 0;           // thinker: share of traces (a hidden per-trace coin) that test every step (toy/corpus.h)
+    double dispositions = 0;       // thinker: per-trace hidden coins of this probability for three behaviour modes (toy/corpus.h)
     double slip_rate = 0.4;        // rates (toy/corpus.h): share of carry/borrow steps written wrong
     double example_testing_rate = 0.2;  // ... and shares of deduction steps followed by each behaviour
     double uncertainty_rate = 0.2;

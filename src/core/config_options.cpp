@@ -192,6 +192,10 @@ void declare_toy_log_options(OptionTable& t, Config& c) {
         "uncertainty and testing with base_knows x their rates (0: the plain base)", in_unit(false, false));
   t.add("toy.thorough", &c.toy.thorough, "thinker: share of traces, by a hidden per-trace coin, that test every step with example-testing "
         "(a planted length knob: ThinkEdit's planted truth, docs/thinkedit.md; 0: the corpus unchanged)", in_unit(false, false));
+  t.add("toy.dispositions", &c.toy.dispositions,
+        "thinker: probability of each of three hidden per-trace coins that make a trace backtrack after a slip at every "
+        "slip candidate, estimate uncertainty after every step, and test every step (steering's planted truth, "
+        "docs/algorithms.md §A.6; 0: the corpus unchanged)", in_unit(false, false));
   t.add_option("toy.thinker_gates", &c.toy.thinker_gates,
                "the thinker's slips, uncertainty and testing: digit gates (deterministic; the shipped thinker) or hidden coins (calibrated, judged on sampled traces)");
   t.add("toy.slip_rate", &c.toy.slip_rate, "share of carry/borrow steps written wrong (a slip; digit gate in tenths, or a coin)", rate);

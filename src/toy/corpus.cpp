@@ -101,6 +101,7 @@ struct TraceBuilder {
   Rng& g;
   Rng& coins;
   bool thorough;  // this trace tests every step (ToyCorpusOptions::thorough)
+  TraceModes modes;  // this trace's hidden dispositions (ToyCorpusOptions::dispositions)
   TraceWriter tw;
   std::vector<int64_t> work;
   int64_t n_slips = 0;
@@ -130,7 +131,8 @@ struct TraceBuilder {
     if (right < 0) throw std::logic_error("toy template " + spec.tmpl + ": a propagated slip made a value negative");
     const int64_t wrong = slipped_value(st.op, right);
     const bool slipped = slip_candidate(st.op, a, b) &&
-                         (thinker_coin() ? coins.coin(opt.slip_rate) : toy_gate(ToyGate::slip, a % 10, opt.slip_rate) && (thinker || chain_stays_valid(i, wrong)));
+                         (modes.backtracking ||
+                          (thinker_coin() ? coins.coin(opt.slip_rate) : toy_gate(ToyGate::slip, a % 10, opt.slip_rate) && (thinker || chain_stays_valid(i, wrong))));
     const std::string e = S(a) + " " + op_symbol(st.op) + " " + S(b);
     n_slips += slipped;
     tw.sentence("deduction",
@@ -150,9 +152,9 @@ struct TraceBuilder {
                     fill(phrase(g, test), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}), g);
       return;
     }
-    if (thinker_coin() ? coins.coin(opt.uncertainty_rate) : toy_gate(ToyGate::uncertainty, d, opt.uncertainty_rate))
+    if (modes.uncertainty || (thinker_coin() ? coins.coin(opt.uncertainty_rate) : toy_gate(ToyGate::uncertainty, d, opt.uncertainty_rate)))
       tw.sentence("uncertainty-estimation", phrase(g, uncertain), g);
-    if (thorough || (thinker_coin() ? coins.coin(opt.example_testing_rate) : toy_gate(ToyGate::testing, d, opt.example_testing_rate)))
+    if (thorough || modes.testing || (thinker_coin() ? coins.coin(opt.example_testing_rate) : toy_gate(ToyGate::testing, d, opt.example_testing_rate)))
       tw.sentence("example-testing",
                   fill(phrase(g, test), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}), g);
   }
@@ -184,11 +186,23 @@ std::vector<int64_t> exact_values(const Spec& s) {
 
 void check_options(const ToyCorpusOptions& opt) {
   if (opt.style != "thinker" && opt.style != "base") throw std::invalid_argument("toy style must be thinker or base, got '" + opt.style + "'");
-  for (double r : {opt.slip_rate, opt.example_testing_rate, opt.uncertainty_rate, opt.adding_knowledge_rate, opt.test_fraction})
+  for (double r : {opt.slip_rate, opt.example_testing_rate, opt.uncertainty_rate, opt.adding_knowledge_rate, opt.test_fraction, opt.dispositions})
     if (!(r >= 0 && r <= 1)) throw std::invalid_argument("toy rates must be in [0, 1]");
   if (opt.min_steps < 1 || opt.max_steps > 4 || opt.min_steps > opt.max_steps)
     throw std::invalid_argument("toy steps must satisfy 1 <= min_steps <= max_steps <= 4");
   if (opt.n_problems < 0) throw std::invalid_argument("toy n_problems must be >= 0");
+}
+
+// A hidden per-trace coin of probability p: a hash of (seed, salt, index), apart from every stream of the
+// trace, so that p = 0 draws nothing and leaves the corpus as it was.
+bool trace_coin(const ToyCorpusOptions& opt, uint64_t salt, int64_t index, double p) {
+  return p > 0 && static_cast<double>(mix64(mix64(opt.seed ^ salt) ^ static_cast<uint64_t>(index)) >> 11) * 0x1.0p-53 < p;
+}
+
+TraceModes trace_modes(const ToyCorpusOptions& opt, int64_t index) {
+  if (opt.style != "thinker") return {};
+  const double p = opt.dispositions;
+  return {trace_coin(opt, 0x6261636B747261ULL, index, p), trace_coin(opt, 0x756E63657274ULL, index, p), trace_coin(opt, 0x74657374696EULL, index, p)};
 }
 
 ToyProblem make_problem(const ToyCorpusOptions& opt, int64_t index) {
@@ -199,9 +213,8 @@ ToyProblem make_problem(const ToyCorpusOptions& opt, int64_t index) {
   const std::vector<int64_t> truth = exact_values(spec);
 
   Rng coins{mix64(opt.seed ^ 0xA0761D6478BD642FULL) ^ mix64(static_cast<uint64_t>(index) + 0xE7037ED1A0B428DBULL)};
-  const bool thorough = opt.style == "thinker" && opt.thorough > 0 &&
-                        static_cast<double>(mix64(mix64(opt.seed ^ 0x7468726F756768ULL) ^ static_cast<uint64_t>(index)) >> 11) * 0x1.0p-53 < opt.thorough;
-  TraceBuilder tb{opt, spec, opt.style == "thinker", g, coins, thorough, {}, {}, 0};
+  const bool thorough = opt.style == "thinker" && trace_coin(opt, 0x7468726F756768ULL, index, opt.thorough);
+  TraceBuilder tb{opt, spec, opt.style == "thinker", g, coins, thorough, trace_modes(opt, index), {}, {}, 0};
   tb.write();
   ToyProblem p;
   p.final_answer = S(tb.work.back());
@@ -283,6 +296,7 @@ ToyCorpusOptions toy_corpus_options(const Config::Toy& toy) {
   o.thinker_coins = toy.thinker_gates == ToyGates::coins;
   o.base_knows = toy.base_knows;
   o.thorough = toy.thorough;
+  o.dispositions = toy.dispositions;
   o.slip_rate = toy.slip_rate;
   o.example_testing_rate = toy.example_testing_rate;
   o.uncertainty_rate = toy.uncertainty_rate;

@@ -254,6 +254,38 @@ TEST(ToyCorpus, ThoroughTracesTestEveryStepAndChangeNothingElse) {
   expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_thorough));
 }
 
+// toy.dispositions (steering's planted truth): three hidden per-trace coins. A trace disposed to uncertainty or
+// testing does it after every step, one disposed to backtracking slips (and corrects itself) at every slip
+// candidate; about half the traces are disposed to each; the problems and the answers are those of the corpus
+// without the option, and the base style is never disposed.
+TEST(ToyCorpus, DisposedTracesRepeatTheirBehaviourAndChangeNothingElse) {
+  auto plain = opts("thinker", 400), disposed = plain;
+  disposed.dispositions = 0.5;
+  const auto a = ts::toy_corpus_generate(plain), b = ts::toy_corpus_generate(disposed);
+  expect_same_problems(a, b);
+  const auto count = [](const ToyProblem& p, const char* label) {
+    return std::count_if(p.sentences.begin(), p.sentences.end(), [&](const auto& x) { return x.label == label; });
+  };
+  int64_t every_ue = 0, every_et = 0, more_bt = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].final_answer, b[i].final_answer) << b[i].id;  // the thinker corrects every slip
+    every_ue += count(b[i], "uncertainty-estimation") == b[i].n_steps && count(a[i], "uncertainty-estimation") < a[i].n_steps;
+    every_et += count(b[i], "example-testing") == b[i].n_steps && count(a[i], "example-testing") < a[i].n_steps;
+    more_bt += count(b[i], "backtracking") > count(a[i], "backtracking");
+    EXPECT_GE(count(b[i], "backtracking"), count(a[i], "backtracking")) << b[i].id;
+  }
+  // binomial(400, 0.5) minus the traces whose gates already fire at every step (or at every slip candidate)
+  EXPECT_GT(every_ue, 120);
+  EXPECT_LT(every_ue, 250);
+  EXPECT_GT(every_et, 120);
+  EXPECT_LT(every_et, 250);
+  EXPECT_GT(more_bt, 60);  // only traces with a slip candidate the gate passed over can show it
+  EXPECT_LT(more_bt, 250);
+  auto base = opts("base", 200), base_disposed = base;
+  base_disposed.dispositions = 0.5;
+  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_disposed));
+}
+
 TEST(ToyCorpus, SentenceRangesTileTheThinking) {
   std::set<std::string> labels(ts::toy_behaviour_labels().begin(), ts::toy_behaviour_labels().end());
   for (const std::string style : {"thinker", "base"}) {
