@@ -17,21 +17,18 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh thinksteer
-# Open MPI refuses to run as root unless told; oversubscribe lets 2 ranks share a small machine; one
-# torch thread per rank keeps the ranks from stalling each other on 2 cores.
 if [[ $(id -u) -eq 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 export OMP_NUM_THREADS=1
 run_dir=runs/demo   # or the --run.dir given
 args=("$@")
 for ((i = 0; i + 1 < ${#args[@]}; i++)); do [[ ${args[i]} == --run.dir ]] && run_dir=${args[i+1]}; done
 start=$(date +%s)
-for stage in generate annotate collect vectors attribute steer sentences taxonomy titles; do
+scripts/steer_demo.sh "$@"   # generate ... steer, figures, the acceptance table
+for stage in sentences taxonomy titles; do
   mpiexec --oversubscribe -n 2 build/bin/thinksteer "$stage" --config configs/demo.ini --run.threads 1 \
           --sentences.reference "$run_dir/annotate/spans.h5" "$@"
 done
-.venv/bin/thinksteer-analysis figures "$run_dir"
-echo
-.venv/bin/thinksteer-analysis acceptance "$run_dir" || true
+.venv/bin/thinksteer-analysis figures "$run_dir"   # again: the taxonomy's figures
 echo
 .venv/bin/thinksteer-analysis taxonomy "$run_dir"
 echo

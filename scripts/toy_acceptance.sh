@@ -6,6 +6,8 @@
 # `[toy] seed = S` (the models were trained on seed 0's train split; seed 0's test split and every other
 # seed's problems are new to them). Runs land in runs/toy-accept/seed<S>/<style>.
 # Usage: scripts/toy_acceptance.sh [PROBLEM_SEED ...] [-- --section.key value ...]   (default seed: 0)
+#   TOY_THINKER=thinker-disposed scripts/toy_acceptance.sh 0 101   judges another thinker recipe of configs/toy/ (its
+#   [model] and [generate]: the disposed thinker is sampled) beside models/toy-base.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=()
@@ -15,15 +17,15 @@ while [[ $# -gt 0 && $1 != -- ]]; do seeds+=("$1"); shift; done
 scripts/build.sh thinksteer
 status=0
 for seed in "${seeds[@]}"; do
-  for style in thinker base; do
+  for style in "${TOY_THINKER:-thinker}" base; do
     dir=runs/toy-accept/seed$seed/$style
     build/bin/thinksteer generate --config configs/toy/$style.ini --toy.seed "$seed" --run.dir "$dir" "$@"
     build/bin/thinksteer toy eval --config configs/toy/$style.ini --toy.seed "$seed" --run.dir "$dir" "$@"
   done
-  .venv/bin/python - "$seed" <<'PY' || status=1
+  .venv/bin/python - "$seed" "${TOY_THINKER:-thinker}" <<'PY' || status=1
 import json, sys
-seed = sys.argv[1]
-r = {s: json.load(open(f"runs/toy-accept/seed{seed}/{s}/toy/eval.json")) for s in ("thinker", "base")}
+seed, thinker = sys.argv[1], sys.argv[2]
+r = {s: json.load(open(f"runs/toy-accept/seed{seed}/{d}/toy/eval.json")) for s, d in (("thinker", thinker), ("base", "base"))}
 print(f"problem seed {seed}")
 for s, e in r.items():
     print(f"{s:8} n={e['n']} closed={e['closed_rate']:.1%} parseable={e['parseable_rate']:.1%} accuracy={e['accuracy']:.1%} "
