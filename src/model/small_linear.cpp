@@ -5,12 +5,14 @@
 #include <c10/util/BFloat16.h>
 #include <immintrin.h>
 
-// GCC 12's _mm512_reduce_add_ps trips -Wmaybe-uninitialized inside its own header, and AVX-512 values in
+// GCC 12's _mm512_reduce_add_ps trips -W(maybe-)uninitialized inside its own header, and AVX-512 values in
 // functions with a target attribute trip -Wpsabi (no ABI crosses this file: every vector stays inside).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wpsabi"
 
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <type_traits>
@@ -173,6 +175,38 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void rows_bf16(const uint
   for (; n < n1; ++n) groups_bf16<1>(x, M, K, w, n, bias, y, N);
 }
 
+// One row of RMSNorm: fp32 sum of squares in 16 lanes (the tail masked), then y = w * round(x * r) in fp32 or bf16.
+__attribute__((target("avx512f"))) void rms_row_f32(const float* x, const float* w, float* y, int64_t D, float eps) {
+  __m512 acc = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= D; i += 16) {
+    const __m512 v = _mm512_loadu_ps(x + i);
+    acc = _mm512_fmadd_ps(v, v, acc);
+  }
+  const auto tail = static_cast<__mmask16>((1u << (D - i)) - 1u);
+  if (i < D) {
+    const __m512 v = _mm512_maskz_loadu_ps(tail, x + i);
+    acc = _mm512_fmadd_ps(v, v, acc);
+  }
+  const __m512 r = _mm512_set1_ps(1.0f / std::sqrt(_mm512_reduce_add_ps(acc) / static_cast<float>(D) + eps));
+  for (i = 0; i + 16 <= D; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(w + i), _mm512_mul_ps(_mm512_loadu_ps(x + i), r)));
+  if (i < D) _mm512_mask_storeu_ps(y + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, w + i), _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + i), r)));
+}
+
+float bf16_to_f32(uint16_t b) { return static_cast<float>(c10::BFloat16(b, c10::BFloat16::from_bits())); }
+uint16_t f32_to_bf16(float f) { return c10::BFloat16(f).x; }  // round to nearest even, as torch
+
+void rms_row_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, int64_t D, float eps) {
+  float ss = 0;
+  std::vector<float> xf(static_cast<size_t>(D));
+  for (int64_t i = 0; i < D; ++i) {
+    xf[static_cast<size_t>(i)] = bf16_to_f32(x[i]);
+    ss += xf[static_cast<size_t>(i)] * xf[static_cast<size_t>(i)];
+  }
+  const float r = 1.0f / std::sqrt(ss / static_cast<float>(D) + eps);
+  for (int64_t i = 0; i < D; ++i) y[i] = f32_to_bf16(bf16_to_f32(w[i]) * bf16_to_f32(f32_to_bf16(xf[static_cast<size_t>(i)] * r)));
+}
+
 int64_t rows_of(const at::Tensor& x) { return x.dim() == 0 || x.size(-1) == 0 ? 0 : x.numel() / x.size(-1); }
 
 }  // namespace
@@ -209,6 +243,25 @@ at::Tensor small_linear(const at::Tensor& x_in, const at::Tensor& w, const at::T
   std::vector<int64_t> shape(x_in.sizes().begin(), x_in.sizes().end());
   shape.back() = N;
   return y.view(shape);
+}
+
+bool small_rms_norm_applies(const at::Tensor& x, const at::Tensor& weight) {
+  return weight.dim() == 1 && x.dim() >= 1 && weight.size(0) == x.size(-1) && weight.is_contiguous() && weight.device().is_cpu() &&
+         !weight.requires_grad() && small_linear_applies(x, weight.view({1, -1}));
+}
+
+at::Tensor small_rms_norm(const at::Tensor& x_in, const at::Tensor& weight, double eps) {
+  const int64_t D = x_in.size(-1), M = rows_of(x_in);
+  const at::Tensor x = x_in.reshape({M, D}).contiguous();
+  at::Tensor y = at::empty({M, D}, x.options());
+  const auto e = static_cast<float>(eps);
+  for (int64_t m = 0; m < M; ++m) {
+    if (x.scalar_type() == at::kFloat) rms_row_f32(x.data_ptr<float>() + m * D, weight.data_ptr<float>(), y.data_ptr<float>() + m * D, D, e);
+    else
+      rms_row_bf16(reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>()) + m * D, reinterpret_cast<const uint16_t*>(weight.data_ptr<at::BFloat16>()),
+                   reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>()) + m * D, D, e);
+  }
+  return y.view(x_in.sizes());
 }
 
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {

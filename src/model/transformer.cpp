@@ -75,7 +75,8 @@ at::TensorOptions Transformer::options() const {
 }
 
 at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& weight) const {
-  // HF: normalise in fp32, cast back, then scale.
+  // HF: normalise in fp32, cast back, then scale (decode rows: one fused pass, model/small_linear.h).
+  if (small_rms_norm_applies(x, weight)) return small_rms_norm(x, weight, w_.config.rms_norm_eps);
   at::Tensor xf = x.to(at::kFloat);
   at::Tensor var = xf.pow(2).mean(-1, /*keepdim=*/true);
   return weight * (xf * at::rsqrt(var + w_.config.rms_norm_eps)).to(x.scalar_type());

@@ -72,3 +72,24 @@ TEST(SmallLinear, AppliesOnlyWhereItShould) {
   EXPECT_FALSE(small_linear_applies(at::zeros({1, 32}), w));
   small_linear_enable(true);
 }
+
+// The fused RMSNorm of the decode rows against HF's unfused form (normalise in fp32, round to x's dtype, scale).
+// Tolerances (symmetric): fp32 |y - ref| <= 1e-6 |ref| + 1e-7 (a sum of squares in another order moves r by a
+// few ulps); bf16: |y - ref| <= 2^-6 |ref|, two bf16 ulps (r a few fp32 ulps off can move the first rounding by
+// one bf16 ulp, the scale rounds again, and the result may cross into the next binade: measured 0.03125 at ~4).
+TEST(SmallRmsNorm, MatchesTheUnfusedForm) {
+  at::manual_seed(4);
+  for (at::ScalarType t : {at::kFloat, at::kBFloat16})
+    for (int64_t D : {16, 37, 768})
+      for (int64_t m : {1, 5, 16}) {
+        const at::Tensor x = (at::randn({m, D}) * 3).to(t), w = (at::randn({D}) + 1).to(t);
+        if (!small_rms_norm_applies(x, w)) continue;  // no AVX-512 (BF16) here: the forward keeps the unfused form
+        const at::Tensor xf = x.to(at::kFloat);
+        const at::Tensor ref = (w * (xf * at::rsqrt(xf.pow(2).mean(-1, true) + 1e-6)).to(t)).to(at::kDouble);
+        const at::Tensor y = small_rms_norm(x, w, 1e-6).to(at::kDouble);
+        const at::Tensor bound = t == at::kFloat ? 1e-6 * ref.abs() + 1e-7 : ref.abs() / 64;
+        EXPECT_TRUE((y - ref).abs().le(bound).all().item<bool>()) << at::toString(t) << " D " << D << " rows " << m << " max excess "
+                                                                  << ((y - ref).abs() - bound).max().item<double>() << " max diff " << (y - ref).abs().max().item<double>();
+        EXPECT_TRUE(small_rms_norm(x.narrow(0, 0, 1), w, 1e-6).equal(small_rms_norm(x, w, 1e-6).narrow(0, 0, 1)));  // a row alone = in a batch
+      }
+}
