@@ -194,7 +194,7 @@ void declare_toy_log_options(OptionTable& t, Config& c) {
         "(a planted length knob: ThinkEdit's planted truth, docs/thinkedit.md; 0: the corpus unchanged)", in_unit(false, false));
   t.add("toy.dispositions", &c.toy.dispositions,
         "thinker: probability of each of three hidden per-trace coins that make a trace backtrack after a slip at every "
-        "slip candidate, estimate uncertainty after every step, and test every step (steering's planted truth, "
+        "slip candidate, estimate uncertainty after every step, and test every step (an experiment toward steering's planted truth, "
         "docs/algorithms.md §A.6; 0: the corpus unchanged)", in_unit(false, false));
   t.add_option("toy.thinker_gates", &c.toy.thinker_gates,
                "the thinker's slips, uncertainty and testing: digit gates (deterministic; the shipped thinker) or hidden coins (calibrated, judged on sampled traces)");

@@ -94,14 +94,14 @@ struct ToyCorpusOptions {
   // its thinking is longer by one sentence per step: a latent length knob that no text of the problem
   // predicts (ThinkEdit's planted truth, docs/thinkedit.md).
   double thorough = 0;
-  // Thinker style: the dispositions, steering's planted truth (docs/algorithms.md §A.6 "The disposed
-  // thinker"). Per trace, three hidden coins of this probability, each drawn like `thorough` apart from
-  // every stream, make the trace disposed to backtracking (it slips, then corrects itself, at every slip
-  // candidate), to uncertainty-estimation (after every step) and to example-testing (after every step).
-  // A trace that is not disposed to a behaviour follows the digit gates for it. Whether a trace is
-  // disposed is a mode no text of the problem predicts, revealed only by the trace's own sentences, so
-  // the thinker must carry it, and a push along the behaviour's direction can turn it. 0: the corpus
-  // unchanged.
+  // Thinker style: the dispositions, an experiment toward steering's planted truth (docs/algorithms.md
+  // §A.6 "The disposed thinker"). Per trace, three hidden coins of this probability, each drawn like
+  // `thorough` apart from every stream, make the trace disposed to backtracking (it slips, then corrects
+  // itself, at every slip candidate), to uncertainty-estimation (after every step) and to example-testing
+  // (after every step). A trace that is not disposed to a behaviour follows the digit gates for it.
+  // Whether a trace is disposed is a mode no text of the problem predicts, revealed only by the trace's
+  // own sentences, so the thinker must carry it, and a push along the behaviour's direction can turn it.
+  // 0: the corpus unchanged.
   double dispositions = 0;
   // Digit-gate rates (see the file comment): of slip candidates, and of deduction steps.
   double slip_rate = 0.4;
