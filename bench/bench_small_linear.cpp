@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
       std::printf("%-6s: the kernel does not apply on this CPU\n", dt == at::kFloat ? "fp32" : "bf16");
       continue;
     }
-    for (int64_t m : {1, 4, 8, 16}) {
+    for (int64_t m : {int64_t{1}, int64_t{4}, int64_t{8}, int64_t{16}, int64_t{32}, int64_t{64}}) {
       const at::Tensor x = at::randn({m, 768}).to(dt), xw = at::randn({m, 2048}).to(dt);
       for (size_t i = 0; i < kShapes.size(); ++i) {  // same results first (fp32: 1e-3 of the magnitudes; bf16: a few bf16 steps)
         const at::Tensor& xi = kShapes[i].k == 768 ? x : xw;

@@ -217,7 +217,8 @@ bool small_linear_applies(const at::Tensor& x, const at::Tensor& w) {
   if (!enabled() || !x.device().is_cpu() || w.dim() != 2 || !w.is_contiguous() || x.scalar_type() != w.scalar_type() || x.size(-1) != w.size(1))
     return false;
   const int64_t m = rows_of(x);
-  if (m < 1 || m > SMALL_LINEAR_MAX_ROWS || x.requires_grad() || w.requires_grad()) return false;
+  const int64_t max_rows = x.scalar_type() == at::kBFloat16 ? SMALL_LINEAR_MAX_ROWS_BF16 : SMALL_LINEAR_MAX_ROWS;
+  if (m < 1 || m > max_rows || x.requires_grad() || w.requires_grad()) return false;
   if (x.scalar_type() == at::kFloat) return cpu_has_avx512();
   return x.scalar_type() == at::kBFloat16 && cpu_has_avx512_bf16();
 }

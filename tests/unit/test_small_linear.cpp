@@ -54,17 +54,18 @@ TEST(SmallLinear, Bfloat16MatchesFloat64OfTheSameValues) {
 TEST(SmallLinear, ARowIsTheSameAloneAndInABatch) {
   if (!have_kernel(at::kFloat)) GTEST_SKIP() << "no AVX-512 on this CPU";
   at::manual_seed(2);
-  const at::Tensor x = at::randn({16, 300}), w = at::randn({257, 300}), b = at::randn({257});
+  const at::Tensor x = at::randn({SMALL_LINEAR_MAX_ROWS, 300}), w = at::randn({257, 300}), b = at::randn({257});
   const at::Tensor all = small_linear(x, w, b);
   const int threads = at::get_num_threads();
   at::set_num_threads(1);
-  for (int64_t m : {0, 5, 15}) EXPECT_TRUE(at::equal(small_linear(x.narrow(0, m, 1), w, b)[0], all[m])) << "row " << m;
+  for (int64_t m : {int64_t{0}, int64_t{5}, int64_t{15}, SMALL_LINEAR_MAX_ROWS - 1}) EXPECT_TRUE(at::equal(small_linear(x.narrow(0, m, 1), w, b)[0], all[m])) << "row " << m;
   at::set_num_threads(threads);
 }
 
 TEST(SmallLinear, AppliesOnlyWhereItShould) {
   const at::Tensor w = at::zeros({8, 32});
   EXPECT_FALSE(small_linear_applies(at::zeros({SMALL_LINEAR_MAX_ROWS + 1, 32}), w));  // a GEMM: at::linear
+  EXPECT_FALSE(small_linear_applies(at::zeros({SMALL_LINEAR_MAX_ROWS_BF16 + 1, 32}, at::kBFloat16), w.to(at::kBFloat16)));
   EXPECT_FALSE(small_linear_applies(at::zeros({1, 32}, at::kDouble), w.to(at::kDouble)));
   EXPECT_FALSE(small_linear_applies(at::zeros({1, 32}).requires_grad_(), w));  // autograd needs at::linear
   EXPECT_FALSE(small_linear_applies(at::zeros({1, 32}), at::zeros({32, 8}).t()));  // w not contiguous
