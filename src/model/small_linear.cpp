@@ -198,29 +198,30 @@ uint16_t f32_to_bf16(float f) { return c10::BFloat16(f).x; }  // round to neares
 
 void rms_row_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, int64_t D, float eps) {
   float ss = 0;
-  std::vector<float> xf(static_cast<size_t>(D));
-  for (int64_t i = 0; i < D; ++i) {
-    xf[static_cast<size_t>(i)] = bf16_to_f32(x[i]);
-    ss += xf[static_cast<size_t>(i)] * xf[static_cast<size_t>(i)];
-  }
+  for (int64_t i = 0; i < D; ++i) ss += bf16_to_f32(x[i]) * bf16_to_f32(x[i]);
   const float r = 1.0f / std::sqrt(ss / static_cast<float>(D) + eps);
-  for (int64_t i = 0; i < D; ++i) y[i] = f32_to_bf16(bf16_to_f32(w[i]) * bf16_to_f32(f32_to_bf16(xf[static_cast<size_t>(i)] * r)));
+  for (int64_t i = 0; i < D; ++i) y[i] = f32_to_bf16(bf16_to_f32(w[i]) * bf16_to_f32(f32_to_bf16(bf16_to_f32(x[i]) * r)));
 }
 
 int64_t rows_of(const at::Tensor& x) { return x.dim() == 0 || x.size(-1) == 0 ? 0 : x.numel() / x.size(-1); }
+
+// What both kernels ask of x and of the parameter p (w or the norm's weight): the switch on, CPU, the same
+// dtype, fp32 with AVX-512 or bf16 with AVX-512 BF16, at most the dtype's row limit, no autograd.
+bool kernel_takes(const at::Tensor& x, const at::Tensor& p) {
+  if (!enabled() || !x.device().is_cpu() || !p.device().is_cpu() || !p.is_contiguous() || x.scalar_type() != p.scalar_type()) return false;
+  const int64_t m = rows_of(x);
+  const int64_t max_rows = x.scalar_type() == at::kBFloat16 ? SMALL_LINEAR_MAX_ROWS_BF16 : SMALL_LINEAR_MAX_ROWS;
+  if (m < 1 || m > max_rows || x.requires_grad() || p.requires_grad()) return false;
+  if (x.scalar_type() == at::kFloat) return cpu_has_avx512();
+  return x.scalar_type() == at::kBFloat16 && cpu_has_avx512_bf16();
+}
 
 }  // namespace
 
 void small_linear_enable(bool on) { g_enabled.store(on ? 1 : 0, std::memory_order_relaxed); }
 
 bool small_linear_applies(const at::Tensor& x, const at::Tensor& w) {
-  if (!enabled() || !x.device().is_cpu() || w.dim() != 2 || !w.is_contiguous() || x.scalar_type() != w.scalar_type() || x.size(-1) != w.size(1))
-    return false;
-  const int64_t m = rows_of(x);
-  const int64_t max_rows = x.scalar_type() == at::kBFloat16 ? SMALL_LINEAR_MAX_ROWS_BF16 : SMALL_LINEAR_MAX_ROWS;
-  if (m < 1 || m > max_rows || x.requires_grad() || w.requires_grad()) return false;
-  if (x.scalar_type() == at::kFloat) return cpu_has_avx512();
-  return x.scalar_type() == at::kBFloat16 && cpu_has_avx512_bf16();
+  return w.dim() == 2 && x.dim() >= 1 && x.size(-1) == w.size(1) && kernel_takes(x, w);
 }
 
 at::Tensor small_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tensor& b) {
@@ -247,8 +248,7 @@ at::Tensor small_linear(const at::Tensor& x_in, const at::Tensor& w, const at::T
 }
 
 bool small_rms_norm_applies(const at::Tensor& x, const at::Tensor& weight) {
-  return weight.dim() == 1 && x.dim() >= 1 && weight.size(0) == x.size(-1) && weight.is_contiguous() && weight.device().is_cpu() &&
-         !weight.requires_grad() && small_linear_applies(x, weight.view({1, -1}));
+  return weight.dim() == 1 && x.dim() >= 1 && weight.size(0) == x.size(-1) && kernel_takes(x, weight);
 }
 
 at::Tensor small_rms_norm(const at::Tensor& x_in, const at::Tensor& weight, double eps) {
