@@ -17,6 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh thinksteer
+# MPI as root, one torch thread per rank: as in scripts/steer_demo.sh, for the stages run here after it.
 if [[ $(id -u) -eq 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 export OMP_NUM_THREADS=1
 run_dir=runs/demo   # or the --run.dir given
