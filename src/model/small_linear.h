@@ -19,15 +19,14 @@
 
 namespace ts {
 
-// The most rows the kernel takes, per dtype; more go to at::linear. fp32: 64, since MKL's fp32 GEMM on this
-// project's AMD CPU reads W at 5-7 GB/s at 32-64 rows and the kernel is 2.3-2.4x faster there (batched decode at
-// batch 32 ran slower than at batch 8 before); bf16: 16, since oneDNN's bf16 GEMM is as fast from 32 rows on
-// (bench/bench_small_linear, bench/README.md "The decode kernel").
+// The most rows the kernel takes; more go to at::linear. On this project's AMD CPU (bench/bench_small_linear,
+// bench/README.md "The decode kernel") MKL's fp32 GEMM reads W at 5-7 GB/s from 17 to 64 rows and the kernel is
+// 2.3-3x faster there (batched decode at batch 32 ran slower than at batch 8 before); oneDNN's bf16 GEMM is 1.2-1.5x
+// slower than the kernel at 32 rows and 1.1-1.3x at 64, once the kernel reduces a full block with a transpose tree.
 inline constexpr int64_t SMALL_LINEAR_MAX_ROWS = 64;
-inline constexpr int64_t SMALL_LINEAR_MAX_ROWS_BF16 = 16;
 
 // Whether small_linear handles (x, w): CPU, fp32 (any AVX-512 CPU) or bf16 (AVX-512 BF16), w [N, K]
-// contiguous, x [..., K] with at most SMALL_LINEAR_MAX_ROWS (bf16: SMALL_LINEAR_MAX_ROWS_BF16) rows, and the switch
+// contiguous, x [..., K] with at most SMALL_LINEAR_MAX_ROWS rows, and the switch
 // below on.
 bool small_linear_applies(const at::Tensor& x, const at::Tensor& w);
 
@@ -40,14 +39,17 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b 
 // HF's RMSNorm, weight * (x * rsqrt(mean(x^2) + eps)) with the normalisation in fp32 and rounded to x's dtype
 // before the scale, fused into one pass per row for the decode step (the unfused form is 6-8 torch ops, 25
 // times a token: 0.3 ms of a 10 ms fp32 step at batch 1, 0.8 ms of an 8 ms bf16 step at batch 8). Applies to the
-// same rows as small_linear (CPU, fp32 / bf16 with AVX-512 / AVX-512 BF16, at most SMALL_LINEAR_MAX_ROWS(_BF16) rows, no
+// same rows as small_linear (CPU, fp32 / bf16 with AVX-512 / AVX-512 BF16, at most SMALL_LINEAR_MAX_ROWS rows, no
 // autograd, x contiguous in its last dimension, weight [D] of x's dtype); each row alone, so the same bits in any
 // batch. The sum of squares is in fp32 in another order than torch's: within a few fp32 ulps of the unfused form.
 bool small_rms_norm_applies(const at::Tensor& x, const at::Tensor& weight);
 at::Tensor small_rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
-// On by default; THINKSTEER_SMALL_LINEAR=0 in the environment (read once) or this call turns both kernels off (the
-// benchmark's reference, a suspected kernel problem).
+// On by default; THINKSTEER_SMALL_LINEAR=0 in the environment (read once) or this call turns the decode kernels off
+// (these two and model/decode_attention.h: the benchmark's reference, a suspected kernel problem).
 void small_linear_enable(bool on);
+
+// Whether the decode kernels are on and this CPU has what `dtype` needs (fp32: AVX-512; bf16: AVX-512 BF16).
+bool decode_kernels_take(at::ScalarType dtype);
 
 }  // namespace ts

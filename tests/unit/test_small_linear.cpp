@@ -44,28 +44,33 @@ TEST(SmallLinear, Bfloat16MatchesFloat64OfTheSameValues) {
   if (!have_kernel(at::kBFloat16)) GTEST_SKIP() << "no AVX-512 BF16 on this CPU: the forward uses at::linear";
   at::manual_seed(1);
   for (int64_t K : {32, 45, 768})
-    for (int64_t m : {1, 3, 8, 16}) {
+    for (int64_t m : {1, 3, 8, 16, 41, 64}) {
       const auto bf = at::TensorOptions().dtype(at::kBFloat16);
       expect_close(at::randn({m, K}).to(bf), at::randn({50, K}).to(bf), at::randn({50}).to(bf), 1.0 / 256);
     }
 }
 
-// A row's result does not depend on the other rows or on the thread count: the same bits alone and in a batch.
+// A row's result does not depend on the other rows or on the thread count: the same bits alone and in a batch
+// (alone, its block's sums are reduced one at a time; in full blocks of 4 rows, by the transpose tree).
 TEST(SmallLinear, ARowIsTheSameAloneAndInABatch) {
-  if (!have_kernel(at::kFloat)) GTEST_SKIP() << "no AVX-512 on this CPU";
   at::manual_seed(2);
-  const at::Tensor x = at::randn({SMALL_LINEAR_MAX_ROWS, 300}), w = at::randn({257, 300}), b = at::randn({257});
-  const at::Tensor all = small_linear(x, w, b);
-  const int threads = at::get_num_threads();
-  at::set_num_threads(1);
-  for (int64_t m : {int64_t{0}, int64_t{5}, int64_t{15}, SMALL_LINEAR_MAX_ROWS - 1}) EXPECT_TRUE(at::equal(small_linear(x.narrow(0, m, 1), w, b)[0], all[m])) << "row " << m;
-  at::set_num_threads(threads);
+  for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
+    if (!have_kernel(t)) continue;
+    const int64_t rows = SMALL_LINEAR_MAX_ROWS;
+    const at::Tensor x = at::randn({rows, 300}).to(t), w = at::randn({257, 300}).to(t), b = at::randn({257}).to(t);
+    const at::Tensor all = small_linear(x, w, b);
+    const int threads = at::get_num_threads();
+    at::set_num_threads(1);
+    for (int64_t m : {int64_t{0}, int64_t{5}, int64_t{11}, rows - 1})
+      EXPECT_TRUE(at::equal(small_linear(x.narrow(0, m, 1), w, b)[0], all[m])) << at::toString(t) << " row " << m;
+    at::set_num_threads(threads);
+  }
 }
 
 TEST(SmallLinear, AppliesOnlyWhereItShould) {
   const at::Tensor w = at::zeros({8, 32});
   EXPECT_FALSE(small_linear_applies(at::zeros({SMALL_LINEAR_MAX_ROWS + 1, 32}), w));  // a GEMM: at::linear
-  EXPECT_FALSE(small_linear_applies(at::zeros({SMALL_LINEAR_MAX_ROWS_BF16 + 1, 32}, at::kBFloat16), w.to(at::kBFloat16)));
+  EXPECT_FALSE(small_linear_applies(at::zeros({SMALL_LINEAR_MAX_ROWS + 1, 32}, at::kBFloat16), w.to(at::kBFloat16)));
   EXPECT_FALSE(small_linear_applies(at::zeros({1, 32}, at::kDouble), w.to(at::kDouble)));
   EXPECT_FALSE(small_linear_applies(at::zeros({1, 32}).requires_grad_(), w));  // autograd needs at::linear
   EXPECT_FALSE(small_linear_applies(at::zeros({1, 32}), at::zeros({32, 8}).t()));  // w not contiguous

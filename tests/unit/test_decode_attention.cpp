@@ -1,0 +1,107 @@
+// The decode-step attention kernel (model/decode_attention.h) against a float64 softmax(q kᵀ / √E + mask) v of the
+// same values, and against torch's SDPA.
+// Tolerance (symmetric): |y - ref| <= 2e-5 * sum_j p_j |v_j| + 1e-7, where p are the reference weights: scores off by
+// a few fp32 ulps of sum |q_i k_i| / √E, the exponential by 2 ulps, and at most 200 weights summed in fp32 (200 *
+// 2^-24 = 1.2e-5 in the worst order); bf16 inputs are widened exactly for both, and the result rounds to bf16 once:
+// + 2^-8 |ref|.
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+
+#include "model/decode_attention.h"
+#include "model/small_linear.h"
+
+using namespace ts;
+
+namespace {
+
+// q [B, H, 1, E], k and v [B, K, S, E], visible [B, S] bool: float64 reference and sum_j p_j |v_j| per output.
+std::pair<at::Tensor, at::Tensor> reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& visible) {
+  const int64_t H = q.size(1), K = k.size(1);
+  const at::Tensor kd = k.to(at::kDouble).repeat_interleave(H / K, 1), vd = v.to(at::kDouble).repeat_interleave(H / K, 1);
+  at::Tensor scores = at::matmul(q.to(at::kDouble), kd.transpose(2, 3)) / std::sqrt(static_cast<double>(q.size(3)));  // [B, H, 1, S]
+  scores = scores.masked_fill(visible.logical_not().view({visible.size(0), 1, 1, -1}), -INFINITY);
+  const at::Tensor p = at::softmax(scores, -1);
+  return {at::matmul(p, vd), at::matmul(p, vd.abs())};
+}
+
+void expect_close(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, const at::Tensor& visible) {
+  ASSERT_TRUE(decode_attention_applies(q, k, v, mask, false));
+  const at::Tensor y = decode_attention(q, k, v, mask).to(at::kDouble);
+  const auto [ref, mag] = reference(q, k, v, visible);
+  const double rel = q.scalar_type() == at::kBFloat16 ? 1.0 / 256 : 0.0;
+  const at::Tensor bound = 2e-5 * mag + rel * ref.abs() + 1e-7;
+  EXPECT_TRUE((y - ref).abs().le(bound).all().item<bool>())
+      << at::toString(q.scalar_type()) << " q " << q.sizes() << " k " << k.sizes() << ": max |diff| " << (y - ref).abs().max().item<double>()
+      << ", max excess " << ((y - ref).abs() - bound).max().item<double>();
+}
+
+bool have_kernel(at::ScalarType t) { return decode_kernels_take(t); }
+
+}  // namespace
+
+// Strided views as the forward passes them: q a transpose of [B, 1, H+K, E], k and v the first S slots of a larger cache.
+TEST(DecodeAttention, MatchesFloat64WithAndWithoutAMask) {
+  at::manual_seed(0);
+  for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
+    if (!have_kernel(t)) continue;
+    for (int64_t E : {16, 48, 64, 128})
+      for (int64_t S : {1, 5, 37, 200}) {
+        const int64_t B = 3, H = 6, K = 2;
+        const at::Tensor q = (at::randn({B, 1, H + K, E}) * 2).to(t).narrow(2, 0, H).transpose(1, 2);
+        const at::Tensor k = at::randn({B, K, S + 7, E}).to(t).narrow(2, 0, S), v = at::randn({B, K, S + 7, E}).to(t).narrow(2, 0, S);
+        at::Tensor visible = at::rand({B, S}).lt(0.7);
+        visible.select(1, S - 1).fill_(true);  // the new token's own key, always visible
+        expect_close(q, k, v, at::Tensor(), at::ones({B, S}, at::kBool));
+        expect_close(q, k, v, visible.view({B, 1, 1, S}), visible);
+        expect_close(q, k, v, visible.narrow(0, 0, 1).view({1, 1, 1, S}), visible.narrow(0, 0, 1).expand({B, S}));
+      }
+  }
+}
+
+TEST(DecodeAttention, AgreesWithTorchSdpa) {
+  if (!have_kernel(at::kFloat)) GTEST_SKIP() << "no AVX-512 on this CPU: the forward uses torch's SDPA";
+  at::manual_seed(1);
+  const at::Tensor q = at::randn({4, 12, 1, 64}), k = at::randn({4, 2, 150, 64}), v = at::randn({4, 2, 150, 64});
+  const at::Tensor mask = at::rand({4, 1, 1, 150}).lt(0.8).logical_or(at::arange(150).eq(149));
+  const at::Tensor sdpa = at::scaled_dot_product_attention(q, k, v, mask, 0.0, false, std::nullopt, /*enable_gqa=*/true);
+  EXPECT_TRUE(at::allclose(decode_attention(q, k, v, mask), sdpa, 1e-5, 1e-6)) << (decode_attention(q, k, v, mask) - sdpa).abs().max();
+}
+
+// A row's result does not depend on where its keys sit, on the other rows or on the threads: the same bits alone
+// (its keys in slots 0..n-1, no mask) and in a padded batch (its keys spread over a longer cache, a mask hiding the rest).
+TEST(DecodeAttention, ARowIsTheSameAloneAndInAPaddedBatch) {
+  at::manual_seed(2);
+  for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
+    if (!have_kernel(t)) continue;
+    const int64_t n = 45, S = 90, E = 64;
+    const at::Tensor slots = std::get<0>(at::randperm(S).narrow(0, 0, n).sort());  // where the row's keys sit in the batch
+    const at::Tensor q = at::randn({3, 6, 1, E}).to(t), k = at::randn({3, 2, S, E}).to(t), v = at::randn({3, 2, S, E}).to(t);
+    const at::Tensor mask = at::zeros({3, 1, 1, S}, at::kBool);
+    mask[1][0][0].index_fill_(0, slots, true);
+    mask.select(0, 0).fill_(true);
+    mask.select(0, 2).fill_(true);
+    const at::Tensor batch = decode_attention(q, k, v, mask);
+    const int threads = at::get_num_threads();
+    at::set_num_threads(1);
+    const at::Tensor alone = decode_attention(q.narrow(0, 1, 1), k.narrow(0, 1, 1).index_select(2, slots), v.narrow(0, 1, 1).index_select(2, slots), at::Tensor());
+    at::set_num_threads(threads);
+    EXPECT_TRUE(at::equal(alone[0], batch[1])) << at::toString(t);
+  }
+}
+
+TEST(DecodeAttention, AppliesOnlyWhereItShould) {
+  const at::Tensor q = at::zeros({2, 4, 1, 32}), k = at::zeros({2, 2, 10, 32});
+  const bool fp32 = have_kernel(at::kFloat);
+  EXPECT_EQ(decode_attention_applies(q, k, k, at::Tensor(), false), fp32);
+  EXPECT_FALSE(decode_attention_applies(q, k, k, at::Tensor(), /*causal=*/true));
+  EXPECT_FALSE(decode_attention_applies(at::zeros({2, 4, 2, 32}), k, k, at::Tensor(), false));  // two queries: SDPA
+  EXPECT_FALSE(decode_attention_applies(at::zeros({2, 3, 1, 32}), k, k, at::Tensor(), false));  // 3 heads over 2 kv heads
+  EXPECT_FALSE(decode_attention_applies(at::zeros({2, 4, 1, 24}), at::zeros({2, 2, 10, 24}), at::zeros({2, 2, 10, 24}), at::Tensor(), false));
+  EXPECT_FALSE(decode_attention_applies(q, k, k, at::zeros({2, 1, 1, 10}), false));  // an additive float mask: SDPA
+  EXPECT_FALSE(decode_attention_applies(q.requires_grad_(), k, k, at::Tensor(), false));
+  EXPECT_FALSE(decode_attention_applies(q.to(at::kDouble), k.to(at::kDouble), k.to(at::kDouble), at::Tensor(), false));
+  small_linear_enable(false);
+  EXPECT_FALSE(decode_attention_applies(at::zeros({2, 4, 1, 32}), k, k, at::Tensor(), false));
+  small_linear_enable(true);
+}
