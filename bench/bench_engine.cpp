@@ -13,7 +13,8 @@
 // --serve: prints {"ready":...} and then answers one JSON line per command read from stdin, each
 // command being ONE timed run; bench/bench_engine.py uses this to interleave thinksteer and HF runs
 // so that both see the same load on a shared machine. Commands:
-//   prefill record | prefill nohook | decode B | profile STEPS [B] | profile prefill STEPS | bandwidth MB | quit
+//   prefill record | prefill nohook | decode B | profile STEPS [B] | profile prefill STEPS | bandwidth MB |
+//   paired STEPS WEIGHT_BYTES (batch-1 steps alternated with plain reads of as many bytes) | quit
 //
 // Measurements:
 //   prefill  [B, T] unpadded forward (logits per --prefill-logits), optionally recording
@@ -324,35 +325,70 @@ class Bench {
     return r;
   }
 
-  // Single-token forwards at batch B with a KV cache, as generate_batch runs them: step time without
-  // and with the op profiler.
-  std::string profile_decode(int64_t steps, int64_t B) {
+  // Single-token forwards at batch B with a KV cache, as generate_batch runs them: after a prefill of the prompt,
+  // each call of the returned function runs one greedy step (at most `steps` + 2 of them).
+  std::function<void()> decode_stepper(int64_t steps, int64_t B) {
     const ts::ModelConfig& c = model_.config();
     const int64_t L = model_.n_layer_held(), S = a_.prompt_len;
-    steps = std::max<int64_t>(steps, 2);
-    B = std::max<int64_t>(B, 1);
-    ts::KVCache cache(L, B, c.n_kv_head, S + 2 * steps + 2, c.d_head, model_.options());
+    struct State {
+      ts::KVCache cache;
+      ts::ForwardArgs fa;
+      at::Tensor logits;
+      int64_t slot;
+    };
+    auto st = std::make_shared<State>(State{ts::KVCache(L, B, c.n_kv_head, S + steps + 4, c.d_head, model_.options()), {}, {}, S});
     at::Tensor tokens = at::empty({B, S}, at::kLong);
     for (int64_t b = 0; b < B; ++b) {
       const auto ids = prompt_ids(a_.seed, static_cast<uint64_t>(b), S, c.n_vocab);
       for (int64_t t = 0; t < S; ++t) tokens.data_ptr<int64_t>()[b * S + t] = ids[static_cast<size_t>(t)];
     }
-    ts::ForwardArgs fa;
-    fa.tokens = tokens;
-    fa.positions = at::arange(S, at::kLong).unsqueeze(0).expand({B, S}).contiguous();
-    fa.cache = &cache;
-    fa.prompt_end = S;
-    fa.logits = ts::LogitsMode::LAST;
-    at::Tensor logits = model_.forward(fa);
-    int64_t slot = S;
-    auto step = [&]() {
-      at::Tensor next = logits.select(1, 0).argmax(-1).to(at::kCPU).view({B, 1});
-      fa.tokens = next;
-      fa.positions = at::full({B, 1}, slot, at::kLong);
-      fa.slot_start = slot++;
-      logits = model_.forward(fa);
+    st->fa.tokens = tokens;
+    st->fa.positions = at::arange(S, at::kLong).unsqueeze(0).expand({B, S}).contiguous();
+    st->fa.cache = &st->cache;
+    st->fa.prompt_end = S;
+    st->fa.logits = ts::LogitsMode::LAST;
+    st->logits = model_.forward(st->fa);
+    return [this, st, B]() {
+      at::Tensor next = st->logits.select(1, 0).argmax(-1).to(at::kCPU).view({B, 1});
+      st->fa.tokens = next;
+      st->fa.positions = at::full({B, 1}, st->slot, at::kLong);
+      st->fa.slot_start = st->slot++;
+      st->logits = model_.forward(st->fa);
     };
-    return profile_steps(step, steps, "\"what\":\"decode\",\"batch\":" + std::to_string(B) + ",\"context\":" + std::to_string(S));
+  }
+
+  // Step time without and with the op profiler.
+  std::string profile_decode(int64_t steps, int64_t B) {
+    steps = std::max<int64_t>(steps, 2);
+    B = std::max<int64_t>(B, 1);
+    return profile_steps(decode_stepper(2 * steps, B), steps,
+                         "\"what\":\"decode\",\"batch\":" + std::to_string(B) + ",\"context\":" + std::to_string(a_.prompt_len));
+  }
+
+  // Batch-1 decode steps alternated with plain reads of `weight_bytes` (windows of a buffer 4x that, in turn, so no
+  // cache holds them). Per pair, read seconds / step seconds is the step's weight-read rate as a share of what a
+  // plain read gets at that moment: this VM's bandwidth drifts by up to 2x within seconds, and a pair's two halves
+  // are milliseconds apart. The step includes everything a decode step does (attention, KV writes, argmax).
+  std::string paired_decode(int64_t steps, int64_t weight_bytes) {
+    std::function<void()> step = decode_stepper(steps + 1, 1);
+    plain_read::Windows reads(4 * (weight_bytes >> 20) + 4, weight_bytes);
+    step();
+    reads.read_next();
+    std::vector<double> shares, step_gb, read_gb;
+    for (int64_t i = 0; i < steps; ++i) {
+      const auto t = Clock::now();
+      step();
+      const double s = seconds_since(t), r = reads.read_next();
+      shares.push_back(r / s);
+      step_gb.push_back(static_cast<double>(weight_bytes) / s / 1e9);
+      read_gb.push_back(static_cast<double>(reads.window_bytes()) / r / 1e9);
+    }
+    const auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v[v.size() / 2];
+    };
+    return "{\"steps\":" + std::to_string(steps) + ",\"share\":" + std::to_string(median(shares)) + ",\"step_gb_s\":" + std::to_string(median(step_gb)) +
+           ",\"read_gb_s\":" + std::to_string(median(read_gb)) + ",\"check\":" + std::to_string(reads.check() % 1000) + "}";
   }
 
   // The prefill without hooks (as prefill(false)) under the op profiler.
@@ -484,6 +520,11 @@ int serve(Bench& bench, const Args& a, const std::string& header) {
       if (cmd == "prefill" && (arg == "record" || arg == "nohook")) std::cout << prefill_json(bench.prefill(arg == "record")) << std::endl;
       else if (cmd == "decode") std::cout << decode_json(std::stoll(arg), bench.decode(std::stoll(arg))) << std::endl;
       else if (cmd == "bandwidth") std::cout << plain_read::read_bandwidth(std::stoll(arg), 3) << std::endl;  // bandwidth MB
+      else if (cmd == "paired") {  // paired STEPS WEIGHT_BYTES
+        int64_t bytes = 0;
+        in >> bytes;
+        std::cout << bench.paired_decode(std::stoll(arg), bytes) << std::endl;
+      }
       else if (cmd == "profile") {  // profile STEPS [B] (decode) | profile prefill STEPS
         if (arg == "prefill") {
           int64_t steps = 3;

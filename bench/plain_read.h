@@ -38,26 +38,50 @@ inline uint64_t sum_plain(const uint64_t* p, int64_t words) {
   return t;
 }
 
-inline std::string read_bandwidth(int64_t mb, int reps) {
-  const int64_t n = (mb << 20) / 8 / 64 * 64;
-  std::vector<uint64_t> buf(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) buf[static_cast<size_t>(i)] = static_cast<uint64_t>(i);
-  const bool avx512 = __builtin_cpu_supports("avx512f");
-  double best = 0.0;
-  uint64_t check = 0;
-  for (int r = 0; r <= reps; ++r) {
-    std::vector<uint64_t> sums(static_cast<size_t>(at::get_num_threads()) + 1, 0);
-    const auto t0 = std::chrono::steady_clock::now();
-    at::parallel_for(0, n / 64, 1 << 10, [&](int64_t b, int64_t e) {
-      const uint64_t* p = buf.data() + b * 64;
-      sums[static_cast<size_t>(at::get_thread_num())] += avx512 ? sum_avx512(p, (e - b) * 64) : sum_plain(p, (e - b) * 64);
-    });
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    for (uint64_t x : sums) check += x;
-    if (r > 0) best = std::max(best, static_cast<double>(n * 8) / secs / 1e9);
+// One parallel pass over words [0, n) of p, as read_bandwidth times it: seconds; the sum goes to `check`.
+inline double read_once(const uint64_t* p, int64_t n, uint64_t& check) {
+  static const bool avx512 = __builtin_cpu_supports("avx512f");
+  std::vector<uint64_t> sums(static_cast<size_t>(at::get_num_threads()) + 1, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  at::parallel_for(0, n / 64, 1 << 10, [&](int64_t b, int64_t e) {
+    sums[static_cast<size_t>(at::get_thread_num())] += avx512 ? sum_avx512(p + b * 64, (e - b) * 64) : sum_plain(p + b * 64, (e - b) * 64);
+  });
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (uint64_t x : sums) check += x;
+  return secs;
+}
+
+// A buffer of `mb` MiB, filled (its pages faulted in), read in windows of `window_bytes` in turn.
+class Windows {
+ public:
+  Windows(int64_t mb, int64_t window_bytes) : buf_(static_cast<size_t>((mb << 20) / 8 / 64 * 64)), window_(window_bytes / 8 / 64 * 64) {
+    for (size_t i = 0; i < buf_.size(); ++i) buf_[i] = i;
   }
-  return "{\"gb_s\":" + std::to_string(best) + ",\"bytes\":" + std::to_string(n * 8) + ",\"vector\":\"" + (avx512 ? "avx512" : "scalar") +
-         "\",\"check\":" + std::to_string(check % 1000) + "}";
+  // Seconds to read the next window.
+  double read_next() {
+    if (next_ + window_ > static_cast<int64_t>(buf_.size())) next_ = 0;
+    const double s = read_once(buf_.data() + next_, window_, check_);
+    next_ += window_;
+    return s;
+  }
+  int64_t window_bytes() const { return window_ * 8; }
+  uint64_t check() const { return check_; }
+
+ private:
+  std::vector<uint64_t> buf_;
+  int64_t window_, next_ = 0;
+  uint64_t check_ = 0;
+};
+
+inline std::string read_bandwidth(int64_t mb, int reps) {
+  Windows w(mb, mb << 20);
+  double best = 0.0;
+  for (int r = 0; r <= reps; ++r) {
+    const double secs = w.read_next();
+    if (r > 0) best = std::max(best, static_cast<double>(w.window_bytes()) / secs / 1e9);
+  }
+  return "{\"gb_s\":" + std::to_string(best) + ",\"bytes\":" + std::to_string(w.window_bytes()) + ",\"vector\":\"" +
+         (__builtin_cpu_supports("avx512f") ? "avx512" : "scalar") + "\",\"check\":" + std::to_string(w.check() % 1000) + "}";
 }
 
 }  // namespace plain_read
