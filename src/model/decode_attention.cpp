@@ -1,6 +1,6 @@
 #include "model/decode_attention.h"
 
-#include "model/simd_bf16.h"
+#include "model/simd.h"
 #include "model/small_linear.h"
 
 #include <ATen/ATen.h>
@@ -22,34 +22,6 @@ namespace ts {
 namespace {
 
 constexpr int64_t MAX_CHUNKS = 16;  // E <= 256: a head's query and accumulators stay in registers
-
-// e^x for x <= 0 (a score minus its row's maximum): x = n ln2 + r with |r| <= ln2/2, e^r by its Taylor series to
-// r^7 (truncation below 6e-9 relative), then scaled by 2^n; within 2 fp32 ulps, and 0 or a subnormal below -87.
-__attribute__((target("avx512f"), always_inline)) inline __m512 exp_nonpositive(__m512 x) {
-  x = _mm512_max_ps(x, _mm512_set1_ps(-88.0f));
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);  // ln2 in two parts: n ln2_hi is exact
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-  __m512 p = _mm512_set1_ps(1.0f / 5040);
-  for (float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
-  return _mm512_scalef_ps(p, n);
-}
-
-// 16 values of T as fp32 lanes, and back (bf16: model/simd_bf16.h).
-template <typename T>
-struct Lanes;
-template <>
-struct Lanes<float> {
-  __attribute__((target("avx512f"), always_inline)) static __m512 load(const float* p) { return _mm512_loadu_ps(p); }
-  __attribute__((target("avx512f"), always_inline)) static void store(float* p, __m512 v) { _mm512_storeu_ps(p, v); }
-};
-template <>
-struct Lanes<uint16_t> {
-  __attribute__((target("avx512f"), always_inline)) static __m512 load(const uint16_t* p) { return bf16x16_load(p); }
-  __attribute__((target("avx512f"), always_inline)) static void store(uint16_t* p, __m512 v) {
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), bf16x16_round(v));
-  }
-};
 
 // One call's tensors as pointers and element strides.
 template <typename T>
@@ -91,24 +63,6 @@ __attribute__((target("avx512f"), always_inline)) inline void scores_of(const __
     for (int64_t c = 0; c < chunks; ++c) acc = _mm512_fmadd_ps(qv[c], Lanes<T>::load(k + keys[j] * k_s + 16 * c), acc);
     scores[j] = _mm512_reduce_add_ps(acc) * scale;
   }
-}
-
-// scores -> e^(score - max) in place; returns their sum (lanes in a fixed order, then across them).
-__attribute__((target("avx512f"))) float softmax_weights(float* p, int64_t n) {
-  __m512 mx = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  for (int64_t j = 0; j < n; j += 16) {
-    const auto m = static_cast<__mmask16>(n - j >= 16 ? 0xFFFF : (1u << (n - j)) - 1u);
-    mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, p + j));
-  }
-  const __m512 top = _mm512_set1_ps(_mm512_reduce_max_ps(mx));
-  __m512 sum = _mm512_setzero_ps();
-  for (int64_t j = 0; j < n; j += 16) {
-    const auto m = static_cast<__mmask16>(n - j >= 16 ? 0xFFFF : (1u << (n - j)) - 1u);
-    const __m512 e = _mm512_maskz_mov_ps(m, exp_nonpositive(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, p + j), top)));
-    _mm512_mask_storeu_ps(p + j, m, e);
-    sum = _mm512_add_ps(sum, e);
-  }
-  return _mm512_reduce_add_ps(sum);
 }
 
 // One (row, kv head): every query head of the group against the row's visible keys.

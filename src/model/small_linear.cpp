@@ -1,6 +1,6 @@
 #include "model/small_linear.h"
 
-#include "model/simd_bf16.h"
+#include "model/simd.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>

@@ -1,6 +1,7 @@
 #include "model/transformer.h"
 
 #include "model/decode_attention.h"
+#include "model/prefill_attention.h"
 #include "model/small_linear.h"
 
 #include <ATen/ATen.h>
@@ -43,13 +44,15 @@ at::Tensor rotate_half(const at::Tensor& x) {
 // x: [B, T, n, E]; cos, sin: [B, T, 1, E]
 at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) { return x * cos + rotate_half(x) * sin; }
 
-// softmax(q kᵀ / √E + mask) v. One query per row on the CPU (the decode step) goes to model/decode_attention.h;
-// otherwise torch's SDPA, where a few bf16 queries go through it in fp32: torch's bf16 CPU kernel costs 0.6 ms a call
+// softmax(q kᵀ / √E + mask) v. On the CPU without autograd one query per row (the decode step) goes to
+// model/decode_attention.h and more (a prefill) to model/prefill_attention.h; otherwise torch's SDPA, where a few bf16
+// queries go through it in fp32 (the kernels off, a CPU without AVX-512 BF16): torch's bf16 CPU kernel costs 0.6 ms a call
 // at a batch-8 step against 0.1 ms in fp32 (bench_engine --profile; docs/architecture.md "Decode kernels"), and the
 // casts of q, k and v are small there. The result is rounded to bf16 once, as the bf16 kernel's fp32 accumulation is.
 at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, bool causal, bool gqa) {
   constexpr int64_t SMALL_T = 16;
   if (decode_attention_applies(q, k, v, mask, causal)) return decode_attention(q, k, v, mask);
+  if (prefill_attention_applies(q, k, v, mask, causal)) return prefill_attention(q, k, v, mask, causal);
   const std::optional<at::Tensor> m = mask.defined() ? std::optional<at::Tensor>(mask) : std::nullopt;
   if (q.device().is_cpu() && q.scalar_type() == at::kBFloat16 && q.size(2) <= SMALL_T) {
     const std::optional<at::Tensor> mf = m && m->is_floating_point() ? std::optional<at::Tensor>(m->to(at::kFloat)) : m;

@@ -1,5 +1,5 @@
-// The decode-step attention kernel (model/decode_attention.h) against a float64 softmax(q kᵀ / √E + mask) v of the
-// same values, and against torch's SDPA.
+// The CPU attention kernels (model/decode_attention.h, model/prefill_attention.h) against a float64
+// softmax(q kᵀ / √E + mask) v of the same values, and against torch's SDPA.
 // Tolerance (symmetric): |y - ref| <= 2e-5 * sum_j p_j |v_j| + 1e-7, where p are the reference weights: scores off by
 // a few fp32 ulps of sum |q_i k_i| / √E, the exponential by 2 ulps, and at most 200 weights summed in fp32 (200 *
 // 2^-24 = 1.2e-5 in the worst order); bf16 inputs are widened exactly for both, and the result rounds to bf16 once:
@@ -9,31 +9,38 @@
 #include <gtest/gtest.h>
 
 #include "model/decode_attention.h"
+#include "model/prefill_attention.h"
 #include "model/small_linear.h"
 
 using namespace ts;
 
 namespace {
 
-// q [B, H, 1, E], k and v [B, K, S, E], visible [B, S] bool: float64 reference and sum_j p_j |v_j| per output.
+// q [B, H, T, E], k and v [B, K, S, E], visible [B, S] (T = 1) or [B, T, S] bool: float64 reference and
+// sum_j p_j |v_j| per output, [B, H, T, E].
 std::pair<at::Tensor, at::Tensor> reference(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& visible) {
   const int64_t H = q.size(1), K = k.size(1);
   const at::Tensor kd = k.to(at::kDouble).repeat_interleave(H / K, 1), vd = v.to(at::kDouble).repeat_interleave(H / K, 1);
-  at::Tensor scores = at::matmul(q.to(at::kDouble), kd.transpose(2, 3)) / std::sqrt(static_cast<double>(q.size(3)));  // [B, H, 1, S]
-  scores = scores.masked_fill(visible.logical_not().view({visible.size(0), 1, 1, -1}), -INFINITY);
+  at::Tensor scores = at::matmul(q.to(at::kDouble), kd.transpose(2, 3)) / std::sqrt(static_cast<double>(q.size(3)));  // [B, H, T, S]
+  const at::Tensor vis = visible.dim() == 2 ? visible.unsqueeze(1) : visible;                                          // [B, T, S]
+  scores = scores.masked_fill(vis.logical_not().unsqueeze(1), -INFINITY);
   const at::Tensor p = at::softmax(scores, -1);
   return {at::matmul(p, vd), at::matmul(p, vd.abs())};
 }
 
-void expect_close(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, const at::Tensor& visible) {
-  ASSERT_TRUE(decode_attention_applies(q, k, v, mask, false));
-  const at::Tensor y = decode_attention(q, k, v, mask).to(at::kDouble);
+void expect_close_to(const at::Tensor& y_in, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& visible) {
+  const at::Tensor y = y_in.to(at::kDouble);
   const auto [ref, mag] = reference(q, k, v, visible);
   const double rel = q.scalar_type() == at::kBFloat16 ? 1.0 / 256 : 0.0;
   const at::Tensor bound = 2e-5 * mag + rel * ref.abs() + 1e-7;
   EXPECT_TRUE((y - ref).abs().le(bound).all().item<bool>())
       << at::toString(q.scalar_type()) << " q " << q.sizes() << " k " << k.sizes() << ": max |diff| " << (y - ref).abs().max().item<double>()
       << ", max excess " << ((y - ref).abs() - bound).max().item<double>();
+}
+
+void expect_close(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, const at::Tensor& visible) {
+  ASSERT_TRUE(decode_attention_applies(q, k, v, mask, false));
+  expect_close_to(decode_attention(q, k, v, mask), q, k, v, visible);
 }
 
 bool have_kernel(at::ScalarType t) { return decode_kernels_take(t); }
@@ -104,4 +111,53 @@ TEST(DecodeAttention, AppliesOnlyWhereItShould) {
   small_linear_enable(false);
   EXPECT_FALSE(decode_attention_applies(at::zeros({2, 4, 1, 32}), k, k, at::Tensor(), false));
   small_linear_enable(true);
+}
+
+// Causal from slot 0, a left-padded batch's mask, and queries after a cached prefix (slot_start > 0), with partial blocks of
+// 16 queries and head widths that take each path of the weighted sum (E/16 = 1, 3, 4, 8).
+TEST(PrefillAttention, MatchesFloat64CausalAndMasked) {
+  at::manual_seed(3);
+  for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
+    if (!have_kernel(t)) continue;
+    for (int64_t E : {16, 48, 64, 128})
+      for (int64_t T : {2, 17, 40}) {
+        const int64_t B = 3, H = 4, K = 2;
+        const at::Tensor q = (at::randn({B, T, H + K, E}) * 2).to(t).narrow(2, 0, H).transpose(1, 2);
+        const at::Tensor k = at::randn({B, K, T + 5, E}).to(t), v = at::randn({B, K, T + 5, E}).to(t);
+        const at::Tensor kc = k.narrow(2, 0, T), vc = v.narrow(2, 0, T);
+        const at::Tensor causal = at::ones({T, T}, at::kBool).tril().expand({B, T, T});
+        ASSERT_TRUE(prefill_attention_applies(q, kc, vc, at::Tensor(), true));
+        expect_close_to(prefill_attention(q, kc, vc, at::Tensor(), true), q, kc, vc, causal);
+        // left padding: row b's first 3b slots are padding; each query sees the valid keys up to its own slot, and a padding
+        // query its own slot only (as the forward builds the mask)
+        at::Tensor valid = at::ones({B, T}, at::kBool);
+        for (int64_t b = 0; b < B; ++b) valid[b].narrow(0, 0, std::min<int64_t>(3 * b, T - 1)).fill_(false);
+        const at::Tensor mask = causal.logical_and(valid.unsqueeze(1)).logical_or(at::eye(T, at::kBool));
+        expect_close_to(prefill_attention(q, kc, vc, mask.unsqueeze(1), false), q, kc, vc, mask);
+        // T queries at slots 5..T+4 after 5 cached keys
+        const at::Tensor later = at::ones({T, T + 5}, at::kBool).tril(5).expand({B, T, T + 5});
+        expect_close_to(prefill_attention(q, k, v, later.narrow(0, 0, 1).unsqueeze(1), false), q, k, v, later);
+      }
+  }
+}
+
+TEST(PrefillAttention, AgreesWithTorchSdpa) {
+  if (!have_kernel(at::kFloat)) GTEST_SKIP() << "no AVX-512 on this CPU: the forward uses torch's SDPA";
+  at::manual_seed(4);
+  const at::Tensor q = at::randn({2, 12, 100, 64}), k = at::randn({2, 2, 100, 64}), v = at::randn({2, 2, 100, 64});
+  const at::Tensor sdpa = at::scaled_dot_product_attention(q, k, v, std::nullopt, 0.0, /*is_causal=*/true, std::nullopt, /*enable_gqa=*/true);
+  const at::Tensor y = prefill_attention(q, k, v, at::Tensor(), true);
+  EXPECT_TRUE(at::allclose(y, sdpa, 1e-5, 1e-6)) << (y - sdpa).abs().max();
+}
+
+TEST(PrefillAttention, AppliesOnlyWhereItShould) {
+  const at::Tensor q = at::zeros({2, 4, 8, 32}), k = at::zeros({2, 2, 8, 32});
+  const bool fp32 = have_kernel(at::kFloat);
+  EXPECT_EQ(prefill_attention_applies(q, k, k, at::Tensor(), true), fp32);
+  EXPECT_EQ(prefill_attention_applies(q, k, k, at::ones({1, 1, 8, 8}, at::kBool), false), fp32);
+  EXPECT_FALSE(prefill_attention_applies(q, k, k, at::Tensor(), false));                                   // no mask, not causal
+  EXPECT_FALSE(prefill_attention_applies(q, at::zeros({2, 2, 9, 32}), at::zeros({2, 2, 9, 32}), at::Tensor(), true));  // causal needs S == T
+  EXPECT_FALSE(prefill_attention_applies(at::zeros({2, 4, 1, 32}), k, k, at::ones({1, 1, 1, 8}, at::kBool), false));  // one query: decode
+  EXPECT_FALSE(prefill_attention_applies(q, k, k, at::zeros({1, 1, 8, 8}), false));                        // an additive float mask
+  EXPECT_FALSE(prefill_attention_applies(q.clone().requires_grad_(), k, k, at::Tensor(), true));             // autograd: SDPA
 }
