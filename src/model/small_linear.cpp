@@ -315,6 +315,47 @@ at::Tensor small_rms_norm(const at::Tensor& x_in, const at::Tensor& weight, doub
   return y.view(x_in.sizes());
 }
 
+bool small_rope_applies(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  if (x.dim() != 4 || cos.dim() != 4 || !x.device().is_cpu() || x.stride(3) != 1 || x.size(3) % 2 != 0) return false;
+  const std::vector<int64_t> table{x.size(0), x.size(1), 1, x.size(3)};
+  if (!cos.sizes().equals(table) || !sin.sizes().equals(table) || !cos.is_contiguous() || !sin.is_contiguous()) return false;
+  if (cos.scalar_type() != x.scalar_type() || sin.scalar_type() != x.scalar_type() || !cos.device().is_cpu() || !sin.device().is_cpu()) return false;
+  return x.size(0) * x.size(1) <= SMALL_LINEAR_MAX_ROWS && !x.requires_grad() && !cos.requires_grad() && !sin.requires_grad() &&
+         decode_kernels_take(x.scalar_type());
+}
+
+namespace {
+
+// One head's row of the rotation. Plain scalar code in a function without a target attribute: the baseline x86-64 ISA
+// has no fused multiply-add for the compiler to contract into, so every product and sum is rounded as torch's ops round.
+template <typename T>
+void rope_row(const T* x, const T* c, const T* s, T* y, int64_t E) {
+  const int64_t half = E / 2;
+  for (int64_t i = 0; i < E; ++i) {
+    const float rot = i < half ? -static_cast<float>(x[i + half]) : static_cast<float>(x[i - half]);
+    const T a = static_cast<T>(static_cast<float>(x[i]) * static_cast<float>(c[i]));
+    const T b = static_cast<T>(rot * static_cast<float>(s[i]));
+    y[i] = static_cast<T>(static_cast<float>(a) + static_cast<float>(b));
+  }
+}
+
+}  // namespace
+
+at::Tensor small_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  const int64_t B = x.size(0), T = x.size(1), n = x.size(2), E = x.size(3);
+  at::Tensor y = at::empty({B, T, n, E}, x.options());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t)
+      for (int64_t h = 0; h < n; ++h) {
+        const int64_t xo = b * x.stride(0) + t * x.stride(1) + h * x.stride(2), yo = ((b * T + t) * n + h) * E, to = (b * T + t) * E;
+        if (x.scalar_type() == at::kFloat)
+          rope_row(x.data_ptr<float>() + xo, cos.data_ptr<float>() + to, sin.data_ptr<float>() + to, y.data_ptr<float>() + yo, E);
+        else
+          rope_row(x.data_ptr<at::BFloat16>() + xo, cos.data_ptr<at::BFloat16>() + to, sin.data_ptr<at::BFloat16>() + to, y.data_ptr<at::BFloat16>() + yo, E);
+      }
+  return y;
+}
+
 at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
   const bool bias_ok = !b.defined() || (b.scalar_type() == x.scalar_type() && !b.requires_grad());
   return bias_ok && small_linear_applies(x, w) ? small_linear(x, w, b) : at::linear(x, w, b);

@@ -45,6 +45,14 @@ at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b 
 bool small_rms_norm_applies(const at::Tensor& x, const at::Tensor& weight);
 at::Tensor small_rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
+// HF's rotary embedding x * cos + rotate_half(x) * sin of the decode rows in one pass, with the same roundings as the
+// unfused form (each product and the sum rounded to x's dtype; no fused multiply-add): the same bits. The unfused form is
+// 8 torch ops a layer (narrow, neg, cat, 2 mul, add and views). x [B, T, n, E] contiguous in its last dimension, cos and sin
+// [B, T, 1, E] contiguous of x's dtype, B * T at most SMALL_LINEAR_MAX_ROWS, CPU, fp32 or bf16 where the kernels run, no
+// autograd. Returns a contiguous [B, T, n, E].
+bool small_rope_applies(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+at::Tensor small_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin);
+
 // On by default; THINKSTEER_SMALL_LINEAR=0 in the environment (read once) or this call turns the decode kernels off
 // (these two and model/decode_attention.h: the benchmark's reference, a suspected kernel problem).
 void small_linear_enable(bool on);

@@ -41,8 +41,11 @@ at::Tensor rotate_half(const at::Tensor& x) {
   return at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
 }
 
-// x: [B, T, n, E]; cos, sin: [B, T, 1, E]
-at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) { return x * cos + rotate_half(x) * sin; }
+// x: [B, T, n, E]; cos, sin: [B, T, 1, E] (decode rows: one fused pass with the same roundings, model/small_linear.h)
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  if (small_rope_applies(x, cos, sin)) return small_rope(x, cos, sin);
+  return x * cos + rotate_half(x) * sin;
+}
 
 // softmax(q kᵀ / √E + mask) v. On the CPU without autograd one query per row (the decode step) goes to
 // model/decode_attention.h and more (a prefill) to model/prefill_attention.h; otherwise torch's SDPA, where a few bf16

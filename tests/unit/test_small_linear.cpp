@@ -99,3 +99,23 @@ TEST(SmallRmsNorm, MatchesTheUnfusedForm) {
         EXPECT_TRUE(small_rms_norm(x.narrow(0, 0, 1), w, 1e-6).equal(small_rms_norm(x, w, 1e-6).narrow(0, 0, 1)));  // a row alone = in a batch
       }
 }
+
+// The fused rotary embedding of the decode rows gives exactly the bits of HF's unfused form, on a strided view of the
+// fused qkv projection as the forward passes it.
+TEST(SmallRope, IsTheUnfusedFormBitForBit) {
+  at::manual_seed(5);
+  for (at::ScalarType t : {at::kFloat, at::kBFloat16})
+    for (int64_t E : {16, 64, 128}) {
+      const int64_t B = 5, T = 1, n = 6;
+      const at::Tensor qkv = (at::randn({B, T, (n + 2) * E}) * 3).to(t);
+      const at::Tensor x = qkv.narrow(-1, 0, n * E).view({B, T, n, E});
+      const at::Tensor angles = at::rand({B, T, 1, E}) * 100;
+      const at::Tensor cos = angles.cos().to(t), sin = angles.sin().to(t);
+      if (!small_rope_applies(x, cos, sin)) continue;  // no AVX-512 (BF16) here: the forward keeps the unfused form
+      const int64_t half = E / 2;
+      const at::Tensor rot = at::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+      EXPECT_TRUE(at::equal(small_rope(x, cos, sin), x * cos + rot * sin)) << at::toString(t) << " E " << E;
+    }
+  EXPECT_FALSE(small_rope_applies(at::zeros({SMALL_LINEAR_MAX_ROWS + 1, 1, 2, 16}), at::zeros({SMALL_LINEAR_MAX_ROWS + 1, 1, 1, 16}),
+                                  at::zeros({SMALL_LINEAR_MAX_ROWS + 1, 1, 1, 16})));  // a prefill: the unfused form
+}
