@@ -66,7 +66,7 @@ void run(const Config& cfg, Runtime& rt) {
     for (const auto& e : fs::directory_iterator(out_dir)) files[e.path().filename().string()] = content_hash(e.path()).second;
     record["files"] = files;
     write_file_atomic(out.path(), record.dump(2) + "\n");
-    out.commit_file(prov, {.provenance_json = false});
+    out.commit_file(prov, {.provenance_json = false, .resolved_config = true, .certified = {}});
     spdlog::info("directions orthogonalize: {} (layer {}) projected out of the embedding, {} o_proj and down_proj{}; wrote {}", dir.name, dir.layer,
                  ck.config.n_layer, ck.config.tie_word_embeddings ? " (lm_head untied)" : "", out_dir.string());
   }

@@ -259,7 +259,7 @@ std::string intervene_task_hash(const Config& cfg, const IntervenePoint& p, cons
 
 InterveneEnv load_intervene_env(const Config& cfg, Runtime& rt) {
   if (rt.n_stages > 1) throw InputError("<config>", "parallel.pipeline_stages", "the intervention sweep runs data parallel only (1 pipeline stage)");
-  InterveneEnv env{load_stage_model(cfg, rt), nullptr, std::nullopt, intervene_inputs(cfg)};
+  InterveneEnv env{load_stage_model(cfg, rt), nullptr, std::nullopt, intervene_inputs(cfg), {}};
   if (!cfg.intervene.source_model.empty()) {
     if (!cfg.intervene.source_field.empty())
       throw InputError("<config>", "intervene.source_model", "give a source model or a source field (intervene.source_field), not both");
@@ -356,7 +356,7 @@ bool run_intervene_task(const Config& cfg, Runtime& rt, const IntervenePoint& p,
     }
     const json prov = out.provenance(cfg.model.path);
     artifacts::write_intervene_task(out.partial(), t, prov);
-    out.commit_h5(prov, artifacts::INTERVENE_TASK, artifacts::intervene_task_datasets(N), {.provenance_json = false, .resolved_config = false});
+    out.commit_h5(prov, artifacts::INTERVENE_TASK, artifacts::intervene_task_datasets(N), {.provenance_json = false, .resolved_config = false, .certified = {}});
     double d = 0;
     for (int64_t i = 0; i < N; ++i) d += t.logp[static_cast<size_t>(i)] - t.logp_clean[static_cast<size_t>(i)];
     spdlog::info("intervene: task {} {} layer {} ({} prompts): mean change of the answer's log-probability {:+.4f}", p.task, p.mode, p.layer, N, d / static_cast<double>(N));

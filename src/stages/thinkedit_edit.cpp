@@ -161,7 +161,7 @@ void write_edit(const Config& cfg, StageOutput& out, const Setup& in) {
   record["files"] = files;
   record["direction"] = direction;
   write_file_atomic(out.path(), record.dump(2) + "\n");
-  out.commit_file(prov, {.provenance_json = false});
+  out.commit_file(prov, {.provenance_json = false, .resolved_config = true, .certified = {}});
   std::string list;
   for (const Head& h : in.heads) list += (list.empty() ? "" : ",") + std::to_string(h.layer) + "." + std::to_string(h.head);
   spdlog::info("thinkedit edit: {} of {} heads edited ({}), {} written ({})", in.heads.size(), in.model.n_layer * in.model.n_head, list,
