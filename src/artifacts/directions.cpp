@@ -224,7 +224,8 @@ std::string cka_csv(const CkaResults& r) {
   for (size_t a = 0; a < r.hooks_a.size(); ++a)
     for (size_t b = 0; b < B; ++b) {
       csv += fmt::format("{},{},{},{},{}", csv_field(r.hooks_a[a]), r.layers_a[a], csv_field(r.hooks_b[b]), r.layers_b[b], csv_number(r.linear[a * B + b]));
-      csv += r.rbf.empty() ? "\n" : "," + csv_number(r.rbf[a * B + b]) + "\n";
+      if (!r.rbf.empty()) csv.append(",").append(csv_number(r.rbf[a * B + b]));  // append, not "," + s: GCC 12 warns falsely there (bug 105329)
+      csv += "\n";
     }
   return csv;
 }

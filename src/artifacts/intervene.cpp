@@ -102,7 +102,7 @@ std::string intervene_summary_csv(const InterveneSummary& s) {
   const auto cols = summary_columns(s);
   for (size_t r = 0; r < s.rows(); ++r) {
     csv += fmt::format("{},{},{},{},{}", csv_field(s.dataset[r]), s.mode[r], s.layer[r], s.site[r], s.n[r]);
-    for (const auto* c : cols) csv += "," + csv_number((*c)[r]);
+    for (const auto* c : cols) csv.append(",").append(csv_number((*c)[r]));
     csv += "\n";
   }
   return csv;

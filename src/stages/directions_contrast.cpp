@@ -128,7 +128,7 @@ std::string contrast_csv(const Setup& in, const Result& r) {
           const at::Tensor v = at::from_blob(const_cast<float*>(c.vector(k, *li)), {c.d_model}, at::kFloat).to(at::kDouble);
           cos = (d.dot(v) / (d.norm() * v.norm())).item<double>();
         }
-        csv += "," + artifacts::csv_number(cos);
+        csv.append(",").append(artifacts::csv_number(cos));
       }
     }
     csv += "\n";
