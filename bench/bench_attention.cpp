@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "core/allocator.h"
+#include "kernel_bench.h"
 #include "model/decode_attention.h"
 #include "model/prefill_attention.h"
 
@@ -38,20 +39,14 @@ double median_ms(const std::function<at::Tensor()>& f, int reps) {
     at::Tensor y = f();
     runs.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
-  std::sort(runs.begin(), runs.end());
-  return runs[runs.size() / 2];
+  return kernel_bench::middle(runs);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   ts::pin_allocator();
-  int threads = 2, reps = 200;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i];
-    if (k == "--threads") threads = std::stoi(argv[i + 1]);
-    else if (k == "--reps") reps = std::stoi(argv[i + 1]);
-  }
+  const int threads = kernel_bench::int_flag(argc, argv, "--threads", 2), reps = kernel_bench::int_flag(argc, argv, "--reps", 200);
   at::set_num_threads(threads);
   c10::InferenceMode guard;
   at::manual_seed(0);

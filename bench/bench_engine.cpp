@@ -383,10 +383,6 @@ class Bench {
       step_gb.push_back(static_cast<double>(weight_bytes) / s / 1e9);
       read_gb.push_back(static_cast<double>(reads.window_bytes()) / r / 1e9);
     }
-    const auto median = [](std::vector<double> v) {
-      std::sort(v.begin(), v.end());
-      return v[v.size() / 2];
-    };
     return "{\"steps\":" + std::to_string(steps) + ",\"share\":" + std::to_string(median(shares)) + ",\"step_gb_s\":" + std::to_string(median(step_gb)) +
            ",\"read_gb_s\":" + std::to_string(median(read_gb)) + ",\"check\":" + std::to_string(reads.check() % 1000) + "}";
   }

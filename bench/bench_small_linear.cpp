@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "core/allocator.h"
+#include "kernel_bench.h"
 #include "model/small_linear.h"
 
 namespace {
@@ -44,22 +45,15 @@ double time_pass(const std::vector<at::Tensor>& ws, const at::Tensor& x_small, c
     }
     runs.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
   }
-  std::sort(runs.begin(), runs.end());
-  return runs[runs.size() / 2];
+  return kernel_bench::middle(runs);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   ts::pin_allocator();
-  int threads = 2, reps = 200;
-  bool in_cache = false;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string k = argv[i];
-    if (k == "--threads") threads = std::stoi(argv[i + 1]);
-    else if (k == "--reps") reps = std::stoi(argv[i + 1]);
-    else if (k == "--in-cache") in_cache = std::stoi(argv[i + 1]) != 0;
-  }
+  const int threads = kernel_bench::int_flag(argc, argv, "--threads", 2), reps = kernel_bench::int_flag(argc, argv, "--reps", 200);
+  const bool in_cache = kernel_bench::int_flag(argc, argv, "--in-cache", 0) != 0;
   at::set_num_threads(threads);
   c10::InferenceMode guard;
   std::printf("%-6s %4s %14s %14s %12s %12s %8s\n", "dtype", "rows", "at::linear ms", "kernel ms", "at GB/s", "kernel GB/s", "ratio");
