@@ -163,7 +163,7 @@ void write_edit(const Config& cfg, StageOutput& out, const Setup& in) {
   write_file_atomic(out.path(), record.dump(2) + "\n");
   out.commit_file(prov, {.provenance_json = false, .resolved_config = true, .certified = {}});
   std::string list;
-  for (const Head& h : in.heads) list += (list.empty() ? "" : ",") + std::to_string(h.layer) + "." + std::to_string(h.head);
+  for (const Head& h : in.heads) list += fmt::format("{}{}.{}", list.empty() ? "" : ",", h.layer, h.head);
   spdlog::info("thinkedit edit: {} of {} heads edited ({}), {} written ({})", in.heads.size(), in.model.n_layer * in.model.n_head, list,
                in.out_dir.string(), option_text(cfg.thinkedit.dtype));
 }
