@@ -14,10 +14,14 @@
 
 namespace ts {
 
-// Whether decode_attention handles this call: the decode kernels on (small_linear_enable), CPU, q, k, v all fp32
-// (AVX-512) or all bf16 (AVX-512 BF16), q [B, H, 1, E], k and v [B, K, S, E] with H a multiple of K and E a
-// multiple of 16 up to 256, each contiguous in its last dimension; mask undefined (every key visible) or bool
-// [B or 1, 1, 1, S]; not causal; no autograd.
+// What both CPU attention kernels (this one and model/prefill_attention.h) ask of their operands: the decode kernels on
+// (small_linear_enable), CPU, q, k, v all fp32 (AVX-512) or all bf16 (AVX-512 BF16), q [B, H, T, E], k and v [B, K, S, E]
+// with H a multiple of K and E a multiple of 16 up to 256, each contiguous in its last dimension, no autograd; mask
+// undefined or bool [B or 1, 1, T, S].
+bool attention_kernels_take(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask);
+
+// Whether decode_attention handles this call: attention_kernels_take with one query (T = 1), mask undefined (every
+// key visible) or [B or 1, 1, 1, S], not causal.
 bool decode_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, bool causal);
 
 // [B, H, 1, E] in q's dtype (a view of a [B, 1, H, E] tensor, so the forward's transpose back is free). A row whose

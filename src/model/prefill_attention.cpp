@@ -1,7 +1,7 @@
 #include "model/prefill_attention.h"
 
+#include "model/decode_attention.h"
 #include "model/simd.h"
-#include "model/small_linear.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -19,7 +19,6 @@ namespace ts {
 namespace {
 
 constexpr int64_t QB = 16;          // queries per block, keys per tile
-constexpr int64_t MAX_CHUNKS = 16;  // E <= 256
 
 // One call's tensors as pointers and element strides.
 template <typename T>
@@ -201,15 +200,9 @@ Views<T> views_of(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
 }  // namespace
 
 bool prefill_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, bool causal) {
-  if (!q.device().is_cpu() || !k.device().is_cpu() || !v.device().is_cpu() || q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return false;
-  if (q.scalar_type() != k.scalar_type() || q.scalar_type() != v.scalar_type() || !decode_kernels_take(q.scalar_type())) return false;
-  if (q.requires_grad() || k.requires_grad() || v.requires_grad()) return false;
-  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), E = q.size(3), K = k.size(1), S = k.size(2);
-  if (T < 2 || S < T || k.size(0) != B || !v.sizes().equals(k.sizes()) || k.size(3) != E || K < 1 || H % K != 0) return false;
-  if (E % 16 != 0 || E < 16 || E > 16 * MAX_CHUNKS || q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1) return false;
-  if (causal) return !mask.defined() && S == T;
-  return mask.defined() && mask.device().is_cpu() && mask.scalar_type() == at::kBool && mask.dim() == 4 && (mask.size(0) == 1 || mask.size(0) == B) &&
-         mask.size(1) == 1 && mask.size(2) == T && mask.size(3) == S;
+  if (q.dim() != 4 || k.dim() != 4 || q.size(2) < 2 || k.size(2) < q.size(2)) return false;
+  if (causal ? mask.defined() || k.size(2) != q.size(2) : !mask.defined()) return false;
+  return attention_kernels_take(q, k, v, mask);
 }
 
 at::Tensor prefill_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, bool causal) {

@@ -12,10 +12,9 @@
 
 namespace ts {
 
-// Whether prefill_attention handles this call: the decode kernels on (small_linear_enable), CPU, q, k, v all fp32 (AVX-512)
-// or all bf16 (AVX-512 BF16), q [B, H, T, E] with T >= 2, k and v [B, K, S, E] with S >= T, H a multiple of K, E a multiple
-// of 16 up to 256, each contiguous in its last dimension; either causal with S == T and no mask, or not causal with a
-// bool mask [B or 1, 1, T, S] (query t sits at slot S - T + t); no autograd.
+// Whether prefill_attention handles this call: attention_kernels_take (model/decode_attention.h) with T >= 2 queries and
+// S >= T keys; either causal with S == T and no mask, or not causal with a bool mask [B or 1, 1, T, S] (query t sits at
+// slot S - T + t).
 bool prefill_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, bool causal);
 
 // [B, H, T, E] in q's dtype (a view of a [B, T, H, E] tensor). A query whose mask hides every key gets zeros. Requires
