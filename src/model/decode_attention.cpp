@@ -13,6 +13,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wpsabi"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -21,7 +22,7 @@
 namespace ts {
 namespace {
 
-constexpr int64_t MAX_CHUNKS = 16;  // E <= 256: a head's query and accumulators stay in registers
+constexpr int64_t MAX_CHUNKS = 16;  // heads up to E = 256, the widest the kernels are tested at
 
 // One call's tensors as pointers and element strides.
 template <typename T>
@@ -42,74 +43,137 @@ void visible_keys(const Views<T>& a, int64_t b, std::vector<int32_t>& keys) {
     if (a.mask == nullptr || a.mask[b * a.m_b + s * a.m_s]) keys.push_back(static_cast<int32_t>(s));
 }
 
-// scores[j] = scale * q · k[keys[j]], four keys at a time (four independent sums); each an fp32 sum over the E/16
-// chunks in order, then across the lanes.
-template <typename T, int NE>
-__attribute__((target("avx512f"), always_inline)) inline void scores_of(const __m512 (&qv)[MAX_CHUNKS], int64_t ne, const T* k, int64_t k_s,
+// Per query head h of a block of HB heads (q: fp32, NE chunks of 16 per head, heads E floats apart), scores[h * n + j] =
+// scale * q_h · k[keys[j]]: each an fp32 sum of the chunks' products in chunk order, then across the lanes. Keys go four at
+// a time, so each key chunk is widened once for the block's heads; a full block (HB = 4) sums its 16 vectors with one
+// transpose tree, which associates every sum as _mm512_reduce_add_ps does (simd.h): the bits do not depend on the blocking.
+template <typename T, int HB>
+__attribute__((target("avx512f"), always_inline)) inline void scores_of(const float* q, int64_t ne, int64_t E, const T* k, int64_t k_s,
                                                                        const std::vector<int32_t>& keys, float scale, float* scores) {
   const auto n = static_cast<int64_t>(keys.size());
-  const int64_t chunks = NE > 0 ? NE : ne;
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
-    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-    for (int64_t c = 0; c < chunks; ++c)
+    __m512 acc[4][4];
 #pragma GCC unroll 4
-      for (int u = 0; u < 4; ++u) acc[u] = _mm512_fmadd_ps(qv[c], Lanes<T>::load(k + keys[j + u] * k_s + 16 * c), acc[u]);
+    for (int h = 0; h < HB; ++h)
 #pragma GCC unroll 4
-    for (int u = 0; u < 4; ++u) scores[j + u] = _mm512_reduce_add_ps(acc[u]) * scale;
+      for (int u = 0; u < 4; ++u) acc[h][u] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < ne; ++c) {
+      __m512 kv[4];
+#pragma GCC unroll 4
+      for (int u = 0; u < 4; ++u) kv[u] = Lanes<T>::load(k + keys[j + u] * k_s + 16 * c);
+#pragma GCC unroll 4
+      for (int h = 0; h < HB; ++h)
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u) acc[h][u] = _mm512_fmadd_ps(_mm512_loadu_ps(q + h * E + 16 * c), kv[u], acc[h][u]);
+    }
+    if constexpr (HB == 4) {
+      alignas(64) float sums[16];  // lane 4u + h: the sum of acc[h][u]
+      _mm512_store_ps(sums, _mm512_mul_ps(reduce_4x4(acc), _mm512_set1_ps(scale)));
+#pragma GCC unroll 4
+      for (int h = 0; h < 4; ++h)
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u) scores[h * n + j + u] = sums[4 * u + h];
+    } else {
+#pragma GCC unroll 4
+      for (int h = 0; h < HB; ++h)
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; ++u) scores[h * n + j + u] = _mm512_reduce_add_ps(acc[h][u]) * scale;
+    }
   }
-  for (; j < n; ++j) {
-    __m512 acc = _mm512_setzero_ps();
-    for (int64_t c = 0; c < chunks; ++c) acc = _mm512_fmadd_ps(qv[c], Lanes<T>::load(k + keys[j] * k_s + 16 * c), acc);
-    scores[j] = _mm512_reduce_add_ps(acc) * scale;
+  for (; j < n; ++j)
+#pragma GCC unroll 4
+    for (int h = 0; h < HB; ++h) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int64_t c = 0; c < ne; ++c) acc = _mm512_fmadd_ps(_mm512_loadu_ps(q + h * E + 16 * c), Lanes<T>::load(k + keys[j] * k_s + 16 * c), acc);
+      scores[h * n + j] = _mm512_reduce_add_ps(acc) * scale;
+    }
+}
+
+// out_h = sum_j p[h * n + j] v[keys[j]] for a block of HB heads, one chunk of 16 values at a time: even and odd j in two
+// sums per head (two chains of FMAs), added at the end, times inv[h]. Each value chunk is widened once for the block.
+template <typename T, int HB>
+__attribute__((target("avx512f"), always_inline)) inline void weighted_sum(const float* p, int64_t n, const float* inv, int64_t ne, const T* v,
+                                                                          int64_t v_s, const std::vector<int32_t>& keys, T* out, int64_t E) {
+  for (int64_t c = 0; c < ne; ++c) {
+    __m512 even[HB], odd[HB];
+#pragma GCC unroll 8
+    for (int h = 0; h < HB; ++h) even[h] = odd[h] = _mm512_setzero_ps();
+    int64_t j = 0;
+    for (; j + 2 <= n; j += 2) {
+      const __m512 v0 = Lanes<T>::load(v + keys[j] * v_s + 16 * c), v1 = Lanes<T>::load(v + keys[j + 1] * v_s + 16 * c);
+#pragma GCC unroll 8
+      for (int h = 0; h < HB; ++h) {
+        even[h] = _mm512_fmadd_ps(_mm512_set1_ps(p[h * n + j]), v0, even[h]);
+        odd[h] = _mm512_fmadd_ps(_mm512_set1_ps(p[h * n + j + 1]), v1, odd[h]);
+      }
+    }
+    if (j < n) {
+      const __m512 v0 = Lanes<T>::load(v + keys[j] * v_s + 16 * c);
+#pragma GCC unroll 8
+      for (int h = 0; h < HB; ++h) even[h] = _mm512_fmadd_ps(_mm512_set1_ps(p[h * n + j]), v0, even[h]);
+    }
+#pragma GCC unroll 8
+    for (int h = 0; h < HB; ++h) Lanes<T>::store(out + h * E + 16 * c, _mm512_mul_ps(_mm512_add_ps(even[h], odd[h]), _mm512_set1_ps(inv[h])));
   }
 }
 
+// The query heads of one KV head's group that share each widened key and value: scores four heads at a time, weighted
+// sums eight at a time (16 accumulators either way).
+constexpr int64_t SCORE_HEADS = 4, SUM_HEADS = 8;
+
+template <typename T>
+struct Scratch {  // per thread, reused across calls: no allocation per step
+  std::vector<int32_t> keys;
+  std::vector<float> q, p, inv;
+};
+
 // One (row, kv head): every query head of the group against the row's visible keys.
-template <typename T, int NE>
-__attribute__((target("avx512f"))) void group(const Views<T>& a, int64_t b, int64_t g, std::vector<int32_t>& keys, std::vector<float>& p) {
-  visible_keys(a, b, keys);
-  const auto n = static_cast<int64_t>(keys.size());
-  p.resize(static_cast<size_t>(n));
-  const int64_t ne = NE > 0 ? NE : a.E / 16, per_group = a.H / a.K;
+template <typename T>
+__attribute__((target("avx512f"))) void group(const Views<T>& a, int64_t b, int64_t g, Scratch<T>& s) {
+  visible_keys(a, b, s.keys);
+  const auto n = static_cast<int64_t>(s.keys.size());
+  const int64_t ne = a.E / 16, per_group = a.H / a.K, h0 = g * per_group;
+  s.q.resize(static_cast<size_t>(per_group * a.E));
+  s.p.resize(static_cast<size_t>(per_group * n));
+  s.inv.resize(static_cast<size_t>(per_group));
+  for (int64_t h = 0; h < per_group; ++h)
+    for (int64_t c = 0; c < ne; ++c) _mm512_storeu_ps(s.q.data() + h * a.E + 16 * c, Lanes<T>::load(a.q + b * a.q_b + (h0 + h) * a.q_h + 16 * c));
   const T* k = a.k + b * a.k_b + g * a.k_g;
   const T* v = a.v + b * a.v_b + g * a.v_g;
-  for (int64_t h = g * per_group; h < (g + 1) * per_group; ++h) {
-    __m512 qv[MAX_CHUNKS], even[MAX_CHUNKS], odd[MAX_CHUNKS];
-    for (int64_t c = 0; c < ne; ++c) {
-      qv[c] = Lanes<T>::load(a.q + b * a.q_b + h * a.q_h + 16 * c);
-      even[c] = odd[c] = _mm512_setzero_ps();
+  for (int64_t h = 0; h < per_group; h += SCORE_HEADS) {
+    const float* q = s.q.data() + h * a.E;
+    float* p = s.p.data() + h * n;
+    switch (std::min(SCORE_HEADS, per_group - h)) {
+      case 4: scores_of<T, 4>(q, ne, a.E, k, a.k_s, s.keys, a.scale, p); break;
+      case 3: scores_of<T, 3>(q, ne, a.E, k, a.k_s, s.keys, a.scale, p); break;
+      case 2: scores_of<T, 2>(q, ne, a.E, k, a.k_s, s.keys, a.scale, p); break;
+      default: scores_of<T, 1>(q, ne, a.E, k, a.k_s, s.keys, a.scale, p); break;
     }
-    scores_of<T, NE>(qv, ne, k, a.k_s, keys, a.scale, p.data());
-    const float sum = n > 0 ? softmax_weights(p.data(), n) : 0.0f;
-    // out = sum_j p[j] v[keys[j]] / sum, even and odd j in two sums (two chains of FMAs), added at the end.
-    int64_t j = 0;
-    for (; j + 2 <= n; j += 2) {
-      const __m512 p0 = _mm512_set1_ps(p[j]), p1 = _mm512_set1_ps(p[j + 1]);
-      const T *v0 = v + keys[j] * a.v_s, *v1 = v + keys[j + 1] * a.v_s;
-      for (int64_t c = 0; c < ne; ++c) {
-        even[c] = _mm512_fmadd_ps(p0, Lanes<T>::load(v0 + 16 * c), even[c]);
-        odd[c] = _mm512_fmadd_ps(p1, Lanes<T>::load(v1 + 16 * c), odd[c]);
-      }
+  }
+  for (int64_t h = 0; h < per_group; ++h) s.inv[static_cast<size_t>(h)] = n > 0 ? 1.0f / softmax_weights(s.p.data() + h * n, n) : 0.0f;
+  T* out = a.out + (b * a.H + h0) * a.E;
+  for (int64_t h = 0; h < per_group; h += SUM_HEADS) {
+    const float* p = s.p.data() + h * n;
+    const float* inv = s.inv.data() + h;
+    switch (std::min(SUM_HEADS, per_group - h)) {
+      case 8: weighted_sum<T, 8>(p, n, inv, ne, v, a.v_s, s.keys, out + h * a.E, a.E); break;
+      case 7: weighted_sum<T, 7>(p, n, inv, ne, v, a.v_s, s.keys, out + h * a.E, a.E); break;
+      case 6: weighted_sum<T, 6>(p, n, inv, ne, v, a.v_s, s.keys, out + h * a.E, a.E); break;
+      case 5: weighted_sum<T, 5>(p, n, inv, ne, v, a.v_s, s.keys, out + h * a.E, a.E); break;
+      case 4: weighted_sum<T, 4>(p, n, inv, ne, v, a.v_s, s.keys, out + h * a.E, a.E); break;
+      case 3: weighted_sum<T, 3>(p, n, inv, ne, v, a.v_s, s.keys, out + h * a.E, a.E); break;
+      case 2: weighted_sum<T, 2>(p, n, inv, ne, v, a.v_s, s.keys, out + h * a.E, a.E); break;
+      default: weighted_sum<T, 1>(p, n, inv, ne, v, a.v_s, s.keys, out + h * a.E, a.E); break;
     }
-    if (j < n)
-      for (int64_t c = 0; c < ne; ++c) even[c] = _mm512_fmadd_ps(_mm512_set1_ps(p[j]), Lanes<T>::load(v + keys[j] * a.v_s + 16 * c), even[c]);
-    const __m512 inv = _mm512_set1_ps(n > 0 ? 1.0f / sum : 0.0f);
-    for (int64_t c = 0; c < ne; ++c) Lanes<T>::store(a.out + (b * a.H + h) * a.E + 16 * c, _mm512_mul_ps(_mm512_add_ps(even[c], odd[c]), inv));
   }
 }
 
 template <typename T>
 void run(const Views<T>& a) {
   at::parallel_for(0, a.B * a.K, 1, [&](int64_t i0, int64_t i1) {
-    thread_local std::vector<int32_t> keys;  // reused across calls: no allocation per step
-    thread_local std::vector<float> p;
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t b = i / a.K, g = i % a.K;
-      if (a.E == 64) group<T, 4>(a, b, g, keys, p);
-      else if (a.E == 128) group<T, 8>(a, b, g, keys, p);
-      else group<T, 0>(a, b, g, keys, p);
-    }
+    thread_local Scratch<T> scratch;
+    for (int64_t i = i0; i < i1; ++i) group(a, i / a.K, i % a.K, scratch);
   });
 }
 

@@ -86,26 +86,6 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"), always_inline)) inline voi
   }
 }
 
-// The 16 sums of a full block's accumulators in one vector, lane 4m + r holding the sum of acc[r][m]: a transpose
-// tree of 45 instructions instead of 16 reductions of 9. Each sum is associated exactly as _mm512_reduce_add_ps
-// associates it (GCC: lanes i + (i+8), then + (i+4), then (0+2) and (1+3), then their sum), so a row's result is
-// the same bits whether its block went through here or through the reductions one at a time (blocks of fewer rows).
-__attribute__((target("avx512f"), always_inline)) inline __m512 reduce_4x4(const __m512 (&acc)[4][4]) {
-  __m512 c[8], e[4], g[2];
-#pragma GCC unroll 8
-  for (int p = 0; p < 8; ++p) {  // a[2p], a[2p+1] with a[4r + m] = acc[r][m]: [i + (i+8) of the first, of the second]
-    const __m512 a = acc[p / 2][(p % 2) * 2], b = acc[p / 2][(p % 2) * 2 + 1];
-    c[p] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
-  }
-#pragma GCC unroll 4
-  for (int q = 0; q < 4; ++q)  // 128-bit block b: the 4 partial sums of a[4q + b]
-    e[q] = _mm512_add_ps(_mm512_shuffle_f32x4(c[2 * q], c[2 * q + 1], 0x88), _mm512_shuffle_f32x4(c[2 * q], c[2 * q + 1], 0xDD));
-#pragma GCC unroll 2
-  for (int r = 0; r < 2; ++r)  // block b: (0+2), (1+3) of a[8r + b], then of a[8r + 4 + b]
-    g[r] = _mm512_add_ps(_mm512_shuffle_ps(e[2 * r], e[2 * r + 1], 0x44), _mm512_shuffle_ps(e[2 * r], e[2 * r + 1], 0xEE));
-  return _mm512_add_ps(_mm512_shuffle_ps(g[0], g[1], 0x88), _mm512_shuffle_ps(g[0], g[1], 0xDD));  // block m: a[m], a[4+m], a[8+m], a[12+m]
-}
-
 // What the group of x rows starting at row m prefetches while it computes a block: group g = m / 4 asks for the block
 // g + 1 blocks ahead (block_bytes each), for g < 4. With only the first group prefetching, the memory sat idle while the
 // later groups reused the block from L1; spread over the groups it stays busy (a batch-8 / 16 step 7-15% faster in

@@ -48,21 +48,23 @@ bool have_kernel(at::ScalarType t) { return decode_kernels_take(t); }
 }  // namespace
 
 // Strided views as the forward passes them: q a transpose of [B, 1, H+K, E], k and v the first S slots of a larger cache.
+// Groups of 1 to 9 query heads per KV head take every blocking of the heads (scores four at a time, sums eight at a time).
 TEST(DecodeAttention, MatchesFloat64WithAndWithoutAMask) {
   at::manual_seed(0);
   for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
     if (!have_kernel(t)) continue;
     for (int64_t E : {16, 48, 64, 128})
-      for (int64_t S : {1, 5, 37, 200}) {
-        const int64_t B = 3, H = 6, K = 2;
-        const at::Tensor q = (at::randn({B, 1, H + K, E}) * 2).to(t).narrow(2, 0, H).transpose(1, 2);
-        const at::Tensor k = at::randn({B, K, S + 7, E}).to(t).narrow(2, 0, S), v = at::randn({B, K, S + 7, E}).to(t).narrow(2, 0, S);
-        at::Tensor visible = at::rand({B, S}).lt(0.7);
-        visible.select(1, S - 1).fill_(true);  // the new token's own key, always visible
-        expect_close(q, k, v, at::Tensor(), at::ones({B, S}, at::kBool));
-        expect_close(q, k, v, visible.view({B, 1, 1, S}), visible);
-        expect_close(q, k, v, visible.narrow(0, 0, 1).view({1, 1, 1, S}), visible.narrow(0, 0, 1).expand({B, S}));
-      }
+      for (int64_t S : {1, 5, 37, 200})
+        for (const auto& [H, K] : {std::pair<int64_t, int64_t>{6, 2}, {4, 4}, {7, 1}, {18, 2}}) {
+          const int64_t B = 3;
+          const at::Tensor q = (at::randn({B, 1, H + K, E}) * 2).to(t).narrow(2, 0, H).transpose(1, 2);
+          const at::Tensor k = at::randn({B, K, S + 7, E}).to(t).narrow(2, 0, S), v = at::randn({B, K, S + 7, E}).to(t).narrow(2, 0, S);
+          at::Tensor visible = at::rand({B, S}).lt(0.7);
+          visible.select(1, S - 1).fill_(true);  // the new token's own key, always visible
+          expect_close(q, k, v, at::Tensor(), at::ones({B, S}, at::kBool));
+          expect_close(q, k, v, visible.view({B, 1, 1, S}), visible);
+          expect_close(q, k, v, visible.narrow(0, 0, 1).view({1, 1, 1, S}), visible.narrow(0, 0, 1).expand({B, S}));
+        }
   }
 }
 
