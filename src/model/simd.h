@@ -30,6 +30,11 @@ __attribute__((target("avx512f"), always_inline)) inline __m512 bf16x16_load(con
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
 }
 
+// 16 bf16 values (their bits in 16-bit lanes) widened to fp32, exactly.
+__attribute__((target("avx512f"), always_inline)) inline __m512 bf16x16_widen(__m256i bits) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+}
+
 // 16 fp32 values rounded to bf16 bits: to nearest, ties to even, NaN to the quiet NaN 0x7FC0 (c10::BFloat16's rule).
 __attribute__((target("avx512f"), always_inline)) inline __m256i bf16x16_round(__m512 v) {
   const __m512i bits = _mm512_castps_si512(v);

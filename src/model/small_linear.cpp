@@ -223,11 +223,23 @@ __attribute__((target("avx512f"))) void rms_row_f32(const float* x, const float*
 float bf16_to_f32(uint16_t b) { return static_cast<float>(c10::BFloat16(b, c10::BFloat16::from_bits())); }
 uint16_t f32_to_bf16(float f) { return c10::BFloat16(f).x; }  // round to nearest even, as torch
 
-void rms_row_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, int64_t D, float eps) {
-  float ss = 0;
-  for (int64_t i = 0; i < D; ++i) ss += bf16_to_f32(x[i]) * bf16_to_f32(x[i]);
+// The same for bf16 rows: the sum of squares of the widened values as rms_row_f32 forms it, then y = round(w * round(x * r)).
+__attribute__((target("avx512f"))) void rms_row_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, int64_t D, float eps) {
+  __m512 acc = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= D; i += 16) {
+    const __m512 v = bf16x16_load(x + i);
+    acc = _mm512_fmadd_ps(v, v, acc);
+  }
+  float ss = _mm512_reduce_add_ps(acc);
+  for (int64_t t = i; t < D; ++t) ss += bf16_to_float(x[t]) * bf16_to_float(x[t]);
   const float r = 1.0f / std::sqrt(ss / static_cast<float>(D) + eps);
-  for (int64_t i = 0; i < D; ++i) y[i] = f32_to_bf16(bf16_to_f32(w[i]) * bf16_to_f32(f32_to_bf16(bf16_to_f32(x[i]) * r)));
+  const __m512 rv = _mm512_set1_ps(r);
+  for (i = 0; i + 16 <= D; i += 16) {
+    const __m512 normed = bf16x16_widen(bf16x16_round(_mm512_mul_ps(bf16x16_load(x + i), rv)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), bf16x16_round(_mm512_mul_ps(bf16x16_load(w + i), normed)));
+  }
+  for (; i < D; ++i) y[i] = f32_to_bf16(bf16_to_f32(w[i]) * bf16_to_f32(f32_to_bf16(bf16_to_f32(x[i]) * r)));
 }
 
 int64_t rows_of(const at::Tensor& x) { return x.dim() == 0 || x.size(-1) == 0 ? 0 : x.numel() / x.size(-1); }
@@ -319,20 +331,57 @@ void rope_row(const T* x, const T* c, const T* s, T* y, int64_t E) {
   }
 }
 
+// 16 lanes rounded to T and widened back: what storing a torch op's result in T does to it. In fp32 the value is already
+// rounded, but GCC contracts an intrinsic's product and a later sum into one fused multiply-add (which rounds once) unless
+// the product passes through something it cannot see into: the empty asm.
+template <typename T>
+__attribute__((target("avx512f"), always_inline)) inline __m512 rounded(__m512 v) {
+  if constexpr (std::is_same_v<T, float>) {
+    asm("" : "+v"(v));
+    return v;
+  } else {
+    return bf16x16_widen(bf16x16_round(v));
+  }
+}
+
+// The same row 16 lanes at a time (E / 2 a multiple of 16): the same operations in the same order, each rounded to T.
+template <typename T>
+__attribute__((target("avx512f"))) void rope_row_x16(const T* x, const T* c, const T* s, T* y, int64_t E) {
+  const int64_t half = E / 2;
+  const __m512i sign = _mm512_set1_epi32(static_cast<int32_t>(0x80000000u));
+  for (int64_t i = 0; i < half; i += 16) {
+    const __m512 lo = Lanes<T>::load(x + i), hi = Lanes<T>::load(x + i + half);
+    const __m512 neg_hi = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(hi), sign));  // -x exactly, zeros included
+    const __m512 a_lo = rounded<T>(_mm512_mul_ps(lo, Lanes<T>::load(c + i))), b_lo = rounded<T>(_mm512_mul_ps(neg_hi, Lanes<T>::load(s + i)));
+    const __m512 a_hi = rounded<T>(_mm512_mul_ps(hi, Lanes<T>::load(c + i + half))), b_hi = rounded<T>(_mm512_mul_ps(lo, Lanes<T>::load(s + i + half)));
+    Lanes<T>::store(y + i, _mm512_add_ps(a_lo, b_lo));
+    Lanes<T>::store(y + i + half, _mm512_add_ps(a_hi, b_hi));
+  }
+}
+
+template <typename T, typename Stored>
+void rope_rows(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, at::Tensor& y) {
+  const int64_t B = x.size(0), T_ = x.size(1), n = x.size(2), E = x.size(3);
+  const auto* xp = reinterpret_cast<const T*>(x.data_ptr<Stored>());
+  const auto* cp = reinterpret_cast<const T*>(cos.data_ptr<Stored>());
+  const auto* sp = reinterpret_cast<const T*>(sin.data_ptr<Stored>());
+  auto* yp = reinterpret_cast<T*>(y.data_ptr<Stored>());
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T_; ++t)
+      for (int64_t h = 0; h < n; ++h) {
+        const int64_t xo = b * x.stride(0) + t * x.stride(1) + h * x.stride(2), yo = ((b * T_ + t) * n + h) * E, to = (b * T_ + t) * E;
+        if ((E / 2) % 16 == 0) rope_row_x16(xp + xo, cp + to, sp + to, yp + yo, E);
+        else if constexpr (std::is_same_v<T, float>) rope_row(xp + xo, cp + to, sp + to, yp + yo, E);
+        else rope_row(x.data_ptr<at::BFloat16>() + xo, cos.data_ptr<at::BFloat16>() + to, sin.data_ptr<at::BFloat16>() + to, y.data_ptr<at::BFloat16>() + yo, E);
+      }
+}
+
 }  // namespace
 
 at::Tensor small_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const int64_t B = x.size(0), T = x.size(1), n = x.size(2), E = x.size(3);
-  at::Tensor y = at::empty({B, T, n, E}, x.options());
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t h = 0; h < n; ++h) {
-        const int64_t xo = b * x.stride(0) + t * x.stride(1) + h * x.stride(2), yo = ((b * T + t) * n + h) * E, to = (b * T + t) * E;
-        if (x.scalar_type() == at::kFloat)
-          rope_row(x.data_ptr<float>() + xo, cos.data_ptr<float>() + to, sin.data_ptr<float>() + to, y.data_ptr<float>() + yo, E);
-        else
-          rope_row(x.data_ptr<at::BFloat16>() + xo, cos.data_ptr<at::BFloat16>() + to, sin.data_ptr<at::BFloat16>() + to, y.data_ptr<at::BFloat16>() + yo, E);
-      }
+  at::Tensor y = at::empty(x.sizes(), x.options());
+  if (x.scalar_type() == at::kFloat) rope_rows<float, float>(x, cos, sin, y);
+  else rope_rows<uint16_t, at::BFloat16>(x, cos, sin, y);
   return y;
 }
 

@@ -105,7 +105,7 @@ TEST(SmallRmsNorm, MatchesTheUnfusedForm) {
 TEST(SmallRope, IsTheUnfusedFormBitForBit) {
   at::manual_seed(5);
   for (at::ScalarType t : {at::kFloat, at::kBFloat16})
-    for (int64_t E : {16, 64, 128}) {
+    for (int64_t E : {16, 32, 48, 64, 128}) {  // E / 2 a multiple of 16 or not: 16 lanes at a time, or scalar
       const int64_t B = 5, T = 1, n = 6;
       const at::Tensor qkv = (at::randn({B, T, (n + 2) * E}) * 3).to(t);
       const at::Tensor x = qkv.narrow(-1, 0, n * E).view({B, T, n, E});
