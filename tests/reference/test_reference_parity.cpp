@@ -17,6 +17,8 @@
 #include "model/sampling.h"
 #include "model/safetensors.h"
 #include "model/transformer.h"
+#include "model/weights.h"
+#include "model/checkpoint_files.h"
 
 namespace fs = std::filesystem;
 using namespace ts;
@@ -336,6 +338,26 @@ TEST_P(Parity, StopsAtEosAndStopStrings) {
   opt.max_new_tokens = 5;
   opt.eos_ids = {};
   EXPECT_EQ(generate_batch(*model_, {{prompt, 0}}, opt)[0].finish, FinishReason::LENGTH);
+}
+
+// CPU weights are copies in memory advised for huge pages (model/weights.cpp): each tensor equals the checkpoint's,
+// starts 64-byte aligned, the first at a 2 MiB boundary, and stays an ordinary tensor (edits in place work).
+TEST_P(Parity, CpuWeightsLiveInHugePageChunksAndEqualTheCheckpoint) {
+  const CheckpointFiles ck = checkpoint_open(dir_);
+  ModelWeights w = weights_load(ck, LoadOptions{});
+  const auto params = weights_parameters(w);
+  ASSERT_FALSE(params.empty());
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(params.front().second.data_ptr()) % (uintptr_t{1} << 21), 0u);
+  for (const auto& [name, t] : params) {
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data_ptr()) % 64, 0u) << name;
+    if (ck.has(name)) {  // the fused q/k/v are compared by the parity tests
+      EXPECT_TRUE(at::equal(t, tensor_from_safetensors(ck.info(name), ck.bytes(name)).to(at::kFloat))) << name;
+    }
+  }
+  at::Tensor& e = w.embed;
+  const at::Tensor before = e.clone();
+  e.add_(1.0);
+  EXPECT_TRUE(at::equal(e, before + 1.0));
 }
 
 // bf16 compute (the GPU default) against the fp32 goldens. Tolerance: max |Δlogit| <= 0.05 * max |logit|
