@@ -43,7 +43,7 @@ void visible_keys(const Views<T>& a, int64_t b, std::vector<int32_t>& keys) {
     if (a.mask == nullptr || a.mask[b * a.m_b + s * a.m_s]) keys.push_back(static_cast<int32_t>(s));
 }
 
-// Per query head h of a block of HB heads (q: fp32, NE chunks of 16 per head, heads E floats apart), scores[h * n + j] =
+// Per query head h of a block of HB heads (q: fp32, ne chunks of 16 per head, heads E floats apart), scores[h * n + j] =
 // scale * q_h · k[keys[j]]: each an fp32 sum of the chunks' products in chunk order, then across the lanes. Keys go four at
 // a time, so each key chunk is widened once for the block's heads; a full block (HB = 4) sums its 16 vectors with one
 // transpose tree, which associates every sum as _mm512_reduce_add_ps does (simd.h): the bits do not depend on the blocking.
