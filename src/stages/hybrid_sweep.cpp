@@ -48,6 +48,13 @@ std::string point_key(const HybridPoint& p) {
 
 bool random_ablation(const std::string& a) { return a != "none" && a != "only-bias"; }
 
+// A point of `dataset` and `role`, everything else at its default (the base and thinking rows; hybrid rows add the rest).
+HybridPoint dataset_row(const std::string& dataset, const std::string& role) {
+  HybridPoint p;
+  p.dataset = dataset, p.role = role;
+  return p;
+}
+
 }  // namespace
 
 HybridPoint HybridPoint::source() const {
@@ -86,8 +93,8 @@ std::vector<HybridPoint> hybrid_points(const Config& cfg, int64_t vectors_layer)
     out.push_back(p);
   };
   for (const std::string& d : datasets) {
-    add({.dataset = d, .role = "base"});
-    add({.dataset = d, .role = "thinking"});
+    add(dataset_row(d, "base"));
+    add(dataset_row(d, "thinking"));
     for (int pass = 0; pass < 2; ++pass)  // randpos rows after the hybrid rows they take their share from
       for (int64_t l : layers)
         for (const std::string& r : cfg.hybrid.rules)
@@ -95,7 +102,11 @@ std::vector<HybridPoint> hybrid_points(const Config& cfg, int64_t vectors_layer)
             if ((a == "randpos") != (pass == 1)) continue;
             if (r == "oracle" && a != "none" && a != "randpos") continue;  // the oracle adds no vector: only where it steers can vary
             const std::vector<std::string> seeds = random_ablation(a) ? cfg.hybrid.seeds : std::vector<std::string>{"0"};
-            for (const std::string& s : seeds) add({.layer = l, .seed = std::stoll(s), .dataset = d, .role = "hybrid", .rule = r, .ablation = a});
+            for (const std::string& s : seeds) {
+              HybridPoint p = dataset_row(d, "hybrid");
+              p.layer = l, p.seed = std::stoll(s), p.rule = r, p.ablation = a;
+              add(p);
+            }
           }
   }
   return out;
@@ -214,7 +225,7 @@ class HybridSweep final : public SweepKind {
       const artifacts::HybridTask& t = tasks.at(p.key);
       s.task.push_back(p.task), s.layer.push_back(p.layer), s.seed.push_back(p.seed);
       s.key.push_back(p.key), s.dataset.push_back(p.dataset), s.role.push_back(p.role), s.rule.push_back(p.rule), s.ablation.push_back(p.ablation);
-      summarise(cfg, s, t, find({.dataset = p.dataset, .role = "base"}), find({.dataset = p.dataset, .role = "thinking"}), p.role == "hybrid" ? find(p.source()) : nullptr);
+      summarise(cfg, s, t, find(dataset_row(p.dataset, "base")), find(dataset_row(p.dataset, "thinking")), p.role == "hybrid" ? find(p.source()) : nullptr);
     }
     const json prov = artifacts::stage_provenance(cfg, rt, "reduce", out.config_hash(), {});
     artifacts::write_hybrid_summary(out.partial(), s, prov);

@@ -136,7 +136,7 @@ Gather make_gather(const Plan& plan, std::span<const int64_t> traces, int64_t T,
 
 void attach(HookSet& hooks, Range held, int64_t L, const Gather& g, Sums& acc) {
   for (int64_t l = held.begin; l < held.end; ++l) {
-    for (const auto [site, s] : {std::pair{HookSite::RESID_MID, 0}, std::pair{HookSite::RESID_POST, 1}})
+    for (const auto& [site, s] : {std::pair{HookSite::RESID_MID, 0}, std::pair{HookSite::RESID_POST, 1}})
       hooks.add_fn({site, l}, [&g, &acc, l, s, L](const at::Tensor& x, const HookContext&) {
         const at::Tensor rows = x.reshape({-1, x.size(-1)}).index_select(0, g.position).to(at::kDouble).mul_(g.weight);
         acc.resid[s][l].index_add_(0, g.set, rows);

@@ -69,11 +69,14 @@ TEST_P(Orthogonalized, ExportEqualsHookAblation) {
   const json config = json_read_file(tmp.path() / "out" / "config.json");
   EXPECT_FALSE(config.value("tie_word_embeddings", false));
   const CheckpointFiles out = checkpoint_open(tmp.path() / "out");
-  if (c.tie_word_embeddings)  // the unembedding is the original embedding
+  if (c.tie_word_embeddings) {  // the unembedding is the original embedding
     EXPECT_TRUE(at::equal(checkpoint_tensor_f32(out, "lm_head.weight"), checkpoint_tensor_f32(ck, "model.embed_tokens.weight")));
+  }
   for (const auto& [name, entry] : ck.tensors) {
     const bool edited = edit.replace.count(name) > 0;
-    if (!edited) EXPECT_TRUE(at::equal(checkpoint_tensor_f32(out, name), checkpoint_tensor_f32(ck, name))) << name;
+    if (!edited) {
+      EXPECT_TRUE(at::equal(checkpoint_tensor_f32(out, name), checkpoint_tensor_f32(ck, name))) << name;
+    }
   }
 }
 
