@@ -13,6 +13,7 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wpsabi"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdlib>
@@ -209,40 +210,42 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void rows_bf16(const uint
   for (; n < n1; ++n) groups_bf16<1>(x, M, K, w, n, bias, y, N);
 }
 
-// One row of RMSNorm: fp32 sum of squares in 16 lanes (the tail masked), then y = w * round(x * r) in fp32 or bf16.
-__attribute__((target("avx512f"))) void rms_row_f32(const float* x, const float* w, float* y, int64_t D, float eps) {
+// The fp32 sum of squares of a row's D values (T widened exactly): 16 lanes, the tail zero-padded, then across the lanes.
+template <typename T>
+__attribute__((target("avx512f"))) float sum_of_squares(const T* x, int64_t D) {
   __m512 acc = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= D; i += 16) {
-    const __m512 v = _mm512_loadu_ps(x + i);
+    const __m512 v = Lanes<T>::load(x + i);
     acc = _mm512_fmadd_ps(v, v, acc);
   }
-  const auto tail = static_cast<__mmask16>((1u << (D - i)) - 1u);
   if (i < D) {
-    const __m512 v = _mm512_maskz_loadu_ps(tail, x + i);
+    T tail[16] = {};
+    std::copy(x + i, x + D, tail);
+    const __m512 v = Lanes<T>::load(tail);
     acc = _mm512_fmadd_ps(v, v, acc);
   }
-  const __m512 r = _mm512_set1_ps(1.0f / std::sqrt(_mm512_reduce_add_ps(acc) / static_cast<float>(D) + eps));
-  for (i = 0; i + 16 <= D; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(w + i), _mm512_mul_ps(_mm512_loadu_ps(x + i), r)));
+  return _mm512_reduce_add_ps(acc);
+}
+
+// One row of RMSNorm: r = 1 / sqrt(mean of squares + eps), then y = w * round(x * r) in fp32 or bf16.
+__attribute__((target("avx512f"))) void rms_row_f32(const float* x, const float* w, float* y, int64_t D, float eps) {
+  const auto tail = static_cast<__mmask16>((1u << (D % 16)) - 1u);
+  const __m512 r = _mm512_set1_ps(1.0f / std::sqrt(sum_of_squares(x, D) / static_cast<float>(D) + eps));
+  int64_t i = 0;
+  for (; i + 16 <= D; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(w + i), _mm512_mul_ps(_mm512_loadu_ps(x + i), r)));
   if (i < D) _mm512_mask_storeu_ps(y + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, w + i), _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + i), r)));
 }
 
 float bf16_to_f32(uint16_t b) { return static_cast<float>(c10::BFloat16(b, c10::BFloat16::from_bits())); }
 uint16_t f32_to_bf16(float f) { return c10::BFloat16(f).x; }  // round to nearest even, as torch
 
-// The same for bf16 rows: the sum of squares of the widened values as rms_row_f32 forms it, then y = round(w * round(x * r)).
+// The same for bf16 rows: y = round(w * round(x * r)).
 __attribute__((target("avx512f"))) void rms_row_bf16(const uint16_t* x, const uint16_t* w, uint16_t* y, int64_t D, float eps) {
-  __m512 acc = _mm512_setzero_ps();
+  const float r = 1.0f / std::sqrt(sum_of_squares(x, D) / static_cast<float>(D) + eps);
+  const __m512 rv = _mm512_set1_ps(r);
   int64_t i = 0;
   for (; i + 16 <= D; i += 16) {
-    const __m512 v = bf16x16_load(x + i);
-    acc = _mm512_fmadd_ps(v, v, acc);
-  }
-  float ss = _mm512_reduce_add_ps(acc);
-  for (int64_t t = i; t < D; ++t) ss += bf16_to_float(x[t]) * bf16_to_float(x[t]);
-  const float r = 1.0f / std::sqrt(ss / static_cast<float>(D) + eps);
-  const __m512 rv = _mm512_set1_ps(r);
-  for (i = 0; i + 16 <= D; i += 16) {
     const __m512 normed = bf16x16_widen(bf16x16_round(_mm512_mul_ps(bf16x16_load(x + i), rv)));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), bf16x16_round(_mm512_mul_ps(bf16x16_load(w + i), normed)));
   }
