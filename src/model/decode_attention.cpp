@@ -122,7 +122,6 @@ __attribute__((target("avx512f"), always_inline)) inline void weighted_sum(const
 // sums eight at a time (16 accumulators either way).
 constexpr int64_t SCORE_HEADS = 4, SUM_HEADS = 8;
 
-template <typename T>
 struct Scratch {  // per thread, reused across calls: no allocation per step
   std::vector<int32_t> keys;
   std::vector<float> q, p, inv;
@@ -130,7 +129,7 @@ struct Scratch {  // per thread, reused across calls: no allocation per step
 
 // One (row, kv head): every query head of the group against the row's visible keys.
 template <typename T>
-__attribute__((target("avx512f"))) void group(const Views<T>& a, int64_t b, int64_t g, Scratch<T>& s) {
+__attribute__((target("avx512f"))) void group(const Views<T>& a, int64_t b, int64_t g, Scratch& s) {
   visible_keys(a, b, s.keys);
   const auto n = static_cast<int64_t>(s.keys.size());
   const int64_t ne = a.E / 16, per_group = a.H / a.K, h0 = g * per_group;
@@ -172,7 +171,7 @@ __attribute__((target("avx512f"))) void group(const Views<T>& a, int64_t b, int6
 template <typename T>
 void run(const Views<T>& a) {
   at::parallel_for(0, a.B * a.K, 1, [&](int64_t i0, int64_t i1) {
-    thread_local Scratch<T> scratch;
+    thread_local Scratch scratch;
     for (int64_t i = i0; i < i1; ++i) group(a, i / a.K, i % a.K, scratch);
   });
 }

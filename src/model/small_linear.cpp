@@ -237,7 +237,6 @@ __attribute__((target("avx512f"))) void rms_row_f32(const float* x, const float*
   if (i < D) _mm512_mask_storeu_ps(y + i, tail, _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, w + i), _mm512_mul_ps(_mm512_maskz_loadu_ps(tail, x + i), r)));
 }
 
-float bf16_to_f32(uint16_t b) { return static_cast<float>(c10::BFloat16(b, c10::BFloat16::from_bits())); }
 uint16_t f32_to_bf16(float f) { return c10::BFloat16(f).x; }  // round to nearest even, as torch
 
 // The same for bf16 rows: y = round(w * round(x * r)).
@@ -249,7 +248,7 @@ __attribute__((target("avx512f"))) void rms_row_bf16(const uint16_t* x, const ui
     const __m512 normed = bf16x16_widen(bf16x16_round(_mm512_mul_ps(bf16x16_load(x + i), rv)));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), bf16x16_round(_mm512_mul_ps(bf16x16_load(w + i), normed)));
   }
-  for (; i < D; ++i) y[i] = f32_to_bf16(bf16_to_f32(w[i]) * bf16_to_f32(f32_to_bf16(bf16_to_f32(x[i]) * r)));
+  for (; i < D; ++i) y[i] = f32_to_bf16(bf16_to_float(w[i]) * bf16_to_float(f32_to_bf16(bf16_to_float(x[i]) * r)));
 }
 
 int64_t rows_of(const at::Tensor& x) { return x.dim() == 0 || x.size(-1) == 0 ? 0 : x.numel() / x.size(-1); }
@@ -374,17 +373,19 @@ __attribute__((target("avx512f"))) void rope_row_x16(const T* x, const T* c, con
 template <typename T, typename Stored>
 void rope_rows(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, at::Tensor& y) {
   const int64_t B = x.size(0), T_ = x.size(1), n = x.size(2), E = x.size(3);
-  const auto* xp = reinterpret_cast<const T*>(x.data_ptr<Stored>());
-  const auto* cp = reinterpret_cast<const T*>(cos.data_ptr<Stored>());
-  const auto* sp = reinterpret_cast<const T*>(sin.data_ptr<Stored>());
-  auto* yp = reinterpret_cast<T*>(y.data_ptr<Stored>());
+  const Stored *xs = x.data_ptr<Stored>(), *cs = cos.data_ptr<Stored>(), *ss = sin.data_ptr<Stored>();
+  Stored* ys = y.data_ptr<Stored>();
+  // The 16-lane path sees the values as T (bf16: their bits); the scalar one as torch's types, which round as torch does.
+  const auto* xp = reinterpret_cast<const T*>(xs);
+  const auto* cp = reinterpret_cast<const T*>(cs);
+  const auto* sp = reinterpret_cast<const T*>(ss);
+  auto* yp = reinterpret_cast<T*>(ys);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t t = 0; t < T_; ++t)
       for (int64_t h = 0; h < n; ++h) {
         const int64_t xo = b * x.stride(0) + t * x.stride(1) + h * x.stride(2), yo = ((b * T_ + t) * n + h) * E, to = (b * T_ + t) * E;
         if ((E / 2) % 16 == 0) rope_row_x16(xp + xo, cp + to, sp + to, yp + yo, E);
-        else if constexpr (std::is_same_v<T, float>) rope_row(xp + xo, cp + to, sp + to, yp + yo, E);
-        else rope_row(x.data_ptr<at::BFloat16>() + xo, cos.data_ptr<at::BFloat16>() + to, sin.data_ptr<at::BFloat16>() + to, y.data_ptr<at::BFloat16>() + yo, E);
+        else rope_row(xs + xo, cs + to, ss + to, ys + yo, E);
       }
 }
 
