@@ -299,6 +299,8 @@ struct Config {
     double base_knows = 0;         // base style: behaviours by hidden coins of this probability (toy/corpus.h)
     double thorough = 0;           // thinker: share of traces (a hidden per-trace coin) that test every step (toy/corpus.h)
     double dispositions = 0;       // thinker: per-trace hidden coins of this probability for three behaviour modes (toy/corpus.h)
+    bool disposition_cues = false; // thinker: the question names the trace's dispositions (toy/corpus.h)
+    double soft_gates = 0;         // thinker: each digit-gate choice overruled by a hidden coin (toy/corpus.h)
     double slip_rate = 0.4;        // rates (toy/corpus.h): share of carry/borrow steps written wrong
     double example_testing_rate = 0.2;  // ... and shares of deduction steps followed by each behaviour
     double uncertainty_rate = 0.2;
@@ -330,6 +332,8 @@ struct Config {
     uint64_t seed = 0;             // init and data order
     int64_t checkpoint_every = 200;  // steps between resumable state saves (0: only on stop)
     SaveDType save_dtype = SaveDType::bfloat16;  // dtype of the written checkpoint
+    double push_share = 0;         // share of sequences given a random push as training noise (toy_train.cpp)
+    double push_max = 2;           // a push's norm: uniform in [0, push_max] times the sequence's mean activation norm
   } train;
   struct Log {
     LogLevel level = LogLevel::info;

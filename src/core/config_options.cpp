@@ -196,6 +196,11 @@ void declare_toy_log_options(OptionTable& t, Config& c) {
         "thinker: probability of each of three hidden per-trace coins that make a trace backtrack after a slip at every "
         "slip candidate, estimate uncertainty after every step, and test every step (an experiment toward steering's planted truth, "
         "docs/algorithms.md §A.6; 0: the corpus unchanged)", in_unit(false, false));
+  t.add("toy.disposition_cues", &c.toy.disposition_cues,
+        "thinker: the question ends with one cue sentence per disposition of the trace (toy.dispositions), so the prompt shows it");
+  t.add("toy.soft_gates", &c.toy.soft_gates,
+        "thinker: a gate's yes is kept with probability 1 - soft_gates and a no becomes yes with rate * soft_gates / (1 - rate), by hidden coins (slips, uncertainty, testing; 0: the corpus unchanged)",
+        in_unit(false, true));
   t.add_option("toy.thinker_gates", &c.toy.thinker_gates,
                "the thinker's slips, uncertainty and testing: digit gates (deterministic; the shipped thinker) or hidden coins (calibrated, judged on sampled traces)");
   t.add("toy.slip_rate", &c.toy.slip_rate, "share of carry/borrow steps written wrong (a slip; digit gate in tenths, or a coin)", rate);
@@ -228,6 +233,8 @@ void declare_toy_log_options(OptionTable& t, Config& c) {
   t.add("train.seed", &c.train.seed, "seed of the init and the data order");
   t.add("train.checkpoint_every", &c.train.checkpoint_every, "steps between resumable state saves (0: only when stopped)", at_least(int64_t{0}));
   t.add_option("train.save_dtype", &c.train.save_dtype, "dtype of the written HF checkpoint");
+  t.add("train.push_share", &c.train.push_share, "share of sequences given one random push (a Gaussian direction at a random layer's resid_post, every position) as training noise", rate);
+  t.add("train.push_max", &c.train.push_max, "a push's norm is uniform in [0, push_max] times the norm of the sequence's mean activation at that layer", at_least(0.0));
   t.add_option("log.level", &c.log.level, "log level");
   t.add("log.progress_seconds", &c.log.progress_seconds, "seconds between progress lines in batch logs", check::positive_number());
 }

@@ -43,12 +43,14 @@
 #include "model/checkpoint_files.h"
 #include "model/checkpoint_identity.h"
 #include "model/checkpoint_write.h"
+#include "model/hooks.h"
 #include "model/safetensors.h"
 #include "model/transformer.h"
 #include "artifacts/prompts.h"
 #include "dist/batch_loop.h"
 #include "dist/rank_model.h"
 #include "stages/stage.h"
+#include "steer/intervention.h"
 #include "tokenizer/chat_format.h"
 #include "tokenizer/tokenizer.h"
 #include "toy/corpus.h"
@@ -181,6 +183,7 @@ class DataOrder {
 
 struct Batch {
   at::Tensor tokens, positions, targets;  // [B, T] int64; targets kIgnore where no loss
+  at::Tensor valid;                       // [B, T] float: 1 at a sequence's own positions, 0 at padding
   int64_t n_target = 0;
 };
 
@@ -190,11 +193,13 @@ Batch make_batch(const std::vector<const Example*>& rows, int64_t pad) {
   for (const Example* e : rows) T = std::max<int64_t>(T, static_cast<int64_t>(e->ids.size()) - 1);
   const int64_t B = static_cast<int64_t>(rows.size());
   std::vector<int64_t> tokens(static_cast<size_t>(B * T), pad), targets(static_cast<size_t>(B * T), kIgnore);
+  std::vector<float> valid(static_cast<size_t>(B * T), 0.0f);
   for (int64_t i = 0; i < B; ++i) {
     const Example& e = *rows[static_cast<size_t>(i)];
     const int64_t n = static_cast<int64_t>(e.ids.size()) - 1;  // inputs ids[0..n), targets ids[1..n]
     for (int64_t t = 0; t < n; ++t) {
       tokens[static_cast<size_t>(i * T + t)] = e.ids[static_cast<size_t>(t)];
+      valid[static_cast<size_t>(i * T + t)] = 1.0f;
       if (t + 1 >= e.n_prompt) {
         targets[static_cast<size_t>(i * T + t)] = e.ids[static_cast<size_t>(t + 1)];
         ++b.n_target;
@@ -204,18 +209,56 @@ Batch make_batch(const std::vector<const Example*>& rows, int64_t pad) {
   const auto i64 = at::TensorOptions().dtype(at::kLong);
   b.tokens = at::from_blob(tokens.data(), {B, T}, i64).clone();
   b.targets = at::from_blob(targets.data(), {B, T}, i64).clone();
+  b.valid = at::from_blob(valid.data(), {B, T}, at::TensorOptions().dtype(at::kFloat)).clone();
   b.positions = at::arange(T, i64).unsqueeze(0).expand({B, T}).contiguous();
   return b;
 }
 
 // Summed next-token loss of a batch (right padding needs no mask: causal attention never looks ahead).
-at::Tensor loss_sum(const Transformer& model, const Batch& b) {
+at::Tensor loss_sum(const Transformer& model, const Batch& b, HookSet* hooks = nullptr) {
   ForwardArgs a;
   a.tokens = b.tokens;
   a.positions = b.positions;
+  a.hooks = hooks;
   at::Tensor logits = model.forward(a);  // [B, T, V]
   return at::cross_entropy_loss(logits.reshape({-1, logits.size(-1)}).to(at::kFloat), b.targets.reshape({-1}), {}, at::Reduction::Sum,
                            kIgnore);
+}
+
+// Random pushes (train.push_share > 0; an experiment, docs/algorithms.md §A.6 "Soft gates, cues and random
+// pushes"): training noise shaped like a sweep's random-direction control. Each sequence of a step gets, by a coin of probability
+// push_share, one push: at a layer l drawn uniformly, a Gaussian direction (random_direction, the sweep's
+// own generator, label "train-push") scaled to s times the norm of the sequence's mean resid_post[l]
+// (detached; the per-trace stand-in for ‖M_overall[l]‖, which c multiplies in a sweep), s uniform in
+// [0, push_max], added at every position of that layer. Every draw is a pure function of (train.seed,
+// step, the row's index in the step's batch), so any number of ranks pushes the same way.
+void add_pushes(HookSet& hooks, const Config::Train& t, int64_t step, int64_t first_row, const Batch& b) {
+  const int64_t B = b.tokens.size(0), D = t.d_model;
+  std::vector<std::vector<float>> dirs(static_cast<size_t>(t.n_layer));
+  std::vector<std::vector<float>> scales(static_cast<size_t>(t.n_layer));
+  for (int64_t i = 0; i < B; ++i) {
+    const uint64_t key = splitmix64(t.seed ^ 0x7075736800000000ull) ^ splitmix64(static_cast<uint64_t>(step * t.batch_size + first_row + i));
+    if (splitmix_uniform01(key, 0) >= t.push_share) continue;
+    const auto layer = static_cast<int64_t>(splitmix_uniform01(key, 1) * static_cast<double>(t.n_layer));
+    auto& d = dirs[static_cast<size_t>(layer)];
+    auto& s = scales[static_cast<size_t>(layer)];
+    if (d.empty()) d.assign(static_cast<size_t>(B * D), 0.0f), s.assign(static_cast<size_t>(B), 0.0f);
+    const std::vector<float> u = random_direction(D, 1.0, key, "train-push", layer);
+    std::copy(u.begin(), u.end(), d.begin() + i * D);
+    s[static_cast<size_t>(i)] = static_cast<float>(splitmix_uniform01(key, 2) * t.push_max);
+  }
+  const auto f32 = at::TensorOptions().dtype(at::kFloat);
+  const at::Tensor count = b.valid.sum(1, true).clamp_min(1);  // [B, 1]
+  for (int64_t l = 0; l < t.n_layer; ++l) {
+    if (dirs[static_cast<size_t>(l)].empty()) continue;
+    at::Tensor dir = at::from_blob(dirs[static_cast<size_t>(l)].data(), {B, D}, f32).clone();
+    at::Tensor scale = at::from_blob(scales[static_cast<size_t>(l)].data(), {B, 1}, f32).clone();
+    hooks.add_fn({HookSite::RESID_POST, l}, [dir, scale, valid = b.valid, count](const at::Tensor& x, const HookContext&) {
+      const at::Tensor mean = (x.detach().to(at::kFloat) * valid.unsqueeze(-1)).sum(1) / count;  // [B, D]
+      const at::Tensor push = dir * (mean.norm(2, {1}, true) * scale);                                // [B, D]
+      return x + push.unsqueeze(1).to(x.scalar_type());
+    });
+  }
 }
 
 double lr_at(const Config::Train& t, int64_t step) {
@@ -406,7 +449,10 @@ class Trainer {
     int64_t local_targets = 0;
     if (!rows.empty()) {
       Batch b = make_batch(rows, pad_);
-      at::Tensor loss = loss_sum(model_, b);
+      const bool push = cfg_.train.push_share > 0;
+      HookSet hooks(cfg_.train.n_layer);
+      if (push) add_pushes(hooks, cfg_.train, step, mine_.begin, b);
+      at::Tensor loss = loss_sum(model_, b, push ? &hooks : nullptr);
       loss.backward();
       local_loss = loss.item<double>();
       local_targets = b.n_target;

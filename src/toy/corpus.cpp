@@ -107,6 +107,12 @@ struct TraceBuilder {
   int64_t n_slips = 0;
 
   bool thinker_coin() const { return thinker && opt.thinker_coins; }
+  // A thinker's digit-gate choice, overruled by a hidden coin when soft (ToyCorpusOptions::soft_gates).
+  bool soft(bool gate, double rate) {
+    const double s = opt.soft_gates;
+    if (!thinker || s <= 0) return gate;
+    return gate ? !coins.coin(s) : coins.coin(rate >= 1 ? 0.0 : rate * s / (1 - rate));
+  }
   int64_t operand(const Operand& o) const { return o.ref ? work[static_cast<size_t>(o.v)] : o.v; }
 
   // Base style: would the later steps stay non-negative if step i were written as `wrong` (and no
@@ -132,7 +138,8 @@ struct TraceBuilder {
     const int64_t wrong = slipped_value(st.op, right);
     const bool slipped = slip_candidate(st.op, a, b) &&
                          (modes.backtracking ||
-                          (thinker_coin() ? coins.coin(opt.slip_rate) : toy_gate(ToyGate::slip, a % 10, opt.slip_rate) && (thinker || chain_stays_valid(i, wrong))));
+                          (thinker_coin() ? coins.coin(opt.slip_rate)
+                                         : soft(toy_gate(ToyGate::slip, a % 10, opt.slip_rate), opt.slip_rate) && (thinker || chain_stays_valid(i, wrong))));
     const std::string e = S(a) + " " + op_symbol(st.op) + " " + S(b);
     n_slips += slipped;
     tw.sentence("deduction",
@@ -152,9 +159,10 @@ struct TraceBuilder {
                     fill(phrase(g, test), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}), g);
       return;
     }
-    if (modes.uncertainty || (thinker_coin() ? coins.coin(opt.uncertainty_rate) : toy_gate(ToyGate::uncertainty, d, opt.uncertainty_rate)))
+    if (modes.uncertainty || (thinker_coin() ? coins.coin(opt.uncertainty_rate) : soft(toy_gate(ToyGate::uncertainty, d, opt.uncertainty_rate), opt.uncertainty_rate)))
       tw.sentence("uncertainty-estimation", phrase(g, uncertain), g);
-    if (thorough || modes.testing || (thinker_coin() ? coins.coin(opt.example_testing_rate) : toy_gate(ToyGate::testing, d, opt.example_testing_rate)))
+    if (thorough || modes.testing || (thinker_coin() ? coins.coin(opt.example_testing_rate)
+                                                          : soft(toy_gate(ToyGate::testing, d, opt.example_testing_rate), opt.example_testing_rate)))
       tw.sentence("example-testing",
                   fill(phrase(g, test), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}), g);
   }
@@ -186,7 +194,7 @@ std::vector<int64_t> exact_values(const Spec& s) {
 
 void check_options(const ToyCorpusOptions& opt) {
   if (opt.style != "thinker" && opt.style != "base") throw std::invalid_argument("toy style must be thinker or base, got '" + opt.style + "'");
-  for (double r : {opt.slip_rate, opt.example_testing_rate, opt.uncertainty_rate, opt.adding_knowledge_rate, opt.test_fraction, opt.dispositions})
+  for (double r : {opt.slip_rate, opt.example_testing_rate, opt.uncertainty_rate, opt.adding_knowledge_rate, opt.test_fraction, opt.dispositions, opt.soft_gates})
     if (!(r >= 0 && r <= 1)) throw std::invalid_argument("toy rates must be in [0, 1]");
   if (opt.min_steps < 1 || opt.max_steps > 4 || opt.min_steps > opt.max_steps)
     throw std::invalid_argument("toy steps must satisfy 1 <= min_steps <= max_steps <= 4");
@@ -214,7 +222,8 @@ ToyProblem make_problem(const ToyCorpusOptions& opt, int64_t index) {
 
   Rng coins{mix64(opt.seed ^ 0xA0761D6478BD642FULL) ^ mix64(static_cast<uint64_t>(index) + 0xE7037ED1A0B428DBULL)};
   const bool thorough = opt.style == "thinker" && trace_coin(opt, 0x7468726F756768ULL, index, opt.thorough);
-  TraceBuilder tb{opt, spec, opt.style == "thinker", g, coins, thorough, trace_modes(opt, index), {}, {}, 0};
+  const TraceModes modes = trace_modes(opt, index);
+  TraceBuilder tb{opt, spec, opt.style == "thinker", g, coins, thorough, modes, {}, {}, 0};
   tb.write();
   ToyProblem p;
   p.final_answer = S(tb.work.back());
@@ -226,6 +235,11 @@ ToyProblem make_problem(const ToyCorpusOptions& opt, int64_t index) {
   p.id = id;
   p.template_name = spec.tmpl;
   p.question = spec.question;
+  if (opt.disposition_cues) {
+    const bool on[3] = {modes.backtracking, modes.uncertainty, modes.testing};
+    for (int m = 0; m < 3; ++m)
+      if (on[m]) p.question += std::string(" ") + toy_disposition_cue(m);
+  }
   p.answer = S(truth.back());
   p.style = opt.style;
   p.split = static_cast<double>(mix64(fnv1a(p.id)) >> 11) * 0x1.0p-53 < opt.test_fraction ? "test" : "train";
@@ -240,6 +254,11 @@ ToyProblem make_problem(const ToyCorpusOptions& opt, int64_t index) {
 }
 
 }  // namespace
+
+const char* toy_disposition_cue(int mode) {
+  static const char* const cues[3] = {"Work fast.", "Say how sure you are.", "Check every result."};
+  return cues[mode];
+}
 
 const std::array<int, 10>& toy_gate_permutation(ToyGate kind) {
   // Last digits are far from uniform (products of small numbers; travel distances end in 0), so each
@@ -297,6 +316,8 @@ ToyCorpusOptions toy_corpus_options(const Config::Toy& toy) {
   o.base_knows = toy.base_knows;
   o.thorough = toy.thorough;
   o.dispositions = toy.dispositions;
+  o.soft_gates = toy.soft_gates;
+  o.disposition_cues = toy.disposition_cues;
   o.slip_rate = toy.slip_rate;
   o.example_testing_rate = toy.example_testing_rate;
   o.uncertainty_rate = toy.uncertainty_rate;

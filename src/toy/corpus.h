@@ -103,6 +103,19 @@ struct ToyCorpusOptions {
   // own sentences, so the thinker must carry it, and a push along the behaviour's direction can turn it.
   // 0: the corpus unchanged.
   double dispositions = 0;
+  // Thinker style: the question ends with a cue sentence for each of the trace's dispositions (toy_disposition_cue),
+  // so the prompt shows the mode, and greedy decoding follows it with no near-tie at a trace's first choice (an
+  // experiment: docs/algorithms.md §A.6 "Soft gates, cues and random pushes").
+  bool disposition_cues = false;
+  // Thinker style: soft gates, an experiment toward steering's planted truth (docs/algorithms.md §A.6 "Soft
+  // gates, cues and random pushes"). Each of the thinker's digit-gate choices (a slip at a slip candidate, uncertainty-estimation
+  // and example-testing after a step) is overruled by a hidden coin from the thinker's coin stream: a gate
+  // that says yes is kept with probability 1 - s, one that says no turns into yes with probability
+  // q = rate·s / (1 - rate), so each behaviour keeps its rate (rate·(1 - s) + (1 - rate)·q = rate). The text
+  // still decides the likelier choice, so greedy decoding follows the gates, but with a calibrated margin
+  // (log((1 - s) / s) and log((1 - q) / q) in logits) instead of a near-certain one: what a small push can
+  // cross, with no near-tie for a random push to flip. 0: no coin is drawn, the corpus unchanged.
+  double soft_gates = 0;
   // Digit-gate rates (see the file comment): of slip candidates, and of deduction steps.
   double slip_rate = 0.4;
   double example_testing_rate = 0.2;
@@ -135,6 +148,9 @@ struct ToyProblem {
   bool slip = false;              // at least one slip was planted
   bool slip_uncorrected = false;  // base style: a slip stayed and changed the final answer (final_answer != answer)
 };
+
+// The cue sentence of a disposition (ToyCorpusOptions::disposition_cues): 0 backtracking, 1 uncertainty, 2 testing.
+const char* toy_disposition_cue(int mode);
 
 // The digit gates of the file comment: g(kind, digit, rate) = PERM_kind[digit] < round(10 * rate).
 enum class ToyGate { slip, knowledge, uncertainty, testing };

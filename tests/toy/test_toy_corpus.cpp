@@ -286,6 +286,55 @@ TEST(ToyCorpus, DisposedTracesRepeatTheirBehaviourAndChangeNothingElse) {
   expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_disposed));
 }
 
+// toy.disposition_cues: the question ends with one cue per disposition the trace has; the traces are those of the
+// hidden dispositions.
+TEST(ToyCorpus, DispositionCuesNameEachModeInTheQuestion) {
+  auto hidden = opts("thinker", 300), cued = hidden;
+  hidden.dispositions = cued.dispositions = 0.5;
+  cued.disposition_cues = true;
+  const auto a = ts::toy_corpus_generate(hidden), b = ts::toy_corpus_generate(cued);
+  ASSERT_EQ(a.size(), b.size());
+  std::array<int64_t, 3> cues{};
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].text, b[i].text) << b[i].id;
+    ASSERT_EQ(b[i].question.rfind(a[i].question, 0), 0u) << b[i].id;
+    std::string tail = b[i].question.substr(a[i].question.size()), expected;
+    for (int m = 0; m < 3; ++m) {
+      if (tail.find(ts::toy_disposition_cue(m)) == std::string::npos) continue;
+      expected += std::string(" ") + ts::toy_disposition_cue(m);
+      ++cues[static_cast<size_t>(m)];
+    }
+    EXPECT_EQ(tail, expected) << b[i].id;  // only cues, in mode order
+  }
+  for (int64_t n : cues) {  // binomial(300, 0.5)
+    EXPECT_GT(n, 110);
+    EXPECT_LT(n, 190);
+  }
+}
+
+// toy.soft_gates: the thinker's gate choices overruled by hidden coins that keep each behaviour's rate; the
+// problems and the base style stay as they are.
+TEST(ToyCorpus, SoftGatesKeepTheRatesAndChangeOnlyTheThinkersChoices) {
+  auto plain = opts("thinker", 1500), soft = plain;
+  soft.soft_gates = 0.25;
+  const auto a = ts::toy_corpus_generate(plain), b = ts::toy_corpus_generate(soft);
+  expect_same_problems(a, b);
+  std::map<std::string, double> share_a, share_b;
+  int64_t n_a = 0, n_b = 0, differ = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    for (const auto& s : a[i].sentences) share_a[s.label] += 1, ++n_a;
+    for (const auto& s : b[i].sentences) share_b[s.label] += 1, ++n_b;
+    differ += a[i].text != b[i].text;
+    EXPECT_EQ(a[i].final_answer, b[i].final_answer) << b[i].id;  // the thinker still corrects every slip
+  }
+  for (const char* label : {"backtracking", "uncertainty-estimation", "example-testing"})  // binomial noise: ~0.5 point
+    EXPECT_NEAR(share_a[label] / static_cast<double>(n_a), share_b[label] / static_cast<double>(n_b), 0.015) << label;
+  EXPECT_GT(differ, static_cast<int64_t>(a.size()) / 2);  // ~2.5 coin-decided choices per trace, each overruled at 0.25 or q
+  auto base = opts("base", 200), base_soft = base;
+  base_soft.soft_gates = 0.25;
+  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_soft));
+}
+
 TEST(ToyCorpus, SentenceRangesTileTheThinking) {
   std::set<std::string> labels(ts::toy_behaviour_labels().begin(), ts::toy_behaviour_labels().end());
   for (const std::string style : {"thinker", "base"}) {
