@@ -25,18 +25,20 @@ namespace {
 // rows a block of the decode kernel reads at once. With 2 MiB pages a steered decode step of bench_engine's 97.7M model
 // ran 1.075x faster in fp32 at batch 8 and 1.036x in bf16, and batch-1 fp32 read 55-56 GB/s of weights instead of 50-53
 // where the plain read gave 75 (bench/README.md "Huge pages for the weights"). Chunks of at least 64 MiB, 2 MiB aligned,
-// each tensor at a 64-byte offset; a chunk lives while any tensor in it does. madvise is a hint: with THP off the pages
-// are ordinary ones, and where posix_memalign fails the tensor keeps torch's memory.
+// each tensor at a 64-byte offset; a chunk lives while any tensor in it does. Loading writes each weight there once
+// (docs/decisions.md). madvise is a hint: with THP off the pages are ordinary ones, and where posix_memalign fails the
+// tensor is torch's.
 class HugePageArena {
  public:
-  at::Tensor adopt(const at::Tensor& t) {
-    if (!t.defined() || !t.device().is_cpu() || !t.is_contiguous() || t.nbytes() == 0) return t;
-    const size_t bytes = t.nbytes(), need = round_up(bytes, 64);
-    if (used_ + need > capacity_ && !grow(need)) return t;
+  // An uninitialised tensor of `o`'s dtype and device: in a chunk on the CPU; torch's memory elsewhere, for an empty
+  // tensor, or where no chunk can be had.
+  at::Tensor empty(at::IntArrayRef sizes, const at::TensorOptions& o) {
+    const size_t bytes = static_cast<size_t>(c10::multiply_integers(sizes)) * c10::elementSize(c10::typeMetaToScalarType(o.dtype()));
+    const size_t need = round_up(bytes, 64);
+    if (!o.device().is_cpu() || bytes == 0 || (used_ + need > capacity_ && !grow(need))) return at::empty(sizes, o);
     auto* dst = static_cast<std::byte*>(chunk_.get()) + used_;
-    std::memcpy(dst, t.data_ptr(), bytes);
     used_ += need;
-    return at::from_blob(dst, t.sizes(), t.strides(), [keep = chunk_](void*) {}, t.options());
+    return at::from_blob(dst, sizes, [keep = chunk_](void*) {}, o);
   }
 
  private:
@@ -82,22 +84,36 @@ at::Tensor& layer_tensor(LayerWeights& lw, LayerSlot slot) {
 
 const at::Tensor& layer_tensor(const LayerWeights& lw, LayerSlot slot) { return layer_tensor(const_cast<LayerWeights&>(lw), slot); }
 
-at::Tensor tensor_from_safetensors(const TensorInfo& info, std::span<const std::byte> bytes) {
-  c10::ScalarType st;
+namespace {
+c10::ScalarType scalar_type_of(const TensorInfo& info) {
   switch (info.dtype) {
-    case DType::F32: st = at::kFloat; break;
-    case DType::F16: st = at::kHalf; break;
-    case DType::BF16: st = at::kBFloat16; break;
-    case DType::F64: st = at::kDouble; break;
-    case DType::I64: st = at::kLong; break;
-    case DType::I32: st = at::kInt; break;
-    case DType::I16: st = at::kShort; break;
-    case DType::I8: st = at::kChar; break;
-    case DType::U8: st = at::kByte; break;
-    case DType::BOOL: st = at::kBool; break;
+    case DType::F32: return at::kFloat;
+    case DType::F16: return at::kHalf;
+    case DType::BF16: return at::kBFloat16;
+    case DType::F64: return at::kDouble;
+    case DType::I64: return at::kLong;
+    case DType::I32: return at::kInt;
+    case DType::I16: return at::kShort;
+    case DType::I8: return at::kChar;
+    case DType::U8: return at::kByte;
+    case DType::BOOL: return at::kBool;
     default: throw InputError(info.name, "dtype", std::string("cannot load dtype ") + dtype_name(info.dtype) + " into a tensor");
   }
-  at::Tensor t = at::empty(info.shape, at::TensorOptions().dtype(st));
+}
+
+// `out` (contiguous, its shape the tensor's) gets the file's values: their bytes copied in when the dtypes agree on
+// the CPU (one copy from the mapped file), else converted by torch.
+void fill_from_safetensors(at::Tensor out, const TensorInfo& info, std::span<const std::byte> bytes) {
+  if (out.device().is_cpu() && out.scalar_type() == scalar_type_of(info) && out.nbytes() == bytes.size()) {
+    if (!bytes.empty()) std::memcpy(out.data_ptr(), bytes.data(), bytes.size());
+  } else {
+    out.copy_(tensor_from_safetensors(info, bytes));
+  }
+}
+}  // namespace
+
+at::Tensor tensor_from_safetensors(const TensorInfo& info, std::span<const std::byte> bytes) {
+  at::Tensor t = at::empty(info.shape, at::TensorOptions().dtype(scalar_type_of(info)));
   // Copy rather than alias the map: offsets are not guaranteed aligned by every writer.
   if (!bytes.empty()) std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
   return t;
@@ -120,12 +136,30 @@ ModelWeights weights_load(const CheckpointFiles& ck, const LoadOptions& opts) {
   const int64_t layer_end = opts.layer_end < 0 ? c.n_layer : opts.layer_end;
   w.layer_begin = opts.layer_begin;
   const auto target = at::TensorOptions().dtype(opts.dtype).device(opts.device);
-  HugePageArena arena;  // CPU tensors move there; others pass through
-  auto load = [&](const std::string& name) { return arena.adopt(tensor_from_safetensors(ck.info(name), ck.bytes(name)).to(target).contiguous()); };
-  auto load_cat = [&](const std::vector<std::string>& names) {
-    std::vector<at::Tensor> parts;
-    for (const auto& n : names) parts.push_back(tensor_from_safetensors(ck.info(n), ck.bytes(n)));
-    return arena.adopt(at::cat(parts, 0).to(target).contiguous());
+  HugePageArena arena;  // CPU tensors are made there, each written once from the file
+  auto load = [&](const std::string& name) {
+    const TensorInfo& info = ck.info(name);
+    at::Tensor out = arena.empty(info.shape, target);
+    fill_from_safetensors(out, info, ck.bytes(name));
+    return out;
+  };
+  auto load_cat = [&](const std::vector<std::string>& names) {  // rows of tensors that agree past their first dimension
+    std::vector<int64_t> shape = ck.info(names[0]).shape;
+    shape.at(0) = 0;
+    for (const auto& n : names) {
+      const std::vector<int64_t>& s = ck.info(n).shape;
+      if (s.size() != shape.size() || !std::equal(s.begin() + 1, s.end(), shape.begin() + 1))
+        throw InputError(n, "shape", "does not match the rows it is concatenated with (" + names[0] + ")");
+      shape[0] += s[0];
+    }
+    at::Tensor out = arena.empty(shape, target);
+    int64_t row = 0;
+    for (const auto& n : names) {
+      const TensorInfo& info = ck.info(n);
+      fill_from_safetensors(out.narrow(0, row, info.shape[0]), info, ck.bytes(n));
+      row += info.shape[0];
+    }
+    return out;
   };
   auto bytes_of = [](const at::Tensor& t) { return t.defined() ? t.numel() * static_cast<int64_t>(t.element_size()) : int64_t{0}; };
 

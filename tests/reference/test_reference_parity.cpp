@@ -348,20 +348,33 @@ TEST_P(Parity, StopsAtEosAndStopStrings) {
 // starts 64-byte aligned, the first at a 2 MiB boundary, and stays an ordinary tensor (edits in place work).
 TEST_P(Parity, CpuWeightsLiveInHugePageChunksAndEqualTheCheckpoint) {
   const CheckpointFiles ck = checkpoint_open(dir_);
-  ModelWeights w = weights_load(ck, LoadOptions{});
-  const auto params = weights_parameters(w);
-  ASSERT_FALSE(params.empty());
-  EXPECT_EQ(reinterpret_cast<uintptr_t>(params.front().second.data_ptr()) % (uintptr_t{1} << 21), 0u);
-  for (const auto& [name, t] : params) {
-    EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data_ptr()) % 64, 0u) << name;
-    if (ck.has(name)) {  // the fused q/k/v are compared by the parity tests
-      EXPECT_TRUE(at::equal(t, tensor_from_safetensors(ck.info(name), ck.bytes(name)).to(at::kFloat))) << name;
+  auto file = [&](const std::string& name, c10::ScalarType dtype) { return tensor_from_safetensors(ck.info(name), ck.bytes(name)).to(dtype); };
+  for (c10::ScalarType dtype : {at::kFloat, at::kBFloat16}) {  // the file's bytes copied in, and converted on the way
+    SCOPED_TRACE(c10::toString(dtype));
+    LoadOptions opts;
+    opts.dtype = dtype;
+    ModelWeights w = weights_load(ck, opts);
+    const auto params = weights_parameters(w);
+    ASSERT_FALSE(params.empty());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(params.front().second.data_ptr()) % (uintptr_t{1} << 21), 0u);
+    for (const auto& [name, t] : params) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(t.data_ptr()) % 64, 0u) << name;
+      EXPECT_EQ(t.scalar_type(), dtype) << name;
+      if (ck.has(name)) {
+        EXPECT_TRUE(at::equal(t, file(name, dtype))) << name;
+      }
     }
+    for (size_t l = 0; l < w.layers.size(); ++l) {  // the fused q/k/v: the checkpoint's rows in order
+      const std::string a = "model.layers." + std::to_string(l) + ".self_attn.";
+      std::vector<at::Tensor> rows;
+      for (const char* p : {"q_proj", "k_proj", "v_proj"}) rows.push_back(file(a + p + ".weight", dtype));
+      EXPECT_TRUE(at::equal(w.layers[l].w_qkv, at::cat(rows, 0))) << l;
+    }
+    at::Tensor& e = w.embed;
+    const at::Tensor before = e.clone();
+    e.add_(1.0);
+    EXPECT_TRUE(at::equal(e, before + 1.0));
   }
-  at::Tensor& e = w.embed;
-  const at::Tensor before = e.clone();
-  e.add_(1.0);
-  EXPECT_TRUE(at::equal(e, before + 1.0));
 }
 
 // bf16 compute (the GPU default) against the fp32 goldens. Tolerance: max |Δlogit| <= 0.05 * max |logit|
