@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""How far a steering push moves the thinker's own choices (docs/algorithms.md §A.6 "Soft gates, cues and random
+pushes"). For each demo behaviour X, at every position where the model's greedy trace starts an X span (the choice
+"X now"), the change in log P(X starts) = log of the probability mass on the first tokens X spans start with in this run,
+when c * v_X[l] (the run's vector at attribute's first pick l) or a same-norm Gaussian direction (five, seeds 1000-1004)
+is added to resid_post[l] at every position: HF transformers on the checkpoint, fp32, forward hooks. A push that moves
+X's choices moves this number; the acceptance rule (docs/algorithms.md "Steering acceptance") needs the vector to move
+it much further than the random directions do.
+
+Usage: scripts/decision_shift.py RUN_DIR MODEL_DIR [N_TRACES]   (a run of scripts/steer_demo.sh; about 30 s)
+Prints per behaviour: the layer, the number of choices, the mean P(X starts) there, and per c in +-1.5, +-3 the mean
+change of its log for the vector and the five random directions' range."""
+import json
+import sys
+
+import h5py
+import torch
+from transformers import AutoModelForCausalLM
+
+BEHAVIOURS = ("backtracking", "example-testing", "uncertainty-estimation")
+
+
+def text(x):
+    return x.decode() if isinstance(x, bytes) else x
+
+
+def traces(run):
+    g = h5py.File(f"{run}/generate/generations.h5", "r")
+    p = g["prompts"]
+    ptok, tok = g["prompt_tokens/id"][:], g["tokens/id"][:]
+    out = {}
+    for i, pid in enumerate(p["id"][:]):
+        a, b = p["prompt_token_offset"][i], p["token_offset"][i]
+        out[text(pid)] = [int(t) for t in ptok[a:a + p["n_prompt_tokens"][i]]] + [int(t) for t in tok[b:b + p["n_new_tokens"][i]]]
+    return out
+
+
+def log_mass(model, rows, layer, push):
+    """rows: (ids, position, target ids); log of the probability mass on the targets at the position."""
+    x = torch.zeros(len(rows), max(len(r[0]) for r in rows), dtype=torch.long)
+    for i, r in enumerate(rows):
+        x[i, :len(r[0])] = torch.tensor(r[0])  # right padding: causal attention never looks ahead
+    hook = None
+    if push is not None:
+        hook = model.model.layers[layer].register_forward_hook(
+            lambda m, inp, out: (out[0] + push,) + tuple(out[1:]) if isinstance(out, tuple) else out + push)
+    with torch.no_grad():
+        lp = torch.log_softmax(model(x).logits.float(), -1)
+    if hook:
+        hook.remove()
+    return torch.stack([torch.logsumexp(lp[i, r[1], r[2]], 0) for i, r in enumerate(rows)])
+
+
+def main(run, model_dir, n_traces=100):
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    ids_of = traces(run)
+    spans = [json.loads(line) for line in open(f"{run}/annotate/spans.jsonl")][:n_traces]
+    v = h5py.File(f"{run}/vectors/vectors.h5", "r")
+    names, vectors = [text(n) for n in v["names"][:]], torch.tensor(v["vectors"][:])
+    a = h5py.File(f"{run}/attribute/attribution.h5", "r")
+    picks = {text(label): int(a["selected"][i][0]) for i, label in enumerate(a["labels"][:])}
+    for behaviour in BEHAVIOURS:
+        starts = [(ids_of[s["id"]], sp["token_begin"]) for s in spans for sp in s["spans"]
+                  if sp["label"] == behaviour and 0 < sp["token_begin"] < len(ids_of[s["id"]])]
+        if not starts:
+            print(f"{behaviour}: no spans")
+            continue
+        firsts = torch.tensor(sorted({ids[b] for ids, b in starts}))
+        rows = [(ids[:b + 1], b - 1, firsts) for ids, b in starts]
+        layer = picks[behaviour]
+        f = vectors[names.index(behaviour), layer]
+        base = log_mass(model, rows, layer, None)
+        cells = []
+        for c in (1.5, -1.5, 3.0, -3.0):
+            vec = float((log_mass(model, rows, layer, c * f) - base).mean())
+            rnd = []
+            for j in range(5):
+                r = torch.randn(f.shape[0], generator=torch.Generator().manual_seed(1000 + j))
+                rnd.append(float((log_mass(model, rows, layer, c * r * (f.norm() / r.norm())) - base).mean()))
+            cells.append(f"c {c:+g}: vector {vec:+.2f}, random {min(rnd):+.2f}..{max(rnd):+.2f}")
+        print(f"{behaviour:23} layer {layer}  {len(rows)} choices  P(X starts) {float(base.exp().mean()):.2f}  | " + " | ".join(cells))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 100)
