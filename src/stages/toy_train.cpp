@@ -226,12 +226,12 @@ at::Tensor loss_sum(const Transformer& model, const Batch& b, HookSet* hooks = n
 }
 
 // Random pushes (train.push_share > 0; an experiment, docs/algorithms.md §A.6 "Soft gates, cues and random
-// pushes"): training noise shaped like a sweep's random-direction control. Each sequence of a step gets, by a coin of probability
-// push_share, one push: at a layer l drawn uniformly, a Gaussian direction (random_direction, the sweep's
-// own generator, label "train-push") scaled to s times the norm of the sequence's mean resid_post[l]
-// (detached; the per-trace stand-in for ‖M_overall[l]‖, which c multiplies in a sweep), s uniform in
-// [0, push_max], added at every position of that layer. Every draw is a pure function of (train.seed,
-// step, the row's index in the step's batch), so any number of ranks pushes the same way.
+// pushes"): training noise shaped like a sweep's random-direction control. Each sequence of a step gets, by a
+// coin of probability push_share, one push: at a layer l drawn uniformly, a Gaussian direction
+// (random_direction, the sweep's own generator, label "train-push") scaled to s times the norm of the
+// sequence's mean resid_post[l] (detached; the per-trace stand-in for ‖M_overall[l]‖, which c multiplies in a
+// sweep), s uniform in [0, push_max], added at every position of that layer. Every draw is a pure function of
+// (train.seed, step, the row's index in the step's batch), so any number of ranks pushes the same way.
 void add_pushes(HookSet& hooks, const Config::Train& t, int64_t step, int64_t first_row, const Batch& b) {
   const int64_t B = b.tokens.size(0), D = t.d_model;
   std::vector<std::vector<float>> dirs(static_cast<size_t>(t.n_layer));
