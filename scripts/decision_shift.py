@@ -10,29 +10,24 @@ it much further than the random directions do.
 Usage: scripts/decision_shift.py RUN_DIR MODEL_DIR [N_TRACES]   (a run of scripts/steer_demo.sh; about 30 s)
 Prints per behaviour: the layer, the number of choices, the mean P(X starts) there, and per c in +-1.5, +-3 the mean
 change of its log for the vector and the five random directions' range."""
-import json
 import sys
 
-import h5py
+import numpy as np
 import torch
 from transformers import AutoModelForCausalLM
+
+from thinksteer_analysis.acceptance import first_picks
+from thinksteer_analysis.generations import load_generations
+from thinksteer_analysis.spans import load_spans
+from thinksteer_analysis.vectors import load_vectors
 
 BEHAVIOURS = ("backtracking", "example-testing", "uncertainty-estimation")
 
 
-def text(x):
-    return x.decode() if isinstance(x, bytes) else x
-
-
 def traces(run):
-    g = h5py.File(f"{run}/generate/generations.h5", "r")
-    p = g["prompts"]
-    ptok, tok = g["prompt_tokens/id"][:], g["tokens/id"][:]
-    out = {}
-    for i, pid in enumerate(p["id"][:]):
-        a, b = p["prompt_token_offset"][i], p["token_offset"][i]
-        out[text(pid)] = [int(t) for t in ptok[a:a + p["n_prompt_tokens"][i]]] + [int(t) for t in tok[b:b + p["n_new_tokens"][i]]]
-    return out
+    """{trace id: prompt then generated token ids}, from the run's generations.h5."""
+    g = load_generations(run)
+    return {str(g.id[i]): np.concatenate([g.prompt_tokens(i), g.tokens(i)]).tolist() for i in range(len(g))}
 
 
 def log_mass(model, rows, layer, push):
@@ -54,21 +49,27 @@ def log_mass(model, rows, layer, push):
 def main(run, model_dir, n_traces=100):
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     ids_of = traces(run)
-    spans = [json.loads(line) for line in open(f"{run}/annotate/spans.jsonl")][:n_traces]
-    v = h5py.File(f"{run}/vectors/vectors.h5", "r")
-    names, vectors = [text(n) for n in v["names"][:]], torch.tensor(v["vectors"][:])
-    a = h5py.File(f"{run}/attribute/attribution.h5", "r")
-    picks = {text(label): int(a["selected"][i][0]) for i, label in enumerate(a["labels"][:])}
+    sp = load_spans(run)
+    if sp.token_begin is None:
+        sys.exit(f"{run}: spans.h5 has no token ranges (annotate with model.path)")
+    vectors = load_vectors(run)
+    picks = first_picks(run) or {}
     for behaviour in BEHAVIOURS:
-        starts = [(ids_of[s["id"]], sp["token_begin"]) for s in spans for sp in s["spans"]
-                  if sp["label"] == behaviour and 0 < sp["token_begin"] < len(ids_of[s["id"]])]
+        if behaviour not in picks:
+            print(f"{behaviour}: attribute picked no layer")
+            continue
+        k = sp.label_index(behaviour)
+        starts = []  # (the trace's ids, the token where an X span begins)
+        for i in range(min(n_traces, len(sp.trace_id))):
+            ids = ids_of[str(sp.trace_id[i])]
+            starts += [(ids, int(sp.token_begin[r])) for r in sp.rows(i) if sp.label[r] == k and 0 < sp.token_begin[r] < len(ids)]
         if not starts:
             print(f"{behaviour}: no spans")
             continue
         firsts = torch.tensor(sorted({ids[b] for ids, b in starts}))
         rows = [(ids[:b + 1], b - 1, firsts) for ids, b in starts]
-        layer = picks[behaviour]
-        f = vectors[names.index(behaviour), layer]
+        layer = int(picks[behaviour])
+        f = torch.from_numpy(np.array(vectors.vector(behaviour, layer)))
         base = log_mass(model, rows, layer, None)
         cells = []
         for c in (1.5, -1.5, 3.0, -3.0):
