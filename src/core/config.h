@@ -301,6 +301,8 @@ struct Config {
     double dispositions = 0;       // thinker: per-trace hidden coins of this probability for three behaviour modes (toy/corpus.h)
     bool disposition_cues = false; // thinker: the question names the trace's dispositions (toy/corpus.h)
     double soft_gates = 0;         // thinker: each digit-gate choice overruled by a hidden coin (toy/corpus.h)
+    bool cue_levels = false;       // thinker: per-trace rates in tenths, shown in the question (toy/corpus.h)
+    double echoes = 0;             // thinker: probability that a behaviour sentence is followed by a second one (toy/corpus.h)
     double slip_rate = 0.4;        // rates (toy/corpus.h): share of carry/borrow steps written wrong
     double example_testing_rate = 0.2;  // ... and shares of deduction steps followed by each behaviour
     double uncertainty_rate = 0.2;

@@ -201,6 +201,13 @@ void declare_toy_log_options(OptionTable& t, Config& c) {
   t.add("toy.soft_gates", &c.toy.soft_gates,
         "thinker: a gate's yes is kept with probability 1 - soft_gates and a no becomes yes with rate * soft_gates / (1 - rate), by hidden coins (slips, uncertainty, testing; 0: the corpus unchanged)",
         in_unit(false, true));
+  t.add("toy.cue_levels", &c.toy.cue_levels,
+        "thinker: per trace and behaviour a hidden level k in 1-4, 6-9 shown at the end of the question (\"Slips: k in 10.\"), and each "
+        "slip, uncertainty and testing choice a coin of k/10 (an experiment toward steering's planted truth, docs/algorithms.md §A.6)");
+  t.add("toy.echoes", &c.toy.echoes,
+        "thinker: each backtracking, uncertainty and testing sentence is followed by a second one of the same behaviour with this "
+        "probability, by a hidden coin (an experiment toward steering's planted truth, docs/algorithms.md §A.6; 0: the corpus unchanged)",
+        in_unit(false, true));
   t.add_option("toy.thinker_gates", &c.toy.thinker_gates,
                "the thinker's slips, uncertainty and testing: digit gates (deterministic; the shipped thinker) or hidden coins (calibrated, judged on sampled traces)");
   t.add("toy.slip_rate", &c.toy.slip_rate, "share of carry/borrow steps written wrong (a slip; digit gate in tenths, or a coin)", rate);

@@ -102,16 +102,32 @@ struct TraceBuilder {
   Rng& coins;
   bool thorough;  // this trace tests every step (ToyCorpusOptions::thorough)
   TraceModes modes;  // this trace's hidden dispositions (ToyCorpusOptions::dispositions)
+  std::array<int, 3> levels;  // this trace's cue levels (ToyCorpusOptions::cue_levels), zeros when off
   TraceWriter tw;
   std::vector<int64_t> work;
   int64_t n_slips = 0;
 
   bool thinker_coin() const { return thinker && opt.thinker_coins; }
+  // A behaviour sentence; the thinker echoes it with a second sentence of the same behaviour (a fresh draw of the
+  // phrasing) by a coin of ToyCorpusOptions::echoes.
+  template <class Text>
+  void behaviour(const char* label, Text text) {
+    tw.sentence(label, text(), g);
+    if (thinker && opt.echoes > 0 && coins.coin(opt.echoes)) tw.sentence(label, text(), g);
+  }
+  // The thinker's choice for behaviour m of a cued trace (ToyCorpusOptions::cue_levels): a coin of its level in tenths.
+  bool level_coin(int m) { return coins.coin(levels[static_cast<size_t>(m)] / 10.0); }
   // A thinker's digit-gate choice, overruled by a hidden coin when soft (ToyCorpusOptions::soft_gates).
   bool soft(bool gate, double rate) {
     const double s = opt.soft_gates;
     if (!thinker || s <= 0) return gate;
     return gate ? !coins.coin(s) : coins.coin(rate >= 1 ? 0.0 : rate * s / (1 - rate));
+  }
+  // The thinker's uncertainty or testing choice after a step whose value ends in d: a coin, or a digit gate (soft or not).
+  bool behaviour_gate(ToyGate kind, int64_t d, double rate) { return thinker_coin() ? coins.coin(rate) : soft(toy_gate(kind, d, rate), rate); }
+  bool slip_choice(int64_t a, size_t i, int64_t wrong) {
+    return thinker_coin() ? coins.coin(opt.slip_rate)
+                          : soft(toy_gate(ToyGate::slip, a % 10, opt.slip_rate), opt.slip_rate) && (thinker || chain_stays_valid(i, wrong));
   }
   int64_t operand(const Operand& o) const { return o.ref ? work[static_cast<size_t>(o.v)] : o.v; }
 
@@ -136,17 +152,14 @@ struct TraceBuilder {
     const int64_t right = apply(st.op, a, b);
     if (right < 0) throw std::logic_error("toy template " + spec.tmpl + ": a propagated slip made a value negative");
     const int64_t wrong = slipped_value(st.op, right);
-    const bool slipped = slip_candidate(st.op, a, b) &&
-                         (modes.backtracking ||
-                          (thinker_coin() ? coins.coin(opt.slip_rate)
-                                         : soft(toy_gate(ToyGate::slip, a % 10, opt.slip_rate), opt.slip_rate) && (thinker || chain_stays_valid(i, wrong))));
+    const bool slipped = slip_candidate(st.op, a, b) && (modes.backtracking || (levels[0] > 0 ? level_coin(0) : slip_choice(a, i, wrong)));
     const std::string e = S(a) + " " + op_symbol(st.op) + " " + S(b);
     n_slips += slipped;
     tw.sentence("deduction",
                 fill(phrase(g, deduce), {{"{W}", cap(st.what)}, {"{w}", st.what}, {"{e}", e}, {"{r}", S(slipped ? wrong : right)}}), g);
     const bool corrected = slipped && (thinker || (opt.base_knows > 0 && coins.coin(opt.base_knows)));
     if (corrected)
-      tw.sentence("backtracking", fill(phrase(g, backtrack), {{"{w}", st.what}, {"{e}", e}, {"{r}", S(right)}, {"{x}", S(wrong)}}), g);
+      behaviour("backtracking", [&] { return fill(phrase(g, backtrack), {{"{w}", st.what}, {"{e}", e}, {"{r}", S(right)}, {"{x}", S(wrong)}}); });
     work[i] = slipped && !corrected ? wrong : right;
     const int64_t d = work[i] % 10;
     if (toy_gate(ToyGate::knowledge, d, opt.adding_knowledge_rate))
@@ -159,12 +172,11 @@ struct TraceBuilder {
                     fill(phrase(g, test), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}), g);
       return;
     }
-    if (modes.uncertainty || (thinker_coin() ? coins.coin(opt.uncertainty_rate) : soft(toy_gate(ToyGate::uncertainty, d, opt.uncertainty_rate), opt.uncertainty_rate)))
-      tw.sentence("uncertainty-estimation", phrase(g, uncertain), g);
-    if (thorough || modes.testing || (thinker_coin() ? coins.coin(opt.example_testing_rate)
-                                                          : soft(toy_gate(ToyGate::testing, d, opt.example_testing_rate), opt.example_testing_rate)))
-      tw.sentence("example-testing",
-                  fill(phrase(g, test), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}), g);
+    if (modes.uncertainty || (levels[1] > 0 ? level_coin(1) : behaviour_gate(ToyGate::uncertainty, d, opt.uncertainty_rate)))
+      behaviour("uncertainty-estimation", [&] { return phrase(g, uncertain); });
+    if (thorough || modes.testing || (levels[2] > 0 ? level_coin(2) : behaviour_gate(ToyGate::testing, d, opt.example_testing_rate)))
+      behaviour("example-testing",
+                [&] { return fill(phrase(g, test), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}); });
   }
 
   void write() {
@@ -194,8 +206,10 @@ std::vector<int64_t> exact_values(const Spec& s) {
 
 void check_options(const ToyCorpusOptions& opt) {
   if (opt.style != "thinker" && opt.style != "base") throw std::invalid_argument("toy style must be thinker or base, got '" + opt.style + "'");
-  for (double r : {opt.slip_rate, opt.example_testing_rate, opt.uncertainty_rate, opt.adding_knowledge_rate, opt.test_fraction, opt.dispositions, opt.soft_gates})
+  for (double r : {opt.slip_rate, opt.example_testing_rate, opt.uncertainty_rate, opt.adding_knowledge_rate, opt.test_fraction, opt.dispositions, opt.soft_gates, opt.echoes})
     if (!(r >= 0 && r <= 1)) throw std::invalid_argument("toy rates must be in [0, 1]");
+  if (opt.cue_levels && (opt.thinker_coins || opt.dispositions > 0 || opt.soft_gates > 0 || opt.disposition_cues))
+    throw std::invalid_argument("toy cue_levels cannot be combined with thinker_gates = coins, dispositions, disposition_cues or soft_gates");
   if (opt.min_steps < 1 || opt.max_steps > 4 || opt.min_steps > opt.max_steps)
     throw std::invalid_argument("toy steps must satisfy 1 <= min_steps <= max_steps <= 4");
   if (opt.n_problems < 0) throw std::invalid_argument("toy n_problems must be >= 0");
@@ -205,6 +219,11 @@ void check_options(const ToyCorpusOptions& opt) {
 // trace, so that p = 0 draws nothing and leaves the corpus as it was.
 bool trace_coin(const ToyCorpusOptions& opt, uint64_t salt, int64_t index, double p) {
   return p > 0 && static_cast<double>(mix64(mix64(opt.seed ^ salt) ^ static_cast<uint64_t>(index)) >> 11) * 0x1.0p-53 < p;
+}
+
+// A hidden uniform draw from 0..n-1 keyed like trace_coin.
+int64_t trace_draw(const ToyCorpusOptions& opt, uint64_t salt, int64_t index, int64_t n) {
+  return static_cast<int64_t>((mix64(mix64(opt.seed ^ salt) ^ static_cast<uint64_t>(index)) >> 11) % static_cast<uint64_t>(n));
 }
 
 TraceModes trace_modes(const ToyCorpusOptions& opt, int64_t index) {
@@ -223,7 +242,8 @@ ToyProblem make_problem(const ToyCorpusOptions& opt, int64_t index) {
   Rng coins{mix64(opt.seed ^ 0xA0761D6478BD642FULL) ^ mix64(static_cast<uint64_t>(index) + 0xE7037ED1A0B428DBULL)};
   const bool thorough = opt.style == "thinker" && trace_coin(opt, 0x7468726F756768ULL, index, opt.thorough);
   const TraceModes modes = trace_modes(opt, index);
-  TraceBuilder tb{opt, spec, opt.style == "thinker", g, coins, thorough, modes, {}, {}, 0};
+  const std::array<int, 3> levels = toy_cue_levels(opt, index);
+  TraceBuilder tb{opt, spec, opt.style == "thinker", g, coins, thorough, modes, levels, {}, {}, 0};
   tb.write();
   ToyProblem p;
   p.final_answer = S(tb.work.back());
@@ -240,6 +260,7 @@ ToyProblem make_problem(const ToyCorpusOptions& opt, int64_t index) {
     for (int m = 0; m < 3; ++m)
       if (on[m]) p.question += std::string(" ") + toy_disposition_cue(m);
   }
+  p.question += toy_cue_levels_text(levels);
   p.answer = S(truth.back());
   p.style = opt.style;
   p.split = static_cast<double>(mix64(fnv1a(p.id)) >> 11) * 0x1.0p-53 < opt.test_fraction ? "test" : "train";
@@ -254,6 +275,23 @@ ToyProblem make_problem(const ToyCorpusOptions& opt, int64_t index) {
 }
 
 }  // namespace
+
+std::array<int, 3> toy_cue_levels(const ToyCorpusOptions& opt, int64_t index) {
+  if (!opt.cue_levels || opt.style != "thinker") return {0, 0, 0};
+  static constexpr int kLevels[8] = {1, 2, 3, 4, 6, 7, 8, 9};
+  static constexpr uint64_t kSalts[3] = {0x6C76626B7472ULL, 0x6C76756E6365ULL, 0x6C7674657374ULL};
+  std::array<int, 3> k{};
+  for (size_t m = 0; m < 3; ++m) k[m] = kLevels[trace_draw(opt, kSalts[m], index, 8)];
+  return k;
+}
+
+std::string toy_cue_levels_text(const std::array<int, 3>& levels) {
+  static const char* const names[3] = {"Slips", "Doubts", "Checks"};
+  std::string s;
+  for (size_t m = 0; m < 3; ++m)
+    if (levels[m] > 0) s += std::string(" ") + names[m] + ": " + std::to_string(levels[m]) + " in 10.";
+  return s;
+}
 
 const char* toy_disposition_cue(int mode) {
   static const char* const cues[3] = {"Work fast.", "Say how sure you are.", "Check every result."};
@@ -318,6 +356,8 @@ ToyCorpusOptions toy_corpus_options(const Config::Toy& toy) {
   o.dispositions = toy.dispositions;
   o.soft_gates = toy.soft_gates;
   o.disposition_cues = toy.disposition_cues;
+  o.cue_levels = toy.cue_levels;
+  o.echoes = toy.echoes;
   o.slip_rate = toy.slip_rate;
   o.example_testing_rate = toy.example_testing_rate;
   o.uncertainty_rate = toy.uncertainty_rate;

@@ -116,6 +116,22 @@ struct ToyCorpusOptions {
   // (log((1 - s) / s) and log((1 - q) / q) in logits) instead of a near-certain one: what a small push can
   // cross, with no near-tie for a random push to flip. 0: no coin is drawn, the corpus unchanged.
   double soft_gates = 0;
+  // Thinker style: graded cues, an experiment toward steering's planted truth (docs/algorithms.md §A.6 "Graded
+  // cues"). Per trace and behaviour a hidden level k in {1, 2, 3, 4, 6, 7, 8, 9} (uniform, drawn like `thorough`
+  // apart from every stream), shown at the end of the question (toy_cue_levels_text: "Slips: 7 in 10." ...), and
+  // each of the thinker's choices for that behaviour (a slip at a slip candidate, uncertainty-estimation and
+  // example-testing after a step) is a coin of k/10 from the thinker's coin stream instead of a digit gate. The
+  // prompt thus sets a calibrated rate whose greedy margin |logit(k/10)| spreads over 0.41-2.2 nats from trace to
+  // trace (no level is a tie): a visible, graded, lasting mode. Cannot be combined with the other thinker
+  // experiments (coins, dispositions, soft gates). false: no level is drawn, the corpus unchanged.
+  bool cue_levels = false;
+  // Thinker style: echoes, an experiment toward steering's planted truth (docs/algorithms.md §A.6 "Echoes"). Each
+  // backtracking, uncertainty-estimation and example-testing sentence of the thinker is followed by a second
+  // sentence of the same behaviour (a fresh phrasing) with this probability, by a hidden coin: behaviours come in
+  // runs, as in real thinking, so whether the next sentence is X reads the sentence just written, the very state
+  // a difference-of-means vector of X's windows describes. Above 0.5 greedy decoding echoes every X sentence, with
+  // a margin of logit(echoes). 0: no coin is drawn, the corpus unchanged.
+  double echoes = 0;
   // Digit-gate rates (see the file comment): of slip candidates, and of deduction steps.
   double slip_rate = 0.4;
   double example_testing_rate = 0.2;
@@ -151,6 +167,11 @@ struct ToyProblem {
 
 // The cue sentence of a disposition (ToyCorpusOptions::disposition_cues): 0 backtracking, 1 uncertainty, 2 testing.
 const char* toy_disposition_cue(int mode);
+
+// The levels of a trace (ToyCorpusOptions::cue_levels; zeros when off or base style): 0 backtracking (its slips),
+// 1 uncertainty-estimation, 2 example-testing; and the cue text they append to the question (with a leading space).
+std::array<int, 3> toy_cue_levels(const ToyCorpusOptions& opt, int64_t index);
+std::string toy_cue_levels_text(const std::array<int, 3>& levels);
 
 // The digit gates of the file comment: g(kind, digit, rate) = PERM_kind[digit] < round(10 * rate).
 enum class ToyGate { slip, knowledge, uncertainty, testing };

@@ -335,6 +335,75 @@ TEST(ToyCorpus, SoftGatesKeepTheRatesAndChangeOnlyTheThinkersChoices) {
   expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_soft));
 }
 
+// toy.cue_levels: each thinker trace shows three levels at the end of its question, and each behaviour
+// follows its level's rate in tenths; the problems, and the base style, stay as they are.
+TEST(ToyCorpus, CueLevelsShowEachRateAndTheTracesFollowIt) {
+  auto plain = opts("thinker", 2000), cued = plain;
+  cued.cue_levels = true;
+  const auto a = ts::toy_corpus_generate(plain), b = ts::toy_corpus_generate(cued);
+  ASSERT_EQ(a.size(), b.size());
+  // per behaviour (uncertainty, testing) and level: [sentences, steps]; backtracking: sentences per trace
+  std::map<int, std::array<double, 2>> ue, et;
+  std::array<double, 2> bt_low{}, bt_high{};  // [backtracking sentences, traces] at levels <= 4 and >= 6
+  for (size_t i = 0; i < a.size(); ++i) {
+    const std::array<int, 3> k = ts::toy_cue_levels(cued, static_cast<int64_t>(i));
+    for (int m : k) EXPECT_TRUE(m >= 1 && m <= 9 && m != 5) << m;
+    EXPECT_EQ(b[i].question, a[i].question + ts::toy_cue_levels_text(k)) << b[i].id;
+    EXPECT_EQ(b[i].answer, a[i].answer);
+    EXPECT_EQ(b[i].final_answer, b[i].answer) << b[i].id;  // the thinker corrects every slip
+    std::map<std::string, double> n;
+    for (const auto& s : b[i].sentences) n[s.label] += 1;
+    const auto steps = static_cast<double>(b[i].n_steps);
+    ue[k[1]][0] += n["uncertainty-estimation"], ue[k[1]][1] += steps;
+    et[k[2]][0] += n["example-testing"], et[k[2]][1] += steps;
+    auto& bt = k[0] <= 4 ? bt_low : bt_high;
+    bt[0] += n["backtracking"], bt[1] += 1;
+  }
+  EXPECT_EQ(ts::toy_cue_levels_text({7, 3, 8}), " Slips: 7 in 10. Doubts: 3 in 10. Checks: 8 in 10.");
+  for (const auto* rates : {&ue, &et}) {
+    ASSERT_EQ(rates->size(), 8u);
+    for (const auto& [k, c] : *rates)  // ~620 choices per level: binomial sd <= 0.02
+      EXPECT_NEAR(c[0] / c[1], k / 10.0, 0.07) << "level " << k;
+  }
+  EXPECT_GT(bt_high[0] / bt_high[1], 2.5 * bt_low[0] / bt_low[1]);  // slip rates 0.75 against 0.25 on average
+  auto base = opts("base", 200), base_cued = base;
+  base_cued.cue_levels = true;
+  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_cued));
+  cued.soft_gates = 0.25;
+  EXPECT_THROW(ts::toy_corpus_generate(cued), std::invalid_argument);
+}
+
+// toy.echoes: the thinker's backtracking, uncertainty and testing sentences come in runs of one or two, the
+// second with the echo probability; the problems and the answers stay, and the base style is unchanged.
+TEST(ToyCorpus, EchoesRepeatEachBehaviourSentenceAtTheirRate) {
+  auto plain = opts("thinker", 1500), echoed = plain;
+  echoed.echoes = 0.7;
+  const auto a = ts::toy_corpus_generate(plain), b = ts::toy_corpus_generate(echoed);
+  expect_same_problems(a, b);
+  std::map<std::string, std::array<double, 2>> runs;  // label -> [runs, runs of two]
+  for (size_t i = 0; i < b.size(); ++i) {
+    EXPECT_EQ(b[i].final_answer, b[i].answer) << b[i].id;
+    const auto& s = b[i].sentences;
+    for (size_t j = 0; j < s.size();) {
+      size_t k = j + 1;
+      while (k < s.size() && s[k].label == s[j].label) ++k;
+      const std::string& label = s[j].label;
+      if (label == "backtracking" || label == "uncertainty-estimation" || label == "example-testing") {
+        EXPECT_LE(k - j, 2u) << b[i].id << " " << label;
+        runs[label][0] += 1, runs[label][1] += k - j == 2;
+      }
+      j = k;
+    }
+  }
+  for (const auto& [label, n] : runs) {  // >= 250 runs each: binomial sd <= 0.03
+    EXPECT_GT(n[0], 250) << label;
+    EXPECT_NEAR(n[1] / n[0], 0.7, 0.1) << label;
+  }
+  auto base = opts("base", 200), base_echoed = base;
+  base_echoed.echoes = 0.7;
+  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_echoed));
+}
+
 TEST(ToyCorpus, SentenceRangesTileTheThinking) {
   std::set<std::string> labels(ts::toy_behaviour_labels().begin(), ts::toy_behaviour_labels().end());
   for (const std::string style : {"thinker", "base"}) {
