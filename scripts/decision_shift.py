@@ -7,9 +7,11 @@ is added to resid_post[l] at every position: HF transformers on the checkpoint, 
 X's choices moves this number; the acceptance rule (docs/algorithms.md "Steering acceptance") needs the vector to move
 it much further than the random directions do.
 
-Usage: scripts/decision_shift.py RUN_DIR MODEL_DIR [N_TRACES]   (a run of scripts/steer_demo.sh; about 30 s)
-Prints per behaviour: the layer, the number of choices, the mean P(X starts) there, and per c in +-1.5, +-3 the mean
+Usage: scripts/decision_shift.py RUN_DIR MODEL_DIR [--traces N] [--layer L ...] [--behaviour X ...]   (a run of scripts/steer_demo.sh;
+about 30 s per layer). --layer: push at these layers instead of attribute's first pick (repeatable).
+Prints per behaviour and layer: the number of choices, the mean P(X starts) there, and per c in +-1.5, +-3 the mean
 change of its log for the vector and the five random directions' range."""
+import argparse
 import sys
 
 import numpy as np
@@ -46,7 +48,7 @@ def log_mass(model, rows, layer, push):
     return torch.stack([torch.logsumexp(lp[i, r[1], r[2]], 0) for i, r in enumerate(rows)])
 
 
-def main(run, model_dir, n_traces=100):
+def main(run, model_dir, n_traces=100, layers=None, behaviours=BEHAVIOURS):
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     ids_of = traces(run)
     sp = load_spans(run)
@@ -54,7 +56,7 @@ def main(run, model_dir, n_traces=100):
         sys.exit(f"{run}: spans.h5 has no token ranges (annotate with model.path)")
     vectors = load_vectors(run)
     picks = first_picks(run) or {}
-    for behaviour in BEHAVIOURS:
+    for behaviour in behaviours:
         if behaviour not in picks:
             print(f"{behaviour}: attribute picked no layer")
             continue
@@ -68,21 +70,31 @@ def main(run, model_dir, n_traces=100):
             continue
         firsts = torch.tensor(sorted({ids[b] for ids, b in starts}))
         rows = [(ids[:b + 1], b - 1, firsts) for ids, b in starts]
-        layer = int(picks[behaviour])
-        f = torch.from_numpy(np.array(vectors.vector(behaviour, layer)))
-        base = log_mass(model, rows, layer, None)
-        cells = []
-        for c in (1.5, -1.5, 3.0, -3.0):
-            vec = float((log_mass(model, rows, layer, c * f) - base).mean())
-            rnd = []
-            for j in range(5):
-                r = torch.randn(f.shape[0], generator=torch.Generator().manual_seed(1000 + j))
-                rnd.append(float((log_mass(model, rows, layer, c * r * (f.norm() / r.norm())) - base).mean()))
-            cells.append(f"c {c:+g}: vector {vec:+.2f}, random {min(rnd):+.2f}..{max(rnd):+.2f}")
-        print(f"{behaviour:23} layer {layer}  {len(rows)} choices  P(X starts) {float(base.exp().mean()):.2f}  | " + " | ".join(cells))
+        for layer in layers or [int(picks[behaviour])]:
+            print(f"{behaviour:23} layer {layer}  {len(rows)} choices  " + shifts(model, rows, layer, vectors.vector(behaviour, layer)))
+
+
+def shifts(model, rows, layer, vector):
+    """P(X starts) at the choices, and per c the mean change of its log under the vector and five random directions."""
+    f = torch.from_numpy(np.array(vector))
+    base = log_mass(model, rows, layer, None)
+    cells = []
+    for c in (1.5, -1.5, 3.0, -3.0):
+        vec = float((log_mass(model, rows, layer, c * f) - base).mean())
+        rnd = []
+        for j in range(5):
+            r = torch.randn(f.shape[0], generator=torch.Generator().manual_seed(1000 + j))
+            rnd.append(float((log_mass(model, rows, layer, c * r * (f.norm() / r.norm())) - base).mean()))
+        cells.append(f"c {c:+g}: vector {vec:+.2f}, random {min(rnd):+.2f}..{max(rnd):+.2f}")
+    return f"P(X starts) {float(base.exp().mean()):.2f}  | " + " | ".join(cells)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 3:
-        sys.exit(__doc__)
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 100)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run")
+    ap.add_argument("model")
+    ap.add_argument("--traces", type=int, default=100, help="traces of the run to take the choices from")
+    ap.add_argument("--layer", type=int, action="append", help="push at this layer (repeatable; default: attribute's first pick)")
+    ap.add_argument("--behaviour", action="append", choices=BEHAVIOURS, help="only this behaviour (repeatable)")
+    a = ap.parse_args()
+    main(a.run, a.model, a.traces, a.layer, a.behaviour or BEHAVIOURS)

@@ -117,7 +117,7 @@ struct ToyCorpusOptions {
   // cross, with no near-tie for a random push to flip. 0: no coin is drawn, the corpus unchanged.
   double soft_gates = 0;
   // Thinker style: graded cues, an experiment toward steering's planted truth (docs/algorithms.md §A.6 "Graded
-  // cues"). Per trace and behaviour a hidden level k in {1, 2, 3, 4, 6, 7, 8, 9} (uniform, drawn like `thorough`
+  // cues and echoes"). Per trace and behaviour a hidden level k in {1, 2, 3, 4, 6, 7, 8, 9} (uniform, drawn like `thorough`
   // apart from every stream), shown at the end of the question (toy_cue_levels_text: "Slips: 7 in 10." ...), and
   // each of the thinker's choices for that behaviour (a slip at a slip candidate, uncertainty-estimation and
   // example-testing after a step) is a coin of k/10 from the thinker's coin stream instead of a digit gate. The
@@ -125,8 +125,8 @@ struct ToyCorpusOptions {
   // trace (no level is a tie): a visible, graded, lasting mode. Cannot be combined with the other thinker
   // experiments (coins, dispositions, soft gates). false: no level is drawn, the corpus unchanged.
   bool cue_levels = false;
-  // Thinker style: echoes, an experiment toward steering's planted truth (docs/algorithms.md §A.6 "Echoes"). Each
-  // backtracking, uncertainty-estimation and example-testing sentence of the thinker is followed by a second
+  // Thinker style: echoes, an experiment toward steering's planted truth (docs/algorithms.md §A.6 "Graded cues and
+  // echoes"). Each backtracking, uncertainty-estimation and example-testing sentence of the thinker is followed by a second
   // sentence of the same behaviour (a fresh phrasing) with this probability, by a hidden coin: behaviours come in
   // runs, as in real thinking, so whether the next sentence is X reads the sentence just written, the very state
   // a difference-of-means vector of X's windows describes. Above 0.5 greedy decoding echoes every X sentence, with
