@@ -262,6 +262,8 @@ void check_relations(const Config& c, const SourceOf& source_of) {
   if (c.thinkedit.short_tokens > c.thinkedit.long_tokens) fail(source_of, "thinkedit.short_tokens", "must be <= thinkedit.long_tokens");
   if (c.thinkedit.short_percentile > c.thinkedit.long_percentile) fail(source_of, "thinkedit.short_percentile", "must be <= thinkedit.long_percentile");
   if (c.toy.min_steps > c.toy.max_steps) fail(source_of, "toy.max_steps", "must be >= toy.min_steps");
+  if (c.toy.cue_levels && (c.toy.thinker_gates == ToyGates::coins || c.toy.dispositions > 0 || c.toy.disposition_cues || c.toy.soft_gates > 0))
+    fail(source_of, "toy.cue_levels", "cannot be combined with toy.thinker_gates = coins, toy.dispositions, toy.disposition_cues or toy.soft_gates");
   if (c.train.n_head % c.train.n_kv_head != 0) fail(source_of, "train.n_kv_head", "must divide train.n_head");
   if (c.train.d_model % c.train.n_head != 0 || (c.train.d_model / c.train.n_head) % 2 != 0)
     fail(source_of, "train.n_head", "must divide train.d_model into an even head size");

@@ -83,7 +83,8 @@ def test_base_style_and_bad_options(binary, tmp_path):
     assert 0.15 < wrong / len(rows) < 0.5  # slips stay (defaults: about a third of the answers are wrong)
     assert all(row["slip_uncorrected"] == (row["final_answer"] != row["answer"]) for row in rows)
     assert all(row["slip"] for row in rows if row["slip_uncorrected"])
-    for args in (["--toy.style", "chatty"], ["--toy.slip_rate", "2"], ["--toy.max_steps", "5"], ["--toy.n_problems", "0"]):
+    for args in (["--toy.style", "chatty"], ["--toy.slip_rate", "2"], ["--toy.max_steps", "5"], ["--toy.n_problems", "0"],
+                 ["--toy.cue_levels", "true", "--toy.soft_gates", "0.2"]):
         bad = run(binary, "--run.dir", str(tmp_path / "bad"), *args)
         assert bad.returncode == 2, (args, bad.stderr)
         assert args[0].lstrip("-") in bad.stderr
