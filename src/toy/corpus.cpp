@@ -215,15 +215,20 @@ void check_options(const ToyCorpusOptions& opt) {
   if (opt.n_problems < 0) throw std::invalid_argument("toy n_problems must be >= 0");
 }
 
+// 53 hidden bits of trace `index`, a hash of (seed, salt, index) apart from every stream of the trace.
+uint64_t trace_bits(const ToyCorpusOptions& opt, uint64_t salt, int64_t index) {
+  return mix64(mix64(opt.seed ^ salt) ^ static_cast<uint64_t>(index)) >> 11;
+}
+
 // A hidden per-trace coin of probability p: a hash of (seed, salt, index), apart from every stream of the
 // trace, so that p = 0 draws nothing and leaves the corpus as it was.
 bool trace_coin(const ToyCorpusOptions& opt, uint64_t salt, int64_t index, double p) {
-  return p > 0 && static_cast<double>(mix64(mix64(opt.seed ^ salt) ^ static_cast<uint64_t>(index)) >> 11) * 0x1.0p-53 < p;
+  return p > 0 && static_cast<double>(trace_bits(opt, salt, index)) * 0x1.0p-53 < p;
 }
 
 // A hidden uniform draw from 0..n-1 keyed like trace_coin.
 int64_t trace_draw(const ToyCorpusOptions& opt, uint64_t salt, int64_t index, int64_t n) {
-  return static_cast<int64_t>((mix64(mix64(opt.seed ^ salt) ^ static_cast<uint64_t>(index)) >> 11) % static_cast<uint64_t>(n));
+  return static_cast<int64_t>(trace_bits(opt, salt, index) % static_cast<uint64_t>(n));
 }
 
 TraceModes trace_modes(const ToyCorpusOptions& opt, int64_t index) {
