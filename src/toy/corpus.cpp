@@ -115,17 +115,23 @@ struct TraceBuilder {
     tw.sentence(label, text(), g);
     if (thinker && opt.echoes > 0 && coins.coin(opt.echoes)) tw.sentence(label, text(), g);
   }
-  // The thinker's choice for behaviour m of a cued trace (ToyCorpusOptions::cue_levels): a coin of its level in tenths.
-  bool level_coin(int m) { return coins.coin(levels[static_cast<size_t>(m)] / 10.0); }
   // A thinker's digit-gate choice, overruled by a hidden coin when soft (ToyCorpusOptions::soft_gates).
   bool soft(bool gate, double rate) {
     const double s = opt.soft_gates;
     if (!thinker || s <= 0) return gate;
     return gate ? !coins.coin(s) : coins.coin(rate >= 1 ? 0.0 : rate * s / (1 - rate));
   }
-  // The thinker's uncertainty or testing choice after a step whose value ends in d: a coin, or a digit gate (soft or not).
-  bool behaviour_gate(ToyGate kind, int64_t d, double rate) { return thinker_coin() ? coins.coin(rate) : soft(toy_gate(kind, d, rate), rate); }
+  // The thinker's choice for behaviour m (0 slip, 1 uncertainty, 2 testing) of a cued trace (ToyCorpusOptions::cue_levels):
+  // a coin of its level in tenths.
+  bool level_coin(size_t m) { return coins.coin(levels[m] / 10.0); }
+  // The uncertainty or testing choice after a step whose value ends in d: the level's coin when cued, else a coin or
+  // a digit gate (soft or not).
+  bool behaviour_gate(size_t m, ToyGate kind, int64_t d, double rate) {
+    if (levels[m] > 0) return level_coin(m);
+    return thinker_coin() ? coins.coin(rate) : soft(toy_gate(kind, d, rate), rate);
+  }
   bool slip_choice(int64_t a, size_t i, int64_t wrong) {
+    if (levels[0] > 0) return level_coin(0);
     return thinker_coin() ? coins.coin(opt.slip_rate)
                           : soft(toy_gate(ToyGate::slip, a % 10, opt.slip_rate), opt.slip_rate) && (thinker || chain_stays_valid(i, wrong));
   }
@@ -152,7 +158,7 @@ struct TraceBuilder {
     const int64_t right = apply(st.op, a, b);
     if (right < 0) throw std::logic_error("toy template " + spec.tmpl + ": a propagated slip made a value negative");
     const int64_t wrong = slipped_value(st.op, right);
-    const bool slipped = slip_candidate(st.op, a, b) && (modes.backtracking || (levels[0] > 0 ? level_coin(0) : slip_choice(a, i, wrong)));
+    const bool slipped = slip_candidate(st.op, a, b) && (modes.backtracking || slip_choice(a, i, wrong));
     const std::string e = S(a) + " " + op_symbol(st.op) + " " + S(b);
     n_slips += slipped;
     tw.sentence("deduction",
@@ -172,9 +178,9 @@ struct TraceBuilder {
                     fill(phrase(g, test), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}), g);
       return;
     }
-    if (modes.uncertainty || (levels[1] > 0 ? level_coin(1) : behaviour_gate(ToyGate::uncertainty, d, opt.uncertainty_rate)))
+    if (modes.uncertainty || behaviour_gate(1, ToyGate::uncertainty, d, opt.uncertainty_rate))
       behaviour("uncertainty-estimation", [&] { return phrase(g, uncertain); });
-    if (thorough || modes.testing || (levels[2] > 0 ? level_coin(2) : behaviour_gate(ToyGate::testing, d, opt.example_testing_rate)))
+    if (thorough || modes.testing || behaviour_gate(2, ToyGate::testing, d, opt.example_testing_rate))
       behaviour("example-testing",
                 [&] { return fill(phrase(g, test), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}); });
   }
