@@ -93,19 +93,70 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"), always_inline)) inline voi
 // either dtype, batch 32 5-7%; bench/README.md "The decode kernel").
 inline const char* prefetch_for(const char* next, int64_t m, int64_t block_bytes) { return m <= 12 ? next + (m / 4) * block_bytes : nullptr; }
 
-// R rows of w from row n times M rows of x: R * M accumulators of 16 fp32 lanes, kept in registers (every
-// loop below has a trip count known at compile time and is unrolled), k in steps of 16, the tail masked.
+// The fp32 sum of an output is two chains of FMAs, one over the even 16-value blocks of k and one over the odd ones
+// (the masked tail block in its chain by its index), added lane by lane and then across the lanes. One chain
+// would bound a row to 64 bytes per FMA latency (4 cycles): at batch 1 that is ~40 GB/s a core at 2.6 GHz, below
+// what the memory gives at times (bench/README.md "Two chains per output"). The order depends on K only, so every
+// path below gives the same bits.
+//
+// Both chains in one sweep over k: 2 * R * M accumulators, for the blocks that have registers for them.
+template <int M, int R>
+__attribute__((target("avx512f"), always_inline)) inline void chains_one_sweep(const float* x, int64_t K, const float* w, int64_t n, const char* pf,
+                                                                               __m512 (&even)[R][M], __m512 (&odd)[R][M]) {
+  const int64_t K16 = K & ~int64_t{15};
+  const auto tail = static_cast<__mmask16>((1u << (K - K16)) - 1u);
+  int64_t k = 0;
+  for (; k + 32 <= K16; k += 32) {
+    step_f32<M, R, false>(x, K, w, n, k, 0, pf, even);
+    step_f32<M, R, false>(x, K, w, n, k + 16, 0, pf, odd);
+  }
+  if (k < K16) {  // one even block left; the tail, if any, is odd
+    step_f32<M, R, false>(x, K, w, n, k, 0, pf, even);
+    if (K16 < K) step_f32<M, R, true>(x, K, w, n, K16, tail, pf, odd);
+  } else if (K16 < K) {
+    step_f32<M, R, true>(x, K, w, n, K16, tail, pf, even);
+  }
+}
+// One chain (blocks first, first + 32, ...) in a sweep of its own: R * M accumulators. The block's weight rows are in L1
+// for the second sweep.
+template <int M, int R>
+__attribute__((target("avx512f"), always_inline)) inline void chain_sweep(const float* x, int64_t K, const float* w, int64_t n, const char* pf, int64_t first,
+                                                                          __m512 (&acc)[R][M]) {
+  const int64_t K16 = K & ~int64_t{15};
+  int64_t k = first;
+  for (; k < K16; k += 32) step_f32<M, R, false>(x, K, w, n, k, 0, pf, acc);
+  if (k == K16 && K16 < K) step_f32<M, R, true>(x, K, w, n, K16, static_cast<__mmask16>((1u << (K - K16)) - 1u), pf, acc);
+}
+
+// R rows of w from row n times M rows of x: the two chains of each of the R * M outputs (one sweep where 2 * R * M
+// accumulators fit in 16 registers, else one sweep per chain with the odd sums parked on the stack), then the sums.
 template <int M, int R>
 __attribute__((target("avx512f"), always_inline)) inline void block_f32(const float* x, int64_t K, const float* w, int64_t n, const float* bias,
                                                                         float* y, int64_t N, const char* pf) {
-  const int64_t K16 = K & ~int64_t{15};
-  __m512 acc[R][M];
+  __m512 acc[R][M], odd[R][M];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 16
-    for (int m = 0; m < M; ++m) acc[r][m] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < K16; k += 16) step_f32<M, R, false>(x, K, w, n, k, 0, pf, acc);
-  if (K16 < K) step_f32<M, R, true>(x, K, w, n, K16, static_cast<__mmask16>((1u << (K - K16)) - 1u), pf, acc);
+    for (int m = 0; m < M; ++m) acc[r][m] = odd[r][m] = _mm512_setzero_ps();
+  if constexpr (2 * R * M <= 16) {
+    chains_one_sweep<M, R>(x, K, w, n, pf, acc, odd);
+  } else {
+    chain_sweep<M, R>(x, K, w, n, pf, 16, odd);
+    alignas(64) float parked[R][M][16];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+      for (int m = 0; m < M; ++m) _mm512_store_ps(parked[r][m], odd[r][m]);
+    chain_sweep<M, R>(x, K, w, n, pf, 0, acc);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+      for (int m = 0; m < M; ++m) odd[r][m] = _mm512_load_ps(parked[r][m]);
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 16
+    for (int m = 0; m < M; ++m) acc[r][m] = _mm512_add_ps(acc[r][m], odd[r][m]);
   if constexpr (M == 4 && R == 4) {
     __m512 sums = reduce_4x4(acc);
     if (bias != nullptr) sums = _mm512_add_ps(sums, _mm512_broadcast_f32x4(_mm_loadu_ps(bias + n)));
@@ -179,9 +230,41 @@ __attribute__((target("avx512f"))) void groups_f32(const float* x, int64_t M, in
     default: break;
   }
 }
+// One row of w against one row of x (the batch-1 decode step): block_f32<1, 1> written out as one loop, the two lines of
+// the next row that a step covers prefetched first. The same sums in the same order, so the same bits; the batch-1 pass
+// over the weights reads 0.98-0.99 of a plain read at ~36 GB/s and 0.92-0.94 at ~60 where the template read 0.96-0.97
+// and 0.83-0.85 (bench/README.md "Two chains per output").
+__attribute__((target("avx512f"))) void row1_f32(const float* x, int64_t K, const float* w, int64_t n, const float* bias, float* y) {
+  const float* wr = w + n * K;
+  const char* next = reinterpret_cast<const char*>(wr + K);  // past the end of w a prefetch is only a hint
+  const int64_t K16 = K & ~int64_t{15};
+  __m512 even = _mm512_setzero_ps(), odd = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 32 <= K16; k += 32) {
+    __builtin_prefetch(next + k * 4, 0, 3);
+    __builtin_prefetch(next + k * 4 + 64, 0, 3);
+    even = _mm512_fmadd_ps(_mm512_loadu_ps(wr + k), _mm512_loadu_ps(x + k), even);
+    odd = _mm512_fmadd_ps(_mm512_loadu_ps(wr + k + 16), _mm512_loadu_ps(x + k + 16), odd);
+  }
+  if (k < K16) {
+    __builtin_prefetch(next + k * 4, 0, 3);
+    even = _mm512_fmadd_ps(_mm512_loadu_ps(wr + k), _mm512_loadu_ps(x + k), even);
+  }
+  if (K16 < K) {  // the masked tail, in the chain of its block's index
+    const auto tail = static_cast<__mmask16>((1u << (K - K16)) - 1u);
+    __m512& chain = (K16 / 16) % 2 == 0 ? even : odd;
+    chain = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, wr + K16), _mm512_maskz_loadu_ps(tail, x + K16), chain);
+  }
+  y[n] = _mm512_reduce_add_ps(_mm512_add_ps(even, odd)) + (bias != nullptr ? bias[n] : 0.0f);
+}
+
 __attribute__((target("avx512f"))) void rows_f32(const float* x, int64_t M, int64_t K, const float* w, int64_t n0, int64_t n1, const float* bias,
                                                  float* y, int64_t N) {
   int64_t n = n0;
+  if (M == 1) {
+    for (; n < n1; ++n) row1_f32(x, K, w, n, bias, y);
+    return;
+  }
   if (M > STREAM_MAX_ROWS)
     for (; n + 4 <= n1; n += 4) groups_f32<4>(x, M, K, w, n, bias, y, N);
   for (; n < n1; ++n) groups_f32<1>(x, M, K, w, n, bias, y, N);

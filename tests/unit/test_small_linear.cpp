@@ -51,19 +51,26 @@ TEST(SmallLinear, Bfloat16MatchesFloat64OfTheSameValues) {
 }
 
 // A row's result does not depend on the other rows or on the thread count: the same bits alone and in a batch
-// (alone, its block's sums are reduced one at a time; in full blocks of 4 rows, by the transpose tree).
+// (alone, its block's sums are reduced one at a time; in full blocks of 4 rows, by the transpose tree; fp32 alone through
+// row1_f32, in 2-4 rows through one sweep of both chains, in blocks of 4 x 4 through a sweep per chain).
 TEST(SmallLinear, ARowIsTheSameAloneAndInABatch) {
   at::manual_seed(2);
   for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
     if (!have_kernel(t)) continue;
     const int64_t rows = SMALL_LINEAR_MAX_ROWS;
-    const at::Tensor x = at::randn({rows, 300}).to(t), w = at::randn({257, 300}).to(t), b = at::randn({257}).to(t);
-    const at::Tensor all = small_linear(x, w, b);
-    const int threads = at::get_num_threads();
-    at::set_num_threads(1);
-    for (int64_t m : {int64_t{0}, int64_t{5}, int64_t{11}, rows - 1})
-      EXPECT_TRUE(at::equal(small_linear(x.narrow(0, m, 1), w, b)[0], all[m])) << at::toString(t) << " row " << m;
-    at::set_num_threads(threads);
+    for (int64_t K : {20, 300, 310, 768}) {  // fp32 tail in the odd chain, the even one, again the odd one, no tail
+      const at::Tensor x = at::randn({rows, K}).to(t), w = at::randn({257, K}).to(t), b = at::randn({257}).to(t);
+      const at::Tensor all = small_linear(x, w, b);
+      const int threads = at::get_num_threads();
+      at::set_num_threads(1);
+      for (int64_t m : {int64_t{0}, int64_t{5}, int64_t{11}, rows - 1}) {
+        EXPECT_TRUE(at::equal(small_linear(x.narrow(0, m, 1), w, b)[0], all[m])) << at::toString(t) << " K " << K << " row " << m;
+        if (m + 3 <= rows) {  // the streaming path for 2-4 rows
+          EXPECT_TRUE(at::equal(small_linear(x.narrow(0, m, 3), w, b)[0], all[m])) << at::toString(t) << " K " << K << " rows " << m << "+3";
+        }
+      }
+      at::set_num_threads(threads);
+    }
   }
 }
 
