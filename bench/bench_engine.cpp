@@ -57,6 +57,7 @@
 
 #include "core/allocator.h"
 #include "plain_read.h"
+#include "model/small_linear.h"
 #include "model/generate.h"
 #include "model/hooks.h"
 #include "model/kv_cache.h"
@@ -348,9 +349,8 @@ class Bench {
     st->fa.prompt_end = S;
     st->fa.logits = ts::LogitsMode::LAST;
     st->logits = model_.forward(st->fa);
-    return [this, st, B]() {
-      at::Tensor next = st->logits.select(1, 0).argmax(-1).to(at::kCPU).view({B, 1});
-      st->fa.tokens = next;
+    return [this, st, B]() {  // the greedy choice as generate makes it (one scan of the logits where the kernels run)
+      st->fa.tokens = at::tensor(ts::choose_tokens(st->logits, ts::GenerateOptions{}, {}, {})).view({B, 1});
       st->fa.positions = at::full({B, 1}, st->slot, at::kLong);
       st->fa.slot_start = st->slot++;
       st->logits = model_.forward(st->fa);
@@ -370,7 +370,24 @@ class Bench {
   // plain read gets at that moment: this VM's bandwidth drifts by up to 2x within seconds, and a pair's two halves
   // are milliseconds apart. The step includes everything a decode step does (attention, KV writes, argmax).
   std::string paired_decode(int64_t steps, int64_t weight_bytes) {
-    std::function<void()> step = decode_stepper(steps + 1, 1);
+    return paired_with_reads(decode_stepper(steps + 1, 1), steps, weight_bytes);
+  }
+
+  // The batch-1 decode step's linears alone (every layer's matrices and the head, one fixed row of x), paired with plain
+  // reads as paired_decode is: the kernel's share of the read without the step's other ops.
+  std::string paired_kernels(int64_t passes, int64_t weight_bytes) {
+    const ts::ModelWeights& w = model_.weights();
+    std::vector<at::Tensor> mats;
+    for (const auto& l : w.layers)
+      for (const at::Tensor& m : {l.w_qkv, l.w_o, l.w_gate, l.w_up, l.w_down}) mats.push_back(m);
+    mats.push_back(w.lm_head);
+    const at::Tensor x_model = at::randn({1, mats[0].size(1)}, mats[0].options()), x_mlp = at::randn({1, w.layers[0].w_down.size(1)}, mats[0].options());
+    return paired_with_reads([&]() { for (const at::Tensor& m : mats) ts::linear(m.size(1) == x_model.size(1) ? x_model : x_mlp, m); }, passes, weight_bytes);
+  }
+
+  // Runs `step` once, then `steps` times, each followed by a plain read of weight_bytes (windows of a buffer 4x that):
+  // the medians of read time / step time and of both GB/s.
+  static std::string paired_with_reads(const std::function<void()>& step, int64_t steps, int64_t weight_bytes) {
     plain_read::Windows reads(4 * (weight_bytes >> 20) + 4, weight_bytes);
     step();
     reads.read_next();
@@ -520,6 +537,11 @@ int serve(Bench& bench, const Args& a, const std::string& header) {
         int64_t bytes = 0;
         in >> bytes;
         std::cout << bench.paired_decode(std::stoll(arg), bytes) << std::endl;
+      }
+      else if (cmd == "kernels") {  // kernels PASSES WEIGHT_BYTES
+        int64_t bytes = 0;
+        in >> bytes;
+        std::cout << bench.paired_kernels(std::stoll(arg), bytes) << std::endl;
       }
       else if (cmd == "profile") {  // profile STEPS [B] (decode) | profile prefill STEPS
         if (arg == "prefill") {
