@@ -188,20 +188,61 @@ Views<T> views_of(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
 
 }  // namespace
 
-bool attention_kernels_take(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) {
-  if (!q.device().is_cpu() || !k.device().is_cpu() || !v.device().is_cpu() || q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return false;
+namespace {
+
+// The device, dtype and autograd side of what the kernels ask of their three operands.
+bool operands_take(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  if (!q.device().is_cpu() || !k.device().is_cpu() || !v.device().is_cpu()) return false;
   if (q.scalar_type() != k.scalar_type() || q.scalar_type() != v.scalar_type() || !decode_kernels_take(q.scalar_type())) return false;
-  if (q.requires_grad() || k.requires_grad() || v.requires_grad()) return false;
-  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), E = q.size(3), K = k.size(1), S = k.size(2);
-  if (k.size(0) != B || !v.sizes().equals(k.sizes()) || k.size(3) != E || K < 1 || H % K != 0) return false;
-  if (E % 16 != 0 || E < 16 || E > 16 * MAX_CHUNKS || q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1) return false;
+  return !q.requires_grad() && !k.requires_grad() && !v.requires_grad();
+}
+
+// The shape side: H query heads over K KV heads, E a multiple of 16 up to 256, T queries against S keys and the mask.
+bool shapes_take(int64_t B, int64_t H, int64_t T, int64_t E, int64_t K, int64_t S, const at::Tensor& mask) {
+  if (K < 1 || H % K != 0 || E % 16 != 0 || E < 16 || E > 16 * MAX_CHUNKS) return false;
   if (!mask.defined()) return true;
   return mask.device().is_cpu() && mask.scalar_type() == at::kBool && mask.dim() == 4 && (mask.size(0) == 1 || mask.size(0) == B) && mask.size(1) == 1 &&
          mask.size(2) == T && mask.size(3) == S;
 }
 
+}  // namespace
+
+bool attention_kernels_take(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) {
+  if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4 || !operands_take(q, k, v)) return false;
+  const int64_t B = q.size(0), E = q.size(3);
+  if (k.size(0) != B || !v.sizes().equals(k.sizes()) || k.size(3) != E || q.stride(3) != 1 || k.stride(3) != 1 || v.stride(3) != 1) return false;
+  return shapes_take(B, q.size(1), q.size(2), E, k.size(1), k.size(2), mask);
+}
+
 bool decode_attention_applies(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, bool causal) {
   return !causal && q.dim() == 4 && q.size(2) == 1 && attention_kernels_take(q, k, v, mask);
+}
+
+bool decode_attention_cached_applies(const at::Tensor& rows, int64_t H, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t S,
+                                     const at::Tensor& mask) {
+  if (rows.dim() != 4 || k_cache.dim() != 4 || !operands_take(rows, k_cache, v_cache)) return false;
+  if (!rows.is_contiguous() || !k_cache.is_contiguous() || !v_cache.is_contiguous() || !v_cache.sizes().equals(k_cache.sizes())) return false;
+  const int64_t B = rows.size(0), E = rows.size(3);
+  if (rows.size(1) != 1 || rows.size(2) < H || H < 1 || k_cache.size(0) != B || k_cache.size(3) != E || S < 1 || S > k_cache.size(2)) return false;
+  return shapes_take(B, H, 1, E, k_cache.size(1), S, mask);
+}
+
+at::Tensor decode_attention_cached(const at::Tensor& rows, int64_t H, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t S,
+                                   const at::Tensor& mask) {
+  const int64_t B = rows.size(0), E = rows.size(3), K = k_cache.size(1);
+  at::Tensor out = at::empty({B, 1, H, E}, rows.options());
+  const auto views = [&](auto t, auto stored) {
+    using T = decltype(t);
+    using Stored = decltype(stored);
+    const auto ptr = [](const at::Tensor& x) { return reinterpret_cast<const T*>(x.data_ptr<Stored>()); };
+    return Views<T>{ptr(rows), ptr(k_cache), ptr(v_cache), mask.defined() ? mask.data_ptr<bool>() : nullptr, reinterpret_cast<T*>(out.data_ptr<Stored>()),
+                    rows.stride(0), E, k_cache.stride(0), k_cache.stride(1), k_cache.stride(2), v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
+                    mask.defined() && mask.size(0) > 1 ? mask.stride(0) : 0, mask.defined() ? mask.stride(3) : 0,
+                    B, H, K, S, E, static_cast<float>(1.0 / std::sqrt(static_cast<double>(E)))};
+  };
+  if (rows.scalar_type() == at::kFloat) run(views(float{}, float{}));
+  else run(views(uint16_t{}, at::BFloat16{}));
+  return out;
 }
 
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) {

@@ -28,4 +28,12 @@ bool decode_attention_applies(const at::Tensor& q, const at::Tensor& k, const at
 // mask hides every key gets zeros. Requires decode_attention_applies.
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask);
 
+// decode_attention with q read in place from a decode step's rotated rows `rows` [B, 1, n, E] (contiguous; heads [0, H))
+// and k, v from a KV cache's [B, K, capacity, E] tensors, slots [0, S): the same kernel on the same values, so the same
+// bits, without the views, KV copies and transposes the tensor form costs (15 dispatches a layer). [B, 1, H, E].
+bool decode_attention_cached_applies(const at::Tensor& rows, int64_t H, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t S,
+                                     const at::Tensor& mask);
+at::Tensor decode_attention_cached(const at::Tensor& rows, int64_t H, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t S,
+                                   const at::Tensor& mask);
+
 }  // namespace ts

@@ -4,6 +4,7 @@
 #include <ATen/TensorIndexing.h>
 
 #include <algorithm>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -26,6 +27,30 @@ std::pair<at::Tensor, at::Tensor> KVCache::update(int64_t layer, int64_t slot_st
   kc.narrow(2, slot_start, n).copy_(k);
   vc.narrow(2, slot_start, n).copy_(v);
   return {kc.narrow(2, 0, slot_start + n), vc.narrow(2, 0, slot_start + n)};
+}
+
+bool KVCache::store_token(int64_t layer, int64_t slot_start, const at::Tensor& row_slots, int64_t read_end, int64_t B, const void* k, int64_t k_row,
+                          const void* v, int64_t v_row) {
+  at::Tensor& kc = k_[static_cast<size_t>(layer)];
+  at::Tensor& vc = v_[static_cast<size_t>(layer)];
+  if (!kc.device().is_cpu() || !kc.is_contiguous() || !vc.is_contiguous() || kc.size(0) != B) return false;
+  if (row_slots.defined() && (!row_slots.device().is_cpu() || row_slots.scalar_type() != at::kLong || !row_slots.is_contiguous() || row_slots.numel() != B))
+    return false;
+  if (read_end > capacity_) throw std::runtime_error("KV cache overflow: slot " + std::to_string(read_end) + " > capacity " + std::to_string(capacity_));
+  const int64_t K = kc.size(1), E = kc.size(3), elt = kc.element_size();
+  auto* kd = static_cast<char*>(kc.data_ptr());
+  auto* vd = static_cast<char*>(vc.data_ptr());
+  const int64_t* slots = row_slots.defined() ? row_slots.data_ptr<int64_t>() : nullptr;
+  for (int64_t b = 0; b < B; ++b) {
+    const int64_t slot = slots != nullptr ? slots[b] : slot_start;
+    if (slot < 0 || slot >= read_end) throw std::runtime_error("KV cache: row slot " + std::to_string(slot) + " outside [0, " + std::to_string(read_end) + ")");
+    for (int64_t g = 0; g < K; ++g) {
+      const int64_t at = ((b * K + g) * capacity_ + slot) * E * elt;
+      std::memcpy(kd + at, static_cast<const char*>(k) + (b * k_row + g * E) * elt, static_cast<size_t>(E * elt));
+      std::memcpy(vd + at, static_cast<const char*>(v) + (b * v_row + g * E) * elt, static_cast<size_t>(E * elt));
+    }
+  }
+  return true;
 }
 
 std::pair<at::Tensor, at::Tensor> KVCache::update_rows(int64_t layer, const at::Tensor& row_slots, int64_t read_end, const at::Tensor& k,

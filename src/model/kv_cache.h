@@ -21,6 +21,16 @@ class KVCache {
   // of slots [0, read_end).
   std::pair<at::Tensor, at::Tensor> update_rows(int64_t layer, const at::Tensor& row_slots, int64_t read_end, const at::Tensor& k,
                                                 const at::Tensor& v);
+  // The decode step's store without tensor views (the CPU path of Transformer::attention): for each row b and KV head g,
+  // E values from k + b * k_row + g * E and v + b * v_row + g * E (elements of the cache's dtype) go to slot
+  // row_slots[b] (defined: [B] int64 on the CPU, each < read_end) or slot_start (read_end = slot_start + 1). Returns false,
+  // writing nothing, where the cache is not a contiguous CPU one of B rows: the caller then uses update / update_rows.
+  bool store_token(int64_t layer, int64_t slot_start, const at::Tensor& row_slots, int64_t read_end, int64_t B, const void* k, int64_t k_row,
+                   const void* v, int64_t v_row);
+  // One layer's whole [B, K, capacity, E] tensors (what store_token wrote into).
+  const at::Tensor& keys(int64_t layer) const { return k_[static_cast<size_t>(layer)]; }
+  const at::Tensor& values(int64_t layer) const { return v_[static_cast<size_t>(layer)]; }
+
   // Copies every layer of `src` (same layers, heads and width; src.capacity() <= capacity()) into batch rows
   // `rows` ([src.batch()] int64), slots [0, src.capacity()): a prefill run in its own cache joins this one.
   void put_rows(const at::Tensor& rows, const KVCache& src);

@@ -90,6 +90,26 @@ at::Tensor Transformer::rms_norm(const at::Tensor& x, const at::Tensor& weight) 
   return weight * (xf * at::rsqrt(var + w_.config.rms_norm_eps)).to(x.scalar_type());
 }
 
+at::Tensor Transformer::decode_step_attention(int64_t il, const at::Tensor& qk, const at::Tensor& qkv, const ForwardArgs& a, const at::Tensor& mask,
+                                              bool causal) const {
+  // One token per row with a cache, on the CPU kernels: its key and value go straight into the cache and attention reads
+  // q from the rotated rows and k, v from the cache in place (model/decode_attention.h), the same bits as attention()'s
+  // tensor form without its views, KV copies and transposes. Undefined where this does not apply.
+  const ModelConfig& c = w_.config;
+  const int64_t H = c.n_head, K = c.n_kv_head, E = c.d_head, B = qk.size(0), read_end = a.slot_start + 1;
+  if (a.cache == nullptr || causal || !qkv.is_contiguous()) return {};
+  const at::Tensor& kc = a.cache->keys(il);
+  const at::Tensor& vc = a.cache->values(il);
+  if (!decode_attention_cached_applies(qk, H, kc, vc, read_end, mask)) return {};
+  const auto* qk_bytes = static_cast<const char*>(qk.data_ptr());
+  const auto* qkv_bytes = static_cast<const char*>(qkv.data_ptr());
+  const int64_t elt = qk.element_size();
+  if (!a.cache->store_token(il, a.slot_start, a.row_slots, read_end, B, qk_bytes + H * E * elt, (H + K) * E, qkv_bytes + (H + K) * E * elt,
+                            (H + 2 * K) * E))
+    return {};
+  return decode_attention_cached(qk, H, kc, vc, read_end, mask);
+}
+
 at::Tensor Transformer::attention(int64_t il, const at::Tensor& x, const ForwardArgs& a, const at::Tensor& cos, const at::Tensor& sin,
                                   const at::Tensor& mask, bool causal, const HookContext& ctx) const {
   const ModelConfig& c = w_.config;
@@ -98,15 +118,18 @@ at::Tensor Transformer::attention(int64_t il, const at::Tensor& x, const Forward
   at::Tensor qkv = ts::linear(x, lw.w_qkv, lw.b_qkv);  // [B, T, (H+2K)E]
   // q and k are adjacent columns of qkv: rotate both heads at once.
   at::Tensor qk = apply_rope(qkv.narrow(-1, 0, (H + K) * E).view({B, T, H + K, E}), cos, sin);  // [B, T, H+K, E]
-  at::Tensor q = qk.narrow(2, 0, H).transpose(1, 2);                                          // [B, H, T, E]
-  at::Tensor k = qk.narrow(2, H, K).transpose(1, 2);                                          // [B, K, T, E]
-  at::Tensor v = qkv.narrow(-1, (H + K) * E, K * E).view({B, T, K, E}).transpose(1, 2);        // [B, K, T, E]
-  if (a.cache != nullptr)
-    std::tie(k, v) = a.row_slots.defined() ? a.cache->update_rows(il, a.row_slots, a.slot_start + 1, k, v)
-                                           : a.cache->update(il, a.slot_start, k, v);  // [B, K, S, E]
-  at::Tensor z = attend(q, k, v, mask, causal, K != H);  // [B, H, T, E]
-  z = hook(a.hooks, HookSite::ATTN_Z, w_.layer_begin + il, z.transpose(1, 2), ctx);  // [B, T, H, E]
-  return ts::linear(z.reshape({B, T, H * E}), lw.w_o, lw.b_o);                      // [B, T, D]
+  at::Tensor z = T == 1 ? decode_step_attention(il, qk, qkv, a, mask, causal) : at::Tensor();  // [B, T, H, E]
+  if (!z.defined()) {
+    at::Tensor q = qk.narrow(2, 0, H).transpose(1, 2);                                    // [B, H, T, E]
+    at::Tensor k = qk.narrow(2, H, K).transpose(1, 2);                                    // [B, K, T, E]
+    at::Tensor v = qkv.narrow(-1, (H + K) * E, K * E).view({B, T, K, E}).transpose(1, 2);  // [B, K, T, E]
+    if (a.cache != nullptr)
+      std::tie(k, v) = a.row_slots.defined() ? a.cache->update_rows(il, a.row_slots, a.slot_start + 1, k, v)
+                                             : a.cache->update(il, a.slot_start, k, v);  // [B, K, S, E]
+    z = attend(q, k, v, mask, causal, K != H).transpose(1, 2);                           // [B, T, H, E]
+  }
+  z = hook(a.hooks, HookSite::ATTN_Z, w_.layer_begin + il, z, ctx);
+  return ts::linear(z.reshape({B, T, H * E}), lw.w_o, lw.b_o);  // [B, T, D]
 }
 
 at::Tensor Transformer::mlp(int64_t il, const at::Tensor& x) const {

@@ -56,6 +56,8 @@ class Transformer {
                    const at::Tensor& mask, bool causal, const HookContext& ctx) const;
   at::Tensor attention(int64_t il, const at::Tensor& x, const ForwardArgs& args, const at::Tensor& cos, const at::Tensor& sin,
                        const at::Tensor& mask, bool causal, const HookContext& ctx) const;
+  at::Tensor decode_step_attention(int64_t il, const at::Tensor& qk, const at::Tensor& qkv, const ForwardArgs& args, const at::Tensor& mask,
+                                   bool causal) const;
   at::Tensor mlp(int64_t il, const at::Tensor& x) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
 

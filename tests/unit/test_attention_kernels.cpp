@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include "model/decode_attention.h"
+#include "model/kv_cache.h"
 #include "model/prefill_attention.h"
 #include "model/small_linear.h"
 
@@ -96,6 +97,43 @@ TEST(DecodeAttention, ARowIsTheSameAloneAndInAPaddedBatch) {
     const at::Tensor alone = decode_attention(q.narrow(0, 1, 1), k.narrow(0, 1, 1).index_select(2, slots), v.narrow(0, 1, 1).index_select(2, slots), at::Tensor());
     at::set_num_threads(threads);
     EXPECT_TRUE(at::equal(alone[0], batch[1])) << at::toString(t);
+  }
+}
+
+// The decode step's in-place form (Transformer::decode_step_attention): the key and value written straight into the cache
+// and attention read from the rotated rows and the cache give the bits of the tensor form (KVCache::update / update_rows,
+// then decode_attention), in either dtype, at one slot for all rows and at each row's own slot under a mask.
+TEST(DecodeAttention, InPlaceFromTheCacheIsTheTensorFormBitForBit) {
+  at::manual_seed(3);
+  for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
+    if (!have_kernel(t)) continue;
+    const int64_t B = 3, H = 6, K = 2, E = 32, cap = 20, L = 1;
+    const auto opts = at::TensorOptions().dtype(t);
+    for (bool own_slots : {false, true}) {
+      KVCache tensors(L, B, K, cap, E, opts), in_place(L, B, K, cap, E, opts);
+      for (KVCache* c : {&tensors, &in_place}) {  // the same history in both
+        at::manual_seed(4);
+        c->update(0, 0, at::randn({B, K, 9, E}).to(t), at::randn({B, K, 9, E}).to(t));
+      }
+      const at::Tensor qkv = at::randn({B, 1, (H + 2 * K) * E}).to(t);
+      const at::Tensor qk = qkv.narrow(-1, 0, (H + K) * E).view({B, 1, H + K, E}).contiguous();  // as rotated
+      const at::Tensor slots = at::tensor(std::vector<int64_t>{9, 4, 7});
+      const int64_t start = 9, end = start + 1;
+      const at::Tensor mask = own_slots ? (at::rand({B, 1, 1, end}) > 0.3).logical_or(at::arange(end).eq(slots.view({B, 1, 1, 1}))) : at::Tensor();
+      const at::Tensor q = qk.narrow(2, 0, H).transpose(1, 2), k = qk.narrow(2, H, K).transpose(1, 2);
+      const at::Tensor v = qkv.narrow(-1, (H + K) * E, K * E).view({B, 1, K, E}).transpose(1, 2);
+      auto [kc, vc] = own_slots ? tensors.update_rows(0, slots, end, k, v) : tensors.update(0, start, k, v);
+      const at::Tensor want = decode_attention(q, kc, vc, mask).transpose(1, 2);
+      ASSERT_TRUE(decode_attention_cached_applies(qk, H, in_place.keys(0), in_place.values(0), end, mask));
+      const auto* qk_bytes = static_cast<const char*>(qk.data_ptr());
+      const auto* qkv_bytes = static_cast<const char*>(qkv.data_ptr());
+      const int64_t elt = qk.element_size();
+      ASSERT_TRUE(in_place.store_token(0, start, own_slots ? slots : at::Tensor(), end, B, qk_bytes + H * E * elt, (H + K) * E,
+                                       qkv_bytes + (H + K) * E * elt, (H + 2 * K) * E));
+      EXPECT_TRUE(at::equal(in_place.keys(0), tensors.keys(0)) && at::equal(in_place.values(0), tensors.values(0))) << at::toString(t);
+      EXPECT_TRUE(at::equal(decode_attention_cached(qk, H, in_place.keys(0), in_place.values(0), end, mask), want))
+          << at::toString(t) << (own_slots ? " own slots" : " one slot");
+    }
   }
 }
 
