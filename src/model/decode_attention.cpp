@@ -176,14 +176,24 @@ void run(const Views<T>& a) {
   });
 }
 
+// The kernel's pointers and element strides: q_data holds row b's head h at b * q_b + h * q_h; k and v are
+// [B, K, >= S, E] (strided); the first S slots are the keys.
 template <typename T, typename Stored>
-Views<T> views_of(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask, at::Tensor& out) {
+Views<T> views_of(const at::Tensor& q_data, int64_t q_b, int64_t q_h, int64_t H, const at::Tensor& k, const at::Tensor& v, int64_t S,
+                  const at::Tensor& mask, at::Tensor& out) {
   const auto ptr = [](const at::Tensor& t) { return reinterpret_cast<const T*>(t.data_ptr<Stored>()); };
-  Views<T> a{ptr(q), ptr(k), ptr(v), mask.defined() ? mask.data_ptr<bool>() : nullptr, reinterpret_cast<T*>(out.data_ptr<Stored>()),
-             q.stride(0), q.stride(1), k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
-             mask.defined() && mask.size(0) > 1 ? mask.stride(0) : 0, mask.defined() ? mask.stride(3) : 0,
-             q.size(0), q.size(1), k.size(1), k.size(2), q.size(3), static_cast<float>(1.0 / std::sqrt(static_cast<double>(q.size(3))))};
-  return a;
+  const int64_t E = k.size(3);
+  return Views<T>{ptr(q_data), ptr(k), ptr(v), mask.defined() ? mask.data_ptr<bool>() : nullptr, reinterpret_cast<T*>(out.data_ptr<Stored>()),
+                  q_b, q_h, k.stride(0), k.stride(1), k.stride(2), v.stride(0), v.stride(1), v.stride(2),
+                  mask.defined() && mask.size(0) > 1 ? mask.stride(0) : 0, mask.defined() ? mask.stride(3) : 0,
+                  k.size(0), H, k.size(1), S, E, static_cast<float>(1.0 / std::sqrt(static_cast<double>(E)))};
+}
+
+// Runs the kernel in q's dtype into out [B, 1, H, E].
+void run_into(const at::Tensor& q_data, int64_t q_b, int64_t q_h, int64_t H, const at::Tensor& k, const at::Tensor& v, int64_t S,
+              const at::Tensor& mask, at::Tensor& out) {
+  if (q_data.scalar_type() == at::kFloat) run(views_of<float, float>(q_data, q_b, q_h, H, k, v, S, mask, out));
+  else run(views_of<uint16_t, at::BFloat16>(q_data, q_b, q_h, H, k, v, S, mask, out));
 }
 
 }  // namespace
@@ -229,26 +239,14 @@ bool decode_attention_cached_applies(const at::Tensor& rows, int64_t H, const at
 
 at::Tensor decode_attention_cached(const at::Tensor& rows, int64_t H, const at::Tensor& k_cache, const at::Tensor& v_cache, int64_t S,
                                    const at::Tensor& mask) {
-  const int64_t B = rows.size(0), E = rows.size(3), K = k_cache.size(1);
-  at::Tensor out = at::empty({B, 1, H, E}, rows.options());
-  const auto views = [&](auto t, auto stored) {
-    using T = decltype(t);
-    using Stored = decltype(stored);
-    const auto ptr = [](const at::Tensor& x) { return reinterpret_cast<const T*>(x.data_ptr<Stored>()); };
-    return Views<T>{ptr(rows), ptr(k_cache), ptr(v_cache), mask.defined() ? mask.data_ptr<bool>() : nullptr, reinterpret_cast<T*>(out.data_ptr<Stored>()),
-                    rows.stride(0), E, k_cache.stride(0), k_cache.stride(1), k_cache.stride(2), v_cache.stride(0), v_cache.stride(1), v_cache.stride(2),
-                    mask.defined() && mask.size(0) > 1 ? mask.stride(0) : 0, mask.defined() ? mask.stride(3) : 0,
-                    B, H, K, S, E, static_cast<float>(1.0 / std::sqrt(static_cast<double>(E)))};
-  };
-  if (rows.scalar_type() == at::kFloat) run(views(float{}, float{}));
-  else run(views(uint16_t{}, at::BFloat16{}));
+  at::Tensor out = at::empty({rows.size(0), 1, H, rows.size(3)}, rows.options());
+  run_into(rows, rows.stride(0), rows.stride(2), H, k_cache, v_cache, S, mask, out);
   return out;
 }
 
 at::Tensor decode_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& mask) {
   at::Tensor out = at::empty({q.size(0), 1, q.size(1), q.size(3)}, q.options());  // [B, 1, H, E]
-  if (q.scalar_type() == at::kFloat) run(views_of<float, float>(q, k, v, mask, out));
-  else run(views_of<uint16_t, at::BFloat16>(q, k, v, mask, out));
+  run_into(q, q.stride(0), q.stride(1), q.size(1), k, v, k.size(2), mask, out);
   return out.transpose(1, 2);
 }
 
