@@ -370,7 +370,7 @@ class Bench {
   // plain read gets at that moment: this VM's bandwidth drifts by up to 2x within seconds, and a pair's two halves
   // are milliseconds apart. The step includes everything a decode step does (attention, KV writes, argmax).
   std::string paired_decode(int64_t steps, int64_t weight_bytes) {
-    return paired_with_reads(decode_stepper(steps + 1, 1), steps, weight_bytes);
+    return plain_read::paired(decode_stepper(steps + 1, 1), steps, weight_bytes);
   }
 
   // The batch-1 decode step's linears alone (every layer's matrices and the head, one fixed row of x), paired with plain
@@ -382,26 +382,7 @@ class Bench {
       for (const at::Tensor& m : {l.w_qkv, l.w_o, l.w_gate, l.w_up, l.w_down}) mats.push_back(m);
     mats.push_back(w.lm_head);
     const at::Tensor x_model = at::randn({1, mats[0].size(1)}, mats[0].options()), x_mlp = at::randn({1, w.layers[0].w_down.size(1)}, mats[0].options());
-    return paired_with_reads([&]() { for (const at::Tensor& m : mats) ts::linear(m.size(1) == x_model.size(1) ? x_model : x_mlp, m); }, passes, weight_bytes);
-  }
-
-  // Runs `step` once, then `steps` times, each followed by a plain read of weight_bytes (windows of a buffer 4x that):
-  // the medians of read time / step time and of both GB/s.
-  static std::string paired_with_reads(const std::function<void()>& step, int64_t steps, int64_t weight_bytes) {
-    plain_read::Windows reads(4 * (weight_bytes >> 20) + 4, weight_bytes);
-    step();
-    reads.read_next();
-    std::vector<double> shares, step_gb, read_gb;
-    for (int64_t i = 0; i < steps; ++i) {
-      const auto t = Clock::now();
-      step();
-      const double s = seconds_since(t), r = reads.read_next();
-      shares.push_back(r / s);
-      step_gb.push_back(static_cast<double>(weight_bytes) / s / 1e9);
-      read_gb.push_back(static_cast<double>(reads.window_bytes()) / r / 1e9);
-    }
-    return "{\"steps\":" + std::to_string(steps) + ",\"share\":" + std::to_string(median(shares)) + ",\"step_gb_s\":" + std::to_string(median(step_gb)) +
-           ",\"read_gb_s\":" + std::to_string(median(read_gb)) + ",\"check\":" + std::to_string(reads.check() % 1000) + "}";
+    return plain_read::paired([&]() { for (const at::Tensor& m : mats) ts::linear(m.size(1) == x_model.size(1) ? x_model : x_mlp, m); }, passes, weight_bytes);
   }
 
   // The prefill without hooks (as prefill(false)) under the op profiler.

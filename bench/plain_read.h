@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <memory>
 #include <new>
 #include <string>
@@ -94,6 +95,32 @@ class Windows {
   int64_t window_, next_ = 0;
   uint64_t check_ = 0;
 };
+
+// Runs `step` once, then `steps` times, each followed by a plain read of weight_bytes (windows of a buffer 4x that, in
+// turn, so no cache holds them): JSON with the medians over the pairs of read time / step time ("share") and of both
+// GB/s. A pair's halves are milliseconds apart, so the VM's bandwidth drift cancels.
+inline std::string paired(const std::function<void()>& step, int64_t steps, int64_t weight_bytes) {
+  Windows reads(4 * (weight_bytes >> 20) + 4, weight_bytes);
+  step();
+  reads.read_next();
+  std::vector<double> shares, step_gb, read_gb;
+  for (int64_t i = 0; i < steps; ++i) {
+    const auto t = std::chrono::steady_clock::now();
+    step();
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count(), r = reads.read_next();
+    shares.push_back(r / s);
+    step_gb.push_back(static_cast<double>(weight_bytes) / s / 1e9);
+    read_gb.push_back(static_cast<double>(reads.window_bytes()) / r / 1e9);
+  }
+  const auto median = [](std::vector<double> v) {  // of an even count, the mean of the middle two (as bench_engine's)
+    if (v.empty()) return 0.0;
+    std::sort(v.begin(), v.end());
+    const size_t n = v.size();
+    return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+  };
+  return "{\"steps\":" + std::to_string(steps) + ",\"share\":" + std::to_string(median(shares)) + ",\"step_gb_s\":" + std::to_string(median(step_gb)) +
+         ",\"read_gb_s\":" + std::to_string(median(read_gb)) + ",\"check\":" + std::to_string(reads.check() % 1000) + "}";
+}
 
 inline std::string read_bandwidth(int64_t mb, int reps) {
   Windows w(mb, mb << 20);
