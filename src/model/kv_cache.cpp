@@ -18,10 +18,13 @@ KVCache::KVCache(int64_t n_layer, int64_t batch, int64_t n_kv_head, int64_t capa
   }
 }
 
+void KVCache::require_capacity(int64_t end) const {
+  if (end > capacity_) throw std::runtime_error("KV cache overflow: slot " + std::to_string(end) + " > capacity " + std::to_string(capacity_));
+}
+
 std::pair<at::Tensor, at::Tensor> KVCache::update(int64_t layer, int64_t slot_start, const at::Tensor& k, const at::Tensor& v) {
   const int64_t n = k.size(2);
-  if (slot_start + n > capacity_)
-    throw std::runtime_error("KV cache overflow: slot " + std::to_string(slot_start + n) + " > capacity " + std::to_string(capacity_));
+  require_capacity(slot_start + n);
   at::Tensor& kc = k_[static_cast<size_t>(layer)];
   at::Tensor& vc = v_[static_cast<size_t>(layer)];
   kc.narrow(2, slot_start, n).copy_(k);
@@ -36,7 +39,7 @@ bool KVCache::store_token(int64_t layer, int64_t slot_start, const at::Tensor& r
   if (!kc.device().is_cpu() || !kc.is_contiguous() || !vc.is_contiguous() || kc.size(0) != B) return false;
   if (row_slots.defined() && (!row_slots.device().is_cpu() || row_slots.scalar_type() != at::kLong || !row_slots.is_contiguous() || row_slots.numel() != B))
     return false;
-  if (read_end > capacity_) throw std::runtime_error("KV cache overflow: slot " + std::to_string(read_end) + " > capacity " + std::to_string(capacity_));
+  require_capacity(read_end);
   const int64_t K = kc.size(1), E = kc.size(3), elt = kc.element_size();
   auto* kd = static_cast<char*>(kc.data_ptr());
   auto* vd = static_cast<char*>(vc.data_ptr());
@@ -55,7 +58,7 @@ bool KVCache::store_token(int64_t layer, int64_t slot_start, const at::Tensor& r
 
 std::pair<at::Tensor, at::Tensor> KVCache::update_rows(int64_t layer, const at::Tensor& row_slots, int64_t read_end, const at::Tensor& k,
                                                        const at::Tensor& v) {
-  if (read_end > capacity_) throw std::runtime_error("KV cache overflow: slot " + std::to_string(read_end) + " > capacity " + std::to_string(capacity_));
+  require_capacity(read_end);
   at::Tensor& kc = k_[static_cast<size_t>(layer)];
   at::Tensor& vc = v_[static_cast<size_t>(layer)];
   // (b, h, row_slots[b]) as a row of the cache seen as [B * K * capacity, E]; one index per step, shared by the layers.

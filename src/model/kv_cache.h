@@ -55,6 +55,8 @@ class KVCache {
   int64_t batch() const { return batch_; }
 
  private:
+  void require_capacity(int64_t end) const;  // slots [0, end) must fit: the one overflow error of update, update_rows, store_token
+
   int64_t capacity_;
   int64_t batch_;
   int64_t shadow_from_ = -1;  // first layer with shadow rows (-1: none)
