@@ -6,7 +6,8 @@ default, the reference here), on the random ~100M Qwen2 of bench_engine.py, same
 
 Measured (build/bin/bench_engine --serve, one process per dtype, interleaved rounds alternating which goes first):
   * prefill + record: [4, 256] forward recording blocks.{l}.hook_resid_post at every layer, no logits (what
-    `collect` runs); target bf16 >= 3x fp32;
+    `collect` runs); target bf16 >= 3x fp32; with the bf16/fp32 ratio of its linears alone (torch's GEMMs, from
+    `profile prefill` in the same rounds), which bounds the prefill's ratio on the CPU at hand (no AMX: about 2x);
   * steered decode at batch 8 (and --steer-batches): greedy generate_batch with 4 * a unit vector added at the middle
     layer's resid_post at every position (a steered sweep point); target bf16 >= 2x fp32;
   * decode at batch 1: tokens/s and the weight-read bandwidth it implies (weight bytes x tokens/s), against a plain
@@ -98,6 +99,7 @@ def main() -> int:
     paired = {d: [] for d in workers}  # per round: the median over steps of (plain read time / step time)
     kernels = {d: [] for d in workers}  # the same for the step's linears alone (bench_engine `kernels`)
     paired_read = []  # per round: the plain read's GB/s in fp32's paired steps (the VM's regime)
+    gemm = {d: [] for d in workers}  # per round: ms of the prefill's linears (torch's GEMMs) alone, from `profile prefill`
     for d, w in workers.items():  # warm-up
         w.cmd("prefill record")
         w.cmd("decode 1")
@@ -105,6 +107,8 @@ def main() -> int:
         order = list(workers) if r % 2 == 0 else list(reversed(workers))
         for d in order:
             runs[d]["prefill"].append(4 * a.prefill_len / workers[d].cmd("prefill record")["s"])
+            ops = workers[d].cmd("profile prefill 2")["ops"]
+            gemm[d].append(sum(o["ms_per_step"] for o in ops if o["op"] == "aten::linear"))
         for b in [1, *batches]:
             if b == 1:  # the plain read right before the batch-1 decodes it is compared with (the VM's bandwidth drifts)
                 reads.append(workers["float32"].cmd(f"bandwidth {read_mb}")["gb_s"])
@@ -139,6 +143,12 @@ def main() -> int:
     for name, key, _ in rows:
         per = [b / a for a, b in zip(runs["float32"][key], runs["bfloat16"][key])]
         print(f"  {name}: bf16/fp32 per round {', '.join(f'{x:.2f}' for x in per)}")
+    # The prefill is torch's GEMMs for the most part; their own bf16/fp32 speed-up on this CPU bounds the whole prefill's
+    # (with AMX it is 4.8-5.7x; with AVX-512 BF16 alone a vdpbf16ps does twice the flops of an fp32 FMA: about 2x).
+    ceiling = [f / b for f, b in zip(gemm["float32"], gemm["bfloat16"])]
+    share = statistics.median(g / 1e3 / (4 * a.prefill_len / t) for g, t in zip(gemm["float32"], runs["float32"]["prefill"]))
+    print(f"  the prefill's linears alone (torch's GEMMs, {100 * share:.0f}% of the fp32 prefill): bf16/fp32 per round "
+          f"{', '.join(f'{x:.2f}' for x in ceiling)} (median {statistics.median(ceiling):.2f}x): what this CPU allows the prefill")
     print(f"plain read of {read_mb} MiB, {a.threads} threads, per round: {', '.join(f'{r:.1f}' for r in reads)} GB/s")
     for d, bytes_per in (("float32", 4), ("bfloat16", 2)):
         gb = med[d]["decode1"] * n_params * bytes_per / 1e9

@@ -209,11 +209,15 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"), always_inline)) inline voi
 // Rows [n0, n1) of y for all M rows of x: blocks of R = 4 rows of w (then the rest one at a time), and within a
 // block the rows of x in groups of 4 (then 1-3): a group's 16 accumulators are in registers, it reads 4 weight
 // vectors and 4 x vectors per 16 FMAs, and the block's weight rows are still in L1 for the next group, so the
-// weights come from memory once per call whatever M is. Up to STREAM_MAX_ROWS rows of x, where the time is the
+// weights come from memory once per call whatever M is. Up to STREAM_MAX_ROWS_* rows of x, where the time is the
 // memory's alone, the blocks are single weight rows instead: each thread then reads its rows of w in memory order,
 // one stream (four streams 4 rows apart read 20-30% slower here). A row's sum is the same either way (each output
-// is its own chain of FMAs over k, reduced as _mm512_reduce_add_ps reduces it).
-constexpr int64_t STREAM_MAX_ROWS = 4;
+// is its own chain of FMAs over k, reduced as _mm512_reduce_add_ps reduces it). bf16 streams up to 8 rows: a weight
+// vector there is 32 products for 8 x vectors from L1, and at 8 rows the single-row blocks read 27-29 GB/s where the
+// 4-row blocks read 17-19 on a 2-core Zen 4 (bench_small_linear); fp32, with two chains and twice the loads per
+// weight byte, reads 16-17 GB/s that way against 18-20 (bench/README.md "The decode kernel").
+constexpr int64_t STREAM_MAX_ROWS_F32 = 4;
+constexpr int64_t STREAM_MAX_ROWS_BF16 = 8;
 
 template <int R>
 __attribute__((target("avx512f"))) void groups_f32(const float* x, int64_t M, int64_t K, const float* w, int64_t n, const float* bias, float* y,
@@ -265,7 +269,7 @@ __attribute__((target("avx512f"))) void rows_f32(const float* x, int64_t M, int6
     for (; n < n1; ++n) row1_f32(x, K, w, n, bias, y);
     return;
   }
-  if (M > STREAM_MAX_ROWS)
+  if (M > STREAM_MAX_ROWS_F32)
     for (; n + 4 <= n1; n += 4) groups_f32<4>(x, M, K, w, n, bias, y, N);
   for (; n < n1; ++n) groups_f32<1>(x, M, K, w, n, bias, y, N);
 }
@@ -288,7 +292,7 @@ __attribute__((target("avx512f,avx512bw,avx512bf16"))) void groups_bf16(const ui
 __attribute__((target("avx512f,avx512bw,avx512bf16"))) void rows_bf16(const uint16_t* x, int64_t M, int64_t K, const uint16_t* w, int64_t n0,
                                                                        int64_t n1, const uint16_t* bias, uint16_t* y, int64_t N) {
   int64_t n = n0;
-  if (M > STREAM_MAX_ROWS)
+  if (M > STREAM_MAX_ROWS_BF16)
     for (; n + 4 <= n1; n += 4) groups_bf16<4>(x, M, K, w, n, bias, y, N);
   for (; n < n1; ++n) groups_bf16<1>(x, M, K, w, n, bias, y, N);
 }

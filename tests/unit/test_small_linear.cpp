@@ -52,7 +52,8 @@ TEST(SmallLinear, Bfloat16MatchesFloat64OfTheSameValues) {
 
 // A row's result does not depend on the other rows or on the thread count: the same bits alone and in a batch
 // (alone, its block's sums are reduced one at a time; in full blocks of 4 rows, by the transpose tree; fp32 alone through
-// row1_f32, in 2-4 rows through one sweep of both chains, in blocks of 4 x 4 through a sweep per chain).
+// row1_f32, in 2-4 rows through one sweep of both chains, in blocks of 4 x 4 through a sweep per chain; bf16 in single
+// weight rows up to 8 rows of x).
 TEST(SmallLinear, ARowIsTheSameAloneAndInABatch) {
   at::manual_seed(2);
   for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
@@ -67,6 +68,10 @@ TEST(SmallLinear, ARowIsTheSameAloneAndInABatch) {
         EXPECT_TRUE(at::equal(small_linear(x.narrow(0, m, 1), w, b)[0], all[m])) << at::toString(t) << " K " << K << " row " << m;
         if (m + 3 <= rows) {  // the streaming path for 2-4 rows
           EXPECT_TRUE(at::equal(small_linear(x.narrow(0, m, 3), w, b)[0], all[m])) << at::toString(t) << " K " << K << " rows " << m << "+3";
+        }
+        if (m + 7 <= rows) {  // bf16 streams up to 8 rows (a group of 4 and one of 3), fp32 takes 4 x 4 blocks
+          const at::Tensor seven = small_linear(x.narrow(0, m, 7), w, b);
+          EXPECT_TRUE(at::equal(seven[0], all[m]) && at::equal(seven[6], all[m + 6])) << at::toString(t) << " K " << K << " rows " << m << "+7";
         }
       }
       at::set_num_threads(threads);
