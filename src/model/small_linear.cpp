@@ -348,6 +348,25 @@ bool kernel_takes(const at::Tensor& x, const at::Tensor& p) {
   return m >= 1 && m <= SMALL_LINEAR_MAX_ROWS && !x.requires_grad() && !p.requires_grad() && decode_kernels_take(x.scalar_type());
 }
 
+// y[m, n0:n1] += r[m, n0:n1] for the M rows (row stride N), as torch adds two tensors of T: fp32 exactly, bf16 widened,
+// added in fp32 and rounded once. Run by the task that has just written those outputs, while they are in L1.
+template <typename T>
+__attribute__((target("avx512f"))) void add_residual(T* y, const T* r, int64_t M, int64_t N, int64_t n0, int64_t n1) {
+  for (int64_t m = 0; m < M; ++m) {
+    T* yr = y + m * N;
+    const T* rr = r + m * N;
+    int64_t n = n0;
+    for (; n + 16 <= n1; n += 16) Lanes<T>::store(yr + n, _mm512_add_ps(Lanes<T>::load(yr + n), Lanes<T>::load(rr + n)));
+    if (n < n1) {
+      T a[16] = {}, b[16] = {};
+      std::copy(yr + n, yr + n1, a);
+      std::copy(rr + n, rr + n1, b);
+      Lanes<T>::store(a, _mm512_add_ps(Lanes<T>::load(a), Lanes<T>::load(b)));
+      std::copy(a, a + (n1 - n), yr + n);
+    }
+  }
+}
+
 }  // namespace
 
 void small_linear_enable(bool on) { g_enabled.store(on ? 1 : 0, std::memory_order_relaxed); }
@@ -362,7 +381,16 @@ bool small_linear_applies(const at::Tensor& x, const at::Tensor& w) {
   return w.dim() == 2 && x.dim() >= 1 && x.size(-1) == w.size(1) && kernel_takes(x, w);
 }
 
-at::Tensor small_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tensor& b) {
+bool small_linear_takes_residual(const at::Tensor& x, const at::Tensor& w, const at::Tensor& residual) {
+  if (!residual.defined() || residual.scalar_type() != x.scalar_type() || !residual.device().is_cpu() || residual.requires_grad() ||
+      !residual.is_contiguous() || residual.dim() != x.dim())
+    return false;
+  for (int64_t d = 0; d + 1 < x.dim(); ++d)
+    if (residual.size(d) != x.size(d)) return false;
+  return residual.size(-1) == w.size(0);
+}
+
+at::Tensor small_linear(const at::Tensor& x_in, const at::Tensor& w, const at::Tensor& b, const at::Tensor& residual) {
   const int64_t K = w.size(1), N = w.size(0), M = rows_of(x_in);
   // x's rows of K values back to back, and y [..., N] allocated in its final shape: no reshape or view to dispatch (a
   // decode step has about 85 linears, and each dispatch costs 0.3-1 µs, bench_engine --profile).
@@ -376,13 +404,21 @@ at::Tensor small_linear(const at::Tensor& x_in, const at::Tensor& w, const at::T
   if (x.scalar_type() == at::kFloat) {
     const float *xp = x.data_ptr<float>(), *wp = w.data_ptr<float>(), *bp = bias.defined() ? bias.data_ptr<float>() : nullptr;
     float* yp = y.data_ptr<float>();
-    at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) { rows_f32(xp, M, K, wp, n0, n1, bp, yp, N); });
+    const float* rp = residual.defined() ? residual.data_ptr<float>() : nullptr;
+    at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
+      rows_f32(xp, M, K, wp, n0, n1, bp, yp, N);
+      if (rp != nullptr) add_residual(yp, rp, M, N, n0, n1);
+    });
   } else {
     const auto* xp = reinterpret_cast<const uint16_t*>(x.data_ptr<at::BFloat16>());
     const auto* wp = reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>());
     const auto* bp = bias.defined() ? reinterpret_cast<const uint16_t*>(bias.data_ptr<at::BFloat16>()) : nullptr;
     auto* yp = reinterpret_cast<uint16_t*>(y.data_ptr<at::BFloat16>());
-    at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) { rows_bf16(xp, M, K, wp, n0, n1, bp, yp, N); });
+    const auto* rp = residual.defined() ? reinterpret_cast<const uint16_t*>(residual.data_ptr<at::BFloat16>()) : nullptr;
+    at::parallel_for(0, N, grain, [&](int64_t n0, int64_t n1) {
+      rows_bf16(xp, M, K, wp, n0, n1, bp, yp, N);
+      if (rp != nullptr) add_residual(yp, rp, M, N, n0, n1);
+    });
   }
   return y;
 }
@@ -485,9 +521,12 @@ at::Tensor small_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tens
   return y;
 }
 
-at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const at::Tensor& residual) {
   const bool bias_ok = !b.defined() || (b.scalar_type() == x.scalar_type() && !b.requires_grad());
-  return bias_ok && small_linear_applies(x, w) ? small_linear(x, w, b) : at::linear(x, w, b);
+  const bool kernel = bias_ok && small_linear_applies(x, w);
+  if (kernel && (!residual.defined() || small_linear_takes_residual(x, w, residual))) return small_linear(x, w, b, residual);
+  const at::Tensor y = kernel ? small_linear(x, w, b) : at::linear(x, w, b);
+  return residual.defined() ? residual + y : y;
 }
 
 }  // namespace ts

@@ -30,11 +30,16 @@ inline constexpr int64_t SMALL_LINEAR_MAX_ROWS = 64;
 // below on.
 bool small_linear_applies(const at::Tensor& x, const at::Tensor& w);
 
-// x [..., K], w [N, K], b [N] or undefined: [..., N] in x's dtype. Requires small_linear_applies.
-at::Tensor small_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b);
+// x [..., K], w [N, K], b [N] or undefined: [..., N] in x's dtype. Requires small_linear_applies, and for a defined
+// `residual` small_linear_takes_residual: then the result is residual + (x W^T + b), each output added by the thread that
+// computed it, in the arithmetic of torch's add (the same bits as the two ops; the decode step's residual adds, 24 a
+// step, cost a dispatch and an allocation each).
+at::Tensor small_linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, const at::Tensor& residual = {});
+// residual [..., N] like the output: x's dtype, contiguous, CPU, no autograd.
+bool small_linear_takes_residual(const at::Tensor& x, const at::Tensor& w, const at::Tensor& residual);
 
-// at::linear, or small_linear where it applies: what the forward pass calls.
-at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {});
+// at::linear (plus `residual` when given, residual + linear), or small_linear where it applies: what the forward pass calls.
+at::Tensor linear(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b = {}, const at::Tensor& residual = {});
 
 // HF's RMSNorm, weight * (x * rsqrt(mean(x^2) + eps)) with the normalisation in fp32 and rounded to x's dtype
 // before the scale, fused into one pass per row for the decode step (the unfused form is 6-8 torch ops, 25

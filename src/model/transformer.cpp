@@ -111,7 +111,7 @@ at::Tensor Transformer::decode_step_attention(int64_t il, const at::Tensor& qk, 
 }
 
 at::Tensor Transformer::attention(int64_t il, const at::Tensor& x, const ForwardArgs& a, const at::Tensor& cos, const at::Tensor& sin,
-                                  const at::Tensor& mask, bool causal, const HookContext& ctx) const {
+                                  const at::Tensor& mask, bool causal, const HookContext& ctx, const at::Tensor& residual) const {
   const ModelConfig& c = w_.config;
   const LayerWeights& lw = w_.layers[static_cast<size_t>(il)];
   const int64_t B = x.size(0), T = x.size(1), H = c.n_head, K = c.n_kv_head, E = c.d_head;
@@ -129,25 +129,31 @@ at::Tensor Transformer::attention(int64_t il, const at::Tensor& x, const Forward
     z = attend(q, k, v, mask, causal, K != H).transpose(1, 2);                           // [B, T, H, E]
   }
   z = hook(a.hooks, HookSite::ATTN_Z, w_.layer_begin + il, z, ctx);
-  return ts::linear(z.reshape({B, T, H * E}), lw.w_o, lw.b_o);  // [B, T, D]
+  return ts::linear(z.reshape({B, T, H * E}), lw.w_o, lw.b_o, residual);  // [B, T, D]
 }
 
-at::Tensor Transformer::mlp(int64_t il, const at::Tensor& x) const {
+at::Tensor Transformer::mlp(int64_t il, const at::Tensor& x, const at::Tensor& residual) const {
   const LayerWeights& lw = w_.layers[static_cast<size_t>(il)];
   at::Tensor gate = ts::linear(x, lw.w_gate, lw.b_gate);  // [B, T, F]
   at::Tensor up = ts::linear(x, lw.w_up, lw.b_up);        // [B, T, F]
-  return ts::linear(at::silu(gate) * up, lw.w_down, lw.b_down);
+  return ts::linear(at::silu(gate) * up, lw.w_down, lw.b_down, residual);
 }
 
 at::Tensor Transformer::block(int64_t il, at::Tensor x, const ForwardArgs& a, const at::Tensor& cos, const at::Tensor& sin,
                               const at::Tensor& mask, bool causal, const HookContext& ctx) const {
   const LayerWeights& lw = w_.layers[static_cast<size_t>(il)];
   const int64_t l = w_.layer_begin + il;
+  // x + attn_out and x + mlp_out; where nothing is attached to attn_out (mlp_out) the sum comes out of o_proj (down_proj)
+  // itself, the same bits (model/small_linear.h).
+  const auto hooked = [&](HookSite site) { return a.hooks != nullptr && a.hooks->active(site, l); };
   x = hook(a.hooks, HookSite::RESID_PRE, l, x, ctx);
-  at::Tensor attn_out = hook(a.hooks, HookSite::ATTN_OUT, l, attention(il, rms_norm(x, lw.attn_norm), a, cos, sin, mask, causal, ctx), ctx);
-  x = hook(a.hooks, HookSite::RESID_MID, l, x + attn_out, ctx);
-  at::Tensor mlp_out = hook(a.hooks, HookSite::MLP_OUT, l, mlp(il, rms_norm(x, lw.mlp_norm)), ctx);
-  return hook(a.hooks, HookSite::RESID_POST, l, x + mlp_out, ctx);
+  if (hooked(HookSite::ATTN_OUT))
+    x = x + hook(a.hooks, HookSite::ATTN_OUT, l, attention(il, rms_norm(x, lw.attn_norm), a, cos, sin, mask, causal, ctx), ctx);
+  else
+    x = attention(il, rms_norm(x, lw.attn_norm), a, cos, sin, mask, causal, ctx, x);
+  x = hook(a.hooks, HookSite::RESID_MID, l, x, ctx);
+  x = hooked(HookSite::MLP_OUT) ? x + hook(a.hooks, HookSite::MLP_OUT, l, mlp(il, rms_norm(x, lw.mlp_norm)), ctx) : mlp(il, rms_norm(x, lw.mlp_norm), x);
+  return hook(a.hooks, HookSite::RESID_POST, l, x, ctx);
 }
 
 at::Tensor Transformer::forward(const ForwardArgs& a) const {

@@ -54,11 +54,13 @@ class Transformer {
  private:
   at::Tensor block(int64_t il, at::Tensor x, const ForwardArgs& args, const at::Tensor& cos, const at::Tensor& sin,
                    const at::Tensor& mask, bool causal, const HookContext& ctx) const;
+  // attention and mlp return their output plus `residual` when it is defined (the block's residual add, fused into the
+  // last linear where the kernels run: model/small_linear.h).
   at::Tensor attention(int64_t il, const at::Tensor& x, const ForwardArgs& args, const at::Tensor& cos, const at::Tensor& sin,
-                       const at::Tensor& mask, bool causal, const HookContext& ctx) const;
+                       const at::Tensor& mask, bool causal, const HookContext& ctx, const at::Tensor& residual = {}) const;
   at::Tensor decode_step_attention(int64_t il, const at::Tensor& qk, const at::Tensor& qkv, const ForwardArgs& args, const at::Tensor& mask,
                                    bool causal) const;
-  at::Tensor mlp(int64_t il, const at::Tensor& x) const;
+  at::Tensor mlp(int64_t il, const at::Tensor& x, const at::Tensor& residual = {}) const;
   at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight) const;
 
   ModelWeights w_;

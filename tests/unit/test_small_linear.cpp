@@ -79,6 +79,27 @@ TEST(SmallLinear, ARowIsTheSameAloneAndInABatch) {
   }
 }
 
+// The residual add fused into the kernel (the block's x + attn_out, x + mlp_out) is torch's add of the two, bit for bit,
+// in both dtypes, with N not a multiple of 16 (the masked tail) and rows in a batch; ts::linear falls back to the two ops
+// where the residual does not fit (here: not contiguous) with the same bits.
+TEST(SmallLinear, TheFusedResidualIsTorchsAdd) {
+  at::manual_seed(3);
+  for (at::ScalarType t : {at::kFloat, at::kBFloat16}) {
+    if (!have_kernel(t)) continue;
+    for (int64_t rows : {1, 3, 8, 17}) {
+      const at::Tensor x = at::randn({rows, 1, 96}).to(t), w = at::randn({263, 96}).to(t), b = at::randn({263}).to(t);
+      const at::Tensor r = (10 * at::randn({rows, 1, 263})).to(t);
+      const at::Tensor two_ops = r + small_linear(x, w, b);
+      ASSERT_TRUE(small_linear_takes_residual(x, w, r));
+      EXPECT_TRUE(at::equal(small_linear(x, w, b, r), two_ops)) << at::toString(t) << " rows " << rows;
+      EXPECT_TRUE(at::equal(linear(x, w, b, r), two_ops)) << at::toString(t) << " rows " << rows;
+      const at::Tensor r_strided = at::stack({r, r}, -1).select(-1, 0);  // every other value: stride 2
+      EXPECT_FALSE(small_linear_takes_residual(x, w, r_strided));
+      EXPECT_TRUE(at::equal(linear(x, w, b, r_strided), two_ops)) << at::toString(t) << " rows " << rows << " (strided)";
+    }
+  }
+}
+
 TEST(SmallLinear, AppliesOnlyWhereItShould) {
   const at::Tensor w = at::zeros({8, 32});
   EXPECT_FALSE(small_linear_applies(at::zeros({SMALL_LINEAR_MAX_ROWS + 1, 32}), w));  // a GEMM: at::linear
