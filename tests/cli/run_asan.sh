@@ -35,6 +35,6 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 "$BUILD/tests/unit/test_checkpoint_files" --gtest_brief=1
 
 # pytest exits 5 when it collected nothing: that fails here too (set -e).
-"$PY" -m pytest -q -p no:cacheprovider "$ROOT/tests/cli/test_bad_input.py" \
+"$PY" -m pytest -q -p no:cacheprovider "$ROOT/tests/cli/test_bad_input.py" "$ROOT/tests/cli/test_bad_input_cli.py" \
       --only-check --check-binary "$BUILD/bin/thinksteer-check" --reference "$REF" \
       --basetemp "$BUILD/cli_bad_input_tmp" "$@"
