@@ -9,8 +9,8 @@ left-padded batch.  See README.md next to this file for the layout and tensor na
 Usage: make_reference.py --out DIR [--force] [--verbose]
 
 Deterministic: the same script with the same torch/transformers versions writes the same bytes.
-Regeneration is skipped when DIR/MANIFEST.json records this script's sha256, the same library
-versions, and every listed file is present with the recorded sha256.
+Regeneration is skipped when DIR/MANIFEST.json records the sha256 of this script and its case table
+(reference_cases.py), the same library versions, and every listed file is present with the recorded sha256.
 """
 
 from __future__ import annotations
@@ -25,113 +25,15 @@ import time
 from pathlib import Path
 
 SCRIPT = Path(__file__).resolve()
+SOURCES = (SCRIPT, SCRIPT.parent / "reference_cases.py", SCRIPT.parent / "reference_hf.py")  # what the digest covers
+sys.path.insert(0, str(SCRIPT.parent))
 MANIFEST = "MANIFEST.json"
 MANIFEST_FORMAT = 1
 
-# ---------------------------------------------------------------------------------------------
-# Case definitions
-# ---------------------------------------------------------------------------------------------
-VOCAB = 256
-D_MODEL = 64
-D_MLP = 128
-MAX_POS = 512
-BOS, EOS, PAD = 1, 2, 0
-PROMPT_LENGTHS = (7, 12, 5)
-PROMPT_SEED = 1234
-N_GREEDY = 64
-N_BATCH_GREEDY = 16
-STEER_LAYER = 1
-STEER_COEF = 2.0
-STEER_NORM = 8.0  # |coef * vector| = 16 vs |resid| ~ 50 at layer 1: early, clear divergence
-INIT_STD = 0.2  # every weight / bias ~ N(0, 0.2) (HF default 0.02 gives flat logits)
-NORM_STD = 0.1  # RMSNorm weights ~ 1 + N(0, 0.1)
-# Greedy goldens must not hinge on near-ties: every argmax along every recorded greedy path beats
-# the runner-up by at least this much (seeds below were picked so that it holds).
-MIN_TOP2_MARGIN = 1e-3
-N_BF16_GREEDY = 32
-BF16_MIN_MARGIN = 0.0625  # logits of magnitude 2-8 are stored in bf16 steps of 2^-6..2^-4: a smaller gap may flip between kernels
-ATTN_IMPL = "eager"
-
-# Llama-3 rope scaling.  original_max_position_embeddings is 64 rather than 8192 so that, with
-# d_head = 16 and theta = 5e5, the three llama3 bands are all populated: wavelength 6.3 (< 64/4,
-# kept), 32.3 (between 16 and 64, smoothed) and 167.. (> 64, divided by factor).  With 32, the
-# smoothed band would be empty (32.3 > 32) and that code path would go untested.
-LLAMA3_ROPE = {
-    "rope_type": "llama3",
-    "rope_theta": 500000.0,
-    "factor": 8.0,
-    "low_freq_factor": 1.0,
-    "high_freq_factor": 4.0,
-    "original_max_position_embeddings": 64,
-}
-
-CASES = [
-    dict(
-        name="qwen2_gqa_tied",
-        arch="qwen2",
-        layers=3,
-        heads=4,
-        kv_heads=2,
-        tied=True,
-        rope={"rope_type": "default", "rope_theta": 10000.0},
-        rms_norm_eps=1e-6,
-        save_dtype="float32",
-        config_style="both",  # rope_parameters (transformers 5) + top-level rope_theta/rope_scaling
-        shard_size=None,
-        seed=1001,
-    ),
-    dict(
-        name="qwen2_untied_sharded",
-        arch="qwen2",
-        layers=2,
-        heads=8,
-        kv_heads=8,
-        tied=False,
-        rope={"rope_type": "default", "rope_theta": 1000000.0},
-        rms_norm_eps=1e-6,
-        save_dtype="float32",
-        config_style="transformers5",  # exactly what save_pretrained writes
-        shard_size="100KB",
-        seed=1002,
-    ),
-    dict(
-        name="llama3_rope_untied",
-        arch="llama",
-        layers=3,
-        heads=4,
-        kv_heads=1,
-        tied=False,
-        rope=LLAMA3_ROPE,
-        rms_norm_eps=1e-5,
-        save_dtype="float32",
-        config_style="both",
-        shard_size=None,
-        seed=1013,
-    ),
-    dict(
-        name="llama_bf16",
-        arch="llama",
-        layers=2,
-        heads=4,
-        kv_heads=2,
-        tied=True,
-        rope={"rope_type": "default", "rope_theta": 10000.0},
-        rms_norm_eps=1e-5,
-        save_dtype="bfloat16",
-        config_style="legacy",  # pre-transformers-5 checkpoint: no rope_parameters, torch_dtype
-        shard_size=None,
-        seed=1014,
-    ),
-]
-
-
-class CheckFailed(RuntimeError):
-    pass
-
-
-def check(cond, msg):
-    if not cond:
-        raise CheckFailed(msg)
+from reference_cases import (  # noqa: E402  (next to this script)
+    CheckFailed, check, ATTN_IMPL, BF16_MIN_MARGIN, BOS, CASES, D_MLP, D_MODEL, EOS, INIT_STD,
+    MAX_POS, MIN_TOP2_MARGIN, NORM_STD, N_BATCH_GREEDY, N_BF16_GREEDY, N_GREEDY, PAD, PROMPT_LENGTHS,
+    PROMPT_SEED, STEER_COEF, STEER_LAYER, STEER_NORM, VOCAB)
 
 
 def sha256_file(path: Path) -> str:
@@ -139,6 +41,14 @@ def sha256_file(path: Path) -> str:
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
+    return h.hexdigest()
+
+
+def sources_sha256() -> str:
+    """One digest over this script and its case table: a change to either regenerates the reference data."""
+    h = hashlib.sha256()
+    for p in SOURCES:
+        h.update(sha256_file(p).encode())
     return h.hexdigest()
 
 
@@ -181,10 +91,13 @@ def manifest_is_current(out: Path, script_hash: str) -> bool:
 # ---------------------------------------------------------------------------------------------
 def lazy_imports():
     global torch, F, transformers, save_file, load_file
+    global Recorder, add_steering, forward_logits, hf_greedy, manual_greedy, bf16_goldens, next_token_metric, rope_bands
     import torch  # noqa: F811
     import torch.nn.functional as F  # noqa: F811
     import transformers  # noqa: F811
     from safetensors.torch import load_file, save_file  # noqa: F811
+    from reference_hf import (Recorder, add_steering, bf16_goldens, forward_logits, hf_greedy,  # noqa: F811
+                              manual_greedy, next_token_metric, rope_bands)
 
     torch.set_num_threads(2)
     torch.use_deterministic_algorithms(True)
@@ -276,198 +189,13 @@ def postprocess_config(case, path: Path) -> dict:
     return cfg
 
 
-# ------------------------------------------ hooks --------------------------------------------
-def _first(x):
-    return x[0] if isinstance(x, tuple) else x
-
-
-class Recorder:
-    """Forward (pre-)hooks on the HF modules; stores [T, ...] tensors for batch 1."""
-
-    def __init__(self, model, keep_graph=False):
-        self.acts = {}
-        self.keep_graph = keep_graph
-        self.handles = []
-        inner = model.model
-        self.n_heads = model.config.num_attention_heads
-        self.d_head = getattr(model.config, "head_dim", None) or D_MODEL // self.n_heads
-        for l, layer in enumerate(inner.layers):
-            p = f"blocks.{l}."
-            self.handles += [
-                layer.register_forward_pre_hook(self._pre(p + "hook_resid_pre"), with_kwargs=True),
-                layer.register_forward_hook(self._out(p + "hook_resid_post")),
-                layer.self_attn.register_forward_hook(self._out(p + "hook_attn_out")),
-                layer.post_attention_layernorm.register_forward_pre_hook(
-                    self._pre(p + "hook_resid_mid"), with_kwargs=True
-                ),
-                layer.mlp.register_forward_hook(self._out(p + "hook_mlp_out")),
-                layer.self_attn.o_proj.register_forward_pre_hook(self._pre(p + "attn.hook_z"), with_kwargs=True),
-            ]
-        self.handles.append(inner.norm.register_forward_hook(self._out("ln_final.hook_normalized")))
-
-    def _store(self, name, t):
-        check(t.dim() == 3 and t.shape[0] == 1, f"{name}: unexpected shape {tuple(t.shape)}")
-        check(name not in self.acts, f"{name} recorded twice (use_cache / generate inside Recorder?)")
-        if self.keep_graph:
-            if t.requires_grad and not t.is_leaf:
-                t.retain_grad()
-            self.acts[name] = t
-        else:
-            self.acts[name] = t.detach().clone()
-
-    def _pre(self, name):
-        def hook(module, args, kwargs):
-            self._store(name, args[0] if args else kwargs["hidden_states"])
-
-        return hook
-
-    def _out(self, name):
-        def hook(module, args, output):
-            self._store(name, _first(output))
-
-        return hook
-
-    def remove(self):
-        for h in self.handles:
-            h.remove()
-
-    def squeezed(self):
-        out = {}
-        for k, v in self.acts.items():
-            v = v.detach()[0]
-            if k.endswith("attn.hook_z"):
-                v = v.reshape(v.shape[0], self.n_heads, self.d_head)
-            out[k] = v.contiguous().clone()
-        return out
-
-
-def add_steering(model, layer, vec, coef):
-    """Forward hook adding coef * vec to the decoder layer's output at every position."""
-
-    def hook(module, args, output):
-        if isinstance(output, tuple):
-            return (output[0] + coef * vec,) + tuple(output[1:])
-        return output + coef * vec
-
-    return model.model.layers[layer].register_forward_hook(hook)
-
-
-# ----------------------------------------- helpers -------------------------------------------
-def forward_logits(model, ids):
-    return model(input_ids=ids[None], use_cache=False).logits[0]
-
-
-def hf_greedy(model, ids, n, attention_mask=None):
-    if ids.dim() == 1:
-        ids = ids[None]
-    if attention_mask is None:
-        attention_mask = torch.ones_like(ids)
-    out = model.generate(
-        input_ids=ids,
-        attention_mask=attention_mask,
-        do_sample=False,
-        num_beams=1,
-        max_new_tokens=n,
-        min_new_tokens=n,
-        eos_token_id=None,  # never stop, never suppress: pure argmax for exactly n tokens
-        pad_token_id=PAD,
-        use_cache=True,
-    )
-    new = out[:, ids.shape[1] :]
-    check(new.shape == (ids.shape[0], n), f"generate returned {tuple(new.shape)}, want {(ids.shape[0], n)}")
-    return new.contiguous()
-
-
-def manual_greedy(model, ids, n):
-    """Argmax loop with a full recompute (no KV cache) each step; returns tokens and min top-2 margin."""
-    seq = ids.clone()
-    margin = float("inf")
-    for _ in range(n):
-        logits = forward_logits(model, seq)[-1]
-        top = torch.topk(logits, 2)
-        margin = min(margin, float(top.values[0] - top.values[1]))
-        seq = torch.cat([seq, top.indices[:1]])
-    return seq[ids.shape[0] :], margin
-
-
-def bf16_goldens(path: Path, prompts, g):
-    """HF computing in bfloat16 as users load it (from_pretrained(dtype=bfloat16): weights rounded to bf16, rotary
-    inv_freq kept in fp32): logits of every prompt, HF's own bf16 error against the fp32 logits (the parity
-    test's tolerance), and the bf16 greedy continuation of the prompt with the longest run before a near-tie."""
-    from transformers import AutoModelForCausalLM
-
-    bf = AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16, attn_implementation=ATTN_IMPL).eval()
-    check(bf.model.rotary_emb.inv_freq.dtype == torch.float32, "bf16 load: inv_freq should stay fp32")
-    info = {}
-    with torch.no_grad():
-        for i, ids in enumerate(prompts):
-            lb = forward_logits(bf, ids).float()
-            g[f"p{i}.bf16.logits"] = lb
-            g[f"p{i}.bf16.error"] = (lb - g[f"p{i}.logits"]).abs().max().reshape(1).clone()
-            info[f"p{i}.error"] = float(g[f"p{i}.bf16.error"])
-        best = (-1, None, None)
-        for i, ids in enumerate(prompts):
-            greedy = hf_greedy(bf, ids, N_BF16_GREEDY)[0]
-            # the tokens before the first step whose top-2 gap is within bf16 resolution of a tie
-            seq, keep = ids.clone(), 0
-            for t in greedy:
-                top = torch.topk(forward_logits(bf, seq)[-1].float(), 2)
-                if int(top.indices[0]) != int(t) or float(top.values[0] - top.values[1]) < BF16_MIN_MARGIN:
-                    break
-                keep += 1
-                seq = torch.cat([seq, t.reshape(1)])
-            if keep > best[0]:
-                best = (keep, i, greedy[:keep].contiguous())
-        check(best[0] >= 4, f"bf16 greedy: every prompt has a near-tie within 4 tokens (best {best[0]})")
-        g["bf16.greedy.prompt"] = torch.tensor([best[1]], dtype=torch.int64)
-        g["bf16.greedy"] = best[2]
-        info["greedy_prompt"], info["greedy_tokens"] = best[1], best[0]
-    return info
-
-
-def next_token_metric(logits, ids):
-    logp = F.log_softmax(logits[:-1].float(), dim=-1)
-    return logp.gather(1, ids[1:, None]).sum()
-
-
-def rope_bands(model, case):
-    """Default vs actual inverse frequencies; for llama3, which band each frequency falls in."""
-    import math
-
-    inv = model.model.rotary_emb.inv_freq.detach().clone().float()
-    d_head = getattr(model.config, "head_dim", None) or D_MODEL // case["heads"]
-    theta = case["rope"]["rope_theta"]
-    default = 1.0 / (theta ** (torch.arange(0, d_head, 2, dtype=torch.int64).float() / d_head))
-    info = {"inv_freq": [float(x) for x in inv]}
-    if case["rope"]["rope_type"] == "llama3":
-        r = case["rope"]
-        old = r["original_max_position_embeddings"]
-        wl = [2 * math.pi / float(x) for x in default]
-        bands = [
-            "high_kept" if w < old / r["high_freq_factor"] else "low_divided" if w > old / r["low_freq_factor"] else "mid_smoothed"
-            for w in wl
-        ]
-        info["wavelengths"] = wl
-        info["bands"] = bands
-        for b in ("high_kept", "mid_smoothed", "low_divided"):
-            check(b in bands, f"llama3 rope: band {b} empty, wavelengths {wl}")
-        changed = int((inv != default).sum())
-        check(changed > 0, "llama3 rope scaling did not change any frequency")
-        info["n_changed"] = changed
-    else:
-        check(torch.equal(inv, default), "default rope inv_freq differs from theta^(-2i/d)")
-    return inv, info
-
-
 # ------------------------------------------ a case -------------------------------------------
-def run_case(case, out: Path, prompts, log):
+def save_case_checkpoint(case, tmp: Path):
+    """Builds the case's model, saves it with save_pretrained into tmp (a bf16 case: the fp32 weights rounded to bf16 in
+    place first), post-processes config.json and reloads it, checking the reload and the files written. Returns the
+    in-memory model, the reloaded one, config.json as transformers wrote it and as post-processed, and the
+    safetensors files."""
     name = case["name"]
-    tmp = out / (name + ".tmp")
-    final = out / name
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-
-    # --- build, save, post-process config, reload --------------------------------------------
     built = build_model(case)
     save_kwargs = {}
     if case["shard_size"]:
@@ -512,20 +240,40 @@ def run_case(case, out: Path, prompts, log):
     check(saved_dtypes == {"torch." + case["save_dtype"]}, f"{name}: saved dtypes {saved_dtypes}")
     check(("lm_head.weight" in saved_keys) == (not case["tied"]), f"{name}: lm_head.weight presence wrong")
 
-    inv_freq, rope_info = rope_bands(model, case)
+    return built, model, written_cfg, final_cfg, st_files
 
-    g = {}
-    meta_prompts = []
-    L = case["layers"]
-    steer_gen = torch.Generator().manual_seed(case["seed"] + 500)
-    steer_vec = torch.randn(D_MODEL, generator=steer_gen)
-    steer_vec = steer_vec / steer_vec.norm() * STEER_NORM
-    g["steer.vector"] = steer_vec.clone()
-    g["steer.layer"] = torch.tensor([STEER_LAYER], dtype=torch.int64)
-    g["steer.coef"] = torch.tensor([STEER_COEF], dtype=torch.float32)
-    g["rope.inv_freq"] = inv_freq
 
-    max_abs_logit = 0.0
+def check_hook_identities(case, model, ids, acts, hs, logits):
+    """The hook points against each other and against HF's own outputs (hidden states, final norm, logits)."""
+    name, L, T = case["name"], case["layers"], ids.shape[0]
+    a = lambda k: acts[k]  # noqa: E731
+    check(torch.equal(a("blocks.0.hook_resid_pre"), hs[0]), "resid_pre[0] != embeddings")
+    check(torch.equal(a("blocks.0.hook_resid_pre"), model.model.embed_tokens(ids)), "resid_pre[0] != embed")
+    for l in range(L):
+        b = f"blocks.{l}."
+        check(
+            torch.equal(a(b + "hook_resid_mid"), a(b + "hook_resid_pre") + a(b + "hook_attn_out")),
+            f"{name}: resid_mid != resid_pre + attn_out at layer {l}",
+        )
+        check(
+            torch.equal(a(b + "hook_resid_post"), a(b + "hook_resid_mid") + a(b + "hook_mlp_out")),
+            f"{name}: resid_post != resid_mid + mlp_out at layer {l}",
+        )
+        check(a(b + "attn.hook_z").shape == (T, case["heads"], D_MODEL // case["heads"]), "hook_z shape")
+        if l + 1 < L:
+            check(torch.equal(a(b + "hook_resid_post"), hs[l + 1]), f"resid_post[{l}] != hidden_states[{l + 1}]")
+            check(torch.equal(a(b + "hook_resid_post"), a(f"blocks.{l + 1}.hook_resid_pre")), "post != next pre")
+    check(torch.equal(hs[L], a("ln_final.hook_normalized")), "hidden_states[-1] is not the final-norm output")
+    check(torch.equal(model.model.norm(a(f"blocks.{L - 1}.hook_resid_post")), a("ln_final.hook_normalized")),
+          "norm(resid_post[L-1]) != ln_final")
+    check(torch.equal(model.lm_head(a("ln_final.hook_normalized")), logits), "lm_head(ln_final) != logits")
+
+
+def prompt_goldens(case, built, model, prompts, g):
+    """Per prompt: the reload's identity with the in-memory model, the activations at every hook point, the logits and
+    the greedy continuation, into g. Returns the prompts' meta records and the largest |logit|."""
+    name, L = case["name"], case["layers"]
+    meta_prompts, max_abs_logit = [], 0.0
     with torch.no_grad():
         for i, ids in enumerate(prompts):
             T = ids.shape[0]
@@ -545,28 +293,7 @@ def run_case(case, out: Path, prompts, log):
             g[f"p{i}.logits"] = logits
             for k, v in acts.items():
                 g[f"p{i}.{k}"] = v
-            # sanity checks between hook points and against HF's own outputs
-            a = lambda k: acts[k]  # noqa: E731
-            check(torch.equal(a("blocks.0.hook_resid_pre"), hs[0]), "resid_pre[0] != embeddings")
-            check(torch.equal(a("blocks.0.hook_resid_pre"), model.model.embed_tokens(ids)), "resid_pre[0] != embed")
-            for l in range(L):
-                b = f"blocks.{l}."
-                check(
-                    torch.equal(a(b + "hook_resid_mid"), a(b + "hook_resid_pre") + a(b + "hook_attn_out")),
-                    f"{name}: resid_mid != resid_pre + attn_out at layer {l}",
-                )
-                check(
-                    torch.equal(a(b + "hook_resid_post"), a(b + "hook_resid_mid") + a(b + "hook_mlp_out")),
-                    f"{name}: resid_post != resid_mid + mlp_out at layer {l}",
-                )
-                check(a(b + "attn.hook_z").shape == (T, case["heads"], D_MODEL // case["heads"]), "hook_z shape")
-                if l + 1 < L:
-                    check(torch.equal(a(b + "hook_resid_post"), hs[l + 1]), f"resid_post[{l}] != hidden_states[{l + 1}]")
-                    check(torch.equal(a(b + "hook_resid_post"), a(f"blocks.{l + 1}.hook_resid_pre")), "post != next pre")
-            check(torch.equal(hs[L], a("ln_final.hook_normalized")), "hidden_states[-1] is not the final-norm output")
-            check(torch.equal(model.model.norm(a(f"blocks.{L - 1}.hook_resid_post")), a("ln_final.hook_normalized")),
-                  "norm(resid_post[L-1]) != ln_final")
-            check(torch.equal(model.lm_head(a("ln_final.hook_normalized")), logits), "lm_head(ln_final) != logits")
+            check_hook_identities(case, model, ids, acts, hs, logits)
             max_abs_logit = max(max_abs_logit, float(logits.abs().max()))
 
             # greedy
@@ -581,8 +308,13 @@ def run_case(case, out: Path, prompts, log):
                 dict(length=T, greedy_distinct_tokens=n_distinct, greedy_min_top2_margin=margin,
                      greedy_contains_eos=bool((greedy == EOS).any()), max_abs_logit=float(logits.abs().max()))
             )
+    return meta_prompts, max_abs_logit
 
-        # steering (prompt 0)
+
+def steering_goldens(case, model, prompts, steer_vec, g):
+    """Prompt 0 steered at STEER_LAYER (logits and greedy) into g; returns the steering part of meta.json."""
+    name = case["name"]
+    with torch.no_grad():
         ids0 = prompts[0]
         h = add_steering(model, STEER_LAYER, steer_vec, STEER_COEF)
         try:
@@ -599,8 +331,15 @@ def run_case(case, out: Path, prompts, log):
         g["p0.steer.greedy"] = s_greedy
         steer_logit_shift = float((s_logits - g["p0.logits"]).abs().max())
         steer_diverges_at = int((s_greedy != g["p0.greedy"]).nonzero()[0, 0])
+    return dict(layer=STEER_LAYER, coef=STEER_COEF, norm=STEER_NORM, grad_coef=1.0, greedy_min_top2_margin=s_margin,
+                max_abs_logit_shift=steer_logit_shift, greedy_first_divergence=steer_diverges_at,
+                greedy_contains_eos=bool((s_greedy == EOS).any()))
 
-        # left-padded batch
+
+def batch_goldens(case, model, prompts, g):
+    """The prompts as one left-padded batch: greedy rows equal to the single-prompt ones, into g."""
+    name = case["name"]
+    with torch.no_grad():
         tmax = max(PROMPT_LENGTHS)
         b_ids = torch.full((len(prompts), tmax), PAD, dtype=torch.int64)
         b_mask = torch.zeros((len(prompts), tmax), dtype=torch.int64)
@@ -617,9 +356,11 @@ def run_case(case, out: Path, prompts, log):
         g["batch.attention_mask"] = b_mask
         g["batch.greedy"] = b_greedy
 
-    bf16_info = bf16_goldens(tmp, prompts, g)
 
-    # gradients (prompt 1), weights frozen
+def gradient_goldens(case, model, prompts, steer_vec, g):
+    """Prompt 1 with the weights frozen: gradients of the next-token metric at every resid_pre / resid_post and with
+    respect to the steering vector, into g; then the vector's gradient against a central finite difference."""
+    name, L = case["name"], case["layers"]
     for p in model.parameters():
         p.requires_grad_(False)
     ids1 = prompts[1]
@@ -676,7 +417,9 @@ def run_case(case, out: Path, prompts, log):
         an = float(g["p1.grad.steer_vector"].norm())
         check(abs(fd - an) <= 2e-2 * max(1.0, an), f"{name}: steering grad {an} vs finite difference {fd}")
 
-    # dtype / layout normalisation and write
+
+def write_goldens(tmp: Path, g):
+    """g as fp32 / int64 contiguous tensors, sorted by name, into golden.safetensors."""
     for k, v in g.items():
         v = v.detach().contiguous().clone()
         if v.is_floating_point():
@@ -686,7 +429,12 @@ def run_case(case, out: Path, prompts, log):
         g[k] = v
     save_file(dict(sorted(g.items())), str(tmp / "golden.safetensors"))
 
-    meta = dict(
+
+def case_meta(case, cfgs, st_files, rope_info, bf16_info, meta_prompts, steer_info, g, max_abs_logit):
+    """meta.json of a case: its shape, checkpoint, goldens' parameters and the measured margins."""
+    name, L = case["name"], case["layers"]
+    written_cfg, final_cfg = cfgs
+    return dict(
         case=name,
         architecture=final_cfg["architectures"][0],
         model_type=final_cfg["model_type"],
@@ -716,26 +464,17 @@ def run_case(case, out: Path, prompts, log):
         prompts=meta_prompts,
         n_greedy=N_GREEDY,
         n_batch_greedy=N_BATCH_GREEDY,
-        steer=dict(layer=STEER_LAYER, coef=STEER_COEF, norm=STEER_NORM, grad_coef=1.0,
-                   greedy_min_top2_margin=s_margin, max_abs_logit_shift=steer_logit_shift,
-                   greedy_first_divergence=steer_diverges_at, greedy_contains_eos=bool((s_greedy == EOS).any())),
+        steer=steer_info,
         grad=dict(prompt=1, metric="sum_{t<T-1} log_softmax(logits[t])[input_ids[t+1]]",
                   metric_value=float(g["p1.grad.metric"][0]), steer_metric_value=float(g["p1.grad.steer_metric"][0])),
         max_abs_logit=max_abs_logit,
         versions=library_versions(),
     )
-    write_json(tmp / "meta.json", meta)
 
-    # reproducibility of the checkpoint itself: a second load gives the same goldens
-    again = load_model(tmp)
-    with torch.no_grad():
-        for i, ids in enumerate(prompts):
-            check(torch.equal(forward_logits(again, ids), g[f"p{i}.logits"]), f"{name}: second reload differs")
 
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
-    files = {str(p.relative_to(final)): sha256_file(p) for p in sorted(final.rglob("*")) if p.is_file()}
-
+def log_case(log, case, final_cfg, st_files, rope_info, meta_prompts, steer_info, g, max_abs_logit):
+    name, L = case["name"], case["layers"]
+    steer_logit_shift, steer_diverges_at = steer_info["max_abs_logit_shift"], steer_info["greedy_first_divergence"]
     log(
         f"[{name}] {final_cfg['architectures'][0]} L={L} H={case['heads']} KV={case['kv_heads']} "
         f"tied={case['tied']} ckpt={case['save_dtype']} files={st_files} config={case['config_style']}\n"
@@ -748,6 +487,41 @@ def run_case(case, out: Path, prompts, log):
         f"|d/dvec|={float(g['p1.grad.steer_vector'].norm()):.5f}"
         + (f"\n    rope bands={rope_info['bands']}" if "bands" in rope_info else "")
     )
+
+
+def run_case(case, out: Path, prompts, log):
+    name = case["name"]
+    tmp = out / (name + ".tmp")
+    final = out / name
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+
+    built, model, written_cfg, final_cfg, st_files = save_case_checkpoint(case, tmp)
+    inv_freq, rope_info = rope_bands(model, case)
+    steer_gen = torch.Generator().manual_seed(case["seed"] + 500)
+    steer_vec = torch.randn(D_MODEL, generator=steer_gen)
+    steer_vec = steer_vec / steer_vec.norm() * STEER_NORM
+    g = {"steer.vector": steer_vec.clone(), "steer.layer": torch.tensor([STEER_LAYER], dtype=torch.int64),
+         "steer.coef": torch.tensor([STEER_COEF], dtype=torch.float32), "rope.inv_freq": inv_freq}
+    meta_prompts, max_abs_logit = prompt_goldens(case, built, model, prompts, g)
+    steer_info = steering_goldens(case, model, prompts, steer_vec, g)
+    batch_goldens(case, model, prompts, g)
+    bf16_info = bf16_goldens(tmp, prompts, g)
+    gradient_goldens(case, model, prompts, steer_vec, g)
+    write_goldens(tmp, g)
+    meta = case_meta(case, (written_cfg, final_cfg), st_files, rope_info, bf16_info, meta_prompts, steer_info, g, max_abs_logit)
+    write_json(tmp / "meta.json", meta)
+
+    # reproducibility of the checkpoint itself: a second load gives the same goldens
+    again = load_model(tmp)
+    with torch.no_grad():
+        for i, ids in enumerate(prompts):
+            check(torch.equal(forward_logits(again, ids), g[f"p{i}.logits"]), f"{name}: second reload differs")
+
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+    files = {str(p.relative_to(final)): sha256_file(p) for p in sorted(final.rglob("*")) if p.is_file()}
+    log_case(log, case, final_cfg, st_files, rope_info, meta_prompts, steer_info, g, max_abs_logit)
     return dict(name=name, n_golden_tensors=len(g), files=files)
 
 
@@ -758,7 +532,7 @@ def main(argv=None):
     ap.add_argument("--verbose", action="store_true", help="keep transformers' warnings and progress bars")
     args = ap.parse_args(argv)
     out = args.out.resolve()
-    script_hash = sha256_file(SCRIPT)
+    script_hash = sources_sha256()
 
     if not args.force and manifest_is_current(out, script_hash):
         print(f"make_reference: {out} is current (script sha256 {script_hash[:12]}), nothing to do")
@@ -789,6 +563,7 @@ def main(argv=None):
     manifest = dict(
         format=MANIFEST_FORMAT,
         script="tests/reference/make_reference.py",
+        sources=[p.name for p in SOURCES],
         script_sha256=script_hash,
         versions=library_versions(),
         attn_implementation=ATTN_IMPL,
