@@ -147,12 +147,12 @@ at::Tensor Transformer::block(int64_t il, at::Tensor x, const ForwardArgs& a, co
   // itself, the same bits (model/small_linear.h).
   const auto hooked = [&](HookSite site) { return a.hooks != nullptr && a.hooks->active(site, l); };
   x = hook(a.hooks, HookSite::RESID_PRE, l, x, ctx);
-  if (hooked(HookSite::ATTN_OUT))
-    x = x + hook(a.hooks, HookSite::ATTN_OUT, l, attention(il, rms_norm(x, lw.attn_norm), a, cos, sin, mask, causal, ctx), ctx);
-  else
-    x = attention(il, rms_norm(x, lw.attn_norm), a, cos, sin, mask, causal, ctx, x);
+  x = hooked(HookSite::ATTN_OUT)
+          ? x + hook(a.hooks, HookSite::ATTN_OUT, l, attention(il, rms_norm(x, lw.attn_norm), a, cos, sin, mask, causal, ctx), ctx)
+          : attention(il, rms_norm(x, lw.attn_norm), a, cos, sin, mask, causal, ctx, x);
   x = hook(a.hooks, HookSite::RESID_MID, l, x, ctx);
-  x = hooked(HookSite::MLP_OUT) ? x + hook(a.hooks, HookSite::MLP_OUT, l, mlp(il, rms_norm(x, lw.mlp_norm)), ctx) : mlp(il, rms_norm(x, lw.mlp_norm), x);
+  x = hooked(HookSite::MLP_OUT) ? x + hook(a.hooks, HookSite::MLP_OUT, l, mlp(il, rms_norm(x, lw.mlp_norm)), ctx)
+                                : mlp(il, rms_norm(x, lw.mlp_norm), x);
   return hook(a.hooks, HookSite::RESID_POST, l, x, ctx);
 }
 
