@@ -96,6 +96,14 @@ class Windows {
   uint64_t check_ = 0;
 };
 
+// The median (of an even count, the mean of the middle two); 0 for none. bench_engine's medians are this one.
+inline double median(std::vector<double> v) {
+  if (v.empty()) return 0.0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 // Runs `step` once, then `steps` times, each followed by a plain read of weight_bytes (windows of a buffer 4x that, in
 // turn, so no cache holds them): JSON with the medians over the pairs of read time / step time ("share") and of both
 // GB/s. A pair's halves are milliseconds apart, so the VM's bandwidth drift cancels.
@@ -112,12 +120,6 @@ inline std::string paired(const std::function<void()>& step, int64_t steps, int6
     step_gb.push_back(static_cast<double>(weight_bytes) / s / 1e9);
     read_gb.push_back(static_cast<double>(reads.window_bytes()) / r / 1e9);
   }
-  const auto median = [](std::vector<double> v) {  // of an even count, the mean of the middle two (as bench_engine's)
-    if (v.empty()) return 0.0;
-    std::sort(v.begin(), v.end());
-    const size_t n = v.size();
-    return n % 2 == 1 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-  };
   return "{\"steps\":" + std::to_string(steps) + ",\"share\":" + std::to_string(median(shares)) + ",\"step_gb_s\":" + std::to_string(median(step_gb)) +
          ",\"read_gb_s\":" + std::to_string(median(read_gb)) + ",\"check\":" + std::to_string(reads.check() % 1000) + "}";
 }
