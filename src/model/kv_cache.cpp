@@ -44,9 +44,12 @@ bool KVCache::store_token(int64_t layer, int64_t slot_start, const at::Tensor& r
   auto* kd = static_cast<char*>(kc.data_ptr());
   auto* vd = static_cast<char*>(vc.data_ptr());
   const int64_t* slots = row_slots.defined() ? row_slots.data_ptr<int64_t>() : nullptr;
+  const auto slot_of = [&](int64_t b) { return slots != nullptr ? slots[b] : slot_start; };
+  for (int64_t b = 0; b < B; ++b)  // every slot checked before anything is written
+    if (slot_of(b) < 0 || slot_of(b) >= read_end)
+      throw std::runtime_error("KV cache: row slot " + std::to_string(slot_of(b)) + " outside [0, " + std::to_string(read_end) + ")");
   for (int64_t b = 0; b < B; ++b) {
-    const int64_t slot = slots != nullptr ? slots[b] : slot_start;
-    if (slot < 0 || slot >= read_end) throw std::runtime_error("KV cache: row slot " + std::to_string(slot) + " outside [0, " + std::to_string(read_end) + ")");
+    const int64_t slot = slot_of(b);
     for (int64_t g = 0; g < K; ++g) {
       const int64_t at = ((b * K + g) * capacity_ + slot) * E * elt;
       std::memcpy(kd + at, static_cast<const char*>(k) + (b * k_row + g * E) * elt, static_cast<size_t>(E * elt));

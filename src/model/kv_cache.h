@@ -25,6 +25,7 @@ class KVCache {
   // E values from k + b * k_row + g * E and v + b * v_row + g * E (elements of the cache's dtype) go to slot
   // row_slots[b] (defined: [B] int64 on the CPU, each < read_end) or slot_start (read_end = slot_start + 1). Returns false,
   // writing nothing, where the cache is not a contiguous CPU one of B rows: the caller then uses update / update_rows.
+  // A slot outside [0, read_end) throws, also before anything is written.
   bool store_token(int64_t layer, int64_t slot_start, const at::Tensor& row_slots, int64_t read_end, int64_t B, const void* k, int64_t k_row,
                    const void* v, int64_t v_row);
   // One layer's whole [B, K, capacity, E] tensors (what store_token wrote into).
