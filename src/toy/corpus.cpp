@@ -6,6 +6,7 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <optional>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -108,12 +109,13 @@ struct TraceBuilder {
   int64_t n_slips = 0;
 
   bool thinker_coin() const { return thinker && opt.thinker_coins; }
-  // A behaviour sentence; the thinker echoes it with a second sentence of the same behaviour (a fresh draw of the
-  // phrasing) by a coin of ToyCorpusOptions::echoes.
+  // A behaviour sentence; the thinker echoes it with a second sentence of the same behaviour by a coin of
+  // ToyCorpusOptions::echoes: a fresh draw of the phrasing, or one of `plain_echo` (ToyCorpusOptions::plain_echoes).
   template <class Text>
-  void behaviour(const char* label, Text text) {
+  void behaviour(const char* label, Text text, std::optional<ToyPhrasingList> plain_echo = std::nullopt) {
     tw.sentence(label, text(), g);
-    if (thinker && opt.echoes > 0 && coins.coin(opt.echoes)) tw.sentence(label, text(), g);
+    if (!thinker || opt.echoes <= 0 || !coins.coin(opt.echoes)) return;
+    tw.sentence(label, opt.plain_echoes && plain_echo ? phrase(g, *plain_echo) : text(), g);
   }
   // A thinker's digit-gate choice, overruled by a hidden coin when soft (ToyCorpusOptions::soft_gates).
   bool soft(bool gate, double rate) {
@@ -165,7 +167,8 @@ struct TraceBuilder {
                 fill(phrase(g, deduce), {{"{W}", cap(st.what)}, {"{w}", st.what}, {"{e}", e}, {"{r}", S(slipped ? wrong : right)}}), g);
     const bool corrected = slipped && (thinker || (opt.base_knows > 0 && coins.coin(opt.base_knows)));
     if (corrected)
-      behaviour("backtracking", [&] { return fill(phrase(g, backtrack), {{"{w}", st.what}, {"{e}", e}, {"{r}", S(right)}, {"{x}", S(wrong)}}); });
+      behaviour("backtracking", [&] { return fill(phrase(g, backtrack), {{"{w}", st.what}, {"{e}", e}, {"{r}", S(right)}, {"{x}", S(wrong)}}); },
+                backtrack_echo);
     work[i] = slipped && !corrected ? wrong : right;
     const int64_t d = work[i] % 10;
     if (toy_gate(ToyGate::knowledge, d, opt.adding_knowledge_rate))
@@ -182,7 +185,8 @@ struct TraceBuilder {
       behaviour("uncertainty-estimation", [&] { return phrase(g, uncertain); });
     if (thorough || modes.testing || behaviour_gate(2, ToyGate::testing, d, opt.example_testing_rate))
       behaviour("example-testing",
-                [&] { return fill(phrase(g, test), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}); });
+                [&] { return fill(phrase(g, test), {{"{c}", inverse_check(st.op, a, b, work[i])}, {"{w}", st.what}, {"{r}", S(work[i])}}); },
+                test_echo);
   }
 
   void write() {
@@ -216,6 +220,7 @@ void check_options(const ToyCorpusOptions& opt) {
     if (!(r >= 0 && r <= 1)) throw std::invalid_argument("toy rates must be in [0, 1]");
   if (opt.cue_levels && (opt.thinker_coins || opt.dispositions > 0 || opt.soft_gates > 0 || opt.disposition_cues))
     throw std::invalid_argument("toy cue_levels cannot be combined with thinker_gates = coins, dispositions, disposition_cues or soft_gates");
+  if (opt.plain_echoes && !(opt.echoes > 0)) throw std::invalid_argument("toy plain_echoes needs echoes > 0");
   if (opt.min_steps < 1 || opt.max_steps > 4 || opt.min_steps > opt.max_steps)
     throw std::invalid_argument("toy steps must satisfy 1 <= min_steps <= max_steps <= 4");
   if (opt.n_problems < 0) throw std::invalid_argument("toy n_problems must be >= 0");
@@ -369,6 +374,7 @@ ToyCorpusOptions toy_corpus_options(const Config::Toy& toy) {
   o.disposition_cues = toy.disposition_cues;
   o.cue_levels = toy.cue_levels;
   o.echoes = toy.echoes;
+  o.plain_echoes = toy.plain_echoes;
   o.slip_rate = toy.slip_rate;
   o.example_testing_rate = toy.example_testing_rate;
   o.uncertainty_rate = toy.uncertainty_rate;

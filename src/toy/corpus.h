@@ -132,6 +132,11 @@ struct ToyCorpusOptions {
   // a difference-of-means vector of X's windows describes. Above 0.5 greedy decoding echoes every X sentence, with
   // a margin of logit(echoes). 0: no coin is drawn, the corpus unchanged.
   double echoes = 0;
+  // Thinker style, with echoes: the echo of a backtracking or example-testing sentence is drawn from a list of
+  // phrasings without arithmetic (ToyPhrasingList::backtrack_echo, test_echo: "That was a careless mistake on my
+  // part."), as every uncertainty-estimation sentence is, so the echo windows carry the behaviour and not a
+  // calculation (docs/algorithms.md §A.6 "Plain echoes"). false: the echo is a fresh phrasing of the same list.
+  bool plain_echoes = false;
   // Digit-gate rates (see the file comment): of slip candidates, and of deduction steps.
   double slip_rate = 0.4;
   double example_testing_rate = 0.2;

@@ -42,6 +42,16 @@ const std::vector<std::string>& toy_phrasing_list(ToyPhrasingList list) {
       "Oops, {x} is not right, because {e} gives {r}.", "Let me go back, {e} equals {r} rather than {x}.",
       "Hmm, wait, I miscalculated and {e} is {r}, not {x}.", "That's not right, {x} should be {r} since {e} = {r}.",
       "Scratch that, {x} is wrong and {w} is really {e} = {r}."};
+  static const std::vector<std::string> kBacktrackEcho = {
+      "That was a careless mistake on my part.", "I should watch out for errors like that one.",
+      "Good thing I caught that mistake early.", "I rushed that step, so let me be more careful.",
+      "Mistakes like that are easy to make, so I'll go slower.", "I need to stop making that kind of error.",
+      "That error came from going too fast.", "Let me not repeat that mistake.", "I keep slipping on carries, so I must slow down."};
+  static const std::vector<std::string> kTestEcho = {
+      "Checking each result like this is worth the time.", "That verification makes me confident in the step.",
+      "Good, the check confirms the value.", "It pays to verify every result this way.",
+      "Testing the value backwards was a good idea.", "The reverse calculation agrees, so I trust it.",
+      "Verifying like this catches errors early.", "So the value passes the check.", "Checks like this keep the work reliable."};
   static const std::vector<std::string> kFinal = {
       "The answer is \\boxed{{n}}.", "So the final answer is \\boxed{{n}}.", "Therefore, the answer is \\boxed{{n}}.",
       "Final answer: \\boxed{{n}}.", "Thus, the result is \\boxed{{n}}.", "**Answer:** \\boxed{{n}}."};
@@ -54,6 +64,8 @@ const std::vector<std::string>& toy_phrasing_list(ToyPhrasingList list) {
     case ToyPhrasingList::uncertain: return kUncertain;
     case ToyPhrasingList::backtrack: return kBacktrack;
     case ToyPhrasingList::final_answer: return kFinal;
+    case ToyPhrasingList::backtrack_echo: return kBacktrackEcho;
+    case ToyPhrasingList::test_echo: return kTestEcho;
   }
   throw std::invalid_argument("toy_phrasing_list: not a ToyPhrasingList");
 }
@@ -67,14 +79,17 @@ const std::vector<std::string>& toy_behaviour_labels() {
 const std::vector<std::string>& toy_phrasings(const std::string& label) {
   static const std::map<std::string, std::vector<std::string>> m = [] {
     using enum ToyPhrasingList;
-    std::vector<std::string> init = toy_phrasing_list(restate);
-    init.insert(init.end(), toy_phrasing_list(plan).begin(), toy_phrasing_list(plan).end());
-    return std::map<std::string, std::vector<std::string>>{{"initializing", init},
+    const auto with = [](ToyPhrasingList a, ToyPhrasingList b) {
+      std::vector<std::string> v = toy_phrasing_list(a);
+      v.insert(v.end(), toy_phrasing_list(b).begin(), toy_phrasing_list(b).end());
+      return v;
+    };
+    return std::map<std::string, std::vector<std::string>>{{"initializing", with(restate, plan)},
                                                            {"deduction", toy_phrasing_list(deduce)},
                                                            {"adding-knowledge", toy_phrasing_list(knowledge)},
-                                                           {"example-testing", toy_phrasing_list(test)},
+                                                           {"example-testing", with(test, test_echo)},
                                                            {"uncertainty-estimation", toy_phrasing_list(uncertain)},
-                                                           {"backtracking", toy_phrasing_list(backtrack)}};
+                                                           {"backtracking", with(backtrack, backtrack_echo)}};
   }();
   static const std::vector<std::string> none;
   auto it = m.find(label);
