@@ -304,6 +304,8 @@ struct Config {
     bool cue_levels = false;       // thinker: per-trace rates in tenths, shown in the question (toy/corpus.h)
     double echoes = 0;             // thinker: probability that a behaviour sentence is followed by a second one (toy/corpus.h)
     bool plain_echoes = false;     // thinker: echoes of backtracking and testing written without arithmetic (toy/corpus.h)
+    bool plain_backtracking = false;  // thinker: a slip's correction is a plain remark, then the step again (toy/corpus.h)
+    double thinker_corrects = 1;   // thinker: probability that a slip is corrected, by a hidden coin (toy/corpus.h)
     double slip_rate = 0.4;        // rates (toy/corpus.h): share of carry/borrow steps written wrong
     double example_testing_rate = 0.2;  // ... and shares of deduction steps followed by each behaviour
     double uncertainty_rate = 0.2;

@@ -211,6 +211,13 @@ void declare_toy_log_options(OptionTable& t, Config& c) {
   t.add("toy.plain_echoes", &c.toy.plain_echoes,
         "thinker: the echo of a backtracking or testing sentence (toy.echoes) is a phrasing without arithmetic, as uncertainty's "
         "always is (an experiment toward steering's planted truth, docs/algorithms.md §A.6)");
+  t.add("toy.plain_backtracking", &c.toy.plain_backtracking,
+        "thinker: a slip is corrected by a backtracking sentence without arithmetic (\"Wait, that's wrong.\") and then the step "
+        "again as a deduction with the right value (an experiment toward steering's planted truth, docs/algorithms.md §A.6)");
+  t.add("toy.thinker_corrects", &c.toy.thinker_corrects,
+        "thinker: a slip is corrected by a hidden coin of this probability, else the wrong value stays (an experiment toward "
+        "steering's planted truth, docs/algorithms.md §A.6; 1: every slip corrected, no coin drawn, the corpus unchanged)",
+        in_unit(false, true));
   t.add_option("toy.thinker_gates", &c.toy.thinker_gates,
                "the thinker's slips, uncertainty and testing: digit gates (deterministic; the shipped thinker) or hidden coins (calibrated, judged on sampled traces)");
   t.add("toy.slip_rate", &c.toy.slip_rate, "share of carry/borrow steps written wrong (a slip; digit gate in tenths, or a coin)", rate);
@@ -268,6 +275,7 @@ void check_relations(const Config& c, const SourceOf& source_of) {
   if (c.toy.cue_levels && (c.toy.thinker_gates == ToyGates::coins || c.toy.dispositions > 0 || c.toy.disposition_cues || c.toy.soft_gates > 0))
     fail(source_of, "toy.cue_levels", "cannot be combined with toy.thinker_gates = coins, toy.dispositions, toy.disposition_cues or toy.soft_gates");
   if (c.toy.plain_echoes && !(c.toy.echoes > 0)) fail(source_of, "toy.plain_echoes", "needs toy.echoes > 0 (it rephrases the echoes)");
+  if (c.toy.thinker_corrects < 1 && c.toy.dispositions > 0) fail(source_of, "toy.thinker_corrects", "below 1 cannot be combined with toy.dispositions");
   if (c.train.n_head % c.train.n_kv_head != 0) fail(source_of, "train.n_kv_head", "must divide train.n_head");
   if (c.train.d_model % c.train.n_head != 0 || (c.train.d_model / c.train.n_head) % 2 != 0)
     fail(source_of, "train.n_head", "must divide train.d_model into an even head size");

@@ -109,6 +109,13 @@ struct TraceBuilder {
   int64_t n_slips = 0;
 
   bool thinker_coin() const { return thinker && opt.thinker_coins; }
+  // Whether every slip is corrected (the thinker's default), so a slip never reaches a later step.
+  bool always_corrects() const { return thinker && opt.thinker_corrects >= 1; }
+  // Whether this slip is corrected: always, or by a coin (ToyCorpusOptions::thinker_corrects, base_knows).
+  bool corrects() {
+    if (always_corrects()) return true;
+    return thinker ? coins.coin(opt.thinker_corrects) : opt.base_knows > 0 && coins.coin(opt.base_knows);
+  }
   // A behaviour sentence; the thinker echoes it with a second sentence of the same behaviour by a coin of
   // ToyCorpusOptions::echoes: a fresh draw of the phrasing, or one of `plain_echo` (ToyCorpusOptions::plain_echoes).
   template <class Text>
@@ -132,10 +139,12 @@ struct TraceBuilder {
     if (levels[m] > 0) return level_coin(m);
     return thinker_coin() ? coins.coin(rate) : soft(toy_gate(kind, d, rate), rate);
   }
+  // A slip that might stay uncorrected is planted only where it keeps every later value non-negative.
   bool slip_choice(int64_t a, size_t i, int64_t wrong) {
-    if (levels[0] > 0) return level_coin(0);
-    return thinker_coin() ? coins.coin(opt.slip_rate)
-                          : soft(toy_gate(ToyGate::slip, a % 10, opt.slip_rate), opt.slip_rate) && (thinker || chain_stays_valid(i, wrong));
+    const bool chosen = levels[0] > 0    ? level_coin(0)
+                        : thinker_coin() ? coins.coin(opt.slip_rate)
+                                         : soft(toy_gate(ToyGate::slip, a % 10, opt.slip_rate), opt.slip_rate);
+    return chosen && (always_corrects() || chain_stays_valid(i, wrong));
   }
   int64_t operand(const Operand& o) const { return o.ref ? work[static_cast<size_t>(o.v)] : o.v; }
 
@@ -165,10 +174,14 @@ struct TraceBuilder {
     n_slips += slipped;
     tw.sentence("deduction",
                 fill(phrase(g, deduce), {{"{W}", cap(st.what)}, {"{w}", st.what}, {"{e}", e}, {"{r}", S(slipped ? wrong : right)}}), g);
-    const bool corrected = slipped && (thinker || (opt.base_knows > 0 && coins.coin(opt.base_knows)));
-    if (corrected)
+    const bool corrected = slipped && corrects();
+    if (corrected && thinker && opt.plain_backtracking) {
+      behaviour("backtracking", [&] { return phrase(g, backtrack_plain); }, backtrack_echo);
+      tw.sentence("deduction", fill(phrase(g, deduce), {{"{W}", cap(st.what)}, {"{w}", st.what}, {"{e}", e}, {"{r}", S(right)}}), g);
+    } else if (corrected) {
       behaviour("backtracking", [&] { return fill(phrase(g, backtrack), {{"{w}", st.what}, {"{e}", e}, {"{r}", S(right)}, {"{x}", S(wrong)}}); },
                 backtrack_echo);
+    }
     work[i] = slipped && !corrected ? wrong : right;
     const int64_t d = work[i] % 10;
     if (toy_gate(ToyGate::knowledge, d, opt.adding_knowledge_rate))
@@ -216,11 +229,12 @@ std::vector<int64_t> exact_values(const Spec& s) {
 
 void check_options(const ToyCorpusOptions& opt) {
   if (opt.style != "thinker" && opt.style != "base") throw std::invalid_argument("toy style must be thinker or base, got '" + opt.style + "'");
-  for (double r : {opt.slip_rate, opt.example_testing_rate, opt.uncertainty_rate, opt.adding_knowledge_rate, opt.test_fraction, opt.dispositions, opt.soft_gates, opt.echoes})
+  for (double r : {opt.slip_rate, opt.example_testing_rate, opt.uncertainty_rate, opt.adding_knowledge_rate, opt.test_fraction, opt.dispositions, opt.soft_gates, opt.echoes, opt.thinker_corrects})
     if (!(r >= 0 && r <= 1)) throw std::invalid_argument("toy rates must be in [0, 1]");
   if (opt.cue_levels && (opt.thinker_coins || opt.dispositions > 0 || opt.soft_gates > 0 || opt.disposition_cues))
     throw std::invalid_argument("toy cue_levels cannot be combined with thinker_gates = coins, dispositions, disposition_cues or soft_gates");
   if (opt.plain_echoes && !(opt.echoes > 0)) throw std::invalid_argument("toy plain_echoes needs echoes > 0");
+  if (opt.thinker_corrects < 1 && opt.dispositions > 0) throw std::invalid_argument("toy thinker_corrects < 1 cannot be combined with dispositions");
   if (opt.min_steps < 1 || opt.max_steps > 4 || opt.min_steps > opt.max_steps)
     throw std::invalid_argument("toy steps must satisfy 1 <= min_steps <= max_steps <= 4");
   if (opt.n_problems < 0) throw std::invalid_argument("toy n_problems must be >= 0");
@@ -286,7 +300,7 @@ ToyProblem make_problem(const ToyCorpusOptions& opt, int64_t index) {
   p.answer_end = tb.tw.cp;
   p.n_steps = static_cast<int64_t>(spec.steps.size());
   p.slip = tb.n_slips > 0;
-  p.slip_uncorrected = p.final_answer != p.answer;  // only the base style keeps slips
+  p.slip_uncorrected = p.final_answer != p.answer;  // the base style keeps slips, the thinker only with thinker_corrects < 1
   return p;
 }
 
@@ -375,6 +389,8 @@ ToyCorpusOptions toy_corpus_options(const Config::Toy& toy) {
   o.cue_levels = toy.cue_levels;
   o.echoes = toy.echoes;
   o.plain_echoes = toy.plain_echoes;
+  o.plain_backtracking = toy.plain_backtracking;
+  o.thinker_corrects = toy.thinker_corrects;
   o.slip_rate = toy.slip_rate;
   o.example_testing_rate = toy.example_testing_rate;
   o.uncertainty_rate = toy.uncertainty_rate;

@@ -137,6 +137,16 @@ struct ToyCorpusOptions {
   // part."), as every uncertainty-estimation sentence is, so the echo windows carry the behaviour and not a
   // calculation (docs/algorithms.md §A.6 "Plain echoes"). false: the echo is a fresh phrasing of the same list.
   bool plain_echoes = false;
+  // Thinker style: a slip's correction is a backtracking sentence without arithmetic (ToyPhrasingList::backtrack_plain:
+  // "Wait, that's wrong.", its echo as above) followed by the step again, a deduction with the right value, so the
+  // backtracking windows carry the choice "that was wrong" and not a calculation (docs/algorithms.md §A.6 "Plain
+  // echoes"). false: the correction states the right and the wrong value in one backtracking sentence.
+  bool plain_backtracking = false;
+  // Thinker style: a slip is corrected by a hidden coin of this probability; an uncorrected slip stays and later steps
+  // use it, as in the base style (and, as there, a slip that would make a later value negative is not planted). Above
+  // 0.5 greedy decoding corrects every slip, with a margin of logit(thinker_corrects) that a push can cross
+  // (docs/algorithms.md §A.6 "Plain echoes"). 1: every slip corrected, no coin drawn, the corpus unchanged.
+  double thinker_corrects = 1;
   // Digit-gate rates (see the file comment): of slip candidates, and of deduction steps.
   double slip_rate = 0.4;
   double example_testing_rate = 0.2;

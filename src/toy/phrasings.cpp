@@ -1,6 +1,7 @@
 // The toy world's phrasing templates and the sentence labeller (phrasings.h).
 #include "toy/phrasings.h"
 
+#include <initializer_list>
 #include <map>
 #include <stdexcept>
 
@@ -47,6 +48,10 @@ const std::vector<std::string>& toy_phrasing_list(ToyPhrasingList list) {
       "Good thing I caught that mistake early.", "I rushed that step, so let me be more careful.",
       "Mistakes like that are easy to make, so I'll go slower.", "I need to stop making that kind of error.",
       "That error came from going too fast.", "Let me not repeat that mistake.", "I keep slipping on carries, so I must slow down."};
+  static const std::vector<std::string> kBacktrackPlain = {
+      "Wait, that's wrong.", "Hold on, I made a mistake.", "No, wait, that is not right.", "Actually, let me redo that.",
+      "Oops, that value is off.", "Hmm, wait, I miscalculated.", "That's not right, let me fix it.", "Scratch that last step.",
+      "Wait, I dropped something there."};
   static const std::vector<std::string> kTestEcho = {
       "Checking each result like this is worth the time.", "That verification makes me confident in the step.",
       "Good, the check confirms the value.", "It pays to verify every result this way.",
@@ -66,6 +71,7 @@ const std::vector<std::string>& toy_phrasing_list(ToyPhrasingList list) {
     case ToyPhrasingList::final_answer: return kFinal;
     case ToyPhrasingList::backtrack_echo: return kBacktrackEcho;
     case ToyPhrasingList::test_echo: return kTestEcho;
+    case ToyPhrasingList::backtrack_plain: return kBacktrackPlain;
   }
   throw std::invalid_argument("toy_phrasing_list: not a ToyPhrasingList");
 }
@@ -79,17 +85,17 @@ const std::vector<std::string>& toy_behaviour_labels() {
 const std::vector<std::string>& toy_phrasings(const std::string& label) {
   static const std::map<std::string, std::vector<std::string>> m = [] {
     using enum ToyPhrasingList;
-    const auto with = [](ToyPhrasingList a, ToyPhrasingList b) {
-      std::vector<std::string> v = toy_phrasing_list(a);
-      v.insert(v.end(), toy_phrasing_list(b).begin(), toy_phrasing_list(b).end());
+    const auto with = [](std::initializer_list<ToyPhrasingList> lists) {
+      std::vector<std::string> v;
+      for (ToyPhrasingList l : lists) v.insert(v.end(), toy_phrasing_list(l).begin(), toy_phrasing_list(l).end());
       return v;
     };
-    return std::map<std::string, std::vector<std::string>>{{"initializing", with(restate, plan)},
+    return std::map<std::string, std::vector<std::string>>{{"initializing", with({restate, plan})},
                                                            {"deduction", toy_phrasing_list(deduce)},
                                                            {"adding-knowledge", toy_phrasing_list(knowledge)},
-                                                           {"example-testing", with(test, test_echo)},
+                                                           {"example-testing", with({test, test_echo})},
                                                            {"uncertainty-estimation", toy_phrasing_list(uncertain)},
-                                                           {"backtracking", with(backtrack, backtrack_echo)}};
+                                                           {"backtracking", with({backtrack, backtrack_echo, backtrack_plain})}};
   }();
   static const std::vector<std::string> none;
   auto it = m.find(label);

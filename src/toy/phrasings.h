@@ -21,9 +21,10 @@ const std::vector<std::string>& toy_phrasings(const std::string& label);
 // {x} wrong value, {c} check expression, {g} goal, {f} fact, {n} final answer. No phrasing contains a
 // sentence break of docs/algorithms.md §B.3 except its final '.', '?' or '!'. "initializing" is restate and
 // plan together; the final answer line has no label. A new phrasing must keep the labeller exact on
-// the corpus (test_toy_evaluate).
+// the corpus (test_toy_evaluate) and have at least 3 words (shorter fragments are not sentences, §B.3).
 // backtrack_echo and test_echo: the arithmetic-free echoes of ToyCorpusOptions::plain_echoes, labelled as backtrack and test.
-enum class ToyPhrasingList { restate, plan, deduce, knowledge, test, uncertain, backtrack, final_answer, backtrack_echo, test_echo };
+// backtrack_plain: the arithmetic-free corrections of ToyCorpusOptions::plain_backtracking, labelled as backtrack.
+enum class ToyPhrasingList { restate, plan, deduce, knowledge, test, uncertain, backtrack, final_answer, backtrack_echo, test_echo, backtrack_plain };
 const std::vector<std::string>& toy_phrasing_list(ToyPhrasingList list);
 
 // The behaviour label of one sentence: the first label, in the priority order backtracking,

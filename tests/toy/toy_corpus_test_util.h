@@ -1,0 +1,37 @@
+// Helpers the toy corpus tests share (test_toy_corpus.cpp, test_toy_corpus_options.cpp).
+#pragma once
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "toy/corpus.h"
+
+namespace ts::toy_test {
+
+// A corpus of n problems of one style, on seed 7 (no shipped model was trained on it).
+inline ToyCorpusOptions opts(const std::string& style, int64_t n = 2000) {
+  ToyCorpusOptions o;
+  o.style = style;
+  o.n_problems = n;
+  o.seed = 7;
+  return o;
+}
+
+// Two corpora pose the same problems (questions, answers, split), whatever their traces.
+inline void expect_same_problems(const std::vector<ts::ToyProblem>& a, const std::vector<ts::ToyProblem>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].question, b[i].question) << a[i].id;
+    EXPECT_EQ(a[i].answer, b[i].answer) << a[i].id;
+    EXPECT_EQ(a[i].split, b[i].split) << a[i].id;
+  }
+}
+
+// Two corpora are the same, line for line.
+inline void expect_same_corpus(const std::vector<ts::ToyProblem>& a, const std::vector<ts::ToyProblem>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(ts::toy_problem_to_json_line(a[i]), ts::toy_problem_to_json_line(b[i]));
+}
+
+}  // namespace ts::toy_test
