@@ -217,7 +217,7 @@ void declare_toy_log_options(OptionTable& t, Config& c) {
   t.add("toy.thinker_corrects", &c.toy.thinker_corrects,
         "thinker: a slip is corrected by a hidden coin of this probability, else the wrong value stays (an experiment toward "
         "steering's planted truth, docs/algorithms.md §A.6; 1: every slip corrected, no coin drawn, the corpus unchanged)",
-        in_unit(false, true));
+        in_unit(false, false));
   t.add_option("toy.thinker_gates", &c.toy.thinker_gates,
                "the thinker's slips, uncertainty and testing: digit gates (deterministic; the shipped thinker) or hidden coins (calibrated, judged on sampled traces)");
   t.add("toy.slip_rate", &c.toy.slip_rate, "share of carry/borrow steps written wrong (a slip; digit gate in tenths, or a coin)", rate);

@@ -143,9 +143,9 @@ struct ToyCorpusOptions {
   // echoes"). false: the correction states the right and the wrong value in one backtracking sentence.
   bool plain_backtracking = false;
   // Thinker style: a slip is corrected by a hidden coin of this probability; an uncorrected slip stays and later steps
-  // use it, as in the base style (and, as there, a slip that would make a later value negative is not planted). Above
-  // 0.5 greedy decoding corrects every slip, with a margin of logit(thinker_corrects) that a push can cross
-  // (docs/algorithms.md §A.6 "Plain echoes"). 1: every slip corrected, no coin drawn, the corpus unchanged.
+  // use it, as in the base style (and, as there, a slip that would make a later value negative is not planted): the
+  // correction becomes a choice a push can tilt either way (docs/algorithms.md §A.6 "Plain echoes"; at 0.7 greedy
+  // decoding leaves some slips uncorrected). 1: every slip corrected, no coin drawn, the corpus unchanged.
   double thinker_corrects = 1;
   // Digit-gate rates (see the file comment): of slip candidates, and of deduction steps.
   double slip_rate = 0.4;
