@@ -20,20 +20,8 @@ using ts::ToyCorpusOptions;
 using ts::ToyGate;
 using ts::ToyProblem;
 using ts::toy_test::opts;
+using ts::toy_test::slice;
 
-// Code-point offset -> byte offset (the generator's ranges are in code points).
-size_t byte_of(const std::string& s, int64_t cp) {
-  size_t i = 0;
-  for (int64_t n = 0; i < s.size(); ++i) {
-    if ((static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) continue;
-    if (n++ == cp) return i;
-  }
-  return i;
-}
-std::string slice(const std::string& s, int64_t b, int64_t e) {
-  const size_t bb = byte_of(s, b), eb = byte_of(s, e);
-  return s.substr(bb, eb - bb);
-}
 int64_t code_points(const std::string& s) {
   int64_t n = 0;
   for (unsigned char c : s) n += (c & 0xC0) != 0x80;

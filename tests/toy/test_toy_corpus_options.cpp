@@ -224,15 +224,7 @@ std::vector<std::array<size_t, 2>> runs_of(const ToyProblem& p, const std::strin
 }
 
 // The text of sentence i (its range is in code points).
-std::string sentence_text(const ToyProblem& p, size_t i) {
-  std::string out;
-  int64_t cp = -1;
-  for (char c : p.text) {
-    cp += (static_cast<unsigned char>(c) & 0xC0) != 0x80;
-    if (cp >= p.sentences[i].begin && cp < p.sentences[i].end) out += c;
-  }
-  return out;
-}
+std::string sentence_text(const ToyProblem& p, size_t i) { return ts::toy_test::slice(p.text, p.sentences[i].begin, p.sentences[i].end); }
 
 bool in_list(const std::string& s, ts::ToyPhrasingList list) {
   const auto& l = ts::toy_phrasing_list(list);

@@ -9,6 +9,20 @@
 
 namespace ts::toy_test {
 
+// Code-point offset -> byte offset (the generator's ranges are in code points).
+inline size_t byte_of(const std::string& s, int64_t cp) {
+  size_t i = 0;
+  for (int64_t n = 0; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) continue;
+    if (n++ == cp) return i;
+  }
+  return i;
+}
+inline std::string slice(const std::string& s, int64_t b, int64_t e) {
+  const size_t bb = byte_of(s, b), eb = byte_of(s, e);
+  return s.substr(bb, eb - bb);
+}
+
 // A corpus of n problems of one style, on seed 7 (no shipped model was trained on it).
 inline ToyCorpusOptions opts(const std::string& style, int64_t n = 2000) {
   ToyCorpusOptions o;
