@@ -7,41 +7,33 @@ through the slips that backtracking corrects rather than through the choice to b
 Usage: scripts/count_slips.py RUN_DIR [--vector X] [--layer L]   (prints one line per point: baseline first, then the
 vector points; random directions are left out)."""
 import argparse
-import json
 import pathlib
 import re
 
-import h5py
 import numpy as np
+
+from thinksteer_analysis.sweep_task import load_sweep_task
 
 STATEMENT = re.compile(r"(\d+) ([×+−-]) (\d+) = (\d+)")
 OPS = {"×": lambda a, b: a * b, "+": lambda a, b: a + b, "−": lambda a, b: a - b, "-": lambda a, b: a - b}
 
 
-def text(x):
-    return x.decode() if isinstance(x, bytes) else str(x)
-
-
-def point_row(path):
-    with h5py.File(path, "r") as h:
-        point = json.loads(text(h.attrs["point"]))
-        texts = [text(t) for t in h["prompts/text"][:]]
-        labels = [text(x) for x in h["labels"][:]]
-        backtracking = h["prompts/label_spans"][:, labels.index("backtracking")]
-    found = [s for t in texts for s in STATEMENT.findall(t)]
+def point_row(t):
+    """Per trace of a task: wrong results, statements, backtracking spans."""
+    found = [s for text in t.text for s in STATEMENT.findall(str(text))]
     wrong = sum(OPS[op](int(a), int(b)) != int(c) for a, op, b, c in found)
-    return point, wrong / len(texts), len(found) / len(texts), float(np.mean(backtracking))
+    return t.point, wrong / len(t), len(found) / len(t), float(np.mean(t.label_spans[:, t.labels.index("backtracking")]))
 
 
 def main(run, vector, layer):
-    rows = [point_row(p) for p in sorted(pathlib.Path(run, "sweep", "tasks").glob("*.h5"))]
-    rows = [r for r in rows if r[0].get("kind") in ("baseline", "vector")]
-    rows = [r for r in rows if r[0].get("kind") == "baseline" or ((vector is None or r[0].get("vector") == vector) and
-                                                                 (layer is None or r[0].get("layers") == [layer]))]
-    rows.sort(key=lambda r: (r[0].get("kind") != "baseline", str(r[0].get("vector")), str(r[0].get("layers")), r[0].get("coef", 0)))
+    # Every task file in the directory (the checked reader), also those of earlier plans the manifest no longer lists.
+    tasks = [load_sweep_task(path) for path in sorted(pathlib.Path(run, "sweep", "tasks").glob("*.h5"))]
+    points = [t for t in tasks if t.point is not None and (t.point.kind == "baseline" or (
+        t.point.kind == "vector" and (vector is None or t.point.vector == vector) and (layer is None or t.point.layers == (layer,))))]
+    rows = sorted(map(point_row, points), key=lambda r: (r[0].kind != "baseline", r[0].vector, r[0].layers, r[0].coef))
     print(f"{'point':42} {'wrong/trace':>11} {'statements':>10} {'backtracking spans':>18}")
     for point, wrong, statements, spans in rows:
-        name = "baseline" if point.get("kind") == "baseline" else f"{point['vector']} @ {point['layers']} c = {point['coef']:+g}"
+        name = "baseline" if point.kind == "baseline" else f"{point.vector} @ {list(point.layers)} c = {point.coef:+g}"
         print(f"{name:42} {wrong:11.2f} {statements:10.2f} {spans:18.2f}")
 
 
