@@ -38,7 +38,7 @@ def main(run, model_dir, n_traces, behaviours):
         q.requires_grad_(False)
     model.model.embed_tokens.register_forward_hook(lambda m, a, o: o.detach().requires_grad_(True))
     g, sp, vectors = load_generations(run), load_spans(run), load_vectors(run)
-    ids_of = {str(g.id[i]): np.concatenate([g.prompt_tokens(i), g.tokens(i)]).tolist() for i in range(len(g))}
+    ids_of = g.trace_ids()
     n_layer = model.config.num_hidden_layers
     fhat = {}
     for x in behaviours:

@@ -26,12 +26,6 @@ from thinksteer_analysis.vectors import load_vectors
 BEHAVIOURS = ("backtracking", "example-testing", "uncertainty-estimation")
 
 
-def traces(run):
-    """{trace id: prompt then generated token ids}, from the run's generations.h5."""
-    g = load_generations(run)
-    return {str(g.id[i]): np.concatenate([g.prompt_tokens(i), g.tokens(i)]).tolist() for i in range(len(g))}
-
-
 def log_mass(model, rows, layer, push):
     """rows: (ids, position, target ids); log of the probability mass on the targets at the position."""
     x = torch.zeros(len(rows), max(len(r[0]) for r in rows), dtype=torch.long)
@@ -50,7 +44,7 @@ def log_mass(model, rows, layer, push):
 
 def main(run, model_dir, n_traces=100, layers=None, behaviours=BEHAVIOURS):
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    ids_of = traces(run)
+    ids_of = load_generations(run).trace_ids()
     sp = load_spans(run)
     if sp.token_begin is None:
         sys.exit(f"{run}: spans.h5 has no token ranges (annotate with model.path)")

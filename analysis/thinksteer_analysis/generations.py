@@ -89,6 +89,10 @@ class Generations:
         o = int(self.prompt_token_offset[i])
         return self.prompt_token_id[o:o + int(self.n_prompt_tokens[i])]
 
+    def trace_ids(self) -> dict[str, list[int]]:
+        """{trace id: its prompt's token ids then its generated ones}: the sequence a forward pass over a trace reads."""
+        return {str(self.id[i]): np.concatenate([self.prompt_tokens(i), self.tokens(i)]).tolist() for i in range(len(self))}
+
 
 def load_generations(run_dir: PathLike) -> Generations:
     """Reads and checks <run_dir>/generate/generations.h5 (or the file given): identity, every dataset's

@@ -78,6 +78,7 @@ def test_generations(tmp_path):
     assert len(g) == 3 and g.id.tolist() == ["id-0", "id-1", "id-2"] and g.thinking[2] == "thinking-2"
     assert g.tokens(0).tolist() == [10, 11, 12] and g.tokens(1).tolist() == [] and g.tokens(2).tolist() == [20, 21]
     assert g.prompt_tokens(1).tolist() == [2, 3, 4, 5] and g.thinking_closed.tolist() == [True, False, False]
+    assert g.trace_ids()[str(g.id[1])] == g.prompt_tokens(1).tolist() + g.tokens(1).tolist()
     assert g.provenance["stage"] == "generate" and ta.load_generations(path).path == path
     s = ta.summarize_traces(ta.load_traces(tmp_path))
     assert s["traces"] == 3 and s["finish_reasons"] == {"eos": 3} and s["new_tokens_mean"] == pytest.approx(5 / 3)
