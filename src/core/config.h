@@ -306,6 +306,7 @@ struct Config {
     bool plain_echoes = false;     // thinker: echoes of backtracking and testing written without arithmetic (toy/corpus.h)
     bool plain_backtracking = false;  // thinker: a slip's correction is a plain remark, then the step again (toy/corpus.h)
     double thinker_corrects = 1;   // thinker: probability that a slip is corrected, by a hidden coin (toy/corpus.h)
+    double rechecks = 0;           // thinker: digit-gate rate of a right step redone after a backtracking remark (toy/corpus.h)
     double slip_rate = 0.4;        // rates (toy/corpus.h): share of carry/borrow steps written wrong
     double example_testing_rate = 0.2;  // ... and shares of deduction steps followed by each behaviour
     double uncertainty_rate = 0.2;

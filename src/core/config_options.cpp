@@ -218,6 +218,10 @@ void declare_toy_log_options(OptionTable& t, Config& c) {
         "thinker: a slip is corrected by a hidden coin of this probability, else the wrong value stays (an experiment toward "
         "steering's planted truth, docs/algorithms.md §A.6; 1: every slip corrected, no coin drawn, the corpus unchanged)",
         in_unit(false, false));
+  t.add("toy.rechecks", &c.toy.rechecks,
+        "thinker: after a right step whose value's units digit passes this digit-gate rate, a backtracking remark without "
+        "arithmetic and the step again (an experiment toward steering's planted truth, docs/algorithms.md §A.6; 0: the corpus unchanged)",
+        in_unit(false, true));
   t.add_option("toy.thinker_gates", &c.toy.thinker_gates,
                "the thinker's slips, uncertainty and testing: digit gates (deterministic; the shipped thinker) or hidden coins (calibrated, judged on sampled traces)");
   t.add("toy.slip_rate", &c.toy.slip_rate, "share of carry/borrow steps written wrong (a slip; digit gate in tenths, or a coin)", rate);

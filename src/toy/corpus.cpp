@@ -172,15 +172,21 @@ struct TraceBuilder {
     const bool slipped = slip_candidate(st.op, a, b) && (modes.backtracking || slip_choice(a, i, wrong));
     const std::string e = S(a) + " " + op_symbol(st.op) + " " + S(b);
     n_slips += slipped;
-    tw.sentence("deduction",
-                fill(phrase(g, deduce), {{"{W}", cap(st.what)}, {"{w}", st.what}, {"{e}", e}, {"{r}", S(slipped ? wrong : right)}}), g);
+    const auto deduction = [&](int64_t r) {
+      tw.sentence("deduction", fill(phrase(g, deduce), {{"{W}", cap(st.what)}, {"{w}", st.what}, {"{e}", e}, {"{r}", S(r)}}), g);
+    };
+    deduction(slipped ? wrong : right);
     const bool corrected = slipped && corrects();
     if (corrected && thinker && opt.plain_backtracking) {
       behaviour("backtracking", [&] { return phrase(g, backtrack_plain); }, backtrack_echo);
-      tw.sentence("deduction", fill(phrase(g, deduce), {{"{W}", cap(st.what)}, {"{w}", st.what}, {"{e}", e}, {"{r}", S(right)}}), g);
+      deduction(right);
     } else if (corrected) {
       behaviour("backtracking", [&] { return fill(phrase(g, backtrack), {{"{w}", st.what}, {"{e}", e}, {"{r}", S(right)}, {"{x}", S(wrong)}}); },
                 backtrack_echo);
+    }
+    if (!slipped && thinker && opt.rechecks > 0 && toy_gate(ToyGate::recheck, right % 10, opt.rechecks)) {
+      behaviour("backtracking", [&] { return phrase(g, recheck); }, backtrack_echo);
+      deduction(right);
     }
     work[i] = slipped && !corrected ? wrong : right;
     const int64_t d = work[i] % 10;
@@ -229,7 +235,7 @@ std::vector<int64_t> exact_values(const Spec& s) {
 
 void check_options(const ToyCorpusOptions& opt) {
   if (opt.style != "thinker" && opt.style != "base") throw std::invalid_argument("toy style must be thinker or base, got '" + opt.style + "'");
-  for (double r : {opt.slip_rate, opt.example_testing_rate, opt.uncertainty_rate, opt.adding_knowledge_rate, opt.test_fraction, opt.dispositions, opt.soft_gates, opt.echoes, opt.thinker_corrects})
+  for (double r : {opt.slip_rate, opt.example_testing_rate, opt.uncertainty_rate, opt.adding_knowledge_rate, opt.test_fraction, opt.dispositions, opt.soft_gates, opt.echoes, opt.thinker_corrects, opt.rechecks})
     if (!(r >= 0 && r <= 1)) throw std::invalid_argument("toy rates must be in [0, 1]");
   if (opt.cue_levels && (opt.thinker_coins || opt.dispositions > 0 || opt.soft_gates > 0 || opt.disposition_cues))
     throw std::invalid_argument("toy cue_levels cannot be combined with thinker_gates = coins, dispositions, disposition_cues or soft_gates");
@@ -333,11 +339,13 @@ const std::array<int, 10>& toy_gate_permutation(ToyGate kind) {
   // permutation orders the digits such that the first round(10 * rate) of them cover about that share
   // of the steps of the default corpus (corpus.h). The three digit-of-value gates start with disjoint
   // pairs, so at rates up to 0.2 a step shows at most one of adding-knowledge, uncertainty, testing.
-  static const std::array<std::array<int, 10>, 4> perms = {{
+  static const std::array<std::array<int, 10>, 5> perms = {{
       {3, 7, 4, 5, 6, 0, 1, 9, 8, 2},  // slip, on the first operand's units digit: order 5 6 9 0 2 3 4 1 8 7
       {4, 7, 6, 2, 0, 1, 9, 3, 8, 5},  // knowledge: order 4 5 3 7 0 9 2 1 8 6
       {8, 1, 4, 6, 2, 3, 5, 7, 0, 9},  // uncertainty: order 8 1 4 5 2 6 3 7 0 9
       {6, 2, 0, 8, 3, 4, 1, 5, 9, 7},  // testing: order 2 6 1 4 5 7 0 9 3 8
+      {9, 4, 6, 2, 7, 3, 5, 1, 8, 0},  // recheck (toy.rechecks): order 9 7 3 5 1 6 2 4 8 0, the rare digits first
+                                       // (not tuned: 0.4 covers about 20% of the steps)
   }};
   return perms[static_cast<size_t>(kind)];
 }
@@ -391,6 +399,7 @@ ToyCorpusOptions toy_corpus_options(const Config::Toy& toy) {
   o.plain_echoes = toy.plain_echoes;
   o.plain_backtracking = toy.plain_backtracking;
   o.thinker_corrects = toy.thinker_corrects;
+  o.rechecks = toy.rechecks;
   o.slip_rate = toy.slip_rate;
   o.example_testing_rate = toy.example_testing_rate;
   o.uncertainty_rate = toy.uncertainty_rate;

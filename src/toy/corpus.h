@@ -147,6 +147,12 @@ struct ToyCorpusOptions {
   // correction becomes a choice a push can tilt either way (docs/algorithms.md §A.6 "Plain echoes"; at 0.7 greedy
   // decoding leaves some slips uncorrected). 1: every slip corrected, no coin drawn, the corpus unchanged.
   double thinker_corrects = 1;
+  // Thinker style: rechecks, backtracking that is a choice like uncertainty's rather than forced by a slip
+  // (docs/algorithms.md §A.6 "Rechecks"). After a step that was not a slip, iff the digit gate g(recheck, d, rechecks)
+  // holds for the value's units digit d, the thinker writes an arithmetic-free backtracking sentence
+  // (ToyPhrasingList::recheck: "Wait, let me check that step again.", echoed as any backtracking sentence) and then
+  // the step again, a deduction with the same value. 0: no recheck, the corpus unchanged.
+  double rechecks = 0;
   // Digit-gate rates (see the file comment): of slip candidates, and of deduction steps.
   double slip_rate = 0.4;
   double example_testing_rate = 0.2;
@@ -189,7 +195,7 @@ std::array<int, 3> toy_cue_levels(const ToyCorpusOptions& opt, int64_t index);
 std::string toy_cue_levels_text(const std::array<int, 3>& levels);
 
 // The digit gates of the file comment: g(kind, digit, rate) = PERM_kind[digit] < round(10 * rate).
-enum class ToyGate { slip, knowledge, uncertainty, testing };
+enum class ToyGate { slip, knowledge, uncertainty, testing, recheck };
 const std::array<int, 10>& toy_gate_permutation(ToyGate kind);
 // Throws std::invalid_argument when digit is outside 0..9.
 bool toy_gate(ToyGate kind, int64_t digit, double rate);

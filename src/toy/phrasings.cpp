@@ -44,19 +44,23 @@ const std::vector<std::string>& toy_phrasing_list(ToyPhrasingList list) {
       "Hmm, wait, I miscalculated and {e} is {r}, not {x}.", "That's not right, {x} should be {r} since {e} = {r}.",
       "Scratch that, {x} is wrong and {w} is really {e} = {r}."};
   static const std::vector<std::string> kBacktrackEcho = {
-      "That was a careless mistake on my part.", "I should watch out for errors like that one.",
-      "Good thing I caught that mistake early.", "I rushed that step, so let me be more careful.",
-      "Mistakes like that are easy to make, so I'll go slower.", "I need to stop making that kind of error.",
-      "That error came from going too fast.", "Let me not repeat that mistake.", "I keep slipping on carries, so I must slow down."};
+      "That was wrong of me, I went too fast.", "Oops, that was a careless slip.", "I made a mistake there, so I must slow down.",
+      "I miscalculated because I rushed that step.", "Hold on, I should watch out for errors like that.",
+      "I messed up the carry, so I will go slower.", "It's wrong to rush like that, so let me slow down.",
+      "Wait, I keep slipping on carries, so I must slow down.", "Good thing I caught that, it was wrong."};
   static const std::vector<std::string> kBacktrackPlain = {
       "Wait, that's wrong.", "Hold on, I made a mistake.", "No, wait, that is not right.", "Actually, let me redo that.",
       "Oops, that value is off.", "Hmm, wait, I miscalculated.", "That's not right, let me fix it.", "Scratch that last step.",
       "Wait, I dropped something there."};
+  static const std::vector<std::string> kRecheck = {
+      "Wait, let me check that step again.", "Hold on, let me redo that calculation.", "Hmm, wait, let me recompute that.",
+      "Let me go back and redo that step.", "Wait, I should recompute that value.", "Actually, let me work that out again.",
+      "Hold on, I want to redo that step.", "Wait, let me go over that again.", "Let me step back and recompute that."};
   static const std::vector<std::string> kTestEcho = {
-      "Checking each result like this is worth the time.", "That verification makes me confident in the step.",
-      "Good, the check confirms the value.", "It pays to verify every result this way.",
-      "Testing the value backwards was a good idea.", "The reverse calculation agrees, so I trust it.",
-      "Verifying like this catches errors early.", "So the value passes the check.", "Checks like this keep the work reliable."};
+      "Checking each result like this is worth the time.", "Verifying it makes me confident in the step.",
+      "Good, that confirms the value.", "It pays to verify every result this way.",
+      "Testing the value backwards was a good idea.", "Working backwards agrees, so I trust it.",
+      "Verifying like this catches errors early.", "So it checks out, good.", "Double-checking like this keeps the work reliable."};
   static const std::vector<std::string> kFinal = {
       "The answer is \\boxed{{n}}.", "So the final answer is \\boxed{{n}}.", "Therefore, the answer is \\boxed{{n}}.",
       "Final answer: \\boxed{{n}}.", "Thus, the result is \\boxed{{n}}.", "**Answer:** \\boxed{{n}}."};
@@ -72,6 +76,7 @@ const std::vector<std::string>& toy_phrasing_list(ToyPhrasingList list) {
     case ToyPhrasingList::backtrack_echo: return kBacktrackEcho;
     case ToyPhrasingList::test_echo: return kTestEcho;
     case ToyPhrasingList::backtrack_plain: return kBacktrackPlain;
+    case ToyPhrasingList::recheck: return kRecheck;
   }
   throw std::invalid_argument("toy_phrasing_list: not a ToyPhrasingList");
 }
@@ -95,7 +100,7 @@ const std::vector<std::string>& toy_phrasings(const std::string& label) {
                                                            {"adding-knowledge", toy_phrasing_list(knowledge)},
                                                            {"example-testing", with({test, test_echo})},
                                                            {"uncertainty-estimation", toy_phrasing_list(uncertain)},
-                                                           {"backtracking", with({backtrack, backtrack_echo, backtrack_plain})}};
+                                                           {"backtracking", with({backtrack, backtrack_echo, backtrack_plain, recheck})}};
   }();
   static const std::vector<std::string> none;
   auto it = m.find(label);

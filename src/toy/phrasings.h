@@ -24,7 +24,8 @@ const std::vector<std::string>& toy_phrasings(const std::string& label);
 // the corpus (test_toy_evaluate) and have at least 3 words (shorter fragments are not sentences, §B.3).
 // backtrack_echo and test_echo: the arithmetic-free echoes of ToyCorpusOptions::plain_echoes, labelled as backtrack and test.
 // backtrack_plain: the arithmetic-free corrections of ToyCorpusOptions::plain_backtracking, labelled as backtrack.
-enum class ToyPhrasingList { restate, plan, deduce, knowledge, test, uncertain, backtrack, final_answer, backtrack_echo, test_echo, backtrack_plain };
+// recheck: the arithmetic-free rechecks of ToyCorpusOptions::rechecks (a right step redone), labelled as backtrack.
+enum class ToyPhrasingList { restate, plan, deduce, knowledge, test, uncertain, backtrack, final_answer, backtrack_echo, test_echo, backtrack_plain, recheck };
 const std::vector<std::string>& toy_phrasing_list(ToyPhrasingList list);
 
 // The behaviour label of one sentence: the first label, in the priority order backtracking,

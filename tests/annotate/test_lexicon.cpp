@@ -65,14 +65,17 @@ TEST(Lexicon, ShippedRulesOnR1StyleSentences) {
   for (const auto& [sentence, label] : cases) EXPECT_EQ(label_of(sentence), label) << sentence;
 }
 
-// Agreement with the planted labels of the default toy corpus, both styles: every sentence of the
-// corpus must come back as a span with its exact range, and >= 98% with its label.
+// Agreement with the planted labels of the default toy corpus, both styles, and of the thinker with the
+// arithmetic-free sentences of toy.plain_echoes, toy.plain_backtracking and toy.rechecks (the steering
+// experiments measure them with this lexicon): every sentence of the corpus must come back as a span
+// with its exact range, and >= 98% with its label.
 TEST(Lexicon, AgreesWithToyCorpusLabels) {
   const ts::LexiconAnnotator annotator(ts::Lexicon::read(kShipped));
   const std::vector<std::string>& labels = ts::behaviour_labels();
-  for (const std::string style : {"thinker", "base"}) {
+  for (const std::string style : {"thinker", "base", "thinker-plain"}) {
     ts::ToyCorpusOptions o;
-    o.style = style;
+    o.style = style == "base" ? "base" : "thinker";
+    if (style == "thinker-plain") o.echoes = 0.7, o.plain_echoes = o.plain_backtracking = true, o.rechecks = 0.4;
     std::map<std::string, std::map<std::string, int64_t>> confusion;  // truth -> annotated -> count
     int64_t total = 0, agree = 0;
     for (const ts::ToyProblem& p : ts::toy_corpus_generate(o)) {

@@ -1,6 +1,6 @@
 // The toy corpus's experimental thinker options (src/toy/corpus.h: coins, thorough, dispositions, cues, soft gates,
-// cue levels, echoes, plain echoes and corrections, corrections by a coin): each changes only what it says, the
-// problems stay, and the base style is unchanged.
+// cue levels, echoes, plain echoes and corrections, corrections by a coin, rechecks): each changes only what it says,
+// the problems stay, and the base style is unchanged.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -288,6 +288,41 @@ TEST(ToyCorpus, ThinkerCorrectsSlipsAtItsRate) {
   EXPECT_GT(static_cast<double>(wrong), 0.9 * static_cast<double>(slips));  // integer division rarely absorbs a slip
   sometimes.dispositions = 0.5;
   EXPECT_THROW(ts::toy_corpus_generate(sometimes), std::invalid_argument);
+}
+
+// toy.rechecks: after a right step whose value's units digit passes the gate, an arithmetic-free backtracking
+// sentence (echoed or not) and then the same step again with the same value; a slipped step is never rechecked;
+// the problems and the answers stay, and the base style is unchanged.
+TEST(ToyCorpus, RechecksRedoARightStepAfterAPlainRemark) {
+  auto plain = opts("thinker", 400), rechecked = plain;
+  rechecked.rechecks = 0.4;
+  const auto a = ts::toy_corpus_generate(plain), b = ts::toy_corpus_generate(rechecked);
+  expect_same_problems(a, b);
+  int64_t rechecks = 0;
+  for (size_t i = 0; i < b.size(); ++i) {
+    const ToyProblem& p = b[i];
+    EXPECT_EQ(p.final_answer, a[i].final_answer) << p.id;
+    for (const auto& [j, k] : runs_of(p, "backtracking")) {
+      if (!in_list(sentence_text(p, j), ts::ToyPhrasingList::recheck)) continue;
+      ++rechecks;
+      ASSERT_GT(j, 0u);
+      ASSERT_LT(k, p.sentences.size()) << p.id;
+      EXPECT_EQ(p.sentences[j - 1].label, "deduction") << p.id;
+      EXPECT_EQ(p.sentences[k].label, "deduction") << p.id;
+      const auto value = [&](size_t s) {  // the last number of a deduction: its value
+        const std::string t = sentence_text(p, s);
+        const size_t end = t.find_last_of("0123456789") + 1, begin = t.find_last_not_of("0123456789", end - 1) + 1;
+        return t.substr(begin, end - begin);
+      };
+      const std::string v = value(j - 1);
+      EXPECT_EQ(v, value(k)) << p.id;
+      EXPECT_LT(ts::toy_gate_permutation(ts::ToyGate::recheck)[static_cast<size_t>(v.back() - '0')], 4) << p.id;
+    }
+  }
+  EXPECT_GT(rechecks, 100);
+  auto base = opts("base", 200), base_rechecked = base;
+  base_rechecked.rechecks = 0.4;
+  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_rechecked));
 }
 
 }  // namespace

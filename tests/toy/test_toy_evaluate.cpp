@@ -62,12 +62,13 @@ TEST(ToyLabel, Sentences) {
 
 // Splitting every think block of the default corpus and labelling the pieces gives back exactly the
 // planted sentences: the same ranges and the same labels, in both styles, and with the arithmetic-free
-// echoes and corrections of toy.plain_echoes and toy.plain_backtracking (labelled as their behaviour's).
+// echoes and corrections of toy.plain_echoes and toy.plain_backtracking and the rechecks of toy.rechecks (labelled
+// as their behaviour's).
 TEST(ToyLabel, RecoversEveryCorpusLabel) {
   for (const std::string style : {"thinker", "base", "thinker-plain-echoes"}) {
     ts::ToyCorpusOptions o;
     o.style = style == "base" ? "base" : "thinker";
-    if (style == "thinker-plain-echoes") o.echoes = 0.7, o.plain_echoes = true, o.plain_backtracking = true;
+    if (style == "thinker-plain-echoes") o.echoes = 0.7, o.plain_echoes = true, o.plain_backtracking = true, o.rechecks = 0.4;
     int64_t sentences = 0;
     for (const ToyProblem& p : ts::toy_corpus_generate(o)) {
       const auto spans = ts::toy_split_sentences(as_generation(p).thinking);
