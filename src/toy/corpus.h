@@ -130,12 +130,14 @@ struct ToyCorpusOptions {
   // sentence of the same behaviour (a fresh phrasing) with this probability, by a hidden coin: behaviours come in
   // runs, as in real thinking, so whether the next sentence is X reads the sentence just written, the very state
   // a difference-of-means vector of X's windows describes. Above 0.5 greedy decoding echoes every X sentence, with
-  // a margin of logit(echoes). 0: no coin is drawn, the corpus unchanged.
+  // a margin of logit(echoes) (measured at 0.7 on the rechecks thinker, 100 traces: 77 of 78 backtracking and 43 of
+  // 44 uncertainty sentences echoed). 0: no coin is drawn, the corpus unchanged.
   double echoes = 0;
   // Thinker style, with echoes: the echo of a backtracking or example-testing sentence is drawn from a list of
-  // phrasings without arithmetic (ToyPhrasingList::backtrack_echo, test_echo: "That was a careless mistake on my
-  // part."), as every uncertainty-estimation sentence is, so the echo windows carry the behaviour and not a
-  // calculation (docs/algorithms.md §A.6 "Plain echoes"). false: the echo is a fresh phrasing of the same list.
+  // phrasings without arithmetic (ToyPhrasingList::backtrack_echo, test_echo: "Oops, that was a careless slip."), as
+  // every uncertainty-estimation sentence is, so the echo windows carry the behaviour and not a calculation; each
+  // carries its label's cue of the shipped lexicon (docs/algorithms.md §A.6 "Plain echoes" and "The plain echoes'
+  // labels"). false: the echo is a fresh phrasing of the same list.
   bool plain_echoes = false;
   // Thinker style: a slip's correction is a backtracking sentence without arithmetic (ToyPhrasingList::backtrack_plain:
   // "Wait, that's wrong.", its echo as above) followed by the step again, a deduction with the right value, so the
