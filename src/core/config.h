@@ -304,6 +304,7 @@ struct Config {
     bool cue_levels = false;       // thinker: per-trace rates in tenths, shown in the question (toy/corpus.h)
     double echoes = 0;             // thinker: probability that a behaviour sentence is followed by a second one (toy/corpus.h)
     bool plain_echoes = false;     // thinker: echoes of backtracking and testing written without arithmetic (toy/corpus.h)
+    double echo_again = 0;         // thinker: probability that an echo is followed by a third sentence (toy/corpus.h)
     bool plain_backtracking = false;  // thinker: a slip's correction is a plain remark, then the step again (toy/corpus.h)
     double thinker_corrects = 1;   // thinker: probability that a slip is corrected, by a hidden coin (toy/corpus.h)
     double rechecks = 0;           // thinker: digit-gate rate of a right step redone after a backtracking remark (toy/corpus.h)

@@ -208,6 +208,10 @@ void declare_toy_log_options(OptionTable& t, Config& c) {
         "thinker: each backtracking, uncertainty and testing sentence is followed by a second one of the same behaviour with this "
         "probability, by a hidden coin (an experiment toward steering's planted truth, docs/algorithms.md §A.6; 0: the corpus unchanged)",
         in_unit(false, true));
+  t.add("toy.echo_again", &c.toy.echo_again,
+        "thinker: an echo (toy.echoes) is followed by a third sentence of the same behaviour with this probability, by a "
+        "hidden coin (an experiment toward steering's planted truth, docs/algorithms.md §A.6; 0: the corpus unchanged)",
+        in_unit(false, true));
   t.add("toy.plain_echoes", &c.toy.plain_echoes,
         "thinker: the echo of a backtracking or testing sentence (toy.echoes) is a phrasing without arithmetic, as uncertainty's "
         "always is (an experiment toward steering's planted truth, docs/algorithms.md §A.6)");
@@ -279,6 +283,7 @@ void check_relations(const Config& c, const SourceOf& source_of) {
   if (c.toy.cue_levels && (c.toy.thinker_gates == ToyGates::coins || c.toy.dispositions > 0 || c.toy.disposition_cues || c.toy.soft_gates > 0))
     fail(source_of, "toy.cue_levels", "cannot be combined with toy.thinker_gates = coins, toy.dispositions, toy.disposition_cues or toy.soft_gates");
   if (c.toy.plain_echoes && !(c.toy.echoes > 0)) fail(source_of, "toy.plain_echoes", "needs toy.echoes > 0 (it rephrases the echoes)");
+  if (c.toy.echo_again > 0 && !(c.toy.echoes > 0)) fail(source_of, "toy.echo_again", "needs toy.echoes > 0 (it extends the echoes)");
   if (c.toy.thinker_corrects < 1 && c.toy.dispositions > 0) fail(source_of, "toy.thinker_corrects", "below 1 cannot be combined with toy.dispositions");
   if (c.train.n_head % c.train.n_kv_head != 0) fail(source_of, "train.n_kv_head", "must divide train.n_head");
   if (c.train.d_model % c.train.n_head != 0 || (c.train.d_model / c.train.n_head) % 2 != 0)

@@ -117,12 +117,15 @@ struct TraceBuilder {
     return thinker ? coins.coin(opt.thinker_corrects) : opt.base_knows > 0 && coins.coin(opt.base_knows);
   }
   // A behaviour sentence; the thinker echoes it with a second sentence of the same behaviour by a coin of
-  // ToyCorpusOptions::echoes: a fresh draw of the phrasing, or one of `plain_echo` (ToyCorpusOptions::plain_echoes).
+  // ToyCorpusOptions::echoes, and that echo with a third by a coin of echo_again: a fresh draw of the phrasing, or
+  // one of `plain_echo` (ToyCorpusOptions::plain_echoes).
   template <class Text>
   void behaviour(const char* label, Text text, std::optional<ToyPhrasingList> plain_echo = std::nullopt) {
     tw.sentence(label, text(), g);
     if (!thinker || opt.echoes <= 0 || !coins.coin(opt.echoes)) return;
-    tw.sentence(label, opt.plain_echoes && plain_echo ? phrase(g, *plain_echo) : text(), g);
+    const auto echo = [&] { tw.sentence(label, opt.plain_echoes && plain_echo ? phrase(g, *plain_echo) : text(), g); };
+    echo();
+    if (opt.echo_again > 0 && coins.coin(opt.echo_again)) echo();
   }
   // A thinker's digit-gate choice, overruled by a hidden coin when soft (ToyCorpusOptions::soft_gates).
   bool soft(bool gate, double rate) {
@@ -235,11 +238,12 @@ std::vector<int64_t> exact_values(const Spec& s) {
 
 void check_options(const ToyCorpusOptions& opt) {
   if (opt.style != "thinker" && opt.style != "base") throw std::invalid_argument("toy style must be thinker or base, got '" + opt.style + "'");
-  for (double r : {opt.slip_rate, opt.example_testing_rate, opt.uncertainty_rate, opt.adding_knowledge_rate, opt.test_fraction, opt.dispositions, opt.soft_gates, opt.echoes, opt.thinker_corrects, opt.rechecks})
+  for (double r : {opt.slip_rate, opt.example_testing_rate, opt.uncertainty_rate, opt.adding_knowledge_rate, opt.test_fraction, opt.dispositions, opt.soft_gates, opt.echoes, opt.thinker_corrects, opt.rechecks, opt.echo_again})
     if (!(r >= 0 && r <= 1)) throw std::invalid_argument("toy rates must be in [0, 1]");
   if (opt.cue_levels && (opt.thinker_coins || opt.dispositions > 0 || opt.soft_gates > 0 || opt.disposition_cues))
     throw std::invalid_argument("toy cue_levels cannot be combined with thinker_gates = coins, dispositions, disposition_cues or soft_gates");
   if (opt.plain_echoes && !(opt.echoes > 0)) throw std::invalid_argument("toy plain_echoes needs echoes > 0");
+  if (opt.echo_again > 0 && !(opt.echoes > 0)) throw std::invalid_argument("toy echo_again needs echoes > 0");
   if (opt.thinker_corrects < 1 && opt.dispositions > 0) throw std::invalid_argument("toy thinker_corrects < 1 cannot be combined with dispositions");
   if (opt.min_steps < 1 || opt.max_steps > 4 || opt.min_steps > opt.max_steps)
     throw std::invalid_argument("toy steps must satisfy 1 <= min_steps <= max_steps <= 4");
@@ -397,6 +401,7 @@ ToyCorpusOptions toy_corpus_options(const Config::Toy& toy) {
   o.cue_levels = toy.cue_levels;
   o.echoes = toy.echoes;
   o.plain_echoes = toy.plain_echoes;
+  o.echo_again = toy.echo_again;
   o.plain_backtracking = toy.plain_backtracking;
   o.thinker_corrects = toy.thinker_corrects;
   o.rechecks = toy.rechecks;

@@ -133,6 +133,11 @@ struct ToyCorpusOptions {
   // a margin of logit(echoes) (measured at 0.7 on the rechecks thinker, 100 traces: 77 of 78 backtracking and 43 of
   // 44 uncertainty sentences echoed). 0: no coin is drawn, the corpus unchanged.
   double echoes = 0;
+  // Thinker style, with echoes: an echo is followed by a third sentence of the same behaviour with this probability,
+  // by a hidden coin. Below 0.5 greedy decoding declines it, so the choice "another X sentence?" is made, with a
+  // margin of logit(1 - echo_again), at the token before the next label's span, the position attribution scores
+  // (docs/algorithms.md §A.6 "Echo runs"). 0: no coin is drawn, the corpus unchanged.
+  double echo_again = 0;
   // Thinker style, with echoes: the echo of a backtracking or example-testing sentence is drawn from a list of
   // phrasings without arithmetic (ToyPhrasingList::backtrack_echo, test_echo: "Oops, that was a careless slip."), as
   // every uncertainty-estimation sentence is, so the echo windows carry the behaviour and not a calculation; each

@@ -86,7 +86,7 @@ def test_base_style_and_bad_options(binary, tmp_path):
     for args in (["--toy.style", "chatty"], ["--toy.slip_rate", "2"], ["--toy.max_steps", "5"], ["--toy.n_problems", "0"],
                  ["--toy.cue_levels", "true", "--toy.soft_gates", "0.2"], ["--toy.plain_echoes", "true"],
                  ["--toy.thinker_corrects", "1.5"], ["--toy.thinker_corrects", "0.5", "--toy.dispositions", "0.5"],
-                 ["--toy.rechecks", "-0.1"]):
+                 ["--toy.rechecks", "-0.1"], ["--toy.echo_again", "0.4"]):
         bad = run(binary, "--run.dir", str(tmp_path / "bad"), *args)
         assert bad.returncode == 2, (args, bad.stderr)
         assert args[0].lstrip("-") in bad.stderr

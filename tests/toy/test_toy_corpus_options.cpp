@@ -1,6 +1,6 @@
 // The toy corpus's experimental thinker options (src/toy/corpus.h: coins, thorough, dispositions, cues, soft gates,
-// cue levels, echoes, plain echoes and corrections, corrections by a coin, rechecks): each changes only what it says,
-// the problems stay, and the base style is unchanged.
+// cue levels, echoes and echo runs, plain echoes and corrections, corrections by a coin, rechecks): each changes only
+// what it says, the problems stay, and the base style is unchanged.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -323,6 +323,27 @@ TEST(ToyCorpus, RechecksRedoARightStepAfterAPlainRemark) {
   auto base = opts("base", 200), base_rechecked = base;
   base_rechecked.rechecks = 0.4;
   expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_rechecked));
+}
+
+// toy.echo_again: an echo is followed by a third sentence of its behaviour by a coin of this probability, never a
+// fourth; at 0 the corpus is the echoing one.
+TEST(ToyCorpus, EchoAgainExtendsSomeEchoesByOne) {
+  auto echoed = opts("thinker", 1500), again = echoed;
+  echoed.echoes = again.echoes = 0.7;
+  again.echo_again = 0.4;
+  const auto a = ts::toy_corpus_generate(echoed), b = ts::toy_corpus_generate(again);
+  expect_same_problems(a, b);
+  size_t pairs = 0, triples = 0;
+  for (const ToyProblem& p : b)
+    for (const char* label : {"backtracking", "uncertainty-estimation", "example-testing"})
+      for (const auto& [j, k] : runs_of(p, label)) {
+        EXPECT_LE(k - j, 3u) << p.id;
+        pairs += k - j >= 2, triples += k - j == 3;
+      }
+  ASSERT_GT(pairs, 500u);  // binomial sd of the ratio <= 0.022
+  EXPECT_NEAR(static_cast<double>(triples) / static_cast<double>(pairs), 0.4, 0.08);
+  again.echoes = 0;
+  EXPECT_THROW(ts::toy_corpus_generate(again), std::invalid_argument);
 }
 
 }  // namespace
