@@ -8,7 +8,8 @@ anything else. The mean over all positions is the per-span attribution pooled ov
 
 Usage: scripts/attribution_positions.py RUN_DIR MODEL_DIR [--traces 50] [--behaviour X ...]   (a run of
 scripts/steer_demo.sh; about 15 s for 50 traces of the toy thinker). Prints per behaviour and position kind the number
-of positions and the mean effect per layer."""
+of positions and the mean effect per layer, then the reference: the mean effect of eight seeded random unit directions
+and the gradient's mean norm, at every scored position (a vector at chance alignment scores about the random row)."""
 import argparse
 
 import numpy as np
@@ -45,6 +46,12 @@ def main(run, model_dir, n_traces, behaviours):
         v = np.stack([vectors.vector(x, l) for l in range(n_layer - 1)])
         fhat[x] = torch.tensor(v / np.linalg.norm(v, axis=-1, keepdims=True))
     effects = {x: {"end of X": [], "other": []} for x in behaviours}
+    # The reference every vector is read against: eight seeded Gaussian directions, unit norm per layer, and the
+    # gradient's norm, at every scored position (a vector at chance alignment scores about their mean).
+    rng = torch.Generator().manual_seed(0)
+    rhat = torch.randn(8, n_layer - 1, fhat[behaviours[0]].shape[-1], generator=rng, dtype=fhat[behaviours[0]].dtype)
+    rhat /= rhat.norm(dim=-1, keepdim=True)
+    random_effects, norms = [], []
     for i in range(min(n_traces, len(sp.trace_id))):
         ids, rows = ids_of[str(sp.trace_id[i])], list(sp.rows(i))
         for j, r in enumerate(rows):
@@ -52,6 +59,8 @@ def main(run, model_dir, n_traces, behaviours):
             if p < 0 or p >= len(ids):
                 continue
             grads = torch.stack(position_grads(model, ids, p))  # [L - 1, D]
+            random_effects.append((rhat * grads).sum(-1).abs().mean(0).tolist())
+            norms.append(grads.norm(dim=-1).tolist())
             for x in behaviours:
                 k = sp.label_index(x)
                 if sp.label[r] == k:
@@ -63,6 +72,9 @@ def main(run, model_dir, n_traces, behaviours):
     for x in behaviours:
         for kind, e in [*effects[x].items(), ("all", effects[x]["end of X"] + effects[x]["other"])]:
             print(f"{x:23} {kind:9} {len(e):5d} positions  {np.array(e).mean(0) if e else '-'}")
+    if norms:
+        print(f"{'random directions (8)':33} {len(norms):5d} positions  {np.array(random_effects).mean(0)}")
+        print(f"{'gradient norm ‖g‖':33} {len(norms):5d} positions  {np.array(norms).mean(0)}")
 
 
 if __name__ == "__main__":
