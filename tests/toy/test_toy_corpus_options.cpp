@@ -16,7 +16,7 @@
 namespace {
 
 using ts::ToyProblem;
-using ts::toy_test::expect_same_corpus;
+using ts::toy_test::expect_base_ignores;
 using ts::toy_test::expect_same_problems;
 using ts::toy_test::opts;
 
@@ -31,10 +31,7 @@ TEST(ToyCorpus, ThinkerGatesChangeOnlyTheThinkersDecisions) {
   int64_t differ = 0;
   for (size_t i = 0; i < a.size(); ++i) differ += a[i].text != b[i].text;
   EXPECT_GT(differ, 100);  // the decisions differ in most problems
-  auto base = opts("base", 300), base_digits = base;
-  base.thinker_coins = true;
-  base_digits.thinker_coins = false;
-  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_digits));
+  expect_base_ignores([](ts::ToyCorpusOptions& o) { o.thinker_coins = true; });
 }
 
 // toy.thorough (ThinkEdit's planted length knob): a hidden per-trace coin drawn apart from every other stream.
@@ -55,9 +52,7 @@ TEST(ToyCorpus, ThoroughTracesTestEveryStepAndChangeNothingElse) {
   }
   EXPECT_GT(n_thorough, 150);  // binomial(400, 0.5) minus traces already testing every step: far above
   EXPECT_LT(n_thorough, 250);
-  auto base = opts("base", 200), base_thorough = base;
-  base_thorough.thorough = 0.5;
-  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_thorough));
+  expect_base_ignores([](ts::ToyCorpusOptions& o) { o.thorough = 0.5; });
 }
 
 // toy.dispositions (steering's planted truth): three hidden per-trace coins. A trace disposed to uncertainty or
@@ -87,9 +82,7 @@ TEST(ToyCorpus, DisposedTracesRepeatTheirBehaviourAndChangeNothingElse) {
   EXPECT_LT(every_et, 250);
   EXPECT_GT(more_bt, 60);  // only traces with a slip candidate the gate passed over can show it
   EXPECT_LT(more_bt, 250);
-  auto base = opts("base", 200), base_disposed = base;
-  base_disposed.dispositions = 0.5;
-  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_disposed));
+  expect_base_ignores([](ts::ToyCorpusOptions& o) { o.dispositions = 0.5; });
 }
 
 // toy.disposition_cues: the question ends with one cue per disposition the trace has; the traces are those of the
@@ -136,9 +129,7 @@ TEST(ToyCorpus, SoftGatesKeepTheRatesAndChangeOnlyTheThinkersChoices) {
   for (const char* label : {"backtracking", "uncertainty-estimation", "example-testing"})  // binomial noise: ~0.5 point
     EXPECT_NEAR(share_a[label] / static_cast<double>(n_a), share_b[label] / static_cast<double>(n_b), 0.015) << label;
   EXPECT_GT(differ, static_cast<int64_t>(a.size()) / 2);  // ~2.5 coin-decided choices per trace, each overruled at 0.25 or q
-  auto base = opts("base", 200), base_soft = base;
-  base_soft.soft_gates = 0.25;
-  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_soft));
+  expect_base_ignores([](ts::ToyCorpusOptions& o) { o.soft_gates = 0.25; });
 }
 
 // toy.cue_levels: each thinker trace shows three levels at the end of its question, and each behaviour
@@ -172,9 +163,7 @@ TEST(ToyCorpus, CueLevelsShowEachRateAndTheTracesFollowIt) {
       EXPECT_NEAR(c[0] / c[1], k / 10.0, 0.07) << "level " << k;
   }
   EXPECT_GT(bt_high[0] / bt_high[1], 2.5 * bt_low[0] / bt_low[1]);  // slip rates 0.75 against 0.25 on average
-  auto base = opts("base", 200), base_cued = base;
-  base_cued.cue_levels = true;
-  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_cued));
+  expect_base_ignores([](ts::ToyCorpusOptions& o) { o.cue_levels = true; });
   cued.soft_gates = 0.25;
   EXPECT_THROW(ts::toy_corpus_generate(cued), std::invalid_argument);
 }
@@ -205,9 +194,7 @@ TEST(ToyCorpus, EchoesRepeatEachBehaviourSentenceAtTheirRate) {
     EXPECT_GT(n[0], 250) << label;
     EXPECT_NEAR(n[1] / n[0], 0.7, 0.1) << label;
   }
-  auto base = opts("base", 200), base_echoed = base;
-  base_echoed.echoes = 0.7;
-  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_echoed));
+  expect_base_ignores([](ts::ToyCorpusOptions& o) { o.echoes = 0.7; });
 }
 
 // The runs of one behaviour's sentences in a trace: [first index, one past the last).
@@ -261,9 +248,7 @@ TEST(ToyCorpus, PlainEchoesAndCorrectionsCarryNoArithmetic) {
       ++plain_corrections;
     }
   EXPECT_GT(plain_corrections, 100);
-  auto base = opts("base", 200), base_plain = base;
-  base_plain.echoes = 0.7, base_plain.plain_echoes = base_plain.plain_backtracking = true;
-  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_plain));
+  expect_base_ignores([](ts::ToyCorpusOptions& o) { o.echoes = 0.7, o.plain_echoes = o.plain_backtracking = true; });
   plain.echoes = 0;
   EXPECT_THROW(ts::toy_corpus_generate(plain), std::invalid_argument);
 }
@@ -320,9 +305,7 @@ TEST(ToyCorpus, RechecksRedoARightStepAfterAPlainRemark) {
     }
   }
   EXPECT_GT(rechecks, 100);
-  auto base = opts("base", 200), base_rechecked = base;
-  base_rechecked.rechecks = 0.4;
-  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(base_rechecked));
+  expect_base_ignores([](ts::ToyCorpusOptions& o) { o.rechecks = 0.4; });
 }
 
 // toy.echo_again: an echo is followed by a third sentence of its behaviour by a coin of this probability, never a
@@ -342,6 +325,7 @@ TEST(ToyCorpus, EchoAgainExtendsSomeEchoesByOne) {
       }
   ASSERT_GT(pairs, 500u);  // binomial sd of the ratio <= 0.022
   EXPECT_NEAR(static_cast<double>(triples) / static_cast<double>(pairs), 0.4, 0.08);
+  expect_base_ignores([](ts::ToyCorpusOptions& o) { o.echoes = 0.7, o.echo_again = 0.4; });
   again.echoes = 0;
   EXPECT_THROW(ts::toy_corpus_generate(again), std::invalid_argument);
 }

@@ -48,4 +48,12 @@ inline void expect_same_corpus(const std::vector<ts::ToyProblem>& a, const std::
   for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(ts::toy_problem_to_json_line(a[i]), ts::toy_problem_to_json_line(b[i]));
 }
 
+// The base style ignores a thinker option: the base corpus is the same with `set` applied to its options.
+template <class Set>
+void expect_base_ignores(Set set) {
+  auto base = opts("base", 200), changed = base;
+  set(changed);
+  expect_same_corpus(ts::toy_corpus_generate(base), ts::toy_corpus_generate(changed));
+}
+
 }  // namespace ts::toy_test
