@@ -7,8 +7,9 @@ is added to resid_post[l] at every position: HF transformers on the checkpoint, 
 X's choices moves this number; the acceptance rule (docs/algorithms.md "Steering acceptance") needs the vector to move
 it much further than the random directions do.
 
-Usage: scripts/decision_shift.py RUN_DIR MODEL_DIR [--traces N] [--layer L ...] [--behaviour X ...]   (a run of scripts/steer_demo.sh;
-about 30 s per layer). --layer: push at these layers instead of attribute's first pick (repeatable).
+Usage: scripts/decision_shift.py RUN_DIR MODEL_DIR [--traces N] [--layer L ...] [--behaviour X ...] [--split]
+(a run of scripts/steer_demo.sh; about 30 s per layer). --layer: push at these layers instead of attribute's first pick
+(repeatable). --split: one row for the choices that start a run of X, one for the echoes (the span before is X too).
 Prints per behaviour and layer: the number of choices, the mean P(X starts) there, and per c in +-1.5, +-3 the mean
 change of its log for the vector and the five random directions' range."""
 import argparse
@@ -42,7 +43,7 @@ def log_mass(model, rows, layer, push):
     return torch.stack([torch.logsumexp(lp[i, r[1], r[2]], 0) for i, r in enumerate(rows)])
 
 
-def main(run, model_dir, n_traces=100, layers=None, behaviours=BEHAVIOURS):
+def main(run, model_dir, n_traces=100, layers=None, behaviours=BEHAVIOURS, split=False):
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     ids_of = load_generations(run).trace_ids()
     sp = load_spans(run)
@@ -55,17 +56,23 @@ def main(run, model_dir, n_traces=100, layers=None, behaviours=BEHAVIOURS):
             print(f"{behaviour}: attribute picked no layer")
             continue
         k = sp.label_index(behaviour)
-        starts = []  # (the trace's ids, the token where an X span begins)
+        starts = []  # (the trace's ids, the token where an X span begins, whether the span before is X too)
         for i in range(min(n_traces, len(sp.trace_id))):
-            ids = ids_of[str(sp.trace_id[i])]
-            starts += [(ids, int(sp.token_begin[r])) for r in sp.rows(i) if sp.label[r] == k and 0 < sp.token_begin[r] < len(ids)]
+            ids, spans = ids_of[str(sp.trace_id[i])], list(sp.rows(i))
+            starts += [(ids, int(sp.token_begin[r]), j > 0 and sp.label[spans[j - 1]] == k) for j, r in enumerate(spans)
+                       if sp.label[r] == k and 0 < sp.token_begin[r] < len(ids)]
         if not starts:
             print(f"{behaviour}: no spans")
             continue
-        firsts = torch.tensor(sorted({ids[b] for ids, b in starts}))
-        rows = [(ids[:b + 1], b - 1, firsts) for ids, b in starts]
+        firsts = torch.tensor(sorted({ids[b] for ids, b, _ in starts}))
+        groups = {"": starts}
+        if split:  # the choice to start a run of X, and to go on with one (an echo)
+            groups = {" first": [s for s in starts if not s[2]], " echo": [s for s in starts if s[2]]}
         for layer in layers or [int(picks[behaviour])]:
-            print(f"{behaviour:23} layer {layer}  {len(rows)} choices  " + shifts(model, rows, layer, vectors.vector(behaviour, layer)))
+            for name, group in groups.items():
+                if group:
+                    rows = [(ids[:b + 1], b - 1, firsts) for ids, b, _ in group]
+                    print(f"{behaviour + name:23} layer {layer}  {len(rows)} choices  " + shifts(model, rows, layer, vectors.vector(behaviour, layer)))
 
 
 def shifts(model, rows, layer, vector):
@@ -90,5 +97,6 @@ if __name__ == "__main__":
     ap.add_argument("--traces", type=int, default=100, help="traces of the run to take the choices from")
     ap.add_argument("--layer", type=int, action="append", help="push at this layer (repeatable; default: attribute's first pick)")
     ap.add_argument("--behaviour", action="append", choices=BEHAVIOURS, help="only this behaviour (repeatable)")
+    ap.add_argument("--split", action="store_true", help="separate rows for the first sentence of a run of X and the echoes")
     a = ap.parse_args()
-    main(a.run, a.model, a.traces, a.layer, a.behaviour or BEHAVIOURS)
+    main(a.run, a.model, a.traces, a.layer, a.behaviour or BEHAVIOURS, a.split)
