@@ -39,7 +39,7 @@
 //      deduction      "a op b = r". The step is a slip candidate iff it has a units carry ('+':
 //                     a%10 + b%10 >= 10; '×': (a%10)·(b%10) >= 10) or a units borrow ('-': a%10 <
 //                     b%10); never '÷'. A candidate is written wrong iff g(slip, a%10, slip_rate)
-//                     (base) or a coin with slip_rate comes up (thinker):
+//                     (both styles; with thinker_gates = coins, a coin of slip_rate for the thinker):
 //                     '+' and '×' lose the carry (r - 10, possibly 0), '-' forgets the borrow (r + 10).
 //      backtracking   thinker only, right after a slip: the correction; the trace goes on with the
 //                     right value. Base style: no correction, the wrong value stays and later steps
@@ -51,9 +51,10 @@
 //      adding-knowledge         iff g(knowledge, d, adding_knowledge_rate): the step's fact (one
 //                               fixed fact per template step, so a function of the template and
 //                               the step), both styles;
-//      uncertainty-estimation   iff a coin with uncertainty_rate comes up, thinker only;
-//      example-testing          iff a coin with example_testing_rate comes up, thinker only: the inverse
-//                               operation ("v ÷ b = a" for "a × b = v").
+//      uncertainty-estimation   iff g(uncertainty, d, uncertainty_rate), thinker only;
+//      example-testing          iff g(testing, d, example_testing_rate), thinker only: the inverse
+//                               operation ("v ÷ b = a" for "a × b = v");
+//                               with thinker_gates = coins both are coins of their rates instead.
 // Several slips per problem are possible. With the defaults (slip 0.4, the others 0.2) on 2000
 // problems the thinker's sentences are about 25% initializing, 42% deduction, 9% adding-knowledge,
 // 9% example-testing, 8% uncertainty-estimation and 8% backtracking; about 35% of base-style final
