@@ -49,7 +49,7 @@ def main(run, model_dir, n_traces, behaviours):
     # The reference every vector is read against: eight seeded Gaussian directions, unit norm per layer, and the
     # gradient's norm, at every scored position (a vector at chance alignment scores about their mean).
     rng = torch.Generator().manual_seed(0)
-    rhat = torch.randn(8, n_layer - 1, fhat[behaviours[0]].shape[-1], generator=rng, dtype=fhat[behaviours[0]].dtype)
+    rhat = torch.randn(8, n_layer - 1, model.config.hidden_size, generator=rng)
     rhat /= rhat.norm(dim=-1, keepdim=True)
     random_effects, norms = [], []
     for i in range(min(n_traces, len(sp.trace_id))):

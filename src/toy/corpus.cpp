@@ -178,19 +178,20 @@ struct TraceBuilder {
     const auto deduction = [&](int64_t r) {
       tw.sentence("deduction", fill(phrase(g, deduce), {{"{W}", cap(st.what)}, {"{w}", st.what}, {"{e}", e}, {"{r}", S(r)}}), g);
     };
+    // An arithmetic-free backtracking remark, then the step again with the right value.
+    const auto redo = [&](ToyPhrasingList remark) {
+      behaviour("backtracking", [&] { return phrase(g, remark); }, backtrack_echo);
+      deduction(right);
+    };
     deduction(slipped ? wrong : right);
     const bool corrected = slipped && corrects();
     if (corrected && thinker && opt.plain_backtracking) {
-      behaviour("backtracking", [&] { return phrase(g, backtrack_plain); }, backtrack_echo);
-      deduction(right);
+      redo(backtrack_plain);
     } else if (corrected) {
       behaviour("backtracking", [&] { return fill(phrase(g, backtrack), {{"{w}", st.what}, {"{e}", e}, {"{r}", S(right)}, {"{x}", S(wrong)}}); },
                 backtrack_echo);
     }
-    if (!slipped && thinker && opt.rechecks > 0 && toy_gate(ToyGate::recheck, right % 10, opt.rechecks)) {
-      behaviour("backtracking", [&] { return phrase(g, recheck); }, backtrack_echo);
-      deduction(right);
-    }
+    if (!slipped && thinker && opt.rechecks > 0 && toy_gate(ToyGate::recheck, right % 10, opt.rechecks)) redo(recheck);
     work[i] = slipped && !corrected ? wrong : right;
     const int64_t d = work[i] % 10;
     if (toy_gate(ToyGate::knowledge, d, opt.adding_knowledge_rate))
